@@ -1,0 +1,295 @@
+/*
+ * tide: asyncio for C.
+ *
+ * A single-threaded event loop runs stackful coroutines ("tasks").  Code in a
+ * task reads like blocking code; every call that would block suspends only the
+ * calling task while the loop runs the others.
+ *
+ * Conventions (see docs/design.md):
+ *  - Functions returning int/ssize_t return >= 0 on success and a negative
+ *    errno on failure.  tide_strerror() names an error.
+ *  - Time is int64_t milliseconds on a monotonic clock (tide_now()).
+ *  - Every call that can suspend must run inside a task; called from plain
+ *    code it returns -EPERM.
+ *  - Cancellation is level-triggered: once a task is cancelled, every
+ *    suspending call it makes returns -ECANCELED until it returns.  A task that
+ *    never suspends cannot be cancelled.
+ */
+#ifndef TIDE_H
+#define TIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TIDE_API __attribute__((visibility("default")))
+#else
+#define TIDE_API
+#endif
+
+#define TIDE_VERSION_MAJOR 0
+#define TIDE_VERSION_MINOR 1
+#define TIDE_VERSION_PATCH 0
+
+/* Default stack size of a task (bytes).  Overflow is caught by a guard page:
+ * the process prints the task's name and stack size and aborts. */
+#define TIDE_DEFAULT_STACK_SIZE (256 * 1024)
+/* Smallest stack size accepted by tide_task_opts.stack_size. */
+#define TIDE_MIN_STACK_SIZE (16 * 1024)
+/* Task names longer than this (including the NUL) are truncated. */
+#define TIDE_TASK_NAME_MAX 32
+
+typedef struct tide_loop tide_loop;
+typedef struct tide_task tide_task;
+typedef struct tide_future tide_future;
+
+/* A task's body: returns a value >= 0 on success or a negative errno. */
+typedef int (*tide_fn)(void *arg);
+/* A plain callback run by the loop (call_soon, call_later, ...). */
+typedef void (*tide_cb)(void *arg);
+/* A future's done callback. */
+typedef void (*tide_future_cb)(tide_future *f, void *arg);
+
+/* ---------------------------------------------------------------- errors */
+
+/* Names a negative errno (or 0).  Never returns NULL. */
+TIDE_API const char *tide_strerror(int err);
+
+/* Replaces the allocator tide uses for its own memory (task stacks come from
+ * mmap).  Call it before anything else of tide.  Errors: -EINVAL. */
+TIDE_API int tide_replace_allocator(void *(*malloc_fn)(size_t),
+                                    void *(*realloc_fn)(void *, size_t),
+                                    void *(*calloc_fn)(size_t, size_t),
+                                    void (*free_fn)(void *));
+
+/* ------------------------------------------------------------------ run */
+
+/* asyncio.run(): makes a new loop on this thread, runs main(arg) in a task
+ * until it returns, then cancels every task still alive and runs them to
+ * completion, waits for worker-pool jobs the loop started, frees the loop and
+ * returns main's result.  Nothing (task, stack, timer, fd) is left behind.
+ * Errors: -EINVAL (main is NULL), -EBUSY (a loop already runs on this
+ * thread), -ENOMEM. */
+TIDE_API int tide_run(tide_fn main, void *arg);
+
+/* Milliseconds on a monotonic clock. */
+TIDE_API int64_t tide_now(void);
+
+/* ------------------------------------------------------------------ loop */
+
+/* Makes a loop.  Errors: -EINVAL, -ENOMEM, or an errno from the poller. */
+TIDE_API int tide_loop_new(tide_loop **loop);
+/* Cancels and finishes every task still alive on the loop, drops pending
+ * callbacks and timers, waits for its worker-pool jobs, and frees it.
+ * Must not be called while the loop runs.  NULL is ignored. */
+TIDE_API void tide_loop_free(tide_loop *loop);
+/* Runs the loop until no work is left (no ready callback or task, no pending
+ * timer, no task waiting on I/O or on the worker pool) or until
+ * tide_loop_stop().  Errors: -EINVAL, -EBUSY (already running, or another
+ * loop runs on this thread). */
+TIDE_API int tide_loop_run(tide_loop *loop);
+/* Runs the loop until task t (created on this loop) ends; releases t and
+ * returns its result.  Errors: -EINVAL, -EBUSY, -EINTR (tide_loop_stop was
+ * called before t ended; t is not released). */
+TIDE_API int tide_loop_run_until_complete(tide_loop *loop, tide_task *t);
+/* Makes tide_loop_run return after the current iteration. */
+TIDE_API void tide_loop_stop(tide_loop *loop);
+/* The loop running on this thread, or NULL. */
+TIDE_API tide_loop *tide_loop_current(void);
+
+/* Schedules cb(arg) to run on the loop's next iteration; callbacks run in
+ * FIFO order.  Errors: -EINVAL (loop or cb NULL), -ENOMEM. */
+TIDE_API int tide_call_soon(tide_loop *loop, tide_cb cb, void *arg);
+
+/* A handle on a pending tide_call_later; a small value the caller keeps. */
+typedef struct tide_timer {
+    void *node;   /* private */
+    uint64_t gen; /* private: tells a stale handle from a live one */
+} tide_timer;
+
+/* Runs cb(arg) after ms milliseconds (ms < 0 is taken as 0).  Timers with
+ * equal deadlines run in the order they were added.  If h is not NULL it
+ * receives a handle for tide_timer_cancel; the handle stays safe to use
+ * (cancel is then a no-op) until the loop is freed.
+ * Errors: -EINVAL, -ENOMEM. */
+TIDE_API int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg,
+                             tide_timer *h);
+/* Cancels a pending timer.  Returns 0 if it was cancelled, -EALREADY if it
+ * already ran or was cancelled, -EINVAL if h is NULL or was never set. */
+TIDE_API int tide_timer_cancel(tide_timer *h);
+
+/* Schedules cb(arg) on loop from any thread (wakes the loop if it sleeps).
+ * Each call runs its callback exactly once, in order per calling thread.
+ * Errors: -EINVAL, -ENOMEM. */
+TIDE_API int tide_call_soon_threadsafe(tide_loop *loop, tide_cb cb, void *arg);
+
+/* ----------------------------------------------------------------- tasks */
+
+typedef struct tide_task_opts {
+    const char *name;  /* copied (truncated to TIDE_TASK_NAME_MAX-1); NULL: "task-<id>" */
+    size_t stack_size; /* 0: TIDE_DEFAULT_STACK_SIZE; rounded up to whole pages */
+} tide_task_opts;
+
+TIDE_API void tide_task_opts_init(tide_task_opts *o);
+
+/* asyncio.create_task(): starts fn(arg) in a new task on the current loop.
+ * The task starts running on a later loop iteration.  The caller owns *t and
+ * must tide_await() or tide_detach() it.
+ * Errors: -EINVAL (t or fn NULL), -EPERM (no loop runs on this thread),
+ * -ENOMEM. */
+TIDE_API int tide_create_task(tide_task **t, tide_fn fn, void *arg);
+/* Like tide_create_task, on loop (NULL: the current loop) with options.
+ * Errors: as tide_create_task, and -EINVAL for a stack_size that is too
+ * small (< TIDE_MIN_STACK_SIZE) or too large (> 1 GiB). */
+TIDE_API int tide_create_task_ex(tide_task **t, tide_loop *loop, tide_fn fn, void *arg,
+                                 const tide_task_opts *o);
+
+/* Waits for t to end, releases it and returns its result (what its function
+ * returned, or -ECANCELED if it was cancelled before it started).  If the
+ * waiting task is cancelled (or a timeout scope expires) while it waits, t is
+ * cancelled too (as in asyncio), t is NOT released and the call returns
+ * -ECANCELED (or -ETIMEDOUT): await or detach t again later.
+ * Errors: -EINVAL (NULL, a released task, or a task awaiting itself),
+ * -EBUSY (another task already awaits t), -EPERM (not in a task on t's loop). */
+TIDE_API int tide_await(tide_task *t);
+/* Nobody will await t: it is released when it ends; if it fails (returns a
+ * negative value other than -ECANCELED) a line naming it goes to stderr.
+ * Errors: -EINVAL (NULL or released), -EBUSY (a task awaits t). */
+TIDE_API int tide_detach(tide_task *t);
+/* Requests cancellation of t (level-triggered, see top).  A task that has not
+ * started yet never runs and ends with -ECANCELED.  Cancelling twice, or a
+ * task that already ended, is harmless.  Errors: -EINVAL (NULL/released). */
+TIDE_API int tide_cancel(tide_task *t);
+/* The task running on this thread, or NULL outside a task. */
+TIDE_API tide_task *tide_current_task(void);
+
+typedef enum tide_task_state {
+    TIDE_TASK_CREATED = 0, /* not started yet */
+    TIDE_TASK_READY,       /* runnable, waiting for its turn */
+    TIDE_TASK_RUNNING,     /* the current task */
+    TIDE_TASK_WAITING,     /* suspended on a timer, a future, I/O, ... */
+    TIDE_TASK_DONE         /* ended, not released yet */
+} tide_task_state;
+
+TIDE_API const char *tide_task_name(const tide_task *t);
+TIDE_API uint64_t tide_task_id(const tide_task *t); /* unique within its loop, from 1 */
+TIDE_API tide_task_state tide_task_get_state(const tide_task *t);
+TIDE_API int tide_task_cancelled(const tide_task *t); /* 1 if cancel was requested */
+TIDE_API const char *tide_task_state_name(tide_task_state s);
+
+typedef struct tide_task_info {
+    const tide_task *task;
+    uint64_t id;
+    const char *name; /* valid while the task is */
+    tide_task_state state;
+    size_t stack_size;
+    int cancelled;
+} tide_task_info;
+
+/* Lists the live (not yet released) tasks of loop (NULL: current loop), in
+ * creation order.  Fills at most cap entries of out and returns how many
+ * tasks are live (call with cap 0 to count).  Errors: -EINVAL. */
+TIDE_API ssize_t tide_task_list(tide_loop *loop, tide_task_info *out, size_t cap);
+
+/* Suspends the current task for ms milliseconds; tide_sleep(0) yields to the
+ * other ready tasks (round-robin).  Returns 0, -ECANCELED, -ETIMEDOUT (a
+ * timeout scope expired), -EPERM (not in a task), -EINVAL (ms < 0). */
+TIDE_API int tide_sleep(int64_t ms);
+
+/* Waits for all n tasks and releases them.  results (may be NULL) receives
+ * each task's result.  Returns 0, or the first failure in array order.
+ * If the caller is cancelled (or times out) while waiting, every task not yet
+ * ended is cancelled and waited for (all are released) and the call returns
+ * -ECANCELED (-ETIMEDOUT).  Errors: -EINVAL, -EPERM. */
+TIDE_API int tide_gather(tide_task **ts, size_t n, int *results);
+
+/* Waits for t at most timeout_ms.  On timeout t is cancelled and waited for,
+ * and the call returns -ETIMEDOUT.  t is always released.  If the caller is
+ * cancelled meanwhile t is cancelled, waited for, and -ECANCELED returned.
+ * Errors: -EINVAL, -EBUSY, -EPERM as tide_await. */
+TIDE_API int tide_wait_for(tide_task *t, int64_t timeout_ms);
+
+/* ------------------------------------------------- cancel scopes/timeouts */
+
+/* A cancel scope, kept on the caller's stack.  Scopes nest per task and must
+ * end in reverse order of their begin. */
+typedef struct tide_scope {
+    struct tide_scope *parent; /* private */
+    tide_task *task;           /* private */
+    int64_t deadline;          /* private: ns on the monotonic clock, INT64_MAX = none */
+    int flags;                 /* private */
+} tide_scope;
+
+/* Every suspending call of the current task inside the scope fails with
+ * -ETIMEDOUT once ms milliseconds have passed (asyncio.timeout, Trio's
+ * move_on_after).  Nested scopes: the earliest deadline wins.
+ * Errors: -EINVAL (s NULL), -EPERM (not in a task). */
+TIDE_API int tide_timeout_begin(tide_scope *s, int64_t ms);
+/* As tide_timeout_begin with an absolute deadline in tide_now() ms. */
+TIDE_API int tide_deadline_begin(tide_scope *s, int64_t deadline_ms);
+/* Ends a timeout scope.  Returns -ETIMEDOUT if this scope's deadline
+ * interrupted (or refused) a suspending call, else 0.
+ * Errors: -EINVAL (s NULL, or not the innermost scope of this task). */
+TIDE_API int tide_timeout_end(tide_scope *s);
+
+/* A shield: inside it, cancellation of the task and the deadlines of the
+ * enclosing scopes do not apply (timeouts begun inside it still do).  For
+ * cleanup that must finish, like closing a connection politely.
+ * Errors: -EINVAL, -EPERM.  tide_shield_end returns 0 or -EINVAL. */
+TIDE_API int tide_shield_begin(tide_scope *s);
+TIDE_API int tide_shield_end(tide_scope *s);
+
+/* --------------------------------------------------------------- futures */
+
+/* Makes a pending future on the current loop.  Errors: -EINVAL, -ENOMEM,
+ * -EPERM (no loop runs on this thread). */
+TIDE_API int tide_future_new(tide_future **f);
+/* As tide_future_new, on a given loop. */
+TIDE_API int tide_future_new_on(tide_future **f, tide_loop *loop);
+/* Frees f.  If it is still pending it is cancelled first (waiters get
+ * -ECANCELED, done callbacks still run).  NULL is ignored. */
+TIDE_API void tide_future_free(tide_future *f);
+/* Completes f.  Errors: -EINVAL, -EALREADY (already done). */
+TIDE_API int tide_future_set_result(tide_future *f, void *value);
+/* Completes f with an error: err must be a negative errno.
+ * Errors: -EINVAL (NULL or err >= 0), -EALREADY. */
+TIDE_API int tide_future_set_error(tide_future *f, int err);
+/* Cancels f (waiters get -ECANCELED).  Errors: -EINVAL, -EALREADY. */
+TIDE_API int tide_future_cancel(tide_future *f);
+/* 1 if f is done (result, error or cancelled), 0 if pending. */
+TIDE_API int tide_future_done(const tide_future *f);
+/* Runs cb(f, arg) from the loop (call_soon) once f is done; at once (on the
+ * next iteration) if it is done already.  Errors: -EINVAL, -ENOMEM. */
+TIDE_API int tide_future_add_done_callback(tide_future *f, tide_future_cb cb, void *arg);
+/* Waits for f.  Returns 0 and stores the result in *value (if value is not
+ * NULL), the error given to set_error, -ECANCELED if f was cancelled or the
+ * task is, -ETIMEDOUT if a timeout scope expires.  Several tasks may await
+ * the same future.  Errors: -EINVAL, -EPERM. */
+TIDE_API int tide_future_await(tide_future *f, void **value);
+/* The result of a done future, as tide_future_await would return it, without
+ * waiting; -EAGAIN if f is pending. */
+TIDE_API int tide_future_result(const tide_future *f, void **value);
+
+/* ----------------------------------------------------------- worker pool */
+
+/* asyncio.to_thread(): runs fn(arg) on a worker thread while the current
+ * task waits, and returns fn's result.  The pool has 4 threads by default
+ * (environment TIDE_THREADPOOL_SIZE, 1..128), started on first use.
+ * If the task is cancelled while it waits the call returns -ECANCELED at once;
+ * fn still runs to its end on the worker and its result is dropped, so arg
+ * must stay valid until fn returns (ownership passes to fn).  A task already
+ * cancelled when it calls gets -ECANCELED and fn is not run.
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT, -ENOMEM, -EAGAIN
+ * (no worker thread could be started). */
+TIDE_API int tide_to_thread(tide_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TIDE_H */

@@ -1,0 +1,76 @@
+#!/bin/sh
+# Checks that the tools and libraries needed to build and test tide are there.
+#
+#   scripts/deps.sh [extra-debian-package ...]
+#
+# Always needed: cmake, a C compiler, make, pkg-config, cmocka (libcmocka-dev).
+# Extra Debian packages (e.g. clang, libcmocka-dev:arm64) can be named on the
+# command line; an ":arm64" package enables that dpkg architecture first.
+#
+# When something is missing: as root on Debian/Ubuntu it is installed with
+# apt-get (non-interactive); otherwise the exact command is printed and the
+# script fails.  Nothing runs apt when everything is present.
+# TIDE_SKIP_DEPS=1 skips the whole check (non-Debian systems, custom installs).
+set -eu
+
+[ "${TIDE_SKIP_DEPS:-0}" = 1 ] && exit 0
+
+missing=""
+add() { missing="$missing $1"; }
+
+have_pkg() {
+    command -v dpkg-query >/dev/null 2>&1 &&
+        [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+command -v cmake >/dev/null 2>&1 || add cmake
+command -v make >/dev/null 2>&1 || add make
+if ! command -v "${CC:-cc}" >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1 &&
+   ! command -v clang >/dev/null 2>&1; then
+    add gcc
+    add libc6-dev
+fi
+command -v pkg-config >/dev/null 2>&1 || add pkg-config
+# cmocka: accept any installation pkg-config knows about, else the Debian package.
+if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists cmocka; } &&
+   ! have_pkg libcmocka-dev; then
+    add libcmocka-dev
+fi
+
+archs=""
+for p in "$@"; do
+    if ! have_pkg "$p"; then
+        add "$p"
+        case "$p" in *:*) archs="$archs ${p##*:}" ;; esac
+    fi
+done
+
+[ -z "$missing" ] && exit 0
+
+cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing"
+arch_cmd=""
+native=$(dpkg --print-architecture 2>/dev/null || echo none)
+for a in $archs; do
+    if [ "$a" != "$native" ] && ! dpkg --print-foreign-architectures 2>/dev/null | grep -qx "$a"; then
+        arch_cmd="${arch_cmd}dpkg --add-architecture $a && "
+    fi
+done
+
+echo "deps: missing:$missing" >&2
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "deps: install them first, e.g. as root:" >&2
+    echo "    ${arch_cmd}$cmd" >&2
+    echo "deps: (or set TIDE_SKIP_DEPS=1 if they are installed some other way)" >&2
+    exit 1
+fi
+
+echo "deps: installing:$missing" >&2
+for a in $archs; do
+    if [ "$a" != "$native" ] && ! dpkg --print-foreign-architectures | grep -qx "$a"; then
+        dpkg --add-architecture "$a"
+    fi
+done
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,172 @@
+/*
+ * The worker pool: a few threads (4 by default, TIDE_THREADPOOL_SIZE) shared
+ * by every loop of the process, for work that would block the loop: CPU
+ * work given to tide_to_thread, file I/O, getaddrinfo.
+ *
+ * A job carries the node that posts it back to its loop when done
+ * (tide__post never allocates, so a finished job can always report).  The
+ * waiting task is woken from the loop thread.  If the task was cancelled
+ * meanwhile it has already returned -ECANCELED and cleared job->task; the
+ * late result is then dropped.  The loop counts its jobs in flight and does
+ * not finish (tide_run, tide_loop_free) until every one has come back, so a
+ * job never posts to a freed loop.
+ */
+#include "tide_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#define DEFAULT_THREADS 4
+#define MAX_THREADS 128
+
+typedef struct job {
+    tide__tsnode done; /* posted to the loop when fn returned */
+    struct job *next;  /* in the pool's queue */
+    tide_fn fn;
+    void *arg;
+    int result;
+    tide_loop *loop;
+    tide_task *task;   /* the waiting task, NULL once it stopped waiting */
+} job;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static job *qhead, **qtail = &qhead;
+static int nthreads;   /* running workers */
+static int started;    /* start_pool ran (in this process) */
+static int atfork_set;
+
+static void *worker(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        job *j;
+
+        pthread_mutex_lock(&lock);
+        while (!qhead)
+            pthread_cond_wait(&cond, &lock);
+        j = qhead;
+        qhead = j->next;
+        if (!qhead)
+            qtail = &qhead;
+        pthread_mutex_unlock(&lock);
+
+        j->result = j->fn(j->arg);
+        tide__post(j->loop, &j->done); /* j belongs to the loop from here */
+    }
+    return NULL;
+}
+
+/* The child of a fork has none of the workers: start afresh if it asks. */
+static void after_fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+    pthread_cond_init(&cond, NULL);
+    qhead = NULL;
+    qtail = &qhead;
+    nthreads = 0;
+    started = 0;
+}
+
+static int pool_size(void)
+{
+    const char *s = getenv("TIDE_THREADPOOL_SIZE");
+    long n;
+    char *end;
+
+    if (!s || !*s)
+        return DEFAULT_THREADS;
+    n = strtol(s, &end, 10);
+    if (*end || n < 1)
+        return DEFAULT_THREADS;
+    return n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+/* Starts the workers once.  Returns 0, or -EAGAIN if none could start. */
+static int start_pool(void)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&lock);
+    if (!started) {
+        int i, want = pool_size();
+        sigset_t all, old;
+        pthread_attr_t attr;
+
+        started = 1;
+        if (!atfork_set) {
+            pthread_atfork(NULL, NULL, after_fork_child);
+            atfork_set = 1;
+        }
+        /* Workers take no signals: they belong to the program's threads. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        for (i = 0; i < want; i++) {
+            pthread_t th;
+            if (pthread_create(&th, &attr, worker, NULL) == 0)
+                nthreads++;
+        }
+        pthread_attr_destroy(&attr);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (nthreads == 0)
+        rc = -EAGAIN;
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+static void job_done(void *arg)
+{
+    job *j = arg;
+
+    j->loop->pending_jobs--;
+    if (j->task)
+        tide__wake(j->task, j->result);
+    tide__free(j);
+}
+
+static void abandon(void *arg)
+{
+    ((job *)arg)->task = NULL;
+}
+
+int tide_to_thread(tide_fn fn, void *arg)
+{
+    tide_task *cur = tide__current();
+    job *j;
+    int rc;
+
+    if (!fn)
+        return -EINVAL;
+    if (!cur)
+        return -EPERM;
+    if (cur->scope || cur->cancel_req) {
+        rc = tide__cancel_check(cur, NULL);
+        if (rc < 0)
+            return rc; /* already cancelled: fn is not run */
+    }
+    rc = start_pool();
+    if (rc < 0)
+        return rc;
+    j = tide__calloc(1, sizeof *j);
+    if (!j)
+        return -ENOMEM;
+    j->done.cb = job_done;
+    j->done.arg = j;
+    j->fn = fn;
+    j->arg = arg;
+    j->loop = cur->loop;
+    j->task = cur;
+    cur->loop->pending_jobs++;
+
+    pthread_mutex_lock(&lock);
+    *qtail = j;
+    qtail = &j->next;
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&lock);
+
+    return tide__suspend(cur, TIDE__NEVER, abandon, j, 0);
+}

@@ -1,0 +1,365 @@
+/*
+ * Task stacks: carved from large mappings, guarded, pooled per loop.
+ *
+ * Each pool serves one stack size.  It maps chunks of up to 256 stacks at a
+ * time (MAP_NORESERVE: only touched pages cost memory) and carves them
+ * lazily.  Below every stack sits a guard region.  On Linux >= 6.13 the
+ * guard is installed with madvise(MADV_GUARD_INSTALL), which marks page
+ * table entries and does not split the mapping; elsewhere we fall back to
+ * mprotect(PROT_NONE), which splits it: two mappings per stack, against
+ * vm.max_map_count (65530 by default).  So the fallback keeps a budget of
+ * half that limit; past it stacks are made without a guard, and we say so
+ * once on stderr.
+ *
+ * Transparent huge pages are disabled on the chunks: a task touches a page
+ * or two of its stack, and a 2 MiB huge page would multiply that by 512.
+ *
+ * A freed stack goes on its pool's free list (LIFO, so the next task gets a
+ * warm stack); the link lives in the stack's top word, which the task struct
+ * already touched.  Pools are freed with their loop.
+ *
+ * A task that overflows hits the guard: our SIGSEGV handler, running on an
+ * alternate signal stack (the faulting stack is unusable), recognises the
+ * guard of the running task, prints the task's name and stack size, and
+ * aborts.  Any other fault goes to the handler the program had before.
+ */
+#include "tide_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TIDE__VALGRIND 1
+#endif
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+#ifndef MAP_STACK
+#define MAP_STACK 0
+#endif
+
+#define GUARD_PAGES 4
+#define CHUNK_TARGET (64u << 20)
+#define CHUNK_MAX_SLOTS 256
+
+typedef struct chunk {
+    struct chunk *next;
+    char *base;
+    size_t len;
+#ifdef TIDE__VALGRIND
+    unsigned nvg;
+    unsigned vg[CHUNK_MAX_SLOTS];
+#endif
+} chunk;
+
+struct tide__stack_pool {
+    struct tide__stack_pool *next; /* the loop's other pools */
+    size_t size;                   /* usable bytes of each stack */
+    size_t slot;                   /* guard + size */
+    void *free;                    /* free stacks: lo of the first */
+    chunk *chunks;                 /* every mapping, for the final munmap */
+    size_t carved, slots;          /* slots carved from / held by chunks->base */
+};
+
+enum { GUARD_UNKNOWN = 0, GUARD_MADVISE, GUARD_MPROTECT };
+static int guard_mode;        /* atomic */
+static long mprotect_budget;  /* atomic: guards the fallback may still make */
+static int warned_unguarded;  /* atomic */
+
+static size_t page_size(void)
+{
+    static size_t ps;
+    if (!ps) {
+        long v = sysconf(_SC_PAGESIZE);
+        ps = v > 0 ? (size_t)v : 4096;
+    }
+    return ps;
+}
+
+size_t tide__stack_guard_size(void)
+{
+    return GUARD_PAGES * page_size();
+}
+
+static void **link_of(tide__stack_pool *p, void *lo)
+{
+    return (void **)((char *)lo + p->size - sizeof(void *));
+}
+
+static void init_budget(void)
+{
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = 65530;
+        fclose(f);
+    }
+    __atomic_store_n(&mprotect_budget, max / 4, __ATOMIC_RELAXED); /* 2 maps a guard */
+}
+
+/* Makes [g, g + len) inaccessible.  Returns 0 or -1 (no guard possible). */
+static int install_guard(char *g, size_t len)
+{
+    int mode = __atomic_load_n(&guard_mode, __ATOMIC_RELAXED);
+
+    if (mode != GUARD_MPROTECT) {
+        if (madvise(g, len, MADV_GUARD_INSTALL) == 0) {
+            if (mode == GUARD_UNKNOWN)
+                __atomic_store_n(&guard_mode, GUARD_MADVISE, __ATOMIC_RELAXED);
+            return 0;
+        }
+        if (mode == GUARD_MADVISE)
+            goto unguarded; /* it worked before: a real failure (ENOMEM) */
+        init_budget();
+        __atomic_store_n(&guard_mode, GUARD_MPROTECT, __ATOMIC_RELAXED);
+    }
+    if (__atomic_sub_fetch(&mprotect_budget, 1, __ATOMIC_RELAXED) >= 0 &&
+        mprotect(g, len, PROT_NONE) == 0)
+        return 0;
+unguarded:
+    if (!__atomic_exchange_n(&warned_unguarded, 1, __ATOMIC_RELAXED))
+        fputs("tide: warning: out of memory mappings for stack guard pages "
+              "(vm.max_map_count); further task stacks have no guard page\n",
+              stderr);
+    return -1;
+}
+
+static tide__stack_pool *pool_for(tide_loop *loop, size_t size)
+{
+    tide__stack_pool *p;
+
+    for (p = loop->stack_pools; p; p = p->next)
+        if (p->size == size)
+            return p;
+    p = tide__calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->size = size;
+    p->slot = size + tide__stack_guard_size();
+    p->next = loop->stack_pools;
+    loop->stack_pools = p;
+    return p;
+}
+
+static int new_chunk(tide__stack_pool *p)
+{
+    size_t slots = CHUNK_TARGET / p->slot;
+    chunk *c;
+
+    if (slots < 1)
+        slots = 1;
+    if (slots > CHUNK_MAX_SLOTS)
+        slots = CHUNK_MAX_SLOTS;
+    c = tide__calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->len = slots * p->slot;
+    c->base = mmap(NULL, c->len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (c->base == MAP_FAILED) {
+        tide__free(c);
+        return -ENOMEM;
+    }
+#ifdef MADV_NOHUGEPAGE
+    (void)madvise(c->base, c->len, MADV_NOHUGEPAGE);
+#endif
+    c->next = p->chunks;
+    p->chunks = c;
+    p->carved = 0;
+    p->slots = slots;
+    return 0;
+}
+
+int tide__stack_get(tide_loop *loop, size_t size, void **lo, tide__stack_pool **pool)
+{
+    tide__stack_pool *p = loop->stack_pools;
+    char *slot;
+
+    if (!p || p->size != size) {
+        p = pool_for(loop, size);
+        if (!p)
+            return -ENOMEM;
+    }
+    if (TIDE__LIKELY(p->free != NULL)) {
+        *lo = p->free;
+        p->free = *link_of(p, p->free);
+        *pool = p;
+        return 0;
+    }
+    if (!p->chunks || p->carved == p->slots) {
+        int rc = new_chunk(p);
+        if (rc < 0)
+            return rc;
+    }
+    slot = p->chunks->base + p->carved++ * p->slot;
+    (void)install_guard(slot, tide__stack_guard_size());
+    *lo = slot + tide__stack_guard_size();
+#ifdef TIDE__VALGRIND
+    p->chunks->vg[p->chunks->nvg++] =
+        VALGRIND_STACK_REGISTER(*lo, (char *)*lo + p->size);
+#endif
+    *pool = p;
+    return 0;
+}
+
+void tide__stack_put(tide__stack_pool *p, void *lo)
+{
+    *link_of(p, lo) = p->free;
+    p->free = lo;
+}
+
+void tide__stacks_free(tide_loop *loop)
+{
+    tide__stack_pool *p, *pn;
+    chunk *c, *cn;
+
+    for (p = loop->stack_pools; p; p = pn) {
+        pn = p->next;
+        for (c = p->chunks; c; c = cn) {
+            cn = c->next;
+#ifdef TIDE__VALGRIND
+            for (unsigned i = 0; i < c->nvg; i++)
+                VALGRIND_STACK_DEREGISTER(c->vg[i]);
+#endif
+            munmap(c->base, c->len);
+            tide__free(c);
+        }
+        tide__free(p);
+    }
+    loop->stack_pools = NULL;
+}
+
+/* --------------------------------------------------- overflow reporting */
+
+static struct sigaction old_segv, old_bus;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static __thread void *alt_mem;
+static __thread size_t alt_len;
+static __thread int alt_refs;
+
+static size_t fmt_u64(char *out, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0, i;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static void put(char *buf, size_t *len, size_t cap, const char *s, size_t n)
+{
+    if (*len + n > cap)
+        n = cap - *len;
+    memcpy(buf + *len, s, n);
+    *len += n;
+}
+
+static void report_overflow(tide_task *t)
+{
+    char buf[256], num[24];
+    size_t len = 0;
+    const char *name = t->name;
+    ssize_t w;
+
+    put(buf, &len, sizeof buf, "tide: stack overflow in task '", 30);
+    if (name[0])
+        put(buf, &len, sizeof buf, name, strnlen(name, TIDE_TASK_NAME_MAX));
+    else {
+        put(buf, &len, sizeof buf, "task-", 5);
+        put(buf, &len, sizeof buf, num, fmt_u64(num, t->id));
+    }
+    put(buf, &len, sizeof buf, "' (id ", 6);
+    put(buf, &len, sizeof buf, num, fmt_u64(num, t->id));
+    put(buf, &len, sizeof buf, "): stack size ", 14);
+    put(buf, &len, sizeof buf, num, fmt_u64(num, t->stack_size));
+    put(buf, &len, sizeof buf, " bytes; give it a larger tide_task_opts.stack_size\n", 51);
+    w = write(2, buf, len);
+    (void)w;
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uctx)
+{
+    tide_loop *loop = tide__tls_loop;
+    tide_task *t = loop ? loop->current : NULL;
+    struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
+
+    if (t) {
+        uintptr_t a = (uintptr_t)si->si_addr, lo = (uintptr_t)t->stack_lo;
+        if (a < lo && a >= lo - tide__stack_guard_size()) {
+            report_overflow(t);
+            abort();
+        }
+    }
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+        old->sa_sigaction(sig, si, uctx);
+    } else if (old->sa_handler == SIG_DFL || old->sa_handler == SIG_IGN) {
+        signal(sig, SIG_DFL); /* the fault repeats and ends the process */
+    } else {
+        old->sa_handler(sig);
+    }
+}
+
+static void install_handler(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+}
+
+void tide__stack_signals_init(tide_loop *loop)
+{
+    stack_t cur;
+
+    (void)loop;
+    pthread_once(&handler_once, install_handler);
+    if (alt_refs++ > 0)
+        return;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return; /* the program has its own: use it */
+    alt_len = 64 * 1024;
+    alt_mem = mmap(NULL, alt_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (alt_mem == MAP_FAILED) {
+        alt_mem = NULL;
+        return;
+    }
+    cur.ss_sp = alt_mem;
+    cur.ss_size = alt_len;
+    cur.ss_flags = 0;
+    if (sigaltstack(&cur, NULL) < 0) {
+        munmap(alt_mem, alt_len);
+        alt_mem = NULL;
+    }
+}
+
+void tide__stack_signals_free(tide_loop *loop)
+{
+    stack_t off = {.ss_flags = SS_DISABLE};
+
+    (void)loop;
+    if (alt_refs == 0 || --alt_refs > 0 || !alt_mem)
+        return;
+    if (sigaltstack(&off, NULL) == 0) {
+        munmap(alt_mem, alt_len);
+        alt_mem = NULL;
+    }
+}

@@ -1,0 +1,483 @@
+/*
+ * Tasks: a coroutine with its own stack, plus what a future has (a result
+ * and someone waiting for it).
+ *
+ * Life of a task: CREATED (queued to start) -> RUNNING <-> READY/WAITING ->
+ * DONE -> released (by tide_await, tide_gather, tide_wait_for, or at once
+ * when detached).  The task struct sits at the top of its stack, so a
+ * released task's memory goes back to the stack pool with its stack.
+ *
+ * Suspending is: record what to undo if interrupted (unlink), arm a timer if
+ * a deadline applies, switch to the loop.  Waking is: disarm the timer, push
+ * on the ready queue.  Neither allocates nor makes a syscall.
+ */
+#include "tide_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#ifdef TIDE__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define MAX_STACK_SIZE ((size_t)1 << 30)
+#define TOP_RESERVE 16 /* the stack pool's free-list link lives above the task */
+
+tide_task *tide__current(void)
+{
+    tide_loop *loop = tide__tls_loop;
+    return loop ? loop->current : NULL;
+}
+
+tide_task *tide_current_task(void)
+{
+    return tide__current();
+}
+
+int tide__task_check(const tide_task *t)
+{
+    return t && t->magic == TIDE__TASK_MAGIC ? 0 : -EINVAL;
+}
+
+/* -------------------------------------------------------- suspend/wake */
+
+static void task_timer_fire(tide_loop *loop, tide__tnode *n)
+{
+    tide_task *t = tide__container_of(n, tide_task, timer);
+
+    (void)loop;
+    if (t->wait_until <= n->deadline) {
+        tide__interrupt(t, 0); /* the wait's own deadline: a sleep ended */
+    } else {
+        tide__scope_fire(t, n->deadline);
+        tide__interrupt(t, -ETIMEDOUT);
+    }
+}
+
+int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg, int flags)
+{
+    int64_t deadline = TIDE__NEVER;
+
+    if (!(flags & TIDE__WAIT_NOCANCEL) && (t->scope || t->cancel_req)) {
+        int rc = tide__cancel_check(t, &deadline);
+        if (rc < 0) {
+            if (unlink)
+                unlink(arg);
+            return rc;
+        }
+    }
+    if (until < deadline)
+        deadline = until;
+    if (deadline != TIDE__NEVER) {
+        t->timer.fire = task_timer_fire;
+        if (tide__timer_add(t->loop, &t->timer, deadline) < 0) {
+            if (unlink)
+                unlink(arg);
+            return -ENOMEM;
+        }
+    }
+    t->wait_until = until;
+    t->unlink = unlink;
+    t->unlink_arg = arg;
+    t->nocancel = (flags & TIDE__WAIT_NOCANCEL) != 0;
+    t->state = TIDE_TASK_WAITING;
+    tide__switch_to_loop(t);
+    return t->wake_rc;
+}
+
+void tide__wake(tide_task *t, int rc)
+{
+    if (t->timer.idx != TIDE__NOT_IN_HEAP)
+        tide__heap_remove(&t->loop->timers, &t->timer);
+    t->unlink = NULL;
+    t->wake_rc = rc;
+    t->state = TIDE_TASK_READY;
+    tide__runq_push(&t->loop->ready, &t->r);
+}
+
+void tide__interrupt(tide_task *t, int rc)
+{
+    if (t->unlink)
+        t->unlink(t->unlink_arg);
+    tide__wake(t, rc);
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+static void task_finish(tide_task *t, int result)
+{
+    tide_task *j = t->joiner;
+
+    t->result = result;
+    t->state = TIDE_TASK_DONE;
+    t->loop->nundone--;
+    if (j) {
+        t->joiner = NULL;
+        tide__wake(j, 0);
+    }
+}
+
+static void task_entry(void *arg)
+{
+    tide_task *t = arg;
+
+#ifdef TIDE__ASAN
+    __sanitizer_finish_switch_fiber(NULL, &t->loop->asan_stack_bottom,
+                                    &t->loop->asan_stack_size);
+#endif
+    task_finish(t, t->fn(t->arg));
+    tide__switch_to_loop(t);
+    abort(); /* a DONE task is never resumed */
+}
+
+static void run_task(tide_loop *loop, tide__runnable *r)
+{
+    tide_task *t = tide__container_of(r, tide_task, r);
+
+    if (TIDE__UNLIKELY(t->state == TIDE_TASK_CREATED && t->cancel_req)) {
+        task_finish(t, -ECANCELED); /* cancelled before it started: never runs */
+        tide__task_ended(loop, t);
+        return;
+    }
+    t->state = TIDE_TASK_RUNNING;
+    loop->current = t;
+    tide__switch_to_task(loop, t);
+    loop->current = NULL;
+    if (t->state == TIDE_TASK_DONE)
+        tide__task_ended(loop, t);
+}
+
+static void report_failure(tide_task *t)
+{
+    if (t->result < 0 && t->result != -ECANCELED)
+        fprintf(stderr, "tide: detached task '%s' (id %llu) failed: %s\n", tide_task_name(t),
+                (unsigned long long)t->id, tide_strerror(t->result));
+}
+
+void tide__task_ended(tide_loop *loop, tide_task *t)
+{
+    (void)loop;
+    if (t->detached) {
+        report_failure(t);
+        tide__task_release(t);
+    }
+}
+
+void tide__task_release(tide_task *t)
+{
+    tide_loop *loop = t->loop;
+
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        loop->tasks_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        loop->tasks_tail = t->prev;
+    loop->ntasks--;
+    if (t->state != TIDE_TASK_DONE)
+        loop->nundone--; /* only when a loop is freed with a task it could not finish */
+    t->magic = TIDE__TASK_FREED;
+    tide__stack_put(t->pool, t->stack_lo);
+}
+
+void tide_task_opts_init(tide_task_opts *o)
+{
+    if (o) {
+        o->name = NULL;
+        o->stack_size = 0;
+    }
+}
+
+int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
+                        const tide_task_opts *o)
+{
+    size_t size = TIDE_DEFAULT_STACK_SIZE, page = 4096;
+    tide__stack_pool *pool;
+    tide_task *t;
+    void *lo;
+    int rc;
+
+    if (!out || !fn)
+        return -EINVAL;
+    *out = NULL;
+    if (!loop && !(loop = tide__tls_loop))
+        return -EPERM;
+    if (o && o->stack_size) {
+        if (o->stack_size < TIDE_MIN_STACK_SIZE || o->stack_size > MAX_STACK_SIZE)
+            return -EINVAL;
+        page = tide__stack_guard_size() / 4;
+        size = (o->stack_size + page - 1) & ~(page - 1);
+    }
+    rc = tide__stack_get(loop, size, &lo, &pool);
+    if (rc < 0)
+        return rc;
+
+    t = (tide_task *)(((uintptr_t)lo + size - TOP_RESERVE - sizeof *t) & ~(uintptr_t)63);
+    memset(t, 0, sizeof *t);
+    t->r.run = run_task;
+    t->loop = loop;
+    t->magic = TIDE__TASK_MAGIC;
+    t->state = TIDE_TASK_CREATED;
+    t->cancel_req = loop->closing; /* tasks spawned while the loop closes never run */
+    t->timer.idx = TIDE__NOT_IN_HEAP;
+    t->wait_until = TIDE__NEVER;
+    t->stack_lo = lo;
+    t->stack_size = size;
+    t->pool = pool;
+    t->fn = fn;
+    t->arg = arg;
+    t->id = loop->next_id++;
+    if (o && o->name) {
+        size_t n = strnlen(o->name, TIDE_TASK_NAME_MAX - 1);
+        memcpy(t->name, o->name, n);
+        t->name[n] = '\0';
+    }
+    tide__ctx_make(&t->ctx, lo, (size_t)((char *)t - (char *)lo), task_entry, t);
+
+    t->prev = loop->tasks_tail;
+    if (loop->tasks_tail)
+        loop->tasks_tail->next = t;
+    else
+        loop->tasks_head = t;
+    loop->tasks_tail = t;
+    loop->ntasks++;
+    loop->nundone++;
+    tide__runq_push(&loop->ready, &t->r);
+    *out = t;
+    return 0;
+}
+
+int tide_create_task(tide_task **t, tide_fn fn, void *arg)
+{
+    return tide_create_task_ex(t, NULL, fn, arg, NULL);
+}
+
+/* ------------------------------------------------------------- joining */
+
+static void unlink_joiner(void *arg)
+{
+    ((tide_task *)arg)->joiner = NULL;
+}
+
+/* Checks that cur may wait for t: 0, -EINVAL, -EBUSY or -EPERM. */
+static int join_check(tide_task *cur, tide_task *t)
+{
+    if (tide__task_check(t) < 0)
+        return -EINVAL;
+    if (!cur || cur->loop != t->loop)
+        return -EPERM;
+    if (t == cur || t->detached)
+        return -EINVAL;
+    if (t->joiner)
+        return -EBUSY;
+    return 0;
+}
+
+/* Waits until t is DONE: 0, or why the wait was interrupted. */
+static int wait_done(tide_task *cur, tide_task *t, int flags)
+{
+    if (t->state == TIDE_TASK_DONE)
+        return 0;
+    t->joiner = cur;
+    return tide__suspend(cur, TIDE__NEVER, unlink_joiner, t, flags);
+}
+
+static int take_result(tide_task *t)
+{
+    int rc = t->result;
+    tide__task_release(t);
+    return rc;
+}
+
+int tide_await(tide_task *t)
+{
+    tide_task *cur = tide__current();
+    int rc = join_check(cur, t);
+
+    if (rc < 0)
+        return rc;
+    rc = wait_done(cur, t, 0);
+    if (rc < 0) {
+        tide_cancel(t); /* as asyncio: cancelling the waiter cancels the awaited */
+        return rc;
+    }
+    return take_result(t);
+}
+
+int tide_detach(tide_task *t)
+{
+    if (tide__task_check(t) < 0)
+        return -EINVAL;
+    if (t->joiner)
+        return -EBUSY;
+    t->detached = 1;
+    if (t->state == TIDE_TASK_DONE) {
+        report_failure(t);
+        tide__task_release(t);
+    }
+    return 0;
+}
+
+int tide_cancel(tide_task *t)
+{
+    if (tide__task_check(t) < 0)
+        return -EINVAL;
+    if (t->state == TIDE_TASK_DONE)
+        return 0;
+    t->cancel_req = 1;
+    if (t->state == TIDE_TASK_WAITING && !t->nocancel && !tide__shielded(t))
+        tide__interrupt(t, -ECANCELED);
+    return 0;
+}
+
+int tide_sleep(int64_t ms)
+{
+    tide_task *cur = tide__current();
+    int rc;
+
+    if (!cur)
+        return -EPERM;
+    if (ms < 0)
+        return -EINVAL;
+    if (ms == 0) {
+        if (cur->scope || cur->cancel_req) {
+            rc = tide__cancel_check(cur, NULL);
+            if (rc < 0)
+                return rc;
+        }
+        cur->state = TIDE_TASK_READY;
+        tide__runq_push(&cur->loop->ready, &cur->r);
+        tide__switch_to_loop(cur);
+        return 0;
+    }
+    if (ms > INT64_MAX / 2000000)
+        ms = INT64_MAX / 2000000;
+    return tide__suspend(cur, tide__clock_ns() + ms * 1000000, NULL, NULL, 0);
+}
+
+int tide_gather(tide_task **ts, size_t n, int *results)
+{
+    tide_task *cur = tide__current();
+    int first = 0, stop = 0, rc;
+    size_t i, j;
+
+    if (n == 0)
+        return cur ? 0 : -EPERM;
+    if (!ts)
+        return -EINVAL;
+    for (i = 0; i < n; i++) {
+        rc = join_check(cur, ts[i]);
+        if (rc < 0)
+            return rc;
+        for (j = 0; j < i; j++)
+            if (ts[j] == ts[i])
+                return -EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        if (!stop) {
+            rc = wait_done(cur, ts[i], 0);
+            if (rc < 0) {
+                stop = rc;
+                for (j = i; j < n; j++)
+                    tide_cancel(ts[j]);
+            }
+        }
+        if (stop)
+            (void)wait_done(cur, ts[i], TIDE__WAIT_NOCANCEL);
+        rc = take_result(ts[i]);
+        if (results)
+            results[i] = rc;
+        if (rc < 0 && !first)
+            first = rc;
+    }
+    return stop ? stop : first;
+}
+
+int tide_wait_for(tide_task *t, int64_t timeout_ms)
+{
+    tide_task *cur = tide__current();
+    tide_scope s;
+    int rc = join_check(cur, t), end;
+
+    if (rc < 0)
+        return rc;
+    tide_timeout_begin(&s, timeout_ms < 0 ? 0 : timeout_ms);
+    rc = wait_done(cur, t, 0);
+    if (rc < 0) {
+        tide_cancel(t);
+        (void)wait_done(cur, t, TIDE__WAIT_NOCANCEL);
+    }
+    end = tide_timeout_end(&s);
+    if (rc < 0) {
+        tide__task_release(t);
+        return end == -ETIMEDOUT ? -ETIMEDOUT : rc;
+    }
+    return take_result(t);
+}
+
+/* ---------------------------------------------------------- inspection */
+
+const char *tide_task_name(const tide_task *t)
+{
+    tide_task *m = (tide_task *)t;
+
+    if (tide__task_check(t) < 0)
+        return "?";
+    if (!m->name[0])
+        snprintf(m->name, sizeof m->name, "task-%llu", (unsigned long long)m->id);
+    return m->name;
+}
+
+uint64_t tide_task_id(const tide_task *t)
+{
+    return tide__task_check(t) < 0 ? 0 : t->id;
+}
+
+tide_task_state tide_task_get_state(const tide_task *t)
+{
+    return tide__task_check(t) < 0 ? TIDE_TASK_DONE : (tide_task_state)t->state;
+}
+
+int tide_task_cancelled(const tide_task *t)
+{
+    return tide__task_check(t) < 0 ? 0 : t->cancel_req;
+}
+
+const char *tide_task_state_name(tide_task_state s)
+{
+    switch (s) {
+    case TIDE_TASK_CREATED:
+        return "created";
+    case TIDE_TASK_READY:
+        return "ready";
+    case TIDE_TASK_RUNNING:
+        return "running";
+    case TIDE_TASK_WAITING:
+        return "waiting";
+    case TIDE_TASK_DONE:
+        return "done";
+    }
+    return "?";
+}
+
+ssize_t tide_task_list(tide_loop *loop, tide_task_info *out, size_t cap)
+{
+    tide_task *t;
+    size_t i = 0;
+
+    if (!loop && !(loop = tide__tls_loop))
+        return -EINVAL;
+    if (cap && !out)
+        return -EINVAL;
+    for (t = loop->tasks_head; t && i < cap; t = t->next, i++) {
+        out[i].task = t;
+        out[i].id = t->id;
+        out[i].name = tide_task_name(t);
+        out[i].state = (tide_task_state)t->state;
+        out[i].stack_size = t->stack_size;
+        out[i].cancelled = t->cancel_req;
+    }
+    return (ssize_t)loop->ntasks;
+}
