@@ -119,6 +119,8 @@ int tide__poller_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, voi
 void tide__poller_wake(tide__poller *p)
 {
     uint64_t one = 1;
+    int saved = errno; /* callable from a signal handler */
     ssize_t r = write(p->wake_wr, &one, sizeof one);
     (void)r; /* EAGAIN: the counter is saturated, the loop wakes anyway */
+    errno = saved;
 }
