@@ -367,14 +367,20 @@ int tide_gather(tide_task **ts, size_t n, int *results)
         return cur ? 0 : -EPERM;
     if (!ts)
         return -EINVAL;
-    for (i = 0; i < n; i++) {
+    /* Validate in one pass, marking each task (joiner = cur) to catch
+     * duplicates, then clear the marks: a marked task that ends would wake
+     * us while we wait for another. */
+    for (i = 0, rc = 0; i < n && rc == 0; i++) {
         rc = join_check(cur, ts[i]);
-        if (rc < 0)
-            return rc;
-        for (j = 0; j < i; j++)
-            if (ts[j] == ts[i])
-                return -EINVAL;
+        if (rc == -EBUSY && ts[i]->joiner == cur)
+            rc = -EINVAL; /* the same task twice */
+        if (rc == 0)
+            ts[i]->joiner = cur;
     }
+    for (j = 0; j < i - (rc != 0); j++)
+        ts[j]->joiner = NULL;
+    if (rc < 0)
+        return rc;
     for (i = 0; i < n; i++) {
         if (!stop) {
             rc = wait_done(cur, ts[i], 0);

@@ -50,13 +50,7 @@ const char *tide_strerror(int err)
         return "success";
     if (err > 0)
         err = -err; /* be forgiving: a positive errno names the same error */
-    switch (-err) {
-    case ECANCELED:
-        return "operation cancelled";
-    case ETIMEDOUT:
-        return "timed out";
-    case EPERM:
-        return "not allowed here (a suspending call outside a task?)";
-    }
+    if (err == -EPERM)
+        return "Operation not permitted (outside a task?)";
     return strerror(-err);
 }
