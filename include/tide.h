@@ -18,9 +18,12 @@
 #ifndef TIDE_H
 #define TIDE_H
 
+#include <netdb.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -274,6 +277,103 @@ TIDE_API int tide_future_await(tide_future *f, void **value);
 /* The result of a done future, as tide_future_await would return it, without
  * waiting; -EAGAIN if f is pending. */
 TIDE_API int tide_future_result(const tide_future *f, void **value);
+
+/* ------------------------------------------------------------ fds (I/O) */
+
+/*
+ * Awaitable fds.  The fd is made non-blocking and registered with the loop's
+ * poller on first use (edge-triggered, once).  Each call tries the syscall
+ * first and suspends only when the kernel says EAGAIN.  Every call is a
+ * cancellation point: a cancelled task gets -ECANCELED (-ETIMEDOUT past a
+ * scope's deadline) even when the fd is ready.  At most one task may wait to
+ * read and one to write on an fd: another gets -EBUSY.  An fd used here
+ * must be closed with tide_close (or tide_fd_forget before close()).
+ * All return -EPERM outside a task, -EBADF for fd < 0, -EINVAL for a NULL
+ * buffer with a non-zero length, or the syscall's -errno.
+ */
+
+/* Wait until fd is readable / writable (as the poller reports it). */
+TIDE_API int tide_wait_readable(int fd);
+TIDE_API int tide_wait_writable(int fd);
+
+/* read(2)/readv/recv/recvfrom: return as soon as some bytes (or a datagram)
+ * arrived: the count, 0 at end of file. */
+TIDE_API ssize_t tide_read(int fd, void *buf, size_t len);
+TIDE_API ssize_t tide_readv(int fd, const struct iovec *iov, int iovcnt);
+TIDE_API ssize_t tide_recv(int fd, void *buf, size_t len, int flags);
+TIDE_API ssize_t tide_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+                               socklen_t *addrlen);
+
+/* write/writev/send/sendfile write everything before they return (like Go's
+ * Write): len, or, when an error or cancellation comes after part of it was
+ * written, the count written so far (the next call reports the error).
+ * Writing to a closed peer returns -EPIPE: SIGPIPE never kills the process
+ * (sends use MSG_NOSIGNAL, and a loop sets SIGPIPE to SIG_IGN if the program
+ * left it at SIG_DFL, as Python does). */
+TIDE_API ssize_t tide_write(int fd, const void *buf, size_t len);
+TIDE_API ssize_t tide_writev(int fd, const struct iovec *iov, int iovcnt);
+TIDE_API ssize_t tide_send(int fd, const void *buf, size_t len, int flags);
+/* One datagram, all or nothing. */
+TIDE_API ssize_t tide_sendto(int fd, const void *buf, size_t len, int flags,
+                             const struct sockaddr *addr, socklen_t addrlen);
+/* sendfile(2) of count bytes from in_fd (at *offset if offset is not NULL,
+ * advanced) to the socket out_fd. */
+TIDE_API ssize_t tide_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
+
+/* accept4(2): the new connection, non-blocking and close-on-exec. */
+TIDE_API int tide_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+/* connect(2), waiting for the handshake.  -ECONNREFUSED, -ETIMEDOUT, ... */
+TIDE_API int tide_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+TIDE_API int tide_shutdown(int fd, int how);
+/* Wakes the tasks waiting on fd with -EBADF, unregisters it, closes it. */
+TIDE_API int tide_close(int fd);
+/* As tide_close without closing: tide forgets fd (call it before handing
+ * fd to code that closes it with close()). */
+TIDE_API int tide_fd_forget(int fd);
+
+/* --------------------------------------------------------------- sockets */
+
+/* Name-resolution failures (getaddrinfo's EAI_* codes) come back as
+ * TIDE_EAI_BASE minus the code's magnitude; tide_strerror names them.
+ * TIDE_EAI_NONAME (host or service not known) is the common one. */
+#define TIDE_EAI_BASE (-10000)
+#define TIDE_EAI_NONAME (TIDE_EAI_BASE - ((EAI_NONAME) < 0 ? -(EAI_NONAME) : (EAI_NONAME)))
+#define TIDE_IS_EAI(err) ((err) <= TIDE_EAI_BASE && (err) > TIDE_EAI_BASE - 1000)
+
+/* getaddrinfo(3) on the worker pool (a numeric host needs no lookup and is
+ * resolved in place).  Free *res with freeaddrinfo().  A cancelled lookup
+ * returns -ECANCELED at once; its late result is freed for you.
+ * Errors: -EINVAL, -EPERM (a lookup outside a task), -ENOMEM, a TIDE_EAI
+ * code, -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
+                              struct addrinfo **res);
+
+typedef struct tide_listen_opts {
+    int backlog;   /* listen(2) backlog; 0: 511 */
+    int reuseport; /* SO_REUSEPORT: several loops (one per core) share the port */
+} tide_listen_opts;
+
+TIDE_API void tide_listen_opts_init(tide_listen_opts *o);
+
+/* A listening TCP socket on host:port (host NULL: "0.0.0.0"; port 0: any,
+ * see tide_sock_port), SO_REUSEADDR set, non-blocking.  Returns the fd.
+ * Errors: -EINVAL (port out of range), -EADDRINUSE, a TIDE_EAI code, ... */
+TIDE_API int tide_tcp_listen(const char *host, int port, const tide_listen_opts *o);
+/* Connects to host:port, racing the resolved addresses (IPv6 and IPv4
+ * interleaved, a new attempt every 250 ms or when one fails: Happy Eyeballs,
+ * RFC 8305).  Returns the connected fd (non-blocking).
+ * Errors: -ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH, a TIDE_EAI code, ... */
+TIDE_API int tide_tcp_connect(const char *host, int port);
+/* A UDP socket bound to host:port (port 0: any).  Returns the fd. */
+TIDE_API int tide_udp_bind(const char *host, int port);
+/* A listening / connected Unix stream socket.  On Linux a path starting
+ * with '@' names the abstract namespace.  -ENAMETOOLONG for a long path. */
+TIDE_API int tide_unix_listen(const char *path, const tide_listen_opts *o);
+TIDE_API int tide_unix_connect(const char *path);
+/* Sets TCP_NODELAY. */
+TIDE_API int tide_tcp_nodelay(int fd, int on);
+/* The local port of a bound IPv4/IPv6 socket. */
+TIDE_API int tide_sock_port(int fd);
 
 /* ----------------------------------------------------------- worker pool */
 

@@ -21,25 +21,32 @@
 
 int tide__cancel_check(tide_task *t, int64_t *deadline)
 {
-    int64_t dl = TIDE__NEVER, now = t->loop->now;
-    tide_scope *s, *expired = NULL;
-    int shielded = 0;
+    int64_t dl = TIDE__NEVER, now;
+    tide_scope *s, *end = NULL;
 
     for (s = t->scope; s; s = s->parent) {
         if (s->flags & TIDE__SCOPE_SHIELD) {
-            shielded = 1;
+            end = s;
             break;
         }
         if (s->deadline < dl)
             dl = s->deadline;
-        if (!expired && s->deadline <= now)
-            expired = s;
     }
-    if (!shielded && t->cancel_req)
+    if (!end && t->cancel_req)
         return -ECANCELED;
-    if (expired) {
-        expired->flags |= TIDE__SCOPE_FIRED;
-        return -ETIMEDOUT;
+    if (dl != TIDE__NEVER) {
+        /* A fresh clock: a deadline may have passed while the task ran,
+         * and even a yield must then fail (Trio's checkpoint rule). */
+        now = tide__clock_ns();
+        if (dl <= now) {
+            for (s = t->scope; s != end; s = s->parent) {
+                if (s->deadline <= now) {
+                    s->flags |= TIDE__SCOPE_FIRED;
+                    break;
+                }
+            }
+            return -ETIMEDOUT;
+        }
     }
     if (deadline)
         *deadline = dl;

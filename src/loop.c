@@ -15,6 +15,7 @@
 #include "tide_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -94,6 +95,22 @@ void tide__switch_to_loop(tide_task *t)
 
 /* ----------------------------------------------------------- lifecycle */
 
+/* A write to a closed pipe or socket must return -EPIPE, not kill the
+ * process.  Sends use MSG_NOSIGNAL, but write(2) on a pipe has no such flag:
+ * so, like Python, ignore SIGPIPE unless the program chose a handler. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+        sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 int tide_loop_new(tide_loop **out)
 {
     tide_loop *loop;
@@ -117,6 +134,7 @@ int tide_loop_new(tide_loop **out)
     rc = tide__poller_init(&loop->poller);
     if (rc < 0)
         goto fail_mutex;
+    ignore_sigpipe();
     *out = loop;
     return 0;
 
@@ -167,6 +185,7 @@ void tide_loop_free(tide_loop *loop)
     pthread_mutex_unlock(&loop->ts_lock);
     tide__heap_free(&loop->timers);
     tide__calls_free(loop);
+    tide__fds_free(loop);
     tide__stacks_free(loop);
     tide__poller_free(&loop->poller);
     pthread_mutex_destroy(&loop->ts_lock);

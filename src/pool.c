@@ -28,6 +28,7 @@ typedef struct job {
     int result;
     tide_loop *loop;
     tide_task *task;   /* the waiting task, NULL once it stopped waiting */
+    void (*drop)(void *arg); /* frees arg's results when nobody waits */
 } job;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -125,6 +126,8 @@ static void job_done(void *arg)
     j->loop->pending_jobs--;
     if (j->task)
         tide__wake(j->task, j->result);
+    else if (j->drop)
+        j->drop(j->arg);
     tide__free(j);
 }
 
@@ -134,6 +137,11 @@ static void abandon(void *arg)
 }
 
 int tide_to_thread(tide_fn fn, void *arg)
+{
+    return tide__to_thread(fn, arg, NULL);
+}
+
+int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *))
 {
     tide_task *cur = tide__current();
     job *j;
@@ -146,20 +154,23 @@ int tide_to_thread(tide_fn fn, void *arg)
     if (cur->scope || cur->cancel_req) {
         rc = tide__cancel_check(cur, NULL);
         if (rc < 0)
-            return rc; /* already cancelled: fn is not run */
+            goto not_run; /* already cancelled: fn is not run */
     }
     rc = start_pool();
     if (rc < 0)
-        return rc;
+        goto not_run;
     j = tide__calloc(1, sizeof *j);
-    if (!j)
-        return -ENOMEM;
+    if (!j) {
+        rc = -ENOMEM;
+        goto not_run;
+    }
     j->done.cb = job_done;
     j->done.arg = j;
     j->fn = fn;
     j->arg = arg;
     j->loop = cur->loop;
     j->task = cur;
+    j->drop = drop;
     cur->loop->pending_jobs++;
 
     pthread_mutex_lock(&lock);
@@ -169,4 +180,9 @@ int tide_to_thread(tide_fn fn, void *arg)
     pthread_mutex_unlock(&lock);
 
     return tide__suspend(cur, TIDE__NEVER, abandon, j, 0);
+
+not_run:
+    if (drop)
+        drop(arg);
+    return rc;
 }

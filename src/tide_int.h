@@ -192,6 +192,28 @@ typedef struct tide__pollable {
     void (*on_event)(struct tide__pollable *p, unsigned events);
 } tide__pollable;
 
+/* An fd's state in its loop (see io.c). */
+typedef struct tide__fd tide__fd;
+typedef void (*tide__fd_cb)(tide__fd *f, int rc);
+struct tide__fd {
+    tide__pollable p;      /* the poller's tag */
+    tide_loop *loop;
+    int fd;
+    uint8_t registered;    /* known to the poller (and made non-blocking) */
+    uint8_t always_ready;  /* a regular file: the poller refused it */
+    uint8_t hup;           /* the poller reported a hang-up */
+    uint8_t ready;         /* TIDE__EV_IN/OUT: may be ready (no EAGAIN since) */
+    tide_task *reader;     /* the task waiting to read, or NULL */
+    tide_task *writer;     /* the task waiting to write, or NULL */
+    tide__fd_cb on_readable; /* or a callback instead of a task */
+    tide__fd_cb on_writable;
+    void *cb_arg;          /* for the callbacks' owner */
+};
+
+tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err);
+int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
+void tide__fds_free(tide_loop *loop);
+
 /* A node of the cross-thread queue (call_soon_threadsafe). */
 typedef struct tide__tsnode {
     struct tide__tsnode *next;
@@ -208,6 +230,8 @@ struct tide_loop {
     int64_t now;            /* ns, cached once per iteration */
     tide__poller poller;
     uint32_t io_waiters;    /* tasks suspended on fd readiness */
+    tide__fd **fds;         /* fd states, indexed by fd number */
+    size_t nfds;
     uint32_t pending_jobs;  /* worker-pool jobs whose result will come back */
     uint8_t running;        /* inside tide_loop_run */
     uint8_t stop;           /* tide_loop_stop was called */
@@ -240,6 +264,12 @@ struct tide_loop {
     size_t asan_stack_size;
 #endif
 };
+
+/* tide_to_thread, with drop(arg) called exactly once if the task does not
+ * take fn's result: on the loop thread when the result comes back after the
+ * task gave up (cancelled), or before returning if fn was never queued.  It
+ * frees arg and what fn made. */
+int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *));
 
 /* The loop running on this thread. */
 extern __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec")));

@@ -44,12 +44,16 @@ void tide__free(void *p)
         a_free(p);
 }
 
+const char *tide__eai_strerror(int err);
+
 const char *tide_strerror(int err)
 {
     if (err == 0)
         return "success";
     if (err > 0)
         err = -err; /* be forgiving: a positive errno names the same error */
+    if (err < 0 && TIDE_IS_EAI(err))
+        return tide__eai_strerror(err);
     if (err == -EPERM)
         return "Operation not permitted (outside a task?)";
     return strerror(-err);

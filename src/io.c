@@ -1,0 +1,598 @@
+/*
+ * Awaitable fds.
+ *
+ * The model is Go's netpoller: every fd is non-blocking and registered once
+ * with the poller, edge-triggered, for both directions.  Each fd has a small
+ * state in the loop's table (indexed by fd number) that remembers what the
+ * poller last said: "readable" and "writable" bits, set by an event, cleared
+ * when a syscall returns EAGAIN or makes a short transfer (a short read
+ * means the socket is drained; a short write that its buffer is full).  So
+ * the syscall is tried first when the fd may be ready, and the task waits
+ * only when it is known not to be: no EAGAIN paid for after a short read, no
+ * epoll_ctl per wait.
+ *
+ * One task may wait to read and one to write on each fd; a second gets
+ * -EBUSY.  Instead of a task, a direction may have a callback (streams flush
+ * their write buffers that way).  tide_close wakes both waiters with -EBADF
+ * and unregisters the fd before closing it, so the number can be reused at
+ * once without a stale event reaching the new owner.  An fd closed behind
+ * tide's back (plain close()) must be forgotten first (tide_fd_forget).
+ *
+ * Every call here is a cancellation point: a cancelled task (or one past a
+ * deadline) gets -ECANCELED (-ETIMEDOUT) even when the fd is ready, so a
+ * relay that never blocks can still be cancelled.
+ */
+#include "tide_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define IOV_MAX_BATCH 64
+
+static void on_fd_event(tide__pollable *p, unsigned events);
+
+/* --------------------------------------------------------- the fd table */
+
+static tide__fd *fd_slot(tide_loop *loop, int fd)
+{
+    return (size_t)fd < loop->nfds ? loop->fds[fd] : NULL;
+}
+
+/* The state of fd, registering it on first use.  Returns NULL and sets *err
+ * on failure. */
+tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
+{
+    tide__fd *f;
+    int fl, rc;
+
+    if (fd < 0) {
+        *err = -EBADF;
+        return NULL;
+    }
+    f = fd_slot(loop, fd);
+    if (TIDE__LIKELY(f && f->registered))
+        return f;
+    if ((size_t)fd >= loop->nfds) {
+        size_t n = loop->nfds ? loop->nfds : 64;
+        tide__fd **v;
+        while (n <= (size_t)fd)
+            n *= 2;
+        v = tide__realloc(loop->fds, n * sizeof *v);
+        if (!v) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        memset(v + loop->nfds, 0, (n - loop->nfds) * sizeof *v);
+        loop->fds = v;
+        loop->nfds = n;
+    }
+    if (!f) {
+        f = tide__calloc(1, sizeof *f);
+        if (!f) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        f->p.on_event = on_fd_event;
+        f->loop = loop;
+        f->fd = fd;
+        loop->fds[fd] = f;
+    }
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0) {
+        *err = -errno;
+        return NULL;
+    }
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        *err = -errno;
+        return NULL;
+    }
+    rc = tide__poller_add(&loop->poller, fd, &f->p);
+    if (rc == -EPERM) {
+        /* A regular file or a directory: epoll cannot watch it, and it is
+         * always "ready".  Remember that and never wait. */
+        f->always_ready = 1;
+    } else if (rc < 0) {
+        *err = rc;
+        return NULL;
+    }
+    f->registered = 1;
+    f->ready = TIDE__EV_IN | TIDE__EV_OUT; /* unknown: try the syscall first */
+    return f;
+}
+
+void tide__fds_free(tide_loop *loop)
+{
+    size_t i;
+    for (i = 0; i < loop->nfds; i++)
+        tide__free(loop->fds[i]);
+    tide__free(loop->fds);
+    loop->fds = NULL;
+    loop->nfds = 0;
+}
+
+/* ------------------------------------------------------------- waiting */
+
+static void wake_dir(tide__fd *f, int dir, int rc)
+{
+    tide_task **slot = dir == TIDE__EV_IN ? &f->reader : &f->writer;
+    tide__fd_cb *cb = dir == TIDE__EV_IN ? &f->on_readable : &f->on_writable;
+
+    if (*slot) {
+        tide_task *t = *slot;
+        *slot = NULL;
+        f->loop->io_waiters--;
+        tide__wake(t, rc);
+    } else if (*cb) {
+        (*cb)(f, rc);
+    }
+}
+
+static void on_fd_event(tide__pollable *p, unsigned events)
+{
+    tide__fd *f = tide__container_of(p, tide__fd, p);
+
+    if (events & TIDE__EV_HUP)
+        f->hup = 1;
+    if (events & (TIDE__EV_IN | TIDE__EV_ERR)) {
+        f->ready |= TIDE__EV_IN;
+        wake_dir(f, TIDE__EV_IN, 0);
+    }
+    if (events & (TIDE__EV_OUT | TIDE__EV_ERR)) {
+        f->ready |= TIDE__EV_OUT;
+        wake_dir(f, TIDE__EV_OUT, 0);
+    }
+}
+
+static void unlink_reader(void *arg)
+{
+    tide__fd *f = arg;
+    f->reader = NULL;
+    f->loop->io_waiters--;
+}
+
+static void unlink_writer(void *arg)
+{
+    tide__fd *f = arg;
+    f->writer = NULL;
+    f->loop->io_waiters--;
+}
+
+/* Waits until the poller reports dir on f.  0, -EBUSY, -EBADF (closed
+ * meanwhile), -ECANCELED, -ETIMEDOUT. */
+int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
+{
+    tide_task **slot = dir == TIDE__EV_IN ? &f->reader : &f->writer;
+
+    if (*slot)
+        return -EBUSY;
+    if (f->always_ready)
+        return 0;
+    *slot = cur;
+    f->loop->io_waiters++;
+    return tide__suspend(cur, TIDE__NEVER, dir == TIDE__EV_IN ? unlink_reader : unlink_writer, f,
+                         0);
+}
+
+/* The common start of every call: the running task, the fd's state, and the
+ * cancellation point.  Returns 0 or -errno. */
+static int io_begin(int fd, tide_task **cur, tide__fd **f)
+{
+    int err = 0;
+
+    *cur = tide__current();
+    if (!*cur)
+        return -EPERM;
+    if ((*cur)->cancel_req || (*cur)->scope) {
+        int rc = tide__cancel_check(*cur, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    *f = tide__fd_get((*cur)->loop, fd, &err);
+    return *f ? 0 : err;
+}
+
+int tide_wait_readable(int fd)
+{
+    tide_task *cur;
+    tide__fd *f;
+    int rc = io_begin(fd, &cur, &f);
+
+    if (rc < 0)
+        return rc;
+    if (f->ready & TIDE__EV_IN) {
+        /* Readiness we remember may be stale: only the kernel knows. */
+        f->ready &= ~TIDE__EV_IN;
+    }
+    return tide__fd_wait(cur, f, TIDE__EV_IN);
+}
+
+int tide_wait_writable(int fd)
+{
+    tide_task *cur;
+    tide__fd *f;
+    int rc = io_begin(fd, &cur, &f);
+
+    if (rc < 0)
+        return rc;
+    f->ready &= ~TIDE__EV_OUT;
+    return tide__fd_wait(cur, f, TIDE__EV_OUT);
+}
+
+/* ------------------------------------------------------------- reading */
+
+/* The read-side loop shared by read, readv, recv, recvfrom and accept: op()
+ * makes the syscall; on EAGAIN we wait for the poller, and a transfer
+ * shorter than asked clears the readable bit. */
+#define READ_LOOP(f, cur, want, call)                                                          \
+    for (;;) {                                                                                 \
+        ssize_t n_;                                                                            \
+        size_t want_ = (want);                                                                 \
+        if (!((f)->ready & TIDE__EV_IN)) {                                                     \
+            int w_ = tide__fd_wait((cur), (f), TIDE__EV_IN);                                   \
+            if (w_ < 0)                                                                        \
+                return w_;                                                                     \
+        }                                                                                      \
+        n_ = (call);                                                                           \
+        if (n_ >= 0) {                                                                         \
+            if (n_ > 0 && (size_t)n_ < want_ && !(f)->always_ready)                            \
+                (f)->ready &= ~TIDE__EV_IN;                                                    \
+            return n_;                                                                         \
+        }                                                                                      \
+        if (errno == EAGAIN || errno == EWOULDBLOCK)                                           \
+            (f)->ready &= ~TIDE__EV_IN;                                                        \
+        else if (errno != EINTR)                                                               \
+            return -errno;                                                                     \
+    }
+
+ssize_t tide_read(int fd, void *buf, size_t len)
+{
+    tide_task *cur;
+    tide__fd *f;
+    int rc;
+
+    if (!buf && len)
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    READ_LOOP(f, cur, len, read(fd, buf, len));
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+    size_t t = 0;
+    int i;
+    for (i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
+ssize_t tide_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    tide_task *cur;
+    tide__fd *f;
+    size_t want;
+    int rc;
+
+    if ((!iov && iovcnt) || iovcnt < 0)
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    want = iov_total(iov, iovcnt);
+    READ_LOOP(f, cur, want, readv(fd, iov, iovcnt));
+}
+
+ssize_t tide_recv(int fd, void *buf, size_t len, int flags)
+{
+    tide_task *cur;
+    tide__fd *f;
+    int rc;
+
+    if (!buf && len)
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    /* A peek consumes nothing: it must never conclude the socket drained. */
+    READ_LOOP(f, cur, (flags & MSG_PEEK) ? 0 : len, recv(fd, buf, len, flags));
+}
+
+ssize_t tide_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+                      socklen_t *addrlen)
+{
+    tide_task *cur;
+    tide__fd *f;
+    int rc;
+
+    if ((!buf && len) || (addr && !addrlen))
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    /* One datagram per call: a short one says nothing about the next. */
+    READ_LOOP(f, cur, 0, recvfrom(fd, buf, len, flags, addr, addrlen));
+}
+
+int tide_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+    tide_task *cur;
+    tide__fd *f;
+    int rc;
+
+    if (addr && !addrlen)
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        int c;
+        if (!(f->ready & TIDE__EV_IN)) {
+            rc = tide__fd_wait(cur, f, TIDE__EV_IN);
+            if (rc < 0)
+                return rc;
+        }
+        c = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0)
+            return c;
+        switch (errno) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            f->ready &= ~TIDE__EV_IN;
+            break;
+        case EINTR:
+        case ECONNABORTED: /* the peer gave up before we took it: next */
+        case EPROTO:
+            break;
+        default:
+            return -errno;
+        }
+    }
+}
+
+/* ------------------------------------------------------------- writing */
+
+/* Writes everything (like Go's Write): returns len, or, if an error or a
+ * cancellation comes after some bytes went out, the count written so far
+ * (the next call reports the error). */
+#define WRITE_ALL(f, cur, len, call_with_done)                                                 \
+    do {                                                                                       \
+        size_t done_ = 0;                                                                      \
+        while (done_ < (len)) {                                                                \
+            ssize_t n_;                                                                        \
+            if (!((f)->ready & TIDE__EV_OUT)) {                                                \
+                int w_ = tide__fd_wait((cur), (f), TIDE__EV_OUT);                              \
+                if (w_ < 0)                                                                    \
+                    return done_ ? (ssize_t)done_ : w_;                                        \
+            }                                                                                  \
+            n_ = (call_with_done);                                                             \
+            if (n_ >= 0) {                                                                     \
+                done_ += (size_t)n_;                                                           \
+                if (done_ < (len) && !(f)->always_ready)                                       \
+                    (f)->ready &= ~TIDE__EV_OUT;                                               \
+            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {                              \
+                (f)->ready &= ~TIDE__EV_OUT;                                                   \
+            } else if (errno != EINTR) {                                                       \
+                return done_ ? (ssize_t)done_ : -errno;                                        \
+            }                                                                                  \
+        }                                                                                      \
+        return (ssize_t)done_;                                                                 \
+    } while (0)
+
+ssize_t tide_write(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    tide_task *cur;
+    tide__fd *f;
+    int rc;
+
+    if (!buf && len)
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    WRITE_ALL(f, cur, len, write(fd, p + done_, len - done_));
+}
+
+ssize_t tide_send(int fd, const void *buf, size_t len, int flags)
+{
+    const char *p = buf;
+    tide_task *cur;
+    tide__fd *f;
+    int rc;
+
+    if (!buf && len)
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    WRITE_ALL(f, cur, len, send(fd, p + done_, len - done_, flags | MSG_NOSIGNAL));
+}
+
+/* writev of everything: advances through the iovecs on a copy. */
+ssize_t tide_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct iovec local[IOV_MAX_BATCH];
+    size_t total, done = 0;
+    tide_task *cur;
+    tide__fd *f;
+    int rc, i = 0;
+
+    if ((!iov && iovcnt) || iovcnt < 0)
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    total = iov_total(iov, iovcnt);
+    size_t off = 0; /* bytes of iov[i] already written */
+    while (done < total) {
+        ssize_t n;
+        int k;
+
+        if (!(f->ready & TIDE__EV_OUT)) {
+            rc = tide__fd_wait(cur, f, TIDE__EV_OUT);
+            if (rc < 0)
+                return done ? (ssize_t)done : rc;
+        }
+        while (i < iovcnt && off == iov[i].iov_len) { /* skip empty/finished */
+            i++;
+            off = 0;
+        }
+        for (k = 0; k < IOV_MAX_BATCH && i + k < iovcnt; k++) {
+            local[k].iov_base = (char *)iov[i + k].iov_base + (k == 0 ? off : 0);
+            local[k].iov_len = iov[i + k].iov_len - (k == 0 ? off : 0);
+        }
+        n = writev(fd, local, k);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                f->ready &= ~TIDE__EV_OUT;
+            else if (errno != EINTR)
+                return done ? (ssize_t)done : -errno;
+            continue;
+        }
+        done += (size_t)n;
+        if (done < total && !f->always_ready)
+            f->ready &= ~TIDE__EV_OUT;
+        while (n > 0) { /* advance (i, off) by n bytes */
+            size_t left = iov[i].iov_len - off;
+            if ((size_t)n < left) {
+                off += (size_t)n;
+                n = 0;
+            } else {
+                n -= (ssize_t)left;
+                i++;
+                off = 0;
+            }
+        }
+    }
+    return (ssize_t)done;
+}
+
+ssize_t tide_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
+                    socklen_t addrlen)
+{
+    tide_task *cur;
+    tide__fd *f;
+    int rc;
+
+    if (!buf && len)
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    for (;;) { /* one datagram: all or nothing */
+        ssize_t n;
+        if (!(f->ready & TIDE__EV_OUT)) {
+            rc = tide__fd_wait(cur, f, TIDE__EV_OUT);
+            if (rc < 0)
+                return rc;
+        }
+        n = sendto(fd, buf, len, flags | MSG_NOSIGNAL, addr, addrlen);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            f->ready &= ~TIDE__EV_OUT;
+        else if (errno != EINTR)
+            return -errno;
+    }
+}
+
+ssize_t tide_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    tide_task *cur;
+    tide__fd *f;
+    int rc;
+
+    if (in_fd < 0)
+        return -EBADF;
+    rc = io_begin(out_fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    WRITE_ALL(f, cur, count, sendfile(out_fd, in_fd, offset, count - done_));
+}
+
+/* ---------------------------------------------------- connect and close */
+
+int tide_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+    tide_task *cur;
+    tide__fd *f;
+    int rc, err = 0;
+    socklen_t elen = sizeof err;
+
+    if (!addr)
+        return -EINVAL;
+    rc = io_begin(fd, &cur, &f);
+    if (rc < 0)
+        return rc;
+    if (connect(fd, addr, addrlen) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return -errno;
+    f->ready &= ~TIDE__EV_OUT;
+    for (;;) {
+        rc = tide__fd_wait(cur, f, TIDE__EV_OUT);
+        if (rc < 0)
+            return rc; /* the caller closes the socket: the attempt ends with it */
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+            return -errno;
+        if (err == 0)
+            break;
+        if (err != EINPROGRESS && err != EALREADY)
+            return -err;
+    }
+    return 0;
+}
+
+int tide_shutdown(int fd, int how)
+{
+    if (fd < 0)
+        return -EBADF;
+    return shutdown(fd, how) < 0 ? -errno : 0;
+}
+
+int tide_fd_forget(int fd)
+{
+    tide_loop *loop = tide__tls_loop;
+    tide__fd *f;
+
+    if (fd < 0)
+        return -EBADF;
+    if (!loop || !(f = fd_slot(loop, fd)) || !f->registered)
+        return 0;
+    if (f->reader)
+        tide__interrupt(f->reader, -EBADF);
+    if (f->writer)
+        tide__interrupt(f->writer, -EBADF);
+    if (f->on_readable)
+        f->on_readable(f, -EBADF);
+    if (f->on_writable)
+        f->on_writable(f, -EBADF);
+    if (!f->always_ready)
+        (void)tide__poller_del(&loop->poller, fd);
+    f->registered = 0;
+    f->always_ready = 0;
+    f->hup = 0;
+    f->on_readable = f->on_writable = NULL;
+    f->ready = 0;
+    return 0;
+}
+
+int tide_close(int fd)
+{
+    int rc;
+
+    if (fd < 0)
+        return -EBADF;
+    tide_fd_forget(fd);
+    rc = close(fd);
+    /* Linux closes the fd even when close reports EINTR: never retry. */
+    return rc < 0 && errno != EINTR ? -errno : 0;
+}

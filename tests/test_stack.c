@@ -1,0 +1,295 @@
+/*
+ * Tests of task stacks: a guard-page overflow is reported (task name, stack
+ * size) and aborts; deep recursion within the stack size works; stacks are
+ * reused and not leaked when many tasks come and go.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <sys/poll.h> /* not <poll.h>: src/poll.h shadows it */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tide.h"
+#include "util.h"
+
+#define OVERFLOW_FLAG "--overflow-child"
+#define CHILD_STACK (16 * 1024)
+
+/* -------------------------------------------------------- recursion */
+
+__attribute__((noinline)) static int recurse(int depth, int limit)
+{
+    volatile char buf[1024];
+    buf[0] = (char)depth;
+    buf[sizeof buf - 1] = (char)(depth >> 8);
+    if (depth >= limit)
+        return 1;
+    /* not a tail call: the frame stays live */
+    return recurse(depth + 1, limit) + (buf[0] == (char)depth) +
+           (buf[sizeof buf - 1] == (char)(depth >> 8)) - 2;
+}
+
+/* ------------------------------------------------- the overflowing child */
+
+static int deep_fn(void *arg)
+{
+    (void)arg;
+    return recurse(0, INT_MAX);
+}
+
+static int overflow_main(void *arg)
+{
+    (void)arg;
+    tide_task_opts o;
+    tide_task_opts_init(&o);
+    o.name = "deep";
+    o.stack_size = CHILD_STACK;
+    tide_task *t;
+    if (tide_create_task_ex(&t, NULL, deep_fn, NULL, &o) != 0)
+        return -1;
+    return tide_await(t);
+}
+
+static int overflow_child(void)
+{
+    int rc = tide_run(overflow_main, NULL);
+    fprintf(stderr, "child: tide_run returned %d (no overflow detected)\n", rc);
+    return 3;
+}
+
+static void test_overflow_is_reported(void **state)
+{
+    (void)state;
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* a fresh process: no cmocka signal handlers, no earlier loops */
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        char *argv[] = {self, OVERFLOW_FLAG, NULL};
+        execv(self, argv);
+        _exit(127);
+    }
+    close(p[1]);
+
+    char out[8192];
+    size_t len = 0;
+    int64_t deadline = tide_now() + 30000;
+    for (;;) {
+        struct pollfd pf = {p[0], POLLIN, 0};
+        int64_t left = deadline - tide_now();
+        if (left <= 0)
+            break;
+        int r = poll(&pf, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        ssize_t k = read(p[0], out + len, sizeof out - 1 - len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+        if (len == sizeof out - 1)
+            break;
+    }
+    out[len] = '\0';
+    close(p[0]);
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && tide_now() < deadline)
+        usleep(10000);
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("overflowing child did not end; stderr: <<%s>>", out);
+    }
+    print_message("child stderr: <<%s>>\n", out);
+    if (!WIFSIGNALED(status))
+        fail_msg("child exited with status %d instead of dying by a signal", WEXITSTATUS(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_non_null(strcasestr(out, "stack overflow"));
+    assert_non_null(strstr(out, "deep"));
+    /* the stack size, in bytes or KiB */
+    int has_size = strstr(out, "16384") != NULL || strcasestr(out, "16 KiB") != NULL ||
+                   strcasestr(out, "16KiB") != NULL || strcasestr(out, "16 KB") != NULL ||
+                   strcasestr(out, "16K") != NULL;
+    assert_true(has_size);
+}
+
+/* -------------------------------------------------- deep but within */
+
+typedef struct within {
+    int r64, r256, r_big_local;
+} within;
+
+static int rec_task(void *arg)
+{
+    int limit = (int)(intptr_t)arg;
+    int r = recurse(0, limit);
+    tide_sleep(0); /* suspend with a deep stack behind us... */
+    return r + recurse(0, limit); /* ...and again after resuming */
+}
+
+static int big_local(void *arg)
+{
+    size_t n = (size_t)(intptr_t)arg;
+    char buf[n];
+    memset(buf, 1, n);
+    tide_sleep(1);
+    long s = 0;
+    for (size_t i = 0; i < n; i += 97)
+        s += buf[i];
+    return s > 0 ? 1 : -1;
+}
+
+static int within_main(void *arg)
+{
+    within *w = arg;
+    tide_task_opts o;
+    tide_task_opts_init(&o);
+    tide_task *t[3];
+    o.stack_size = 64 * 1024;
+    tide_create_task_ex(&t[0], NULL, rec_task, (void *)(intptr_t)24, &o); /* ~26 KiB */
+    o.stack_size = 0;                                                       /* default */
+    tide_create_task_ex(&t[1], NULL, rec_task, (void *)(intptr_t)150, &o); /* ~160 KiB */
+    o.stack_size = 64 * 1024;
+    tide_create_task_ex(&t[2], NULL, big_local, (void *)(intptr_t)(40 * 1024), &o);
+    w->r64 = tide_await(t[0]);
+    w->r256 = tide_await(t[1]);
+    w->r_big_local = tide_await(t[2]);
+    return 0;
+}
+
+static void test_deep_recursion_within_stack(void **state)
+{
+    (void)state;
+    within w;
+    memset(&w, 0, sizeof w);
+    assert_int_equal(tide_run(within_main, &w), 0);
+    assert_int_equal(w.r64, 2);
+    assert_int_equal(w.r256, 2);
+    assert_int_equal(w.r_big_local, 1);
+}
+
+/* ----------------------------------------------------- stack reuse */
+
+#define ROUNDS 10
+#define PER_ROUND 1000
+
+typedef struct reuse {
+    uintptr_t first[PER_ROUND];
+    int nfirst;
+    int reused;
+    int counter;
+    int maps_after[ROUNDS];
+    int gather_rc;
+    int64_t elapsed;
+    int round;
+} reuse;
+
+static int cmp_uptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int reuse_task(void *arg)
+{
+    reuse *r = arg;
+    /* the page of the stack this task runs on */
+    uintptr_t page = (uintptr_t)__builtin_frame_address(0) & ~(uintptr_t)4095;
+    if (r->round == 0) {
+        r->first[r->nfirst++] = page;
+    } else if (bsearch(&page, r->first, (size_t)r->nfirst, sizeof page, cmp_uptr)) {
+        r->reused++;
+    }
+    tide_sleep(0);
+    r->counter++;
+    return 0;
+}
+
+static int reuse_main(void *arg)
+{
+    reuse *r = arg;
+    tide_task **t = calloc(PER_ROUND, sizeof *t);
+    int64_t t0 = tide_now();
+    for (r->round = 0; r->round < ROUNDS; r->round++) {
+        for (int i = 0; i < PER_ROUND; i++)
+            if (tide_create_task(&t[i], reuse_task, r) != 0)
+                return -1;
+        int rc = tide_gather(t, PER_ROUND, NULL);
+        if (rc != 0)
+            r->gather_rc = rc;
+        if (r->round == 0)
+            qsort(r->first, (size_t)r->nfirst, sizeof r->first[0], cmp_uptr);
+        r->maps_after[r->round] = tt_count_maps();
+    }
+    r->elapsed = tide_now() - t0;
+    free(t);
+    return 0;
+}
+
+static void test_stacks_reused(void **state)
+{
+    (void)state;
+    reuse *r = calloc(1, sizeof *r);
+    assert_int_equal(tide_run(reuse_main, r), 0);
+    assert_int_equal(r->gather_rc, 0);
+    assert_int_equal(r->counter, ROUNDS * PER_ROUND);
+    assert_int_equal(r->nfirst, PER_ROUND);
+    /* later rounds run on the stacks of the first */
+    assert_true(r->reused > 0);
+    print_message("reused %d of %d; maps %d -> %d; %lld ms\n", r->reused,
+                  (ROUNDS - 1) * PER_ROUND, r->maps_after[1], r->maps_after[ROUNDS - 1],
+                  (long long)r->elapsed);
+    /* no mappings leaked round after round (a leak of 1000 stacks would add
+     * at least 1000 mappings per round) */
+    assert_true(r->maps_after[ROUNDS - 1] - r->maps_after[1] < 200);
+    if (!tt_under_valgrind())
+        assert_true(r->elapsed < 10000);
+
+    /* nor across runs */
+    int maps0 = tt_count_maps();
+    for (int i = 0; i < 3; i++) {
+        memset(r, 0, sizeof *r);
+        assert_int_equal(tide_run(reuse_main, r), 0);
+    }
+    int maps1 = tt_count_maps();
+    print_message("maps across runs: %d -> %d\n", maps0, maps1);
+    assert_true(maps1 - maps0 < 200);
+    free(r);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], OVERFLOW_FLAG) == 0)
+        return overflow_child();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_overflow_is_reported),
+        cmocka_unit_test(test_deep_recursion_within_stack),
+        cmocka_unit_test(test_stacks_reused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
