@@ -19,6 +19,7 @@
 #define TIDE_H
 
 #include <netdb.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -374,6 +375,102 @@ TIDE_API int tide_unix_connect(const char *path);
 TIDE_API int tide_tcp_nodelay(int fd, int on);
 /* The local port of a bound IPv4/IPv6 socket. */
 TIDE_API int tide_sock_port(int fd);
+
+/* ------------------------------------------------------------ streams */
+
+typedef struct tide_stream tide_stream;
+
+typedef struct tide_stream_opts {
+    size_t limit;      /* read buffer limit: the longest line readline accepts; 0: 64 KiB */
+    size_t high_water; /* drain waits while more than this is queued; 0: 64 KiB */
+    size_t low_water;  /* ... until no more than this is (16 KiB by default) */
+} tide_stream_opts;
+
+TIDE_API void tide_stream_opts_init(tide_stream_opts *o);
+
+/* A buffered stream over fd (a socket, pipe, tty...), like asyncio's
+ * StreamReader + StreamWriter.  The stream owns fd from now on: closing the
+ * stream closes it.  Errors: -EINVAL, -EBADF, -EPERM (no loop runs on this
+ * thread), -ENOMEM. */
+TIDE_API int tide_stream_open(tide_stream **s, int fd, const tide_stream_opts *o);
+/* Connects to host:port (tide_tcp_connect, TCP_NODELAY on) and opens a
+ * stream over the connection. */
+TIDE_API int tide_open_connection(const char *host, int port, tide_stream **s);
+TIDE_API int tide_stream_fd(const tide_stream *s);
+/* Bytes read from the fd and not yet consumed; bytes queued to write. */
+TIDE_API size_t tide_stream_buffered(const tide_stream *s);
+TIDE_API size_t tide_stream_write_pending(const tide_stream *s);
+
+/* Reads up to n bytes: the count, 0 at end of file (EOF is never an error). */
+TIDE_API ssize_t tide_stream_read(tide_stream *s, void *buf, size_t n);
+/* Reads exactly n bytes: n, or fewer if end of file came first (the bytes
+ * before it are in buf).  On an error nothing read is lost: the bytes go
+ * back to the stream's buffer. */
+TIDE_API ssize_t tide_stream_readexactly(tide_stream *s, void *buf, size_t n);
+/* Reads up to and including the delimiter into buf: the length.  At end of
+ * file, the last unterminated piece (0 once nothing is left).  Fails, with
+ * every byte kept in the stream, with -EMSGSIZE if no delimiter comes
+ * within the stream's limit, or -ENOBUFS if the piece is longer than cap. */
+TIDE_API ssize_t tide_stream_readuntil(tide_stream *s, const void *delim, size_t dlen, void *buf,
+                                       size_t cap);
+/* tide_stream_readuntil with "\n". */
+TIDE_API ssize_t tide_stream_readline(tide_stream *s, char *buf, size_t cap);
+/* Queues n bytes (written at once when possible); never waits.  Returns n,
+ * or the stream's first write error (-EPIPE, -ECONNRESET...), which sticks.
+ * Follow with tide_stream_drain to respect backpressure. */
+TIDE_API ssize_t tide_stream_write(tide_stream *s, const void *buf, size_t n);
+/* If more than the high-water mark is queued, waits until no more than the
+ * low-water mark is.  0, the write error, -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_stream_drain(tide_stream *s);
+/* Flushes what is queued (waiting, within the task's cancel scopes), closes
+ * the fd and frees the stream.  A task blocked in another call on s wakes
+ * with -EBADF.  Returns 0, or the write error / why the flush was cut short
+ * (the stream is closed and freed in every case). */
+TIDE_API int tide_stream_close(tide_stream *s);
+
+/* ------------------------------------------------------------ servers */
+
+typedef struct tide_server tide_server;
+
+/* Runs in a task of its own for each connection.  The server closes the
+ * stream when the handler returns (the handler must not close it). */
+typedef int (*tide_server_handler)(tide_stream *s, void *arg);
+
+typedef struct tide_server_opts {
+    int backlog;            /* 0: 511 */
+    int reuseport;          /* SO_REUSEPORT */
+    int nodelay;            /* TCP_NODELAY on accepted sockets (default 1) */
+    size_t max_connections; /* 0: no limit; at the limit, accept waits */
+    size_t stack_size;      /* of connection tasks; 0: the default */
+    tide_stream_opts stream; /* for the connections' streams (limit 0: defaults) */
+} tide_server_opts;
+
+TIDE_API void tide_server_opts_init(tide_server_opts *o);
+
+/* asyncio.start_server: listens on host:port (host NULL: 127.0.0.1; port
+ * 0: any, see tide_server_port) and runs handler(stream, arg) in a new task
+ * per connection.  Errors: as tide_tcp_listen, -EINVAL, -EPERM, -ENOMEM. */
+TIDE_API int tide_start_server(const char *host, int port, tide_server_handler handler, void *arg,
+                               const tide_server_opts *o, tide_server **srv);
+TIDE_API int tide_server_port(const tide_server *srv);
+TIDE_API size_t tide_server_connections(const tide_server *srv);
+
+#define TIDE_SERVER_WAIT 0   /* let the connection handlers finish */
+#define TIDE_SERVER_CANCEL 1 /* cancel them, then wait for them */
+
+/* Stops accepting, closes the listening socket, waits for the connection
+ * tasks (cancelling them first with TIDE_SERVER_CANCEL) and frees srv.  If
+ * the caller is cancelled during a graceful wait, the connections are
+ * cancelled and still waited for, and the error returned.
+ * Errors: -EINVAL, -EPERM, -EALREADY. */
+TIDE_API int tide_server_close(tide_server *srv, int how);
+
+/* ------------------------------------------------------------ signals */
+
+/* Waits for one of the signals in set and returns its number.  The signals
+ * are blocked in the calling thread while it waits (Linux: signalfd).
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_signal_wait(const sigset_t *set);
 
 /* ----------------------------------------------------------- worker pool */
 

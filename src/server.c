@@ -1,0 +1,274 @@
+/*
+ * Servers, like asyncio.start_server: a task accepts connections and runs
+ * the handler in a new task per connection, over a stream.
+ *
+ * Accept survives running out of fds (EMFILE, ENFILE) and memory: it backs
+ * off (10 ms doubling to 100 ms) and tries again, so the CPU stays idle, the
+ * listener stays open, and service resumes as soon as fds are freed.  The
+ * pending connection waits in the kernel's backlog meanwhile.
+ *
+ * A limit on concurrent connections makes the acceptor wait for a slot
+ * before it accepts more; the kernel's backlog holds the rest.
+ *
+ * Closing stops the acceptor and closes the listening socket; it then waits
+ * for the connection tasks to finish, or cancels them first (graceful vs
+ * immediate shutdown).  Connection tasks belong to the server: their
+ * results are not reported, and none outlives tide_server_close.
+ */
+#include "tide_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define BACKOFF_MIN_MS 10
+#define BACKOFF_MAX_MS 100
+
+typedef struct conn {
+    struct conn *prev, *next;
+    tide_server *srv;
+    tide_task *task;
+    tide_stream *stream;
+} conn;
+
+struct tide_server {
+    tide_loop *loop;
+    int fd;                 /* listening socket, -1 once closed */
+    tide_server_handler handler;
+    void *arg;
+    tide_server_opts opts;
+    tide_task *acceptor;
+    conn *conns;            /* live connections */
+    size_t nconns;
+    tide_task *slot_waiter; /* the acceptor, waiting under the limit */
+    tide_task *closer;      /* tide_server_close, waiting for nconns == 0 */
+    uint8_t closing;
+};
+
+void tide_server_opts_init(tide_server_opts *o)
+{
+    if (o) {
+        memset(o, 0, sizeof *o);
+        o->nodelay = 1;
+    }
+}
+
+static void wake_slot(tide_task **slot)
+{
+    if (*slot) {
+        tide_task *t = *slot;
+        *slot = NULL;
+        tide__wake(t, 0);
+    }
+}
+
+static int conn_main(void *arg)
+{
+    conn *c = arg;
+    tide_server *srv = c->srv;
+
+    (void)srv->handler(c->stream, srv->arg);
+    (void)tide_stream_close(c->stream);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    tide__free(c);
+    wake_slot(&srv->slot_waiter);
+    if (srv->nconns == 0)
+        wake_slot(&srv->closer);
+    return 0;
+}
+
+static int start_conn(tide_server *srv, int fd)
+{
+    tide_task_opts to;
+    conn *c;
+    int rc;
+
+    c = tide__calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    if (srv->opts.nodelay)
+        (void)tide_tcp_nodelay(fd, 1);
+    rc = tide_stream_open(&c->stream, fd, srv->opts.stream.limit ? &srv->opts.stream : NULL);
+    if (rc < 0) {
+        tide__free(c);
+        return rc;
+    }
+    c->srv = srv;
+    tide_task_opts_init(&to);
+    to.name = "conn";
+    to.stack_size = srv->opts.stack_size;
+    rc = tide_create_task_ex(&c->task, srv->loop, conn_main, c, &to);
+    if (rc < 0) {
+        tide_stream_close(c->stream);
+        tide__free(c);
+        return rc;
+    }
+    tide_detach(c->task);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    return 0;
+}
+
+static void unlink_slot(void *arg)
+{
+    *(tide_task **)arg = NULL;
+}
+
+static int acceptor_main(void *arg)
+{
+    tide_server *srv = arg;
+    tide_task *cur = tide__current();
+    int backoff = BACKOFF_MIN_MS, rc;
+
+    while (!srv->closing) {
+        if (srv->opts.max_connections && srv->nconns >= srv->opts.max_connections) {
+            srv->slot_waiter = cur;
+            rc = tide__suspend(cur, TIDE__NEVER, unlink_slot, &srv->slot_waiter, 0);
+            if (rc < 0)
+                break;
+            continue;
+        }
+        int fd = tide_accept(srv->fd, NULL, NULL);
+        if (fd >= 0) {
+            backoff = BACKOFF_MIN_MS;
+            if (start_conn(srv, fd) < 0)
+                tide_close(fd); /* out of memory: drop this one, keep serving */
+            continue;
+        }
+        switch (fd) {
+        case -EMFILE:
+        case -ENFILE:
+        case -ENOBUFS:
+        case -ENOMEM:
+            /* Out of fds or memory: leave the connection in the backlog and
+             * try again later; no spinning, the listener stays. */
+            rc = tide_sleep(backoff);
+            if (rc < 0)
+                return 0;
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            break;
+        case -ECANCELED:
+        case -ETIMEDOUT:
+        case -EBADF:
+            return 0;
+        default: /* a network error on one connection (EPERM from a firewall...) */
+            if (tide_sleep(BACKOFF_MIN_MS) < 0)
+                return 0;
+            break;
+        }
+    }
+    return 0;
+}
+
+int tide_start_server(const char *host, int port, tide_server_handler handler, void *arg,
+                      const tide_server_opts *o, tide_server **out)
+{
+    tide_listen_opts lo;
+    tide_task_opts to;
+    tide_server *srv;
+    int rc;
+
+    if (!out || !handler)
+        return -EINVAL;
+    *out = NULL;
+    if (!tide__tls_loop)
+        return -EPERM;
+    srv = tide__calloc(1, sizeof *srv);
+    if (!srv)
+        return -ENOMEM;
+    if (o)
+        srv->opts = *o;
+    else
+        tide_server_opts_init(&srv->opts);
+    tide_listen_opts_init(&lo);
+    if (srv->opts.backlog > 0)
+        lo.backlog = srv->opts.backlog;
+    lo.reuseport = srv->opts.reuseport;
+    srv->fd = tide_tcp_listen(host ? host : "127.0.0.1", port, &lo);
+    if (srv->fd < 0) {
+        rc = srv->fd;
+        tide__free(srv);
+        return rc;
+    }
+    srv->loop = tide__tls_loop;
+    srv->handler = handler;
+    srv->arg = arg;
+    tide_task_opts_init(&to);
+    to.name = "acceptor";
+    to.stack_size = 64 * 1024;
+    rc = tide_create_task_ex(&srv->acceptor, srv->loop, acceptor_main, srv, &to);
+    if (rc < 0) {
+        tide_close(srv->fd);
+        tide__free(srv);
+        return rc;
+    }
+    *out = srv;
+    return 0;
+}
+
+int tide_server_port(const tide_server *srv)
+{
+    if (!srv || srv->fd < 0)
+        return -EINVAL;
+    return tide_sock_port(srv->fd);
+}
+
+size_t tide_server_connections(const tide_server *srv)
+{
+    return srv ? srv->nconns : 0;
+}
+
+static void cancel_conns(tide_server *srv)
+{
+    conn *c;
+    for (c = srv->conns; c; c = c->next)
+        tide_cancel(c->task);
+}
+
+int tide_server_close(tide_server *srv, int how)
+{
+    tide_task *cur = tide__current();
+    int rc = 0;
+
+    if (!srv || (how != TIDE_SERVER_WAIT && how != TIDE_SERVER_CANCEL))
+        return -EINVAL;
+    if (!cur)
+        return -EPERM;
+    if (srv->closing)
+        return -EALREADY;
+    srv->closing = 1;
+    /* Stop accepting.  The acceptor ends at its next suspension. */
+    tide_cancel(srv->acceptor);
+    {
+        tide_scope sh;
+        tide_shield_begin(&sh);
+        (void)tide_await(srv->acceptor);
+        tide_shield_end(&sh);
+    }
+    tide_close(srv->fd);
+    srv->fd = -1;
+    if (how == TIDE_SERVER_CANCEL)
+        cancel_conns(srv);
+    while (srv->nconns) {
+        int w;
+        srv->closer = cur;
+        w = tide__suspend(cur, TIDE__NEVER, unlink_slot, &srv->closer,
+                          rc < 0 ? TIDE__WAIT_NOCANCEL : 0);
+        if (w < 0 && rc == 0) {
+            /* Cancelled (or timed out) while waiting gracefully: cancel the
+             * connections and wait for them; none may outlive the server. */
+            rc = w;
+            cancel_conns(srv);
+        }
+    }
+    tide__free(srv);
+    return rc;
+}
