@@ -23,6 +23,15 @@ set(ENV{PKG_CONFIG_PATH} "")
 
 # ctest (and add_custom_command with target executables) run binaries through qemu.
 find_program(TIDE_QEMU_AARCH64 NAMES qemu-aarch64 qemu-aarch64-static)
+# The loader and libc must be the multiarch ones (libc6:arm64, pulled in by
+# libcmocka-dev:arm64), the same the test binaries' libraries were built
+# against: with the cross package's older copy (-L /usr/aarch64-linux-gnu),
+# qemu 7.2 hangs in the first pthread_create.
+if(EXISTS /lib/ld-linux-aarch64.so.1)
+    set(_tide_qemu_root /)
+else()
+    set(_tide_qemu_root /usr/aarch64-linux-gnu)
+endif()
 if(TIDE_QEMU_AARCH64)
-    set(CMAKE_CROSSCOMPILING_EMULATOR "${TIDE_QEMU_AARCH64};-L;/usr/aarch64-linux-gnu")
+    set(CMAKE_CROSSCOMPILING_EMULATOR "${TIDE_QEMU_AARCH64};-L;${_tide_qemu_root}")
 endif()

@@ -293,12 +293,13 @@ TIDE_API int tide_future_result(const tide_future *f, void **value);
  * buffer with a non-zero length, or the syscall's -errno.
  */
 
-/* Wait until fd is readable / writable (as the poller reports it). */
+/* Wait until fd is readable / writable; at once if it is already. */
 TIDE_API int tide_wait_readable(int fd);
 TIDE_API int tide_wait_writable(int fd);
 
 /* read(2)/readv/recv/recvfrom: return as soon as some bytes (or a datagram)
- * arrived: the count, 0 at end of file. */
+ * arrived: the count, 0 at end of file.  tide_read of 0 bytes returns 0 at
+ * once. */
 TIDE_API ssize_t tide_read(int fd, void *buf, size_t len);
 TIDE_API ssize_t tide_readv(int fd, const struct iovec *iov, int iovcnt);
 TIDE_API ssize_t tide_recv(int fd, void *buf, size_t len, int flags);
@@ -422,6 +423,9 @@ TIDE_API ssize_t tide_stream_write(tide_stream *s, const void *buf, size_t n);
 /* If more than the high-water mark is queued, waits until no more than the
  * low-water mark is.  0, the write error, -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_stream_drain(tide_stream *s);
+/* Waits until everything queued is written.  0, the write error,
+ * -ECANCELED, -ETIMEDOUT, -EBUSY (another task is draining s). */
+TIDE_API int tide_stream_flush(tide_stream *s);
 /* Flushes what is queued (waiting, within the task's cancel scopes), closes
  * the fd and frees the stream.  A task blocked in another call on s wakes
  * with -EBADF.  Returns 0, or the write error / why the flush was cut short
@@ -468,7 +472,9 @@ TIDE_API int tide_server_close(tide_server *srv, int how);
 /* ------------------------------------------------------------ signals */
 
 /* Waits for one of the signals in set and returns its number.  The signals
- * are blocked in the calling thread while it waits (Linux: signalfd).
+ * are blocked in the calling thread while it waits (Linux: signalfd).  A
+ * signal that arrives while nobody waits gets its usual disposition: block
+ * the signals in main (pthread_sigmask) before tide_run so none is missed.
  * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_signal_wait(const sigset_t *set);
 

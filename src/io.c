@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -196,7 +197,9 @@ static int io_begin(int fd, tide_task **cur, tide__fd **f)
     return *f ? 0 : err;
 }
 
-int tide_wait_readable(int fd)
+/* Waits for dir on fd.  If the fd may be ready already (no EAGAIN since the
+ * last event), asks the kernel first: the edge may have come and gone. */
+static int wait_dir(int fd, unsigned dir)
 {
     tide_task *cur;
     tide__fd *f;
@@ -204,23 +207,23 @@ int tide_wait_readable(int fd)
 
     if (rc < 0)
         return rc;
-    if (f->ready & TIDE__EV_IN) {
-        /* Readiness we remember may be stale: only the kernel knows. */
-        f->ready &= ~TIDE__EV_IN;
+    if (f->ready & dir) {
+        struct pollfd p = {.fd = fd, .events = dir == TIDE__EV_IN ? POLLIN : POLLOUT};
+        if (poll(&p, 1, 0) > 0)
+            return 0;
+        f->ready &= ~dir;
     }
-    return tide__fd_wait(cur, f, TIDE__EV_IN);
+    return tide__fd_wait(cur, f, dir);
+}
+
+int tide_wait_readable(int fd)
+{
+    return wait_dir(fd, TIDE__EV_IN);
 }
 
 int tide_wait_writable(int fd)
 {
-    tide_task *cur;
-    tide__fd *f;
-    int rc = io_begin(fd, &cur, &f);
-
-    if (rc < 0)
-        return rc;
-    f->ready &= ~TIDE__EV_OUT;
-    return tide__fd_wait(cur, f, TIDE__EV_OUT);
+    return wait_dir(fd, TIDE__EV_OUT);
 }
 
 /* ------------------------------------------------------------- reading */
@@ -239,7 +242,7 @@ int tide_wait_writable(int fd)
         }                                                                                      \
         n_ = (call);                                                                           \
         if (n_ >= 0) {                                                                         \
-            if (n_ > 0 && (size_t)n_ < want_ && !(f)->always_ready)                            \
+            if (n_ > 0 && (size_t)n_ < want_ && !(f)->always_ready && !(f)->hup)               \
                 (f)->ready &= ~TIDE__EV_IN;                                                    \
             return n_;                                                                         \
         }                                                                                      \
@@ -258,7 +261,7 @@ ssize_t tide_read(int fd, void *buf, size_t len)
     if (!buf && len)
         return -EINVAL;
     rc = io_begin(fd, &cur, &f);
-    if (rc < 0)
+    if (rc < 0 || len == 0)
         return rc;
     READ_LOOP(f, cur, len, read(fd, buf, len));
 }

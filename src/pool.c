@@ -38,9 +38,27 @@ static int nthreads;   /* running workers */
 static int started;    /* start_pool ran (in this process) */
 static int atfork_set;
 
+/* Workers take no asynchronous signals: those belong to the program's
+ * threads.  Faults (SIGSEGV...) stay unblocked: blocking them only turns a
+ * crash into a silent kill.  (The mask is set here rather than around
+ * pthread_create: qemu-user hangs creating a thread with every signal
+ * blocked.) */
+static void block_signals(void)
+{
+    static const int sync_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+    sigset_t set;
+    size_t i;
+
+    sigfillset(&set);
+    for (i = 0; i < sizeof sync_sigs / sizeof sync_sigs[0]; i++)
+        sigdelset(&set, sync_sigs[i]);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static void *worker(void *unused)
 {
     (void)unused;
+    block_signals();
     for (;;) {
         job *j;
 
@@ -92,7 +110,6 @@ static int start_pool(void)
     pthread_mutex_lock(&lock);
     if (!started) {
         int i, want = pool_size();
-        sigset_t all, old;
         pthread_attr_t attr;
 
         started = 1;
@@ -100,9 +117,6 @@ static int start_pool(void)
             pthread_atfork(NULL, NULL, after_fork_child);
             atfork_set = 1;
         }
-        /* Workers take no signals: they belong to the program's threads. */
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         for (i = 0; i < want; i++) {
@@ -111,7 +125,6 @@ static int start_pool(void)
                 nthreads++;
         }
         pthread_attr_destroy(&attr);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (nthreads == 0)
         rc = -EAGAIN;

@@ -207,6 +207,8 @@ static size_t take(tide_stream *s, void *buf, size_t n)
 {
     if (n > s->rlen)
         n = s->rlen;
+    if (n == 0)
+        return 0;
     memcpy(buf, s->rbuf + s->rpos, n);
     s->rpos += n;
     s->rlen -= n;
@@ -458,6 +460,20 @@ int tide_stream_drain(tide_stream *s)
         rc = s->werr;
     else if (s->wlen > s->high)
         rc = wait_flushed(s, cur, s->low);
+    return (int)leave(s, rc);
+}
+
+int tide_stream_flush(tide_stream *s)
+{
+    tide_task *cur;
+    int rc = enter(s, &cur);
+
+    if (rc < 0)
+        return rc;
+    if (s->werr)
+        rc = s->werr;
+    else if (s->wlen)
+        rc = wait_flushed(s, cur, 0);
     return (int)leave(s, rc);
 }
 

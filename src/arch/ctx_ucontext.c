@@ -5,6 +5,8 @@
  */
 #include "../ctx.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -33,5 +35,9 @@ void tide__ctx_make(tide__ctx *c, void *lo, size_t size, void (*entry)(void *), 
 
 void tide__ctx_switch(tide__ctx *from, tide__ctx *to)
 {
+    /* swapcontext restores the signal mask saved in each context; keep the
+     * thread's current mask instead, as the assembly switch does, so a mask
+     * set by one task (tide_signal_wait) holds for the loop too. */
+    pthread_sigmask(SIG_SETMASK, NULL, &to->uc.uc_sigmask);
     swapcontext(&from->uc, &to->uc);
 }

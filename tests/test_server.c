@@ -1,0 +1,685 @@
+/*
+ * Tests of tide_start_server / tide_server_close (src/server.c): echo with
+ * port 0, graceful and cancelling close, max_connections, a caller
+ * cancelled during a graceful close, EMFILE during accept (in a child
+ * process), 10 000 concurrent connections, misuse.  Loopback only.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tide.h"
+#include "net_util.h"
+
+static int spawn(tide_task **t, tide_fn fn, void *arg)
+{
+    return tide_create_task(t, fn, arg);
+}
+
+/* Connects to 127.0.0.1:port and opens a stream. */
+static int client(int port, tide_stream **s)
+{
+    return tide_open_connection("127.0.0.1", port, s);
+}
+
+/* Echoes lines until EOF or an error; returns why it ended. */
+static int echo_handler(tide_stream *s, void *arg)
+{
+    char buf[256];
+    (void)arg;
+    for (;;) {
+        ssize_t n = tide_stream_readline(s, buf, sizeof buf);
+        if (n <= 0)
+            return (int)n;
+        if (tide_stream_write(s, buf, (size_t)n) < 0 || tide_stream_drain(s) < 0)
+            return -EIO;
+    }
+}
+
+/* ------------------------------------------------------- echo, port 0 */
+
+typedef struct basic {
+    int port, port_after;
+    int start_rc, close_rc;
+    size_t conns_peak, conns_after;
+    int ok;
+} basic;
+
+static int basic_main(void *arg)
+{
+    basic *b = arg;
+    tide_server *srv;
+    tide_stream *c[3];
+    char buf[64];
+    b->start_rc = tide_start_server(NULL, 0, echo_handler, NULL, NULL, &srv);
+    if (b->start_rc < 0)
+        return 0;
+    b->port = tide_server_port(srv);
+    b->ok = 1;
+    for (int i = 0; i < 3; i++)
+        if (client(b->port, &c[i]) < 0)
+            b->ok = 0;
+    for (int round = 0; round < 3 && b->ok; round++)
+        for (int i = 0; i < 3; i++) {
+            char msg[64];
+            int n = snprintf(msg, sizeof msg, "client %d round %d\n", i, round);
+            tide_stream_write(c[i], msg, (size_t)n);
+            if (tide_stream_readline(c[i], buf, sizeof buf) != n || memcmp(buf, msg, (size_t)n))
+                b->ok = 0;
+        }
+    b->conns_peak = tide_server_connections(srv);
+    for (int i = 0; i < 3; i++)
+        tide_stream_close(c[i]);
+    for (int i = 0; i < 100 && tide_server_connections(srv); i++)
+        tide_sleep(2);
+    b->conns_after = tide_server_connections(srv);
+    b->close_rc = tide_server_close(srv, TIDE_SERVER_WAIT);
+    return 0;
+}
+
+static void test_server_echo_port0(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    basic b;
+    memset(&b, 0, sizeof b);
+    TT_RUN(basic_main, &b);
+    assert_int_equal(b.start_rc, 0);
+    assert_true(b.port > 0 && b.port < 65536);
+    assert_int_equal(b.ok, 1);
+    assert_int_equal(b.conns_peak, 3);
+    assert_int_equal(b.conns_after, 0);
+    assert_int_equal(b.close_rc, 0);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ---------------------------------------- graceful and cancelling close */
+
+typedef struct gs {
+    int port, close_rc, handlers_done, handler_rc[4], nh;
+    int64_t close_took;
+    int done_at_close;
+    ssize_t client_read;
+    char buf[16];
+    int refused_after;
+} gs;
+
+static int slow_handler(tide_stream *s, void *arg)
+{
+    gs *g = arg;
+    char buf[64];
+    int idx = g->nh++;
+    ssize_t n = tide_stream_readline(s, buf, sizeof buf);
+    if (n <= 0) {
+        g->handler_rc[idx] = (int)n;
+        return (int)n;
+    }
+    int rc = tide_sleep(100);
+    g->handler_rc[idx] = rc;
+    if (rc == 0) {
+        tide_stream_write(s, "done\n", 5);
+        g->handlers_done++;
+    }
+    return rc;
+}
+
+static int gs_wait_main(void *arg)
+{
+    gs *g = arg;
+    tide_server *srv;
+    tide_stream *c;
+    if (tide_start_server("127.0.0.1", 0, slow_handler, g, NULL, &srv) < 0)
+        return -1;
+    g->port = tide_server_port(srv);
+    client(g->port, &c);
+    tide_stream_write(c, "go\n", 3);
+    while (g->nh == 0)
+        tide_sleep(1);
+    int64_t t0 = tide_now();
+    g->close_rc = tide_server_close(srv, TIDE_SERVER_WAIT);
+    g->close_took = tide_now() - t0;
+    g->done_at_close = g->handlers_done;
+    g->client_read = tide_stream_readline(c, g->buf, sizeof g->buf);
+    tide_stream_close(c);
+    /* the listener is gone */
+    int fd = tide_tcp_connect("127.0.0.1", g->port);
+    g->refused_after = fd;
+    if (fd >= 0)
+        tide_close(fd);
+    return 0;
+}
+
+static void test_server_close_wait(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    gs g;
+    memset(&g, 0, sizeof g);
+    TT_RUN(gs_wait_main, &g);
+    assert_int_equal(g.close_rc, 0);
+    assert_int_equal(g.done_at_close, 1);
+    assert_int_equal(g.handler_rc[0], 0);
+    assert_true(g.close_took >= 50);
+    assert_int_equal(g.client_read, 5);
+    assert_memory_equal(g.buf, "done\n", 5);
+    assert_int_equal(g.refused_after, -ECONNREFUSED);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+static int gs_cancel_main(void *arg)
+{
+    gs *g = arg;
+    tide_server *srv;
+    tide_stream *c[2];
+    if (tide_start_server("127.0.0.1", 0, slow_handler, g, NULL, &srv) < 0)
+        return -1;
+    g->port = tide_server_port(srv);
+    client(g->port, &c[0]);
+    client(g->port, &c[1]);
+    tide_stream_write(c[0], "go\n", 3); /* handler 0 sleeps, handler 1 reads */
+    while (g->nh < 2)
+        tide_sleep(1);
+    tide_sleep(5);
+    int64_t t0 = tide_now();
+    g->close_rc = tide_server_close(srv, TIDE_SERVER_CANCEL);
+    g->close_took = tide_now() - t0;
+    g->done_at_close = g->handlers_done;
+    /* the connections were closed by the server: EOF */
+    g->client_read = tide_stream_readline(c[0], g->buf, sizeof g->buf);
+    tide_stream_close(c[0]);
+    tide_stream_close(c[1]);
+    return 0;
+}
+
+static void test_server_close_cancel(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    gs g;
+    memset(&g, 0, sizeof g);
+    TT_RUN(gs_cancel_main, &g);
+    assert_int_equal(g.close_rc, 0);
+    assert_int_equal(g.nh, 2);
+    assert_int_equal(g.handler_rc[0], -ECANCELED);
+    assert_int_equal(g.handler_rc[1], -ECANCELED);
+    assert_int_equal(g.done_at_close, 0);
+    assert_true(g.close_took < 80);
+    assert_int_equal(g.client_read, 0);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* A caller cancelled while it waits gracefully: handlers are cancelled and
+ * still waited for; a second close meanwhile gets -EALREADY. */
+typedef struct gcc {
+    tide_server *srv;
+    int close_rc, second_rc, nh, handler_rc;
+    int handler_ended_before_return;
+    int ended;
+} gcc;
+
+static int blocking_handler(tide_stream *s, void *arg)
+{
+    gcc *g = arg;
+    char buf[16];
+    g->nh++;
+    g->handler_rc = (int)tide_stream_readline(s, buf, sizeof buf);
+    g->ended = 1;
+    return 0;
+}
+
+static int gcc_closer(void *arg)
+{
+    gcc *g = arg;
+    g->close_rc = tide_server_close(g->srv, TIDE_SERVER_WAIT);
+    g->handler_ended_before_return = g->ended;
+    return 0;
+}
+
+static int gcc_main(void *arg)
+{
+    gcc *g = arg;
+    tide_stream *c;
+    tide_task *t;
+    if (tide_start_server("127.0.0.1", 0, blocking_handler, g, NULL, &g->srv) < 0)
+        return -1;
+    client(tide_server_port(g->srv), &c);
+    while (g->nh == 0)
+        tide_sleep(1);
+    spawn(&t, gcc_closer, g);
+    tide_sleep(20);
+    g->second_rc = tide_server_close(g->srv, TIDE_SERVER_WAIT);
+    tide_cancel(t);
+    tide_await(t);
+    tide_stream_close(c);
+    return 0;
+}
+
+static void test_server_close_caller_cancelled(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    gcc g;
+    memset(&g, 0, sizeof g);
+    TT_RUN(gcc_main, &g);
+    assert_int_equal(g.second_rc, -EALREADY);
+    assert_int_equal(g.close_rc, -ECANCELED);
+    assert_int_equal(g.handler_rc, -ECANCELED);
+    assert_int_equal(g.handler_ended_before_return, 1);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ------------------------------------------------------ max_connections */
+
+typedef struct mc {
+    int ok12, third_early, third_end, third_late;
+    size_t max_seen;
+    char buf[32];
+    tide_server *srv;
+    int stop;
+} mc;
+
+static int mc_watch(void *arg)
+{
+    mc *m = arg;
+    while (!m->stop) {
+        size_t n = tide_server_connections(m->srv);
+        if (n > m->max_seen)
+            m->max_seen = n;
+        if (tide_sleep(1) < 0)
+            break;
+    }
+    return 0;
+}
+
+static int mc_main(void *arg)
+{
+    mc *m = arg;
+    tide_server_opts o;
+    tide_stream *c[3];
+    tide_task *w;
+    char buf[32];
+    tide_server_opts_init(&o);
+    o.max_connections = 2;
+    if (tide_start_server("127.0.0.1", 0, echo_handler, NULL, &o, &m->srv) < 0)
+        return -1;
+    int port = tide_server_port(m->srv);
+    spawn(&w, mc_watch, m);
+    client(port, &c[0]);
+    client(port, &c[1]);
+    m->ok12 = 1;
+    for (int i = 0; i < 2; i++) {
+        tide_stream_write(c[i], "hi\n", 3);
+        if (tide_stream_readline(c[i], buf, sizeof buf) != 3)
+            m->ok12 = 0;
+    }
+    /* the third connects (the kernel's backlog) but is not served */
+    client(port, &c[2]);
+    tide_stream_write(c[2], "third\n", 6);
+    tide_scope sc;
+    tide_timeout_begin(&sc, 200);
+    m->third_early = (int)tide_stream_readline(c[2], m->buf, sizeof m->buf);
+    m->third_end = tide_timeout_end(&sc);
+    /* one of the two leaves: the third is served, its line not lost */
+    tide_stream_close(c[0]);
+    tide_timeout_begin(&sc, 3000);
+    m->third_late = (int)tide_stream_readline(c[2], m->buf, sizeof m->buf);
+    tide_timeout_end(&sc);
+    tide_stream_close(c[1]);
+    tide_stream_close(c[2]);
+    m->stop = 1;
+    tide_await(w);
+    tide_server_close(m->srv, TIDE_SERVER_WAIT);
+    return 0;
+}
+
+static void test_server_max_connections(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    mc m;
+    memset(&m, 0, sizeof m);
+    TT_RUN(mc_main, &m);
+    assert_int_equal(m.ok12, 1);
+    assert_int_equal(m.third_early, -ETIMEDOUT);
+    assert_int_equal(m.third_end, -ETIMEDOUT);
+    assert_int_equal(m.third_late, 6);
+    assert_memory_equal(m.buf, "third\n", 6);
+    assert_int_equal(m.max_seen, 2);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ------------------------------------------------------------ EMFILE */
+
+typedef struct em {
+    int ticks_during, accepted_before_free;
+    int64_t cpu_ms, wall_ms;
+    int echo_rc;
+    char buf[16];
+    int exhausted, fail;
+    tide_server *srv;
+    int stop;
+    int ticks;
+} em;
+
+static int em_ticker(void *arg)
+{
+    em *e = arg;
+    while (!e->stop)
+        if (tide_sleep(10) < 0)
+            break;
+        else
+            e->ticks++;
+    return 0;
+}
+
+static int em_main(void *arg)
+{
+    em *e = arg;
+    tide_task *tk;
+    int hog[256], nhog = 0;
+    if (tide_start_server("127.0.0.1", 0, echo_handler, NULL, NULL, &e->srv) < 0)
+        return -1;
+    int port = tide_server_port(e->srv);
+    spawn(&tk, em_ticker, e);
+    /* the client's socket exists before fds run out */
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    while (nhog < 256) {
+        int fd = dup(0);
+        if (fd < 0)
+            break;
+        hog[nhog++] = fd;
+    }
+    e->exhausted = errno == EMFILE;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    if (tide_connect(c, (struct sockaddr *)&sa, sizeof sa) < 0)
+        e->fail = 1;
+    tide_write(c, "hello\n", 6);
+    /* 300 ms out of fds: the loop stays responsive and idle */
+    int t0 = e->ticks;
+    int64_t cpu0 = tt_cpu_ms(), w0 = tide_now();
+    tide_sleep(300);
+    e->cpu_ms = tt_cpu_ms() - cpu0;
+    e->wall_ms = tide_now() - w0;
+    e->ticks_during = e->ticks - t0;
+    e->accepted_before_free = (int)tide_server_connections(e->srv);
+    /* fds come back: the pending client is served */
+    while (nhog)
+        close(hog[--nhog]);
+    tide_scope sc;
+    tide_timeout_begin(&sc, 3000);
+    size_t got = 0;
+    while (got < 6) {
+        ssize_t n = tide_read(c, e->buf + got, sizeof e->buf - got);
+        if (n <= 0) {
+            e->echo_rc = (int)n;
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (got == 6)
+        e->echo_rc = 6;
+    tide_timeout_end(&sc);
+    tide_close(c);
+    e->stop = 1;
+    tide_await(tk);
+    tide_server_close(e->srv, TIDE_SERVER_CANCEL);
+    return 0;
+}
+
+static void test_server_emfile(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        alarm(30);
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        rl.rlim_cur = 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        em e;
+        memset(&e, 0, sizeof e);
+        int rc = tide_run(em_main, &e);
+        char msg[256];
+        int n = snprintf(msg, sizeof msg,
+                         "rc=%d exhausted=%d fail=%d ticks=%d accepted=%d cpu=%lldms wall=%lldms "
+                         "echo=%d",
+                         rc, e.exhausted, e.fail, e.ticks_during, e.accepted_before_free,
+                         (long long)e.cpu_ms, (long long)e.wall_ms, e.echo_rc);
+        (void)!write(p[1], msg, (size_t)n);
+        int bad = rc != 0 || !e.exhausted || e.fail || e.ticks_during < 10 ||
+                  e.accepted_before_free != 0 || e.cpu_ms * 3 > e.wall_ms || e.echo_rc != 6 ||
+                  memcmp(e.buf, "hello\n", 6) != 0;
+        _exit(bad ? 1 : 0);
+    }
+    close(p[1]);
+    char msg[257] = {0};
+    ssize_t n = 0, k;
+    while ((k = read(p[0], msg + n, sizeof msg - 1 - (size_t)n)) > 0)
+        n += k;
+    close(p[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    print_message("emfile child: %s\n", msg);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* ------------------------------------------ 10 000 concurrent connections */
+
+#define MSGS 3
+
+typedef struct many {
+    int n, port;
+    int connected, done, failures, first_fail;
+    tide_future *go;
+    size_t peak;
+    int close_rc;
+} many;
+
+typedef struct cli {
+    many *m;
+    int id;
+} cli;
+
+static int many_client(void *arg)
+{
+    cli *c = arg;
+    many *m = c->m;
+    tide_stream *s;
+    char msg[64], buf[64];
+    int rc = client(m->port, &s);
+    if (rc < 0) {
+        m->failures++;
+        if (!m->first_fail)
+            m->first_fail = rc;
+        m->connected++;
+        return 0;
+    }
+    m->connected++;
+    tide_future_await(m->go, NULL); /* all connected at once */
+    for (int k = 0; k < MSGS; k++) {
+        int len = snprintf(msg, sizeof msg, "client %d message %d %s\n", c->id, k,
+                           k == 1 ? "with some padding to vary lengths" : "");
+        if (tide_stream_write(s, msg, (size_t)len) != len ||
+            tide_stream_readline(s, buf, sizeof buf) != len || memcmp(buf, msg, (size_t)len)) {
+            m->failures++;
+            if (!m->first_fail)
+                m->first_fail = -EIO;
+            break;
+        }
+    }
+    tide_stream_close(s);
+    m->done++;
+    return 0;
+}
+
+static int many_main(void *arg)
+{
+    many *m = arg;
+    tide_server *srv;
+    tide_server_opts o;
+    tide_task_opts to;
+    tide_task **ts = calloc((size_t)m->n, sizeof *ts);
+    cli *cs = calloc((size_t)m->n, sizeof *cs);
+    tide_server_opts_init(&o);
+    o.backlog = 4096;
+    o.stack_size = 32 * 1024;
+    if (tide_start_server("127.0.0.1", 0, echo_handler, NULL, &o, &srv) < 0)
+        return -1;
+    m->port = tide_server_port(srv);
+    tide_future_new(&m->go);
+    tide_task_opts_init(&to);
+    to.stack_size = 32 * 1024;
+    for (int i = 0; i < m->n; i++) {
+        cs[i].m = m;
+        cs[i].id = i;
+        tide_create_task_ex(&ts[i], NULL, many_client, &cs[i], &to);
+        if ((i & 255) == 255)
+            tide_sleep(1); /* let the acceptor keep up with the backlog */
+    }
+    tide_scope sc;
+    tide_timeout_begin(&sc, 30000);
+    while (m->connected < m->n)
+        if (tide_sleep(5) < 0)
+            break;
+    while (tide_server_connections(srv) < (size_t)(m->n - m->failures))
+        if (tide_sleep(5) < 0)
+            break;
+    m->peak = tide_server_connections(srv);
+    tide_future_set_result(m->go, NULL);
+    tide_gather(ts, (size_t)m->n, NULL);
+    tide_timeout_end(&sc);
+    m->close_rc = tide_server_close(srv, TIDE_SERVER_WAIT);
+    tide_future_free(m->go);
+    free(ts);
+    free(cs);
+    return 0;
+}
+
+static void test_server_10k_connections(void **state)
+{
+    (void)state;
+    struct rlimit rl, saved;
+    getrlimit(RLIMIT_NOFILE, &saved);
+    rl = saved;
+    int n = 10000;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 21000) {
+        /* each connection costs two fds here (client and server side) */
+        if (rl.rlim_max < 2600) {
+            print_message("RLIMIT_NOFILE hard limit %llu < 21000: skipped\n",
+                          (unsigned long long)rl.rlim_max);
+            skip();
+        }
+        n = (int)((rl.rlim_max - 600) / 2);
+        print_message("RLIMIT_NOFILE hard limit %llu < 21000: %d connections instead of 10000\n",
+                      (unsigned long long)rl.rlim_max, n);
+    }
+    if (tt_under_valgrind())
+        n = 500;
+    rl.rlim_cur = rl.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    int before = tt_count_fds();
+    many m;
+    memset(&m, 0, sizeof m);
+    m.n = n;
+    int64_t t0 = tide_now();
+    assert_int_equal(tide_run(many_main, &m), 0);
+    int64_t took = tide_now() - t0;
+    print_message("%d connections: %lld ms\n", n, (long long)took);
+    setrlimit(RLIMIT_NOFILE, &saved);
+    assert_int_equal(m.first_fail, 0);
+    assert_int_equal(m.failures, 0);
+    assert_int_equal(m.connected, n);
+    assert_int_equal(m.done, n);
+    assert_int_equal(m.peak, (size_t)n);
+    assert_int_equal(m.close_rc, 0);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ---------------------------------------------------------------- misuse */
+
+typedef struct smu {
+    int null_handler, null_out, bad_port, close_null, close_how, port_null, cb_close;
+    tide_server *srv;
+    size_t conns_null;
+} smu;
+
+static void smu_cb(void *arg)
+{
+    smu *m = arg;
+    m->cb_close = tide_server_close(m->srv, TIDE_SERVER_WAIT); /* not in a task */
+}
+
+static int smu_main(void *arg)
+{
+    smu *m = arg;
+    tide_server *srv;
+    m->null_handler = tide_start_server(NULL, 0, NULL, NULL, NULL, &srv);
+    m->null_out = tide_start_server(NULL, 0, echo_handler, NULL, NULL, NULL);
+    m->bad_port = tide_start_server(NULL, 70000, echo_handler, NULL, NULL, &srv);
+    m->close_null = tide_server_close(NULL, TIDE_SERVER_WAIT);
+    m->port_null = tide_server_port(NULL);
+    m->conns_null = tide_server_connections(NULL);
+    if (tide_start_server(NULL, 0, echo_handler, NULL, NULL, &m->srv) < 0)
+        return -1;
+    m->close_how = tide_server_close(m->srv, 7);
+    tide_call_soon(tide_loop_current(), smu_cb, m);
+    tide_sleep(1);
+    tide_server_close(m->srv, TIDE_SERVER_WAIT);
+    return 0;
+}
+
+static void test_server_misuse(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    tide_server *srv = (tide_server *)&before;
+    assert_int_equal(tide_start_server(NULL, 0, echo_handler, NULL, NULL, &srv), -EPERM);
+    assert_null(srv);
+    smu m;
+    memset(&m, 0, sizeof m);
+    TT_RUN(smu_main, &m);
+    assert_int_equal(m.null_handler, -EINVAL);
+    assert_int_equal(m.null_out, -EINVAL);
+    assert_int_equal(m.bad_port, -EINVAL);
+    assert_int_equal(m.close_null, -EINVAL);
+    assert_int_equal(m.port_null, -EINVAL);
+    assert_int_equal(m.conns_null, 0);
+    assert_int_equal(m.close_how, -EINVAL);
+    assert_int_equal(m.cb_close, -EPERM);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_server_echo_port0),
+        cmocka_unit_test(test_server_close_wait),
+        cmocka_unit_test(test_server_close_cancel),
+        cmocka_unit_test(test_server_close_caller_cancelled),
+        cmocka_unit_test(test_server_max_connections),
+        cmocka_unit_test(test_server_emfile),
+        cmocka_unit_test(test_server_10k_connections),
+        cmocka_unit_test(test_server_misuse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

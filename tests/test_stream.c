@@ -1,0 +1,880 @@
+/*
+ * Tests of buffered streams (src/stream.c): 1 MiB echo with partial reads
+ * and writes, readline/readuntil/readexactly at buffer boundaries, limits
+ * (-EMSGSIZE, -ENOBUFS, no byte lost), EOF, half-close, sticky write
+ * errors, backpressure with drain, close and cancel of blocked calls,
+ * misuse.  Socketpairs and loopback TCP only.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tide.h"
+#include "net_util.h"
+
+#define MIB (1024 * 1024)
+
+static int spawn(tide_task **t, tide_fn fn, void *arg)
+{
+    return tide_create_task(t, fn, arg);
+}
+
+/* ---------------------------------------------------------- 1 MiB echo */
+
+typedef struct se {
+    int sv[2];
+    tide_stream *a, *b;
+    size_t total, sent, got, echoed;
+    long bad_at;
+    ssize_t werr, rend, eend;
+    int drain_err, close_b, close_a, shut;
+    size_t max_pending;
+    int stalled; /* drain had to wait at least once */
+} se;
+
+/* Writes the pattern into a, respecting backpressure. */
+static int se_producer(void *arg)
+{
+    se *x = arg;
+    static const size_t sizes[] = {1, 100000, 3, 4096, 777, 65536, 8191, 2};
+    uint8_t *buf = malloc(100000);
+    size_t k = 0;
+    while (x->sent < x->total) {
+        size_t n = sizes[k++ % TT_ARRAY_LEN(sizes)];
+        if (n > x->total - x->sent)
+            n = x->total - x->sent;
+        tt_pat_fill(buf, x->sent, n);
+        ssize_t w = tide_stream_write(x->a, buf, n);
+        if (w != (ssize_t)n) {
+            x->werr = w;
+            break;
+        }
+        x->sent += n;
+        if (tide_stream_write_pending(x->a) > x->max_pending)
+            x->max_pending = tide_stream_write_pending(x->a);
+        if (tide_stream_write_pending(x->a) > 64 * 1024)
+            x->stalled = 1;
+        int d = tide_stream_drain(x->a);
+        if (d < 0) {
+            x->drain_err = d;
+            break;
+        }
+    }
+    free(buf);
+    /* no flush-all call: wait for the buffer to empty, then half-close */
+    while (tide_stream_write_pending(x->a) > 0)
+        if (tide_sleep(1) < 0)
+            break;
+    x->shut = tide_shutdown(x->sv[0], SHUT_WR);
+    return 0;
+}
+
+/* Reads the echo back from a. */
+static int se_reader(void *arg)
+{
+    se *x = arg;
+    static const size_t sizes[] = {1, 5000, 17, 4096, 100, 65536, 3};
+    uint8_t *buf = malloc(65536);
+    size_t k = 0;
+    x->bad_at = -1;
+    for (;;) {
+        size_t want = sizes[k++ % TT_ARRAY_LEN(sizes)];
+        ssize_t n = (k % 5 == 0) ? tide_stream_readexactly(x->a, buf, want)
+                                 : tide_stream_read(x->a, buf, want);
+        if (n <= 0) {
+            x->rend = n;
+            break;
+        }
+        long b = tt_pat_check(buf, x->got, (size_t)n);
+        if (b >= 0 && x->bad_at < 0)
+            x->bad_at = (long)x->got + b;
+        x->got += (size_t)n;
+    }
+    free(buf);
+    return 0;
+}
+
+/* The peer: echoes through stream b until EOF, then closes (flushes). */
+static int se_echo(void *arg)
+{
+    se *x = arg;
+    static const size_t sizes[] = {7, 3000, 4096, 50000, 1};
+    uint8_t *buf = malloc(50000);
+    size_t k = 0;
+    for (;;) {
+        ssize_t n = tide_stream_read(x->b, buf, sizes[k++ % TT_ARRAY_LEN(sizes)]);
+        if (n <= 0) {
+            x->eend = n;
+            break;
+        }
+        x->echoed += (size_t)n;
+        if (tide_stream_write(x->b, buf, (size_t)n) != n || tide_stream_drain(x->b) < 0)
+            break;
+    }
+    free(buf);
+    x->close_b = tide_stream_close(x->b);
+    return 0;
+}
+
+static int se_main(void *arg)
+{
+    se *x = arg;
+    tide_task *p, *r, *e;
+    tide_scope sc;
+    if (tide_stream_open(&x->a, x->sv[0], NULL) || tide_stream_open(&x->b, x->sv[1], NULL))
+        return -1;
+    tide_timeout_begin(&sc, 20000); /* a hang becomes a failure */
+    spawn(&e, se_echo, x);
+    spawn(&r, se_reader, x);
+    spawn(&p, se_producer, x);
+    tide_await(p);
+    tide_await(r);
+    tide_await(e);
+    tide_timeout_end(&sc);
+    x->close_a = tide_stream_close(x->a);
+    return 0;
+}
+
+static void test_stream_echo_1mib(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    se x;
+    memset(&x, 0, sizeof x);
+    x.total = MIB;
+    assert_int_equal(tt_socketpair(x.sv, 4096), 0);
+    TT_RUN(se_main, &x);
+    assert_int_equal(x.werr, 0);
+    assert_int_equal(x.drain_err, 0);
+    assert_int_equal(x.sent, MIB);
+    assert_int_equal(x.shut, 0);
+    assert_int_equal(x.echoed, MIB);
+    assert_int_equal(x.eend, 0);
+    assert_int_equal(x.rend, 0);
+    assert_int_equal(x.got, MIB);
+    assert_int_equal(x.bad_at, -1);
+    assert_int_equal(x.close_a, 0);
+    assert_int_equal(x.close_b, 0);
+    /* bounded by high water + the largest single write */
+    assert_true(x.max_pending <= 64 * 1024 + 100000);
+    assert_int_equal(x.stalled, 1);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --------------------------------------------- readline at the boundaries */
+
+static char *repeat(char c, size_t n, const char *tail)
+{
+    size_t t = tail ? strlen(tail) : 0;
+    char *s = malloc(n + t + 1);
+    memset(s, c, n);
+    if (t)
+        memcpy(s + n, tail, t);
+    s[n + t] = '\0';
+    return s;
+}
+
+/* --- a delimiter split across two reads, at the 4 KiB edge too --- */
+
+typedef struct split {
+    int sv[2];
+    ssize_t r1, r2, r3, r4, r5;
+    char b1[16], b2[16], b5[8], b6[8];
+    char *big;
+    char *bigbuf;
+} split;
+
+static int split_writer(void *arg)
+{
+    split *s = arg;
+    tide_write(s->sv[1], "abc\r", 4);
+    tide_sleep(5);
+    tide_write(s->sv[1], "\ndef\r\n", 6);
+    tide_sleep(5);
+    /* 4095 bytes + "\r" fill the first 4 KiB exactly; "\n" comes later */
+    tide_write(s->sv[1], s->big, 4096);
+    tide_sleep(5);
+    tide_write(s->sv[1], "\n", 1);
+    tide_sleep(5);
+    tide_write(s->sv[1], "x--", 3);
+    tide_sleep(5);
+    tide_write(s->sv[1], "-y", 2);
+    return 0;
+}
+
+static int split_main(void *arg)
+{
+    split *x = arg;
+    tide_stream *s;
+    tide_task *w;
+    tide_stream_open(&s, x->sv[0], NULL);
+    spawn(&w, split_writer, x);
+    x->r1 = tide_stream_readuntil(s, "\r\n", 2, x->b1, sizeof x->b1);
+    x->r2 = tide_stream_readuntil(s, "\r\n", 2, x->b2, sizeof x->b2);
+    x->r3 = tide_stream_readuntil(s, "\r\n", 2, x->bigbuf, 8192);
+    x->r4 = tide_stream_readuntil(s, "---", 3, x->b5, sizeof x->b5);
+    x->r5 = tide_stream_read(s, x->b6, sizeof x->b6);
+    tide_await(w);
+    tide_stream_close(s);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_readuntil_split_delimiter(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    split x;
+    memset(&x, 0, sizeof x);
+    x.big = repeat('q', 4095, "\r");
+    x.bigbuf = malloc(8192);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(split_main, &x);
+    assert_int_equal(x.r1, 5);
+    assert_memory_equal(x.b1, "abc\r\n", 5);
+    assert_int_equal(x.r2, 5);
+    assert_memory_equal(x.b2, "def\r\n", 5);
+    assert_int_equal(x.r3, 4097);
+    assert_memory_equal(x.bigbuf, x.big, 4096);
+    assert_int_equal(x.bigbuf[4096], '\n');
+    assert_int_equal(x.r4, 4);
+    assert_memory_equal(x.b5, "x---", 4);
+    assert_int_equal(x.r5, 1);
+    assert_int_equal(x.b6[0], 'y');
+    free(x.big);
+    free(x.bigbuf);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- lines of 4095/4096/4097 bytes, exactly at the limit, over it --- */
+
+typedef struct lim {
+    int sv[2];
+    size_t limit;          /* 0: the default (64 KiB) */
+    size_t eff_limit;
+    char *data;            /* all lines, sent in one go */
+    size_t dlen;
+    ssize_t r[8];
+    long bad[8];
+    ssize_t over, over_again, rest;
+    size_t buffered_after;
+    char *rest_buf;
+    ssize_t nobufs, after_nobufs, eof_piece, eof_zero, eof_zero2;
+    char tail[64], line[64];
+} lim;
+
+static int lim_writer(void *arg)
+{
+    lim *l = arg;
+    tide_write(l->sv[1], l->data, l->dlen);
+    tide_sleep(5);
+    tide_write(l->sv[1], "short line that is 44 bytes long, no more.\n", 43);
+    tide_sleep(5);
+    tide_write(l->sv[1], "unterminated tail", 17);
+    tide_shutdown(l->sv[1], SHUT_WR);
+    return 0;
+}
+
+static int lim_main(void *arg)
+{
+    lim *l = arg;
+    tide_stream *s;
+    tide_stream_opts o;
+    tide_task *w;
+    tide_stream_opts_init(&o);
+    if (l->limit)
+        o.limit = l->limit;
+    tide_stream_open(&s, l->sv[0], l->limit ? &o : NULL);
+    spawn(&w, lim_writer, l);
+    size_t lens[4] = {4095, 4096, 4097, l->eff_limit};
+    char *buf = malloc(l->eff_limit + 8);
+    size_t off = 0;
+    tide_scope sc;
+    tide_timeout_begin(&sc, 10000);
+    for (int i = 0; i < 4; i++) {
+        l->r[i] = tide_stream_readline(s, buf, l->eff_limit + 8);
+        l->bad[i] = (l->r[i] == (ssize_t)lens[i] && memcmp(buf, l->data + off, lens[i]) == 0)
+                        ? -1 : (long)i;
+        off += lens[i];
+    }
+    /* the next line is one byte over the limit */
+    l->over = tide_stream_readline(s, buf, l->eff_limit + 8);
+    l->over_again = tide_stream_readuntil(s, "\n", 1, buf, l->eff_limit + 8);
+    l->buffered_after = tide_stream_buffered(s);
+    /* no byte lost: all of it is still there */
+    l->rest = tide_stream_readexactly(s, l->rest_buf, l->eff_limit + 1);
+    /* too small a buffer: -ENOBUFS, bytes kept */
+    l->nobufs = tide_stream_readline(s, l->tail, 10);
+    l->after_nobufs = tide_stream_readline(s, l->line, sizeof l->line);
+    /* EOF in the middle of a line: the piece, then 0 */
+    l->eof_piece = tide_stream_readline(s, l->tail, sizeof l->tail);
+    l->eof_zero = tide_stream_readline(s, l->tail + 20, 10);
+    l->eof_zero2 = tide_stream_read(s, l->tail + 20, 10);
+    tide_timeout_end(&sc);
+    free(buf);
+    tide_await(w);
+    tide_stream_close(s);
+    tide_close(l->sv[1]);
+    return 0;
+}
+
+static void run_lim(size_t limit)
+{
+    int before = tt_count_fds();
+    lim l;
+    memset(&l, 0, sizeof l);
+    l.limit = limit;
+    l.eff_limit = limit ? limit : 64 * 1024;
+    size_t lens[5] = {4095, 4096, 4097, l.eff_limit, l.eff_limit + 1};
+    for (int i = 0; i < 5; i++)
+        l.dlen += lens[i];
+    l.data = malloc(l.dlen);
+    size_t off = 0;
+    for (int i = 0; i < 5; i++) {
+        for (size_t j = 0; j + 1 < lens[i]; j++)
+            l.data[off + j] = (char)('A' + (off + j) % 23);
+        l.data[off + lens[i] - 1] = '\n';
+        off += lens[i];
+    }
+    l.rest_buf = malloc(l.eff_limit + 1);
+    assert_int_equal(tt_socketpair(l.sv, 0), 0);
+    TT_RUN(lim_main, &l);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(l.r[i], (ssize_t)lens[i]);
+        assert_int_equal(l.bad[i], -1);
+    }
+    assert_int_equal(l.over, -EMSGSIZE);
+    assert_int_equal(l.over_again, -EMSGSIZE);
+    assert_int_equal(l.buffered_after, l.eff_limit);
+    assert_int_equal(l.rest, (ssize_t)l.eff_limit + 1);
+    assert_memory_equal(l.rest_buf, l.data + l.dlen - lens[4], lens[4]);
+    assert_int_equal(l.nobufs, -ENOBUFS);
+    assert_int_equal(l.after_nobufs, 43);
+    assert_memory_equal(l.line, "short line that is 44 bytes long, no more.\n", 43);
+    assert_int_equal(l.eof_piece, 17);
+    assert_memory_equal(l.tail, "unterminated tail", 17);
+    assert_int_equal(l.eof_zero, 0);
+    assert_int_equal(l.eof_zero2, 0);
+    free(l.data);
+    free(l.rest_buf);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+static void test_readline_limits_default(void **state)
+{
+    (void)state;
+    run_lim(0);
+}
+
+static void test_readline_limits_small(void **state)
+{
+    (void)state;
+    run_lim(10000); /* not a power of two */
+}
+
+/* ------------------------------------------------------------ readexactly */
+
+typedef struct rx {
+    int sv[2];
+    ssize_t a, b, c, t, after;
+    int end_rc;
+    char ba[8], bb[128], bt[16];
+} rx;
+
+static int rx_late(void *arg)
+{
+    rx *x = arg;
+    tide_sleep(100);
+    tide_write(x->sv[1], "6789", 4);
+    tide_sleep(5);
+    tide_write(x->sv[1], "0123456789", 10);
+    tide_shutdown(x->sv[1], SHUT_WR);
+    return 0;
+}
+
+static int rx_main(void *arg)
+{
+    rx *x = arg;
+    tide_stream *s;
+    tide_task *w;
+    tide_scope sc;
+    tide_stream_open(&s, x->sv[0], NULL);
+    /* 6 bytes now, 4 much later: a timeout in between loses nothing */
+    tide_write(x->sv[1], "012345", 6);
+    spawn(&w, rx_late, x);
+    tide_timeout_begin(&sc, 40);
+    x->t = tide_stream_readexactly(s, x->bt, 10);
+    x->end_rc = tide_timeout_end(&sc);
+    x->after = tide_stream_readexactly(s, x->bt, 10);
+    x->a = tide_stream_readexactly(s, x->ba, 4);
+    x->b = tide_stream_readexactly(s, x->bb, 100); /* EOF first: short */
+    x->c = tide_stream_readexactly(s, x->bb + 50, 5);
+    tide_await(w);
+    tide_stream_close(s);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_readexactly_timeout_and_eof(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    rx x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(rx_main, &x);
+    assert_int_equal(x.t, -ETIMEDOUT);
+    assert_int_equal(x.end_rc, -ETIMEDOUT);
+    assert_int_equal(x.after, 10);
+    assert_memory_equal(x.bt, "0123456789", 10);
+    assert_int_equal(x.a, 4);
+    assert_memory_equal(x.ba, "0123", 4);
+    assert_int_equal(x.b, 6);
+    assert_memory_equal(x.bb, "456789", 6);
+    assert_int_equal(x.c, 0);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ------------------------------------------------------------- half-close */
+
+typedef struct shc {
+    int sv[2];
+    ssize_t eof, w, pr;
+    int close_rc;
+    char buf[16];
+} shc;
+
+static int shc_main(void *arg)
+{
+    shc *h = arg;
+    tide_stream *s;
+    char b[8];
+    tide_stream_open(&s, h->sv[0], NULL);
+    tide_shutdown(h->sv[1], SHUT_WR);
+    h->eof = tide_stream_read(s, b, sizeof b);
+    h->w = tide_stream_write(s, "still here", 10);
+    h->close_rc = tide_stream_close(s); /* flushes */
+    h->pr = tide_read(h->sv[1], h->buf, sizeof h->buf);
+    tide_close(h->sv[1]);
+    return 0;
+}
+
+static void test_stream_half_close(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    shc h;
+    memset(&h, 0, sizeof h);
+    assert_int_equal(tt_tcp_pair(h.sv, 0), 0);
+    TT_RUN(shc_main, &h);
+    assert_int_equal(h.eof, 0);
+    assert_int_equal(h.w, 10);
+    assert_int_equal(h.close_rc, 0);
+    assert_int_equal(h.pr, 10);
+    assert_memory_equal(h.buf, "still here", 10);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ------------------------------------------------- sticky write errors */
+
+typedef struct ste {
+    int sv[2], tv[2];
+    ssize_t w1, w2, w3, tcp_err, tcp_again;
+    int d, c, tcp_drain, tcp_close;
+} ste;
+
+static int ste_main(void *arg)
+{
+    ste *e = arg;
+    tide_stream *s, *t;
+    close(e->sv[1]);
+    tide_stream_open(&s, e->sv[0], NULL);
+    e->w1 = tide_stream_write(s, "a", 1);
+    e->w2 = tide_stream_write(s, "b", 1);
+    e->d = tide_stream_drain(s);
+    e->c = tide_stream_close(s);
+
+    /* TCP: the peer resets; writes go on until the error shows, then it sticks */
+    tide_stream_open(&t, e->tv[0], NULL);
+    tt_linger0(e->tv[1]);
+    close(e->tv[1]);
+    tide_sleep(10);
+    char buf[1000] = {0};
+    e->tcp_err = 0;
+    for (int i = 0; i < 1000 && e->tcp_err >= 0; i++) {
+        e->tcp_err = tide_stream_write(t, buf, sizeof buf);
+        if (e->tcp_err >= 0)
+            e->tcp_err = tide_stream_drain(t);
+        tide_sleep(0);
+    }
+    e->tcp_again = tide_stream_write(t, buf, 1);
+    e->tcp_drain = tide_stream_drain(t);
+    e->tcp_close = tide_stream_close(t);
+    return 0;
+}
+
+static void test_stream_write_error_sticks(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    ste e;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(tt_socketpair(e.sv, 0), 0);
+    assert_int_equal(tt_tcp_pair(e.tv, 0), 0);
+    TT_RUN(ste_main, &e);
+    assert_int_equal(e.w1, -EPIPE);
+    assert_int_equal(e.w2, -EPIPE);
+    assert_int_equal(e.d, -EPIPE);
+    assert_int_equal(e.c, -EPIPE);
+    assert_true(e.tcp_err == -ECONNRESET || e.tcp_err == -EPIPE);
+    assert_int_equal(e.tcp_again, e.tcp_err);
+    assert_int_equal(e.tcp_drain, (int)e.tcp_err);
+    assert_int_equal(e.tcp_close, (int)e.tcp_err);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ------------------------------------------- a peer that never reads */
+
+typedef struct bp {
+    int sv[2];
+    size_t written, max_pending, final_pending;
+    int drain_rc, end_rc, close_rc, close_end;
+    int64_t took;
+    int drains_waited;
+} bp;
+
+static int bp_main(void *arg)
+{
+    bp *b = arg;
+    tide_stream *s;
+    tide_stream_opts o;
+    tide_scope sc;
+    char chunk[8192];
+    memset(chunk, 'z', sizeof chunk);
+    tide_stream_opts_init(&o);
+    o.high_water = 32 * 1024;
+    o.low_water = 8 * 1024;
+    tide_stream_open(&s, b->sv[0], &o);
+    int64_t t0 = tide_now();
+    tide_timeout_begin(&sc, 300);
+    for (;;) {
+        ssize_t w = tide_stream_write(s, chunk, sizeof chunk);
+        if (w < 0)
+            break;
+        b->written += (size_t)w;
+        size_t p = tide_stream_write_pending(s);
+        if (p > b->max_pending)
+            b->max_pending = p;
+        b->drain_rc = tide_stream_drain(s);
+        if (b->drain_rc < 0)
+            break;
+    }
+    b->end_rc = tide_timeout_end(&sc);
+    b->took = tide_now() - t0;
+    b->final_pending = tide_stream_write_pending(s);
+    /* close flushes within the scopes: a short one cuts it */
+    tide_timeout_begin(&sc, 30);
+    b->close_rc = tide_stream_close(s);
+    b->close_end = tide_timeout_end(&sc);
+    tide_close(b->sv[1]);
+    return 0;
+}
+
+static void test_stream_backpressure(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    bp b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(tt_socketpair(b.sv, 4096), 0);
+    TT_RUN(bp_main, &b);
+    assert_int_equal(b.drain_rc, -ETIMEDOUT);
+    assert_int_equal(b.end_rc, -ETIMEDOUT);
+    assert_true(b.took >= 290 && b.took < 3000);
+    /* memory stays bounded: high water + one chunk */
+    assert_true(b.max_pending <= 32 * 1024 + 8192);
+    assert_true(b.final_pending > 32 * 1024);
+    /* the kernel took a little, the rest waits in the stream */
+    assert_true(b.written < 1024 * 1024);
+    assert_int_equal(b.close_rc, -ETIMEDOUT);
+    assert_int_equal(b.close_end, -ETIMEDOUT);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ------------------------------------------- close/cancel blocked calls */
+
+typedef struct cb {
+    int sv[2];
+    tide_stream *s;
+    ssize_t r_closed, r_cancel, r_after, readline_rc;
+    int close_rc;
+    char buf[16];
+} cb;
+
+static int cb_reader(void *arg)
+{
+    cb *c = arg;
+    char b[8];
+    c->r_cancel = tide_stream_read(c->s, b, sizeof b);
+    return 0;
+}
+
+static int cb_liner(void *arg)
+{
+    cb *c = arg;
+    char b[64];
+    c->readline_rc = tide_stream_readline(c->s, b, sizeof b);
+    return 0;
+}
+
+static int cb_main(void *arg)
+{
+    cb *c = arg;
+    tide_task *r;
+    tide_stream_open(&c->s, c->sv[0], NULL);
+    /* cancel a blocked read: the stream stays usable */
+    spawn(&r, cb_reader, c);
+    tide_sleep(10);
+    tide_cancel(r);
+    tide_await(r);
+    tide_write(c->sv[1], "later", 5);
+    c->r_after = tide_stream_read(c->s, c->buf, sizeof c->buf);
+    /* close while a task waits in readline: it wakes with -EBADF */
+    tide_write(c->sv[1], "partial", 7);
+    spawn(&r, cb_liner, c);
+    tide_sleep(10);
+    c->close_rc = tide_stream_close(c->s);
+    tide_await(r);
+    tide_close(c->sv[1]);
+    return 0;
+}
+
+static void test_stream_close_and_cancel_blocked(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    cb c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(tt_socketpair(c.sv, 0), 0);
+    TT_RUN(cb_main, &c);
+    assert_int_equal(c.r_cancel, -ECANCELED);
+    assert_int_equal(c.r_after, 5);
+    assert_memory_equal(c.buf, "later", 5);
+    assert_int_equal(c.close_rc, 0);
+    assert_int_equal(c.readline_rc, -EBADF);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ------------------------------------------------------- reset mid-read */
+
+typedef struct srs {
+    int sv[2];
+    ssize_t r;
+} srs;
+
+static int srs_killer(void *arg)
+{
+    srs *x = arg;
+    tide_sleep(30);
+    tt_linger0(x->sv[1]);
+    close(x->sv[1]);
+    return 0;
+}
+
+static int srs_main(void *arg)
+{
+    srs *x = arg;
+    tide_stream *s;
+    tide_task *k;
+    char b[64];
+    tide_stream_open(&s, x->sv[0], NULL);
+    spawn(&k, srs_killer, x);
+    x->r = tide_stream_readline(s, b, sizeof b);
+    tide_await(k);
+    tide_stream_close(s);
+    return 0;
+}
+
+static void test_stream_reset_mid_read(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    srs x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_tcp_pair(x.sv, 0), 0);
+    TT_RUN(srs_main, &x);
+    assert_int_equal(x.r, -ECONNRESET);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ------------------------------------------------------ open_connection */
+
+typedef struct oc {
+    int lfd, port;
+    ssize_t lines[3];
+    char got[3][32];
+    int rc, bad_host, fd_ok;
+} oc;
+
+static int oc_server(void *arg)
+{
+    oc *o = arg;
+    int fd = tide_accept(o->lfd, NULL, NULL);
+    tide_stream *s;
+    char b[64];
+    if (fd < 0)
+        return fd;
+    tide_stream_open(&s, fd, NULL);
+    for (;;) {
+        ssize_t n = tide_stream_readline(s, b, sizeof b);
+        if (n <= 0)
+            break;
+        tide_stream_write(s, b, (size_t)n);
+    }
+    tide_stream_close(s);
+    return 0;
+}
+
+static int oc_main(void *arg)
+{
+    oc *o = arg;
+    tide_stream *s;
+    tide_task *t;
+    o->lfd = tide_tcp_listen("127.0.0.1", 0, NULL);
+    o->port = tide_sock_port(o->lfd);
+    spawn(&t, oc_server, o);
+    o->rc = tide_open_connection("127.0.0.1", o->port, &s);
+    if (o->rc == 0) {
+        o->fd_ok = tide_stream_fd(s) >= 0;
+        tide_stream_write(s, "one\ntwo\nthree\n", 14);
+        for (int i = 0; i < 3; i++)
+            o->lines[i] = tide_stream_readline(s, o->got[i], sizeof o->got[i]);
+        tide_stream_close(s);
+    }
+    tide_await(t);
+    tide_close(o->lfd);
+    o->bad_host = tide_open_connection(NULL, 1, &s);
+    return 0;
+}
+
+static void test_open_connection(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    oc o;
+    memset(&o, 0, sizeof o);
+    TT_RUN(oc_main, &o);
+    assert_int_equal(o.rc, 0);
+    assert_true(o.fd_ok);
+    assert_int_equal(o.lines[0], 4);
+    assert_memory_equal(o.got[0], "one\n", 4);
+    assert_int_equal(o.lines[1], 4);
+    assert_memory_equal(o.got[1], "two\n", 4);
+    assert_int_equal(o.lines[2], 6);
+    assert_memory_equal(o.got[2], "three\n", 6);
+    assert_int_equal(o.bad_host, -EINVAL);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ---------------------------------------------------------------- misuse */
+
+typedef struct smu {
+    int sv[2];
+    tide_stream *s;
+    int open_null, open_badfd, open_lowhigh, cb_read, cb_drain;
+    ssize_t read_null, read_nullbuf, until_nodelim, until_zero, write_null, write_nullbuf,
+        close_null, fd_null, after_close;
+} smu;
+
+static void smu_cb(void *arg)
+{
+    smu *m = arg;
+    char b[4];
+    m->cb_read = (int)tide_stream_read(m->s, b, sizeof b);
+    m->cb_drain = tide_stream_drain(m->s);
+}
+
+static int smu_main(void *arg)
+{
+    smu *m = arg;
+    tide_stream *s;
+    tide_stream_opts o;
+    char b[4];
+    m->open_null = tide_stream_open(NULL, m->sv[0], NULL);
+    m->open_badfd = tide_stream_open(&s, -1, NULL);
+    tide_stream_opts_init(&o);
+    o.high_water = 100;
+    o.low_water = 200;
+    m->open_lowhigh = tide_stream_open(&s, m->sv[0], &o);
+    tide_stream_open(&m->s, m->sv[0], NULL);
+    tide_call_soon(tide_loop_current(), smu_cb, m);
+    tide_sleep(1);
+    m->read_null = tide_stream_read(NULL, b, 1);
+    m->read_nullbuf = tide_stream_read(m->s, NULL, 4);
+    m->until_nodelim = tide_stream_readuntil(m->s, NULL, 1, b, sizeof b);
+    m->until_zero = tide_stream_readuntil(m->s, "\n", 0, b, sizeof b);
+    m->write_null = tide_stream_write(NULL, "x", 1);
+    m->write_nullbuf = tide_stream_write(m->s, NULL, 3);
+    m->close_null = tide_stream_close(NULL);
+    m->fd_null = tide_stream_fd(NULL);
+    tide_stream_close(m->s);
+    tide_close(m->sv[1]);
+    return 0;
+}
+
+static void test_stream_misuse(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    smu m;
+    tide_stream *s = (tide_stream *)&m;
+    memset(&m, 0, sizeof m);
+    assert_int_equal(tt_socketpair(m.sv, 0), 0);
+    /* no loop on this thread */
+    assert_int_equal(tide_stream_open(&s, m.sv[0], NULL), -EPERM);
+    assert_null(s);
+    assert_int_equal(tide_stream_read(NULL, NULL, 0), -EINVAL);
+    assert_int_equal(tide_open_connection("127.0.0.1", 1, &s), -EPERM);
+    TT_RUN(smu_main, &m);
+    assert_int_equal(m.open_null, -EINVAL);
+    assert_int_equal(m.open_badfd, -EBADF);
+    assert_int_equal(m.open_lowhigh, -EINVAL);
+    assert_int_equal(m.cb_read, -EPERM);
+    assert_int_equal(m.cb_drain, -EPERM);
+    assert_int_equal(m.read_null, -EINVAL);
+    assert_int_equal(m.read_nullbuf, -EINVAL);
+    assert_int_equal(m.until_nodelim, -EINVAL);
+    assert_int_equal(m.until_zero, -EINVAL);
+    assert_int_equal(m.write_null, -EINVAL);
+    assert_int_equal(m.write_nullbuf, -EINVAL);
+    assert_int_equal(m.close_null, -EINVAL);
+    assert_int_equal(m.fd_null, -EINVAL);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stream_echo_1mib),
+        cmocka_unit_test(test_readuntil_split_delimiter),
+        cmocka_unit_test(test_readline_limits_default),
+        cmocka_unit_test(test_readline_limits_small),
+        cmocka_unit_test(test_readexactly_timeout_and_eof),
+        cmocka_unit_test(test_stream_half_close),
+        cmocka_unit_test(test_stream_write_error_sticks),
+        cmocka_unit_test(test_stream_backpressure),
+        cmocka_unit_test(test_stream_close_and_cancel_blocked),
+        cmocka_unit_test(test_stream_reset_mid_read),
+        cmocka_unit_test(test_open_connection),
+        cmocka_unit_test(test_stream_misuse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
