@@ -108,6 +108,22 @@ static void init_budget(void)
     __atomic_store_n(&mprotect_budget, max / 4, __ATOMIC_RELAXED); /* 2 maps a guard */
 }
 
+/* Whether the guard just installed at g really faults.  Some layers accept
+ * advice they do not know and ignore it (qemu-user returns 0 for
+ * MADV_GUARD_INSTALL): make the kernel read the page for us; a real guard
+ * gives EFAULT, no fault. */
+static int guard_works(char *g)
+{
+    int p[2], ok;
+
+    if (pipe(p) < 0)
+        return 0;
+    ok = write(p[1], g, 1) < 0 && errno == EFAULT;
+    close(p[0]);
+    close(p[1]);
+    return ok;
+}
+
 /* Makes [g, g + len) inaccessible.  Returns 0 or -1 (no guard possible). */
 static int install_guard(char *g, size_t len)
 {
@@ -115,9 +131,12 @@ static int install_guard(char *g, size_t len)
 
     if (mode != GUARD_MPROTECT) {
         if (madvise(g, len, MADV_GUARD_INSTALL) == 0) {
-            if (mode == GUARD_UNKNOWN)
+            if (mode == GUARD_MADVISE)
+                return 0;
+            if (guard_works(g)) {
                 __atomic_store_n(&guard_mode, GUARD_MADVISE, __ATOMIC_RELAXED);
-            return 0;
+                return 0;
+            }
         }
         if (mode == GUARD_MADVISE)
             goto unguarded; /* it worked before: a real failure (ENOMEM) */
@@ -243,7 +262,6 @@ void tide__stacks_free(tide_loop *loop)
 /* --------------------------------------------------- overflow reporting */
 
 static struct sigaction old_segv, old_bus;
-static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static __thread void *alt_mem;
 static __thread size_t alt_len;
 static __thread int alt_refs;
@@ -314,16 +332,29 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
     }
 }
 
+/* Installs on_fault for SIGSEGV and SIGBUS unless it is there already,
+ * keeping what was there to chain to.  Checked each time a loop starts, so a
+ * handler installed later by the program (or a test framework) is chained
+ * rather than left to hide an overflow. */
 static void install_handler(void)
 {
-    struct sigaction sa;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static const int sigs[2] = {SIGSEGV, SIGBUS};
+    struct sigaction sa, cur;
+    int i;
 
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &old_segv);
-    sigaction(SIGBUS, &sa, &old_bus);
+    pthread_mutex_lock(&mu);
+    for (i = 0; i < 2; i++) {
+        if (sigaction(sigs[i], NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+            cur.sa_sigaction == on_fault)
+            continue;
+        sigaction(sigs[i], &sa, sigs[i] == SIGSEGV ? &old_segv : &old_bus);
+    }
+    pthread_mutex_unlock(&mu);
 }
 
 void tide__stack_signals_init(tide_loop *loop)
@@ -331,7 +362,7 @@ void tide__stack_signals_init(tide_loop *loop)
     stack_t cur;
 
     (void)loop;
-    pthread_once(&handler_once, install_handler);
+    install_handler();
     if (alt_refs++ > 0)
         return;
     if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
