@@ -469,15 +469,6 @@ TIDE_API size_t tide_server_connections(const tide_server *srv);
  * Errors: -EINVAL, -EPERM, -EALREADY. */
 TIDE_API int tide_server_close(tide_server *srv, int how);
 
-/* ------------------------------------------------------------ signals */
-
-/* Waits for one of the signals in set and returns its number.  The signals
- * are blocked in the calling thread while it waits (Linux: signalfd).  A
- * signal that arrives while nobody waits gets its usual disposition: block
- * the signals in main (pthread_sigmask) before tide_run so none is missed.
- * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
-TIDE_API int tide_signal_wait(const sigset_t *set);
-
 /* ----------------------------------------------------------- worker pool */
 
 /* asyncio.to_thread(): runs fn(arg) on a worker thread while the current
@@ -494,5 +485,11 @@ TIDE_API int tide_to_thread(tide_fn fn, void *arg);
 #ifdef __cplusplus
 }
 #endif
+
+/* The rest of the API, by topic. */
+#include "tide/sync.h"    /* task groups, wait/as_completed, locks, events, queues, task-locals */
+#include "tide/signal.h"  /* signals */
+#include "tide/fs.h"      /* files, on the worker pool */
+#include "tide/process.h" /* subprocesses */
 
 #endif /* TIDE_H */
