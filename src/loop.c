@@ -333,7 +333,7 @@ int tide_loop_run_until_complete(tide_loop *loop, tide_task *t)
 {
     int rc;
 
-    if (!loop || tide__task_check(t) < 0 || t->loop != loop || t->detached)
+    if (!loop || tide__task_check(t) < 0 || t->loop != loop || t->detached || t->group)
         return -EINVAL;
     if (t->joiner)
         return -EBUSY;

@@ -115,6 +115,37 @@ static void task_finish(tide_task *t, int result)
         t->joiner = NULL;
         tide__wake(j, 0);
     }
+    while (t->watchers) {
+        tide__watch *w = t->watchers;
+        tide__watch_remove(w);
+        w->fn(w, t);
+    }
+}
+
+/* ------------------------------------------------------------- watchers */
+
+void tide__watch_add(tide_task *t, tide__watch *w)
+{
+    w->task = t;
+    w->prev = NULL;
+    w->next = t->watchers;
+    if (t->watchers)
+        t->watchers->prev = w;
+    t->watchers = w;
+}
+
+void tide__watch_remove(tide__watch *w)
+{
+    if (!w->task)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        w->task->watchers = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->task = NULL;
+    w->prev = w->next = NULL;
 }
 
 static void task_entry(void *arg)
@@ -157,7 +188,9 @@ static void report_failure(tide_task *t)
 void tide__task_ended(tide_loop *loop, tide_task *t)
 {
     (void)loop;
-    if (t->detached) {
+    if (t->group) {
+        tide__group_child_ended(t); /* the group releases it */
+    } else if (t->detached) {
         report_failure(t);
         tide__task_release(t);
     }
@@ -178,6 +211,12 @@ void tide__task_release(tide_task *t)
     loop->ntasks--;
     if (t->state != TIDE_TASK_DONE)
         loop->nundone--; /* only when a loop is freed with a task it could not finish */
+    while (t->watchers)
+        tide__watch_remove(t->watchers);
+    if (t->locals) {
+        tide__free(t->locals);
+        t->locals = NULL;
+    }
     t->magic = TIDE__TASK_FREED;
     tide__stack_put(t->pool, t->stack_lo);
 }
@@ -235,6 +274,11 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
         t->name[n] = '\0';
     }
     tide__ctx_make(&t->ctx, lo, (size_t)((char *)t - (char *)lo), task_entry, t);
+    if (loop->current && loop->current->locals && tide__locals_inherit(t, loop->current) < 0) {
+        t->magic = TIDE__TASK_FREED;
+        tide__stack_put(pool, lo);
+        return -ENOMEM;
+    }
 
     t->prev = loop->tasks_tail;
     if (loop->tasks_tail)
@@ -268,7 +312,7 @@ static int join_check(tide_task *cur, tide_task *t)
         return -EINVAL;
     if (!cur || cur->loop != t->loop)
         return -EPERM;
-    if (t == cur || t->detached)
+    if (t == cur || t->detached || t->group)
         return -EINVAL;
     if (t->joiner)
         return -EBUSY;
@@ -306,9 +350,22 @@ int tide_await(tide_task *t)
     return take_result(t);
 }
 
+int tide_shield(tide_task *t)
+{
+    tide_task *cur = tide__current();
+    int rc = join_check(cur, t);
+
+    if (rc < 0)
+        return rc;
+    rc = wait_done(cur, t, 0);
+    if (rc < 0)
+        return rc; /* t goes on, still the caller's */
+    return take_result(t);
+}
+
 int tide_detach(tide_task *t)
 {
-    if (tide__task_check(t) < 0)
+    if (tide__task_check(t) < 0 || t->group)
         return -EINVAL;
     if (t->joiner)
         return -EBUSY;

@@ -131,6 +131,7 @@ struct tide_task {
     uint8_t cancel_req;  /* tide_cancel was called: level-triggered */
     uint8_t detached;    /* released when it ends; failures logged */
     uint8_t nocancel;    /* > 0: the current wait ignores cancellation */
+    uint8_t mark;        /* scratch bit for duplicate checks (always 0 between calls) */
     int result;          /* fn's return value, once DONE */
     int wake_rc;         /* what the current suspension returns */
     tide_scope *scope;   /* innermost cancel scope, or NULL */
@@ -140,6 +141,11 @@ struct tide_task {
     void *unlink_arg;
     tide_task *joiner;   /* the task blocked in tide_await on this one */
     tide_task *prev, *next; /* loop's list of live tasks, creation order */
+    struct tide__watch *watchers; /* told when the task ends (tide_wait...) */
+    tide_group *group;   /* the group the task belongs to, or NULL */
+    tide_task *gprev, *gnext; /* the group's live members */
+    void **locals;       /* task-local values, indexed by key id */
+    unsigned nlocals;
     void *stack_lo;      /* usable stack is [stack_lo, this task struct) */
     size_t stack_size;   /* the whole stack, task struct included */
     tide__stack_pool *pool;
@@ -151,6 +157,37 @@ struct tide_task {
 #endif
     char name[TIDE_TASK_NAME_MAX]; /* "" until named: "task-<id>" made on demand */
 };
+
+/* Something told when a task ends (tide_wait, as_completed). */
+typedef struct tide__watch {
+    struct tide__watch *prev, *next;
+    tide_task *task; /* watched; NULL once it ended or was released */
+    void (*fn)(struct tide__watch *w, tide_task *t);
+} tide__watch;
+
+void tide__watch_add(tide_task *t, tide__watch *w);
+void tide__watch_remove(tide__watch *w);
+
+/* A task waiting in a tide_waitlist (sync.c, queue.c), on its own stack. */
+struct tide__waiter {
+    struct tide__waiter *prev, *next;
+    tide_waitlist *list; /* NULL once taken off it */
+    tide_task *task;
+    void *value;         /* what is handed over (a queue item) */
+    long n;              /* what is handed over (an index) */
+};
+
+void tide__wl_push(tide_waitlist *l, struct tide__waiter *w, tide_task *t);
+struct tide__waiter *tide__wl_pop(tide_waitlist *l);
+/* Suspends on the list (w pushed, taken off on interruption). */
+int tide__wl_wait(tide_waitlist *l, struct tide__waiter *w, tide_task *t, int flags);
+/* Pops the first waiter and wakes it with rc; 0 if the list was empty. */
+int tide__wl_wake_one(tide_waitlist *l, int rc);
+void tide__wl_wake_all(tide_waitlist *l, int rc);
+
+/* Group and task-local hooks of task.c. */
+void tide__group_child_ended(tide_task *t);
+int tide__locals_inherit(tide_task *child, const tide_task *parent);
 
 /* Flags of tide__suspend. */
 #define TIDE__WAIT_NOCANCEL 0x1 /* neither cancellation nor deadlines interrupt */

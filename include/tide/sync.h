@@ -12,6 +12,244 @@
 extern "C" {
 #endif
 
+struct tide__waiter; /* private: a waiting task's node, on its own stack */
+
+/* A FIFO of waiting tasks (private). */
+typedef struct tide_waitlist {
+    struct tide__waiter *head, *tail;
+} tide_waitlist;
+
+/* -------------------------------------------------------------- groups */
+
+#define TIDE_GROUP_MAX_ERRORS 8
+
+/*
+ * A task group (asyncio.TaskGroup, Trio's nursery), kept by the caller
+ * (usually on the stack of the task that owns it).  Tasks spawned into it
+ * belong to it: they are released when they end and must not be awaited or
+ * detached.  The first failure (a negative result other than -ECANCELED)
+ * cancels the other tasks; tide_group_wait returns it.  Cancelling the task
+ * in tide_group_wait (or a timeout) cancels the whole group.  Every group
+ * must end with tide_group_wait: no task outlives its group.
+ */
+typedef struct tide_group {
+    tide_loop *loop;       /* private */
+    tide_task *members;    /* private: live tasks */
+    size_t live;           /* private */
+    tide_task *waiter;     /* private */
+    int first_error;       /* private */
+    int nerrors;           /* private: failures so far */
+    int errors[TIDE_GROUP_MAX_ERRORS]; /* private */
+    int flags;             /* private */
+} tide_group;
+
+/* Makes an empty group on the current loop.  Errors: -EINVAL, -EPERM. */
+TIDE_API int tide_group_init(tide_group *g);
+/* Starts fn(arg) in a new task of the group (o: name, stack size; may be
+ * NULL).  If t is not NULL it receives the task, borrowed: valid until the
+ * task ends (tide_cancel may be used on it).  Errors: -EINVAL (NULL, or the
+ * group already waited for), -ECANCELED (the group is being cancelled),
+ * -ENOMEM, and those of tide_create_task_ex. */
+TIDE_API int tide_group_spawn(tide_group *g, tide_fn fn, void *arg, const tide_task_opts *o,
+                              tide_task **t);
+/* Cancels every task of the group (they still end before tide_group_wait
+ * returns).  Errors: -EINVAL. */
+TIDE_API int tide_group_cancel(tide_group *g);
+/* Waits until every task of the group has ended, including tasks they
+ * spawned into it meanwhile.  Returns 0, the first failure, or -ECANCELED /
+ * -ETIMEDOUT if the waiting task was cancelled / timed out (the group was
+ * then cancelled and waited for).  Errors: -EINVAL, -EPERM, -EBUSY
+ * (another task waits). */
+TIDE_API int tide_group_wait(tide_group *g);
+/* The failures seen so far, in the order they happened: copies at most cap
+ * (and at most TIDE_GROUP_MAX_ERRORS) into errs and returns how many tasks
+ * failed in all. */
+TIDE_API int tide_group_errors(const tide_group *g, int *errs, size_t cap);
+
+/* ------------------------------------------------- wait, as_completed */
+
+#define TIDE_FIRST_COMPLETED 1 /* when any task ends */
+#define TIDE_FIRST_ERROR 2     /* when any task fails (result < 0, not -ECANCELED), or all end */
+#define TIDE_ALL_COMPLETED 3   /* when every task has ended */
+
+/* asyncio.wait: waits until the condition holds for the n tasks and returns
+ * how many have ended (tide_task_get_state(t) == TIDE_TASK_DONE tells which).
+ * The tasks are not released: await the ended ones for their results.
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT (use a timeout scope),
+ * -ENOMEM. */
+TIDE_API int tide_wait(tide_task **ts, size_t n, int mode);
+
+typedef struct tide_as_completed tide_as_completed;
+
+/* asyncio.as_completed: an iterator over n tasks in the order they end.
+ * Errors: -EINVAL, -EPERM, -ENOMEM. */
+TIDE_API int tide_as_completed_new(tide_as_completed **it, tide_task **ts, size_t n);
+/* Waits for the next task to end and stores it in *t (not released: await
+ * it for its result).  Returns 0, -ENOENT once every task was returned,
+ * -ECANCELED, -ETIMEDOUT, -EINVAL, -EPERM. */
+TIDE_API int tide_as_completed_next(tide_as_completed *it, tide_task **t);
+/* Frees the iterator (the tasks are untouched).  NULL is ignored. */
+TIDE_API void tide_as_completed_free(tide_as_completed *it);
+
+/* asyncio.shield: waits for t like tide_await, but if the waiting task is
+ * cancelled (or times out) t is NOT cancelled: the call returns -ECANCELED
+ * (-ETIMEDOUT) and t stays the caller's, still running.
+ * Errors: as tide_await. */
+TIDE_API int tide_shield(tide_task *t);
+
+/* --------------------------------------------------------------- locks */
+
+/* Every wait below is served FIFO, obeys cancellation and timeout scopes,
+ * and a task cancelled while waiting never takes the resource (and none is
+ * lost: it goes to the next waiter). */
+
+typedef struct tide_lock {
+    tide_task *owner;      /* private */
+    tide_waitlist waiters; /* private */
+} tide_lock;
+
+TIDE_API int tide_lock_init(tide_lock *l);
+/* Errors: -EINVAL, -EPERM, -EDEADLK (the task holds it), -ECANCELED,
+ * -ETIMEDOUT. */
+TIDE_API int tide_lock_acquire(tide_lock *l);
+/* Takes the lock if it is free: 0, or -EBUSY. */
+TIDE_API int tide_lock_try_acquire(tide_lock *l);
+/* Errors: -EINVAL, -EPERM (the current task does not hold it). */
+TIDE_API int tide_lock_release(tide_lock *l);
+TIDE_API int tide_lock_locked(const tide_lock *l);
+
+/* -------------------------------------------------------------- events */
+
+typedef struct tide_event {
+    int set;               /* private */
+    tide_waitlist waiters; /* private */
+} tide_event;
+
+TIDE_API int tide_event_init(tide_event *e);
+/* Sets the event and wakes every waiter.  Errors: -EINVAL. */
+TIDE_API int tide_event_set(tide_event *e);
+TIDE_API int tide_event_clear(tide_event *e);
+TIDE_API int tide_event_is_set(const tide_event *e);
+/* Waits until the event is set (at once if it is).
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_event_wait(tide_event *e);
+
+/* ---------------------------------------------------------- conditions */
+
+typedef struct tide_cond {
+    tide_lock *lock;       /* private */
+    tide_lock own;         /* private: the lock when none is given */
+    tide_waitlist waiters; /* private */
+} tide_cond;
+
+/* A condition variable over lock (NULL: its own lock, see tide_cond_lock). */
+TIDE_API int tide_cond_init(tide_cond *c, tide_lock *lock);
+TIDE_API tide_lock *tide_cond_lock(tide_cond *c);
+/* Releases the lock, waits for a notify, takes the lock back: the lock is
+ * held again when it returns, whatever it returns.
+ * Errors: -EINVAL, -EPERM (lock not held), -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_cond_wait(tide_cond *c);
+/* Wakes up to n waiters (FIFO) / all.  The lock must be held: -EPERM. */
+TIDE_API int tide_cond_notify(tide_cond *c, size_t n);
+TIDE_API int tide_cond_notify_all(tide_cond *c);
+
+/* ---------------------------------------------------------- semaphores */
+
+typedef struct tide_sem {
+    long value;            /* private */
+    long bound;            /* private: 0, or the bounded semaphore's maximum */
+    tide_waitlist waiters; /* private */
+} tide_sem;
+
+/* A semaphore with value permits; tide_bsem_init: a bounded one, whose
+ * release past value is an error.  Errors: -EINVAL (value < 0). */
+TIDE_API int tide_sem_init(tide_sem *s, long value);
+TIDE_API int tide_bsem_init(tide_sem *s, long value);
+/* Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_sem_acquire(tide_sem *s);
+/* 0, or -EBUSY if no permit is free. */
+TIDE_API int tide_sem_try_acquire(tide_sem *s);
+/* Gives a permit back (to the first waiter, if any).  Errors: -EINVAL,
+ * -EOVERFLOW (a bounded semaphore released more than acquired). */
+TIDE_API int tide_sem_release(tide_sem *s);
+TIDE_API long tide_sem_value(const tide_sem *s);
+
+/* ------------------------------------------------------------ barriers */
+
+typedef struct tide_barrier {
+    unsigned parties;      /* private */
+    unsigned count;        /* private: arrived in this round */
+    tide_waitlist waiters; /* private */
+} tide_barrier;
+
+/* Errors: -EINVAL (parties == 0). */
+TIDE_API int tide_barrier_init(tide_barrier *b, unsigned parties);
+/* Waits until `parties` tasks wait, then releases them all; returns the
+ * arrival index (0 .. parties-1).  A task cancelled while waiting leaves
+ * the round (the others wait for another party).
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_barrier_wait(tide_barrier *b);
+
+/* -------------------------------------------------------------- queues */
+
+typedef struct tide_queue tide_queue;
+
+#define TIDE_QUEUE_FIFO 0
+#define TIDE_QUEUE_LIFO 1
+#define TIDE_QUEUE_PRIORITY 2 /* smallest first by cmp; FIFO among equals */
+
+typedef struct tide_queue_opts {
+    int kind;                               /* TIDE_QUEUE_FIFO (default), _LIFO, _PRIORITY */
+    size_t maxsize;                         /* 0: unbounded; else put waits when full */
+    int (*cmp)(const void *a, const void *b); /* for _PRIORITY: < 0 if a comes first */
+    void (*free_item)(void *item);          /* frees items dropped by shutdown/free; may be NULL */
+} tide_queue_opts;
+
+TIDE_API void tide_queue_opts_init(tide_queue_opts *o);
+/* asyncio.Queue on the current loop (o NULL: unbounded FIFO).
+ * Errors: -EINVAL (PRIORITY without cmp), -EPERM (no loop), -ENOMEM. */
+TIDE_API int tide_queue_new(tide_queue **q, const tide_queue_opts *o);
+/* Shuts the queue down at once (waiters wake with -ESHUTDOWN), drops the
+ * items left (free_item) and frees it.  NULL is ignored. */
+TIDE_API void tide_queue_free(tide_queue *q);
+/* Adds an item, waiting while the queue is full.  Errors: -EINVAL, -EPERM,
+ * -ESHUTDOWN, -ECANCELED, -ETIMEDOUT, -ENOMEM. */
+TIDE_API int tide_queue_put(tide_queue *q, void *item);
+/* Takes an item, waiting while the queue is empty.  Errors: -EINVAL,
+ * -EPERM, -ESHUTDOWN (shut down and empty), -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_queue_get(tide_queue *q, void **item);
+/* Without waiting: -EAGAIN when full / empty. */
+TIDE_API int tide_queue_put_nowait(tide_queue *q, void *item);
+TIDE_API int tide_queue_get_nowait(tide_queue *q, void **item);
+/* One item taken earlier is processed.  Errors: -EINVAL (called more
+ * times than items were put). */
+TIDE_API int tide_queue_task_done(tide_queue *q);
+/* Waits until every item put was taken and marked done.
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_queue_join(tide_queue *q);
+/* asyncio 3.13: from now on put fails with -ESHUTDOWN; get returns the
+ * items left, then -ESHUTDOWN.  immediate: also drop the items left (and
+ * count them done), so get fails at once.  Waiting putters (and, when
+ * empty, getters) wake with -ESHUTDOWN. */
+TIDE_API int tide_queue_shutdown(tide_queue *q, int immediate);
+TIDE_API size_t tide_queue_size(const tide_queue *q);
+
+/* -------------------------------------------------------- task-locals */
+
+/* A key for a task-local value (like contextvars): each task has its own
+ * value, and a new task starts with a copy of its creator's values. */
+typedef struct tide_local_key {
+    unsigned id; /* private */
+} tide_local_key;
+
+/* Makes a key, once (keys are process-wide).  Errors: -EINVAL, -ENOSPC
+ * (more than 1024 keys). */
+TIDE_API int tide_local_key_init(tide_local_key *k);
+/* Sets the current task's value.  Errors: -EINVAL, -EPERM, -ENOMEM. */
+TIDE_API int tide_local_set(const tide_local_key *k, void *value);
+/* The current task's value; NULL if unset or outside a task. */
+TIDE_API void *tide_local_get(const tide_local_key *k);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,362 @@
+/*
+ * Task groups (structured concurrency), tide_wait and as_completed.
+ *
+ * A group links its live members through the task struct (gprev/gnext), so
+ * spawning into a group allocates nothing more than a task.  When a member
+ * ends, the loop calls tide__group_child_ended: the first failure is kept
+ * and cancels the others, the member is released, and the task waiting in
+ * tide_group_wait wakes once none is left.  If that waiting task is
+ * cancelled, the group is cancelled and still waited for (uncancellably):
+ * no member outlives tide_group_wait.
+ *
+ * tide_wait and as_completed hang a watcher on each task they watch; a task
+ * tells its watchers when it ends.
+ */
+#include "tide_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define G_CANCELLING 0x1
+#define G_CLOSED 0x2
+
+int tide_group_init(tide_group *g)
+{
+    if (!g)
+        return -EINVAL;
+    memset(g, 0, sizeof *g);
+    g->loop = tide__tls_loop;
+    return g->loop ? 0 : -EPERM;
+}
+
+static void cancel_members(tide_group *g)
+{
+    tide_task *t;
+
+    g->flags |= G_CANCELLING;
+    for (t = g->members; t; t = t->gnext)
+        tide_cancel(t);
+}
+
+int tide_group_cancel(tide_group *g)
+{
+    if (!g || !g->loop)
+        return -EINVAL;
+    cancel_members(g);
+    return 0;
+}
+
+int tide_group_spawn(tide_group *g, tide_fn fn, void *arg, const tide_task_opts *o,
+                     tide_task **out)
+{
+    tide_task *t;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!g || !g->loop || !fn || (g->flags & G_CLOSED))
+        return -EINVAL;
+    if (g->flags & G_CANCELLING)
+        return -ECANCELED;
+    rc = tide_create_task_ex(&t, g->loop, fn, arg, o);
+    if (rc < 0)
+        return rc;
+    t->group = g;
+    t->gprev = NULL;
+    t->gnext = g->members;
+    if (g->members)
+        g->members->gprev = t;
+    g->members = t;
+    g->live++;
+    if (out)
+        *out = t;
+    return 0;
+}
+
+void tide__group_child_ended(tide_task *t)
+{
+    tide_group *g = t->group;
+    int r = t->result;
+
+    if (t->gprev)
+        t->gprev->gnext = t->gnext;
+    else
+        g->members = t->gnext;
+    if (t->gnext)
+        t->gnext->gprev = t->gprev;
+    g->live--;
+    tide__task_release(t);
+
+    if (r < 0 && r != -ECANCELED) {
+        if (g->nerrors < TIDE_GROUP_MAX_ERRORS)
+            g->errors[g->nerrors] = r;
+        g->nerrors++;
+        if (!g->first_error) {
+            g->first_error = r;
+            cancel_members(g);
+        }
+    }
+    if (g->live == 0 && g->waiter) {
+        tide_task *w = g->waiter;
+        g->waiter = NULL;
+        tide__wake(w, 0);
+    }
+}
+
+static void unlink_group_waiter(void *arg)
+{
+    ((tide_group *)arg)->waiter = NULL;
+}
+
+int tide_group_wait(tide_group *g)
+{
+    tide_task *cur = tide__current();
+    int interrupted = 0;
+
+    if (!g || !g->loop || (g->flags & G_CLOSED))
+        return -EINVAL;
+    if (!cur || cur->loop != g->loop)
+        return -EPERM;
+    if (g->waiter)
+        return -EBUSY;
+    while (g->live) {
+        int rc;
+        g->waiter = cur;
+        rc = tide__suspend(cur, TIDE__NEVER, unlink_group_waiter, g,
+                           interrupted ? TIDE__WAIT_NOCANCEL : 0);
+        if (rc < 0 && !interrupted) {
+            interrupted = rc; /* cancelled or timed out: so is the group */
+            cancel_members(g);
+        }
+    }
+    g->flags |= G_CLOSED;
+    return interrupted ? interrupted : g->first_error;
+}
+
+int tide_group_errors(const tide_group *g, int *errs, size_t cap)
+{
+    size_t i, n;
+
+    if (!g)
+        return -EINVAL;
+    n = (size_t)g->nerrors < TIDE_GROUP_MAX_ERRORS ? (size_t)g->nerrors : TIDE_GROUP_MAX_ERRORS;
+    for (i = 0; i < n && i < cap && errs; i++)
+        errs[i] = g->errors[i];
+    return g->nerrors;
+}
+
+/* ------------------------------------------------------------ tide_wait */
+
+typedef struct waitctx {
+    tide_task *waiter;
+    size_t n, ndone;
+    int mode, failed;
+} waitctx;
+
+typedef struct wwatch {
+    tide__watch w;
+    waitctx *ctx;
+} wwatch;
+
+static int failed(const tide_task *t)
+{
+    return t->result < 0 && t->result != -ECANCELED;
+}
+
+static int satisfied(const waitctx *c)
+{
+    switch (c->mode) {
+    case TIDE_FIRST_COMPLETED:
+        return c->ndone > 0;
+    case TIDE_FIRST_ERROR:
+        return c->failed || c->ndone == c->n;
+    default:
+        return c->ndone == c->n;
+    }
+}
+
+static void wait_watch_fn(tide__watch *w, tide_task *t)
+{
+    waitctx *c = ((wwatch *)w)->ctx;
+
+    c->ndone++;
+    if (failed(t))
+        c->failed = 1;
+    if (c->waiter && satisfied(c)) {
+        tide_task *waiter = c->waiter;
+        c->waiter = NULL;
+        tide__wake(waiter, 0);
+    }
+}
+
+static void unlink_waitctx(void *arg)
+{
+    ((waitctx *)arg)->waiter = NULL;
+}
+
+/* Checks an array of tasks: all valid, on cur's loop, no duplicates. */
+static int check_tasks(tide_task *cur, tide_task **ts, size_t n)
+{
+    size_t i;
+    int rc = 0;
+
+    if (!ts && n)
+        return -EINVAL;
+    if (!cur)
+        return -EPERM;
+    for (i = 0; i < n && rc == 0; i++) {
+        if (tide__task_check(ts[i]) < 0)
+            rc = -EINVAL;
+        else if (ts[i]->loop != cur->loop)
+            rc = -EPERM;
+        else if (ts[i] == cur || ts[i]->mark)
+            rc = -EINVAL; /* itself, or twice (marked below) */
+        else
+            ts[i]->mark = 1;
+    }
+    for (size_t j = 0; j < (rc ? i - 1 : i); j++) /* not the bad one: maybe NULL */
+        ts[j]->mark = 0;
+    return rc;
+}
+
+int tide_wait(tide_task **ts, size_t n, int mode)
+{
+    tide_task *cur = tide__current();
+    wwatch *ws = NULL;
+    waitctx c;
+    size_t i;
+    int rc;
+
+    if (mode != TIDE_FIRST_COMPLETED && mode != TIDE_FIRST_ERROR && mode != TIDE_ALL_COMPLETED)
+        return -EINVAL;
+    rc = check_tasks(cur, ts, n);
+    if (rc < 0)
+        return rc;
+    memset(&c, 0, sizeof c);
+    c.n = n;
+    c.mode = mode;
+    for (i = 0; i < n; i++) {
+        if (ts[i]->state == TIDE_TASK_DONE) {
+            c.ndone++;
+            c.failed |= failed(ts[i]);
+        }
+    }
+    if (n == 0 || satisfied(&c))
+        return (int)c.ndone;
+    ws = tide__calloc(n, sizeof *ws);
+    if (!ws)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        if (ts[i]->state != TIDE_TASK_DONE) {
+            ws[i].ctx = &c;
+            ws[i].w.fn = wait_watch_fn;
+            tide__watch_add(ts[i], &ws[i].w);
+        }
+    }
+    c.waiter = cur;
+    rc = tide__suspend(cur, TIDE__NEVER, unlink_waitctx, &c, 0);
+    for (i = 0; i < n; i++)
+        tide__watch_remove(&ws[i].w);
+    tide__free(ws);
+    return rc < 0 ? rc : (int)c.ndone;
+}
+
+/* --------------------------------------------------------- as_completed */
+
+struct tide_as_completed {
+    tide_task *waiter;  /* in next(), waiting */
+    size_t n;
+    size_t head, tail;  /* ended tasks not yet returned: done[head, tail) */
+    tide_task **done;
+    wwatch *ws;
+};
+
+static void ac_watch_fn(tide__watch *w, tide_task *t)
+{
+    tide_as_completed *it = (tide_as_completed *)((wwatch *)w)->ctx;
+
+    it->done[it->tail++] = t;
+    if (it->waiter) {
+        tide_task *waiter = it->waiter;
+        it->waiter = NULL;
+        tide__wake(waiter, 0);
+    }
+}
+
+int tide_as_completed_new(tide_as_completed **out, tide_task **ts, size_t n)
+{
+    tide_as_completed *it;
+    size_t i;
+    int rc;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    rc = check_tasks(tide__current(), ts, n);
+    if (rc < 0)
+        return rc;
+    it = tide__calloc(1, sizeof *it);
+    if (!it)
+        return -ENOMEM;
+    it->n = n;
+    it->done = tide__calloc(n ? n : 1, sizeof *it->done);
+    it->ws = tide__calloc(n ? n : 1, sizeof *it->ws);
+    if (!it->done || !it->ws) {
+        tide_as_completed_free(it);
+        return -ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        if (ts[i]->state == TIDE_TASK_DONE) {
+            it->done[it->tail++] = ts[i]; /* ended before: in array order */
+        } else {
+            it->ws[i].ctx = (waitctx *)(void *)it;
+            it->ws[i].w.fn = ac_watch_fn;
+            tide__watch_add(ts[i], &it->ws[i].w);
+        }
+    }
+    *out = it;
+    return 0;
+}
+
+static void unlink_ac(void *arg)
+{
+    ((tide_as_completed *)arg)->waiter = NULL;
+}
+
+int tide_as_completed_next(tide_as_completed *it, tide_task **t)
+{
+    tide_task *cur = tide__current();
+    int rc;
+
+    if (!it || !t)
+        return -EINVAL;
+    *t = NULL;
+    if (it->head == it->n)
+        return -ENOENT;
+    if (it->head == it->tail) {
+        if (!cur)
+            return -EPERM;
+        if (it->waiter)
+            return -EBUSY;
+        it->waiter = cur;
+        rc = tide__suspend(cur, TIDE__NEVER, unlink_ac, it, 0);
+        if (rc < 0)
+            return rc;
+    }
+    *t = it->done[it->head++];
+    return 0;
+}
+
+void tide_as_completed_free(tide_as_completed *it)
+{
+    size_t i;
+
+    if (!it)
+        return;
+    if (it->ws)
+        for (i = 0; i < it->n; i++)
+            tide__watch_remove(&it->ws[i].w);
+    tide__free(it->ws);
+    tide__free(it->done);
+    tide__free(it);
+}
