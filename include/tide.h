@@ -466,7 +466,8 @@ TIDE_API size_t tide_server_connections(const tide_server *srv);
  * tasks (cancelling them first with TIDE_SERVER_CANCEL) and frees srv.  If
  * the caller is cancelled during a graceful wait, the connections are
  * cancelled and still waited for, and the error returned.
- * Errors: -EINVAL, -EPERM, -EALREADY. */
+ * Errors: -EINVAL, -EPERM, -EALREADY, -EDEADLK (called from one of the
+ * server's own connection handlers). */
 TIDE_API int tide_server_close(tide_server *srv, int how);
 
 /* ----------------------------------------------------------- worker pool */

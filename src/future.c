@@ -23,6 +23,7 @@ typedef struct fwaiter {
 } fwaiter;
 
 typedef struct fcb {
+    tide__runnable r; /* queued on the loop directly: scheduling cannot fail */
     struct fcb *next;
     tide_future *f;
     tide_future_cb cb;
@@ -83,10 +84,12 @@ static void maybe_free(tide_future *f)
         tide__free(f);
 }
 
-static void run_cb(void *arg)
+static void run_cb(tide_loop *loop, tide__runnable *r)
 {
-    fcb *c = arg;
+    fcb *c = tide__container_of(r, fcb, r);
     tide_future *f = c->f;
+
+    (void)loop;
 
     c->cb(f, c->arg);
     tide__free(c);
@@ -107,12 +110,9 @@ static void schedule_cbs(tide_future *f)
     }
     for (c = rev; c; c = next) {
         next = c->next;
-        if (tide_call_soon(f->loop, run_cb, c) == 0) {
-            f->pending_cbs++;
-        } else { /* out of memory: run it now rather than lose it */
-            f->pending_cbs++;
-            run_cb(c);
-        }
+        c->r.run = run_cb;
+        f->pending_cbs++;
+        tide__runq_push(&f->loop->ready, &c->r);
     }
 }
 

@@ -30,6 +30,7 @@
 #include <sys/poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -92,6 +93,19 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
         *err = -errno;
         return NULL;
     }
+    {
+        /* A short read means "drained" only on a byte stream (a stream
+         * socket or a pipe): a datagram, a tty line or a file says nothing
+         * about what follows. */
+        struct stat st;
+        int type = 0;
+        socklen_t tl = sizeof type;
+        f->bytestream = fstat(fd, &st) == 0 &&
+                        (S_ISFIFO(st.st_mode) ||
+                         (S_ISSOCK(st.st_mode) &&
+                          getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+                          type == SOCK_STREAM));
+    }
     rc = tide__poller_add(&loop->poller, fd, &f->p);
     if (rc == -EPERM) {
         /* A regular file or a directory: epoll cannot watch it, and it is
@@ -128,9 +142,9 @@ static void wake_dir(tide__fd *f, int dir, int rc)
         *slot = NULL;
         f->loop->io_waiters--;
         tide__wake(t, rc);
-    } else if (*cb) {
-        (*cb)(f, rc);
     }
+    if (*cb)
+        (*cb)(f, rc);
 }
 
 static void on_fd_event(tide__pollable *p, unsigned events)
@@ -168,6 +182,8 @@ static void unlink_writer(void *arg)
 int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
 {
     tide_task **slot = dir == TIDE__EV_IN ? &f->reader : &f->writer;
+    uint32_t gen = f->gen;
+    int rc;
 
     if (*slot)
         return -EBUSY;
@@ -175,8 +191,10 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
         return 0;
     *slot = cur;
     f->loop->io_waiters++;
-    return tide__suspend(cur, TIDE__NEVER, dir == TIDE__EV_IN ? unlink_reader : unlink_writer, f,
-                         0);
+    rc = tide__suspend(cur, TIDE__NEVER, dir == TIDE__EV_IN ? unlink_reader : unlink_writer, f,
+                       0);
+    /* Closed while we slept, maybe reused by now: never touch the new fd. */
+    return f->gen != gen ? -EBADF : rc;
 }
 
 /* The common start of every call: the running task, the fd's state, and the
@@ -242,7 +260,7 @@ int tide_wait_writable(int fd)
         }                                                                                      \
         n_ = (call);                                                                           \
         if (n_ >= 0) {                                                                         \
-            if (n_ > 0 && (size_t)n_ < want_ && !(f)->always_ready && !(f)->hup)               \
+            if (n_ > 0 && (size_t)n_ < want_ && (f)->bytestream && !(f)->hup)                  \
                 (f)->ready &= ~TIDE__EV_IN;                                                    \
             return n_;                                                                         \
         }                                                                                      \
@@ -376,7 +394,9 @@ int tide_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
                     return done_ ? (ssize_t)done_ : w_;                                        \
             }                                                                                  \
             n_ = (call_with_done);                                                             \
-            if (n_ >= 0) {                                                                     \
+            if (n_ == 0)                                                                       \
+                return (ssize_t)done_; /* nothing more to send (sendfile at EOF) */           \
+            if (n_ > 0) {                                                                      \
                 done_ += (size_t)n_;                                                           \
                 if (done_ < (len) && !(f)->always_ready)                                       \
                     (f)->ready &= ~TIDE__EV_OUT;                                               \
@@ -453,6 +473,7 @@ ssize_t tide_writev(int fd, const struct iovec *iov, int iovcnt)
             local[k].iov_len = iov[i + k].iov_len - (k == 0 ? off : 0);
         }
         n = writev(fd, local, k);
+        size_t batch = iov_total(local, k);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 f->ready &= ~TIDE__EV_OUT;
@@ -461,8 +482,8 @@ ssize_t tide_writev(int fd, const struct iovec *iov, int iovcnt)
             continue;
         }
         done += (size_t)n;
-        if (done < total && !f->always_ready)
-            f->ready &= ~TIDE__EV_OUT;
+        if ((size_t)n < batch && !f->always_ready)
+            f->ready &= ~TIDE__EV_OUT; /* the socket buffer is full */
         while (n > 0) { /* advance (i, off) by n bytes */
             size_t left = iov[i].iov_len - off;
             if ((size_t)n < left) {
@@ -561,15 +582,13 @@ int tide_shutdown(int fd, int how)
     return shutdown(fd, how) < 0 ? -errno : 0;
 }
 
-int tide_fd_forget(int fd)
+void tide__fd_forget(tide_loop *loop, int fd)
 {
-    tide_loop *loop = tide__tls_loop;
-    tide__fd *f;
+    tide__fd *f = fd_slot(loop, fd);
 
-    if (fd < 0)
-        return -EBADF;
-    if (!loop || !(f = fd_slot(loop, fd)) || !f->registered)
-        return 0;
+    if (!f || !f->registered)
+        return;
+    f->gen++;
     if (f->reader)
         tide__interrupt(f->reader, -EBADF);
     if (f->writer)
@@ -585,6 +604,18 @@ int tide_fd_forget(int fd)
     f->hup = 0;
     f->on_readable = f->on_writable = NULL;
     f->ready = 0;
+}
+
+int tide_fd_forget(int fd)
+{
+    tide_loop *loop;
+
+    if (fd < 0)
+        return -EBADF;
+    /* Every loop of this thread: outside a run we cannot know which one
+     * registered it (usually there is one). */
+    for (loop = tide__tls_loops; loop; loop = loop->next_on_thread)
+        tide__fd_forget(loop, fd);
     return 0;
 }
 

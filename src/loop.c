@@ -24,6 +24,7 @@
 #endif
 
 __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec")));
+__thread tide_loop *tide__tls_loops __attribute__((tls_model("initial-exec")));
 
 void tide__calls_free(tide_loop *loop);
 
@@ -135,6 +136,8 @@ int tide_loop_new(tide_loop **out)
     if (rc < 0)
         goto fail_mutex;
     ignore_sigpipe();
+    loop->next_on_thread = tide__tls_loops;
+    tide__tls_loops = loop;
     *out = loop;
     return 0;
 
@@ -189,6 +192,12 @@ void tide_loop_free(tide_loop *loop)
     tide__stacks_free(loop);
     tide__poller_free(&loop->poller);
     pthread_mutex_destroy(&loop->ts_lock);
+    for (tide_loop **p = &tide__tls_loops; *p; p = &(*p)->next_on_thread) {
+        if (*p == loop) {
+            *p = loop->next_on_thread;
+            break;
+        }
+    }
     tide__free(loop);
 }
 
@@ -204,9 +213,12 @@ void tide__post(tide_loop *loop, tide__tsnode *n)
     *loop->ts_tailp = n;
     loop->ts_tailp = &n->next;
     __atomic_store_n(&loop->ts_pending, 1, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&loop->ts_lock);
+    /* Wake under the lock: once it is released the loop may see the node,
+     * finish, and free itself with the poller (tide_loop_free takes the
+     * lock before it frees anything). */
     if (was_empty)
         tide__poller_wake(&loop->poller);
+    pthread_mutex_unlock(&loop->ts_lock);
 }
 
 int tide_call_soon_threadsafe(tide_loop *loop, tide_cb cb, void *arg)
@@ -338,11 +350,12 @@ int tide_loop_run_until_complete(tide_loop *loop, tide_task *t)
     if (t->joiner)
         return -EBUSY;
     if (t->state != TIDE_TASK_DONE) {
+        t->joiner = TIDE__JOINER_LOOP; /* ours: nobody may await or detach it */
         rc = tide__loop_run(loop, task_is_done, t);
-        if (rc < 0)
-            return rc;
-        if (t->state != TIDE_TASK_DONE)
-            return -EINTR; /* tide_loop_stop before t ended */
+        if (t->state != TIDE_TASK_DONE) {
+            t->joiner = NULL;
+            return rc < 0 ? rc : -EINTR; /* tide_loop_stop before t ended */
+        }
     }
     rc = t->result;
     tide__task_release(t);

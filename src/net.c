@@ -341,6 +341,7 @@ static int connect_one(const struct addrinfo *ai)
 typedef struct race race;
 
 typedef struct attempt {
+    tide__watch w; /* counts the attempt finished however its task ends */
     race *r;
     const struct addrinfo *ai;
 } attempt;
@@ -372,7 +373,6 @@ static int attempt_run(void *arg)
     race *r = a->r;
     int fd = connect_one(a->ai);
 
-    r->running--;
     if (fd >= 0) {
         if (r->winner < 0)
             r->winner = fd;
@@ -381,8 +381,17 @@ static int attempt_run(void *arg)
     } else if (fd != -ECANCELED) {
         r->last_err = fd;
     }
-    race_news(r);
     return 0;
+}
+
+/* An attempt's task ended: also when it was cancelled before it ran. */
+static void attempt_ended(tide__watch *w, tide_task *t)
+{
+    race *r = ((attempt *)w)->r;
+
+    (void)t;
+    r->running--;
+    race_news(r);
 }
 
 /* Interleaves address families, keeping the resolver's order within each
@@ -453,6 +462,8 @@ int tide_tcp_connect(const char *host, int port)
             rc = tide_create_task_ex(&tasks[started], NULL, attempt_run, &at[started], &opts);
             if (rc < 0)
                 break;
+            at[started].w.fn = attempt_ended;
+            tide__watch_add(tasks[started], &at[started].w);
             started++;
             r.running++;
             if (started < n)

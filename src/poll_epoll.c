@@ -5,8 +5,10 @@
  *  - epoll registers the open file description, not the fd number: an fd
  *    closed without EPOLL_CTL_DEL stays registered while a dup of it lives,
  *    and events keep arriving with the old tag.  Owners must call
- *    tide__poller_del before close (tide_close does), and tag their events
- *    with a sequence number so an event in flight for a reused fd is dropped.
+ *    tide__poller_del before close (tide_close does).  No event can be in
+ *    flight for a closed fd: the loop dispatches a whole batch (which only
+ *    marks fds ready and queues tasks) before any task runs and closes one;
+ *    a task woken before the close sees the fd's generation changed.
  *  - Edge-triggered mode reports a transition, not a level: after an event
  *    the owner must consume until EAGAIN (or know the socket is drained, as a
  *    short read tells) before it waits again, or it may wait forever.

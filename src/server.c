@@ -24,10 +24,11 @@
 #define BACKOFF_MAX_MS 100
 
 typedef struct conn {
+    tide__watch w;         /* tells us when the task ends, however it ends */
     struct conn *prev, *next;
     tide_server *srv;
     tide_task *task;
-    tide_stream *stream;
+    tide_stream *stream;   /* NULL once closed */
 } conn;
 
 struct tide_server {
@@ -67,7 +68,21 @@ static int conn_main(void *arg)
     tide_server *srv = c->srv;
 
     (void)srv->handler(c->stream, srv->arg);
-    (void)tide_stream_close(c->stream);
+    (void)tide_stream_close(c->stream); /* flushes, in the task */
+    c->stream = NULL;
+    return 0;
+}
+
+/* The connection's task ended: also when it was cancelled before it ran
+ * (the loop closing), so the bookkeeping cannot live in conn_main. */
+static void conn_ended(tide__watch *w, tide_task *t)
+{
+    conn *c = (conn *)w;
+    tide_server *srv = c->srv;
+
+    (void)t;
+    if (c->stream)
+        (void)tide_stream_close(c->stream); /* never ran: nothing to flush */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -79,9 +94,10 @@ static int conn_main(void *arg)
     wake_slot(&srv->slot_waiter);
     if (srv->nconns == 0)
         wake_slot(&srv->closer);
-    return 0;
 }
 
+/* Starts a connection task for fd; fd is the connection's from here on,
+ * closed on failure too. */
 static int start_conn(tide_server *srv, int fd)
 {
     tide_task_opts to;
@@ -89,12 +105,15 @@ static int start_conn(tide_server *srv, int fd)
     int rc;
 
     c = tide__calloc(1, sizeof *c);
-    if (!c)
+    if (!c) {
+        tide_close(fd);
         return -ENOMEM;
+    }
     if (srv->opts.nodelay)
         (void)tide_tcp_nodelay(fd, 1);
     rc = tide_stream_open(&c->stream, fd, srv->opts.stream.limit ? &srv->opts.stream : NULL);
     if (rc < 0) {
+        tide_close(fd);
         tide__free(c);
         return rc;
     }
@@ -109,6 +128,8 @@ static int start_conn(tide_server *srv, int fd)
         return rc;
     }
     tide_detach(c->task);
+    c->w.fn = conn_ended;
+    tide__watch_add(c->task, &c->w);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -139,8 +160,7 @@ static int acceptor_main(void *arg)
         int fd = tide_accept(srv->fd, NULL, NULL);
         if (fd >= 0) {
             backoff = BACKOFF_MIN_MS;
-            if (start_conn(srv, fd) < 0)
-                tide_close(fd); /* out of memory: drop this one, keep serving */
+            (void)start_conn(srv, fd); /* out of memory: that one is dropped */
             continue;
         }
         switch (fd) {
@@ -179,6 +199,8 @@ int tide_start_server(const char *host, int port, tide_server_handler handler, v
     if (!out || !handler)
         return -EINVAL;
     *out = NULL;
+    if (o && o->stream.limit && o->stream.low_water > o->stream.high_water)
+        return -EINVAL;
     if (!tide__tls_loop)
         return -EPERM;
     srv = tide__calloc(1, sizeof *srv);
@@ -244,6 +266,9 @@ int tide_server_close(tide_server *srv, int how)
         return -EPERM;
     if (srv->closing)
         return -EALREADY;
+    for (conn *c = srv->conns; c; c = c->next)
+        if (c->task == cur)
+            return -EDEADLK; /* a handler cannot wait for itself */
     srv->closing = 1;
     /* Stop accepting.  The acceptor ends at its next suspension. */
     tide_cancel(srv->acceptor);

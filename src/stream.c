@@ -339,26 +339,41 @@ static void wake_drainer(tide_stream *s)
     }
 }
 
+/* While bytes are queued the stream's flush callback is armed, and counts
+ * as I/O the loop waits for (tide_loop_run does not return, the poller is
+ * not skipped). */
+static void set_flushing(tide_stream *s, int on)
+{
+    if (on && !s->f->on_writable) {
+        s->f->on_writable = flush_cb;
+        s->f->cb_arg = s;
+        s->loop->io_waiters++;
+    } else if (!on && s->f->on_writable == flush_cb) {
+        s->f->on_writable = NULL;
+        s->loop->io_waiters--;
+    }
+}
+
 /* Writes from the buffer until it is empty or the kernel's is full. */
 static void flush(tide_stream *s)
 {
-    while (s->wlen && !s->werr) {
+    if (s->wlen && !s->werr) {
         ssize_t w = raw_write(s, s->wbuf + s->wpos, s->wlen);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 s->f->ready &= ~TIDE__EV_OUT;
             else
                 s->werr = -errno;
-            break;
+        } else {
+            s->wpos += (size_t)w;
+            s->wlen -= (size_t)w;
+            if (s->wlen)
+                s->f->ready &= ~TIDE__EV_OUT; /* short: the socket buffer is full */
         }
-        s->wpos += (size_t)w;
-        s->wlen -= (size_t)w;
-        if (s->wlen)
-            s->f->ready &= ~TIDE__EV_OUT; /* short: the socket buffer is full */
     }
     if (!s->wlen || s->werr) {
         s->wpos = s->wlen = 0;
-        s->f->on_writable = NULL;
+        set_flushing(s, 0);
     }
     wake_drainer(s);
 }
@@ -371,7 +386,7 @@ static void flush_cb(tide__fd *f, int rc)
         if (!s->werr)
             s->werr = rc;
         s->wpos = s->wlen = 0;
-        f->on_writable = NULL;
+        set_flushing(s, 0);
         wake_drainer(s);
         return;
     }
@@ -424,8 +439,7 @@ ssize_t tide_stream_write(tide_stream *s, const void *buf, size_t n)
     }
     memcpy(s->wbuf + s->wpos + s->wlen, p + done, n - done);
     s->wlen += n - done;
-    s->f->on_writable = flush_cb;
-    s->f->cb_arg = s;
+    set_flushing(s, 1);
     if (s->f->ready & TIDE__EV_OUT) /* ready already: no edge will come */
         flush(s);
     return (ssize_t)n;
@@ -486,21 +500,30 @@ int tide_stream_close(tide_stream *s)
         return -EINVAL;
     if (s->closed)
         return -EBADF;
-    if (s->wlen && !s->werr && cur && !s->drainer) {
-        s->users++;
-        rc = wait_flushed(s, cur, 0); /* a cancel or timeout cuts it short */
-        s->users--;
-    } else if (s->werr) {
-        rc = s->werr;
-    }
-    s->closed = 1;
-    s->f->on_writable = NULL;
-    tide_close(s->fd); /* wakes tasks blocked in reads with -EBADF */
-    if (s->drainer) {
+    s->closed = 1; /* from now on every other call fails with -EBADF */
+    if (s->drainer) { /* another task waits in drain: it is over for it */
         tide_task *t = s->drainer;
         s->drainer = NULL;
         tide__wake(t, -EBADF);
     }
+    if (s->wlen && !s->werr) {
+        if (cur && cur->loop == s->loop) {
+            s->users++;
+            rc = wait_flushed(s, cur, 0); /* a cancel or timeout cuts it short */
+            s->users--;
+        } else {
+            flush(s); /* outside a task: what the kernel takes now */
+            if (s->wlen)
+                rc = -EAGAIN; /* the rest is dropped */
+        }
+    } else if (s->werr) {
+        rc = s->werr;
+    }
+    set_flushing(s, 0);
+    /* Forget through the stream's own loop (right even outside a run), then
+     * close: tasks blocked in reads wake with -EBADF. */
+    tide__fd_forget(s->loop, s->fd);
+    close(s->fd);
     if (s->users == 0)
         destroy(s);
     return rc;

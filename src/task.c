@@ -111,8 +111,8 @@ static void task_finish(tide_task *t, int result)
     t->result = result;
     t->state = TIDE_TASK_DONE;
     t->loop->nundone--;
-    if (j) {
-        t->joiner = NULL;
+    if (j && j != TIDE__JOINER_LOOP && j->awaiting == t) {
+        j->awaiting = NULL;
         tide__wake(j, 0);
     }
     while (t->watchers) {
@@ -300,9 +300,9 @@ int tide_create_task(tide_task **t, tide_fn fn, void *arg)
 
 /* ------------------------------------------------------------- joining */
 
-static void unlink_joiner(void *arg)
+static void unlink_awaiting(void *arg)
 {
-    ((tide_task *)arg)->joiner = NULL;
+    ((tide_task *)arg)->awaiting = NULL;
 }
 
 /* Checks that cur may wait for t: 0, -EINVAL, -EBUSY or -EPERM. */
@@ -319,13 +319,14 @@ static int join_check(tide_task *cur, tide_task *t)
     return 0;
 }
 
-/* Waits until t is DONE: 0, or why the wait was interrupted. */
+/* Waits until t, which cur owns (t->joiner == cur), is DONE: 0, or why the
+ * wait was interrupted (t stays owned). */
 static int wait_done(tide_task *cur, tide_task *t, int flags)
 {
     if (t->state == TIDE_TASK_DONE)
         return 0;
-    t->joiner = cur;
-    return tide__suspend(cur, TIDE__NEVER, unlink_joiner, t, flags);
+    cur->awaiting = t;
+    return tide__suspend(cur, TIDE__NEVER, unlink_awaiting, cur, flags);
 }
 
 static int take_result(tide_task *t)
@@ -342,8 +343,10 @@ int tide_await(tide_task *t)
 
     if (rc < 0)
         return rc;
+    t->joiner = cur;
     rc = wait_done(cur, t, 0);
     if (rc < 0) {
+        t->joiner = NULL;
         tide_cancel(t); /* as asyncio: cancelling the waiter cancels the awaited */
         return rc;
     }
@@ -357,9 +360,12 @@ int tide_shield(tide_task *t)
 
     if (rc < 0)
         return rc;
+    t->joiner = cur;
     rc = wait_done(cur, t, 0);
-    if (rc < 0)
+    if (rc < 0) {
+        t->joiner = NULL;
         return rc; /* t goes on, still the caller's */
+    }
     return take_result(t);
 }
 
@@ -424,9 +430,9 @@ int tide_gather(tide_task **ts, size_t n, int *results)
         return cur ? 0 : -EPERM;
     if (!ts)
         return -EINVAL;
-    /* Validate in one pass, marking each task (joiner = cur) to catch
-     * duplicates, then clear the marks: a marked task that ends would wake
-     * us while we wait for another. */
+    /* Validate in one pass and take ownership of every task (joiner = cur)
+     * for the whole gather, which also catches duplicates: nobody else may
+     * await or detach them meanwhile. */
     for (i = 0, rc = 0; i < n && rc == 0; i++) {
         rc = join_check(cur, ts[i]);
         if (rc == -EBUSY && ts[i]->joiner == cur)
@@ -434,10 +440,11 @@ int tide_gather(tide_task **ts, size_t n, int *results)
         if (rc == 0)
             ts[i]->joiner = cur;
     }
-    for (j = 0; j < i - (rc != 0); j++)
-        ts[j]->joiner = NULL;
-    if (rc < 0)
+    if (rc < 0) {
+        for (j = 0; j + 1 < i; j++)
+            ts[j]->joiner = NULL;
         return rc;
+    }
     for (i = 0; i < n; i++) {
         if (!stop) {
             rc = wait_done(cur, ts[i], 0);
@@ -466,6 +473,7 @@ int tide_wait_for(tide_task *t, int64_t timeout_ms)
 
     if (rc < 0)
         return rc;
+    t->joiner = cur;
     tide_timeout_begin(&s, timeout_ms < 0 ? 0 : timeout_ms);
     rc = wait_done(cur, t, 0);
     if (rc < 0) {

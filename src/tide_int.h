@@ -139,7 +139,9 @@ struct tide_task {
     int64_t wait_until;  /* the wait's own deadline (sleep), TIDE__NEVER */
     void (*unlink)(void *arg); /* detaches a waiting task from what it waits on */
     void *unlink_arg;
-    tide_task *joiner;   /* the task blocked in tide_await on this one */
+    tide_task *joiner;   /* who will take the result (await, gather, ...), or
+                            TIDE__JOINER_LOOP (run_until_complete) */
+    tide_task *awaiting; /* the task this one is suspended waiting for */
     tide_task *prev, *next; /* loop's list of live tasks, creation order */
     struct tide__watch *watchers; /* told when the task ends (tide_wait...) */
     tide_group *group;   /* the group the task belongs to, or NULL */
@@ -188,6 +190,8 @@ void tide__wl_wake_all(tide_waitlist *l, int rc);
 /* Group and task-local hooks of task.c. */
 void tide__group_child_ended(tide_task *t);
 int tide__locals_inherit(tide_task *child, const tide_task *parent);
+
+#define TIDE__JOINER_LOOP ((tide_task *)(uintptr_t)1)
 
 /* Flags of tide__suspend. */
 #define TIDE__WAIT_NOCANCEL 0x1 /* neither cancellation nor deadlines interrupt */
@@ -240,6 +244,8 @@ struct tide__fd {
     uint8_t always_ready;  /* a regular file: the poller refused it */
     uint8_t hup;           /* the poller reported a hang-up */
     uint8_t ready;         /* TIDE__EV_IN/OUT: may be ready (no EAGAIN since) */
+    uint8_t bytestream;    /* stream socket or pipe: a short read means drained */
+    uint32_t gen;          /* bumped when forgotten (closed): stale waiters see it */
     tide_task *reader;     /* the task waiting to read, or NULL */
     tide_task *writer;     /* the task waiting to write, or NULL */
     tide__fd_cb on_readable; /* or a callback instead of a task */
@@ -248,6 +254,7 @@ struct tide__fd {
 };
 
 tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err);
+void tide__fd_forget(tide_loop *loop, int fd);
 int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
 void tide__fds_free(tide_loop *loop);
 
@@ -273,6 +280,7 @@ struct tide_loop {
     uint8_t running;        /* inside tide_loop_run */
     uint8_t stop;           /* tide_loop_stop was called */
     uint8_t closing;        /* tide_loop_free: new tasks start cancelled */
+    tide_loop *next_on_thread; /* the thread's loops (tide__tls_loops) */
 
     /* live tasks, creation order */
     tide_task *tasks_head, *tasks_tail;
@@ -310,6 +318,8 @@ int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *));
 
 /* The loop running on this thread. */
 extern __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec")));
+/* Every loop made on this thread and not freed. */
+extern __thread tide_loop *tide__tls_loops __attribute__((tls_model("initial-exec")));
 
 int64_t tide__clock_ns(void);
 void tide__runq_push(tide__runq *q, tide__runnable *r);

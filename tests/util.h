@@ -92,6 +92,7 @@ typedef struct tt_capture {
 static inline int tt_capture_begin(tt_capture *c)
 {
     int p[2];
+    c->saved_fd = c->rd = c->wr = -1;
     fflush(stderr);
     if (pipe2(p, O_CLOEXEC) != 0)
         return -1;

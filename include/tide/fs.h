@@ -23,6 +23,12 @@ extern "C" {
  * (stdin too, when it is one) go through the poller instead: use tide_read /
  * tide_write on them.
  *
+ * One exception: a read or pread of at most 1 MiB whose bytes are all in
+ * the page cache is done inline on the loop thread with preadv2(RWF_NOWAIT)
+ * (Linux), which never waits for a disk: a memcpy instead of a pool round
+ * trip.  A task doing many such reads yields every 4 MiB so the others run.
+ * Environment TIDE_FS_NOWAIT=0 sends every read to the pool.
+ *
  * Common rules:
  *  - Paths are copied: the caller's strings may go away as soon as the call
  *    returns, whatever it returns.
