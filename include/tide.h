@@ -289,7 +289,10 @@ TIDE_API int tide_future_result(const tide_future *f, void **value);
  * scope's deadline) even when the fd is ready.  At most one task may wait to
  * read and one to write on an fd: another gets -EBUSY.  An fd used here
  * must be closed with tide_close (or tide_fd_forget before close()).
- * All return -EPERM outside a task, -EBADF for fd < 0, -EINVAL for a NULL
+ * For a tty or a pipe the fd gets an open file description of its own first
+ * (Linux), so other holders of an inherited stdin never see O_NONBLOCK.
+ * All return -EPERM outside a task (but tide_shutdown, tide_close and
+ * tide_fd_forget, which never wait), -EBADF for fd < 0, -EINVAL for a NULL
  * buffer with a non-zero length, or the syscall's -errno.
  */
 
@@ -369,7 +372,9 @@ TIDE_API int tide_tcp_connect(const char *host, int port);
 /* A UDP socket bound to host:port (port 0: any).  Returns the fd. */
 TIDE_API int tide_udp_bind(const char *host, int port);
 /* A listening / connected Unix stream socket.  On Linux a path starting
- * with '@' names the abstract namespace.  -ENAMETOOLONG for a long path. */
+ * with '@' names the abstract namespace.  -ENAMETOOLONG for a long path;
+ * connect returns -EAGAIN when the listener's backlog is full (the kernel
+ * does not queue Unix connects; libuv and Go report the same). */
 TIDE_API int tide_unix_listen(const char *path, const tide_listen_opts *o);
 TIDE_API int tide_unix_connect(const char *path);
 /* Sets TCP_NODELAY. */

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/poll.h>
 #include <sys/sendfile.h>
@@ -47,10 +48,39 @@ static tide__fd *fd_slot(tide_loop *loop, int fd)
 
 /* The state of fd, registering it on first use.  Returns NULL and sets *err
  * on failure. */
+/* O_NONBLOCK is a flag of the open file description, shared with every
+ * process that has it: setting it on an inherited tty or pipe (stdin) would
+ * make the shell or the next program in a pipeline see EAGAIN.  So for
+ * those, give fd a description of its own first (reopen it through /proc
+ * and dup3 it over fd, as libuv does for ttys); sockets cannot be reopened,
+ * and are ours anyway. */
+static int make_nonblocking(int fd, int fl, const struct stat *st)
+{
+#ifdef __linux__
+    if (S_ISFIFO(st->st_mode) || S_ISCHR(st->st_mode)) {
+        char path[40];
+        int nfd, fdfl = fcntl(fd, F_GETFD);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        nfd = open(path, (fl & O_ACCMODE) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (nfd >= 0) {
+            int ok = dup3(nfd, fd, (fdfl >= 0 && (fdfl & FD_CLOEXEC)) ? O_CLOEXEC : 0) >= 0;
+            close(nfd);
+            if (ok)
+                return 0;
+        }
+    }
+#else
+    (void)st;
+#endif
+    return fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
 tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
 {
     tide__fd *f;
-    int fl, rc;
+    struct stat st;
+    int fl, rc, type = 0;
+    socklen_t tl = sizeof type;
 
     if (fd < 0) {
         *err = -EBADF;
@@ -84,28 +114,27 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
         f->fd = fd;
         loop->fds[fd] = f;
     }
+    if (fstat(fd, &st) < 0) {
+        *err = -errno;
+        return NULL;
+    }
     fl = fcntl(fd, F_GETFL);
     if (fl < 0) {
         *err = -errno;
         return NULL;
     }
-    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        *err = -errno;
-        return NULL;
+    if (!(fl & O_NONBLOCK)) {
+        rc = make_nonblocking(fd, fl, &st);
+        if (rc < 0) {
+            *err = rc;
+            return NULL;
+        }
     }
-    {
-        /* A short read means "drained" only on a byte stream (a stream
-         * socket or a pipe): a datagram, a tty line or a file says nothing
-         * about what follows. */
-        struct stat st;
-        int type = 0;
-        socklen_t tl = sizeof type;
-        f->bytestream = fstat(fd, &st) == 0 &&
-                        (S_ISFIFO(st.st_mode) ||
-                         (S_ISSOCK(st.st_mode) &&
-                          getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
-                          type == SOCK_STREAM));
-    }
+    /* A short read means "drained" only on a byte stream (a stream socket or
+     * a pipe): a datagram, a tty line or a file says nothing of what follows. */
+    f->bytestream = S_ISFIFO(st.st_mode) ||
+                    (S_ISSOCK(st.st_mode) &&
+                     getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM);
     rc = tide__poller_add(&loop->poller, fd, &f->p);
     if (rc == -EPERM) {
         /* A regular file or a directory: epoll cannot watch it, and it is

@@ -1115,6 +1115,41 @@ static void test_signal_wait(void **state)
     assert_int_equal(tt_count_fds(), before);
 }
 
+/* tide_read makes its fd non-blocking without touching the open file
+ * description other holders share (an inherited stdin, a shell's pipe). */
+typedef struct shared_nb {
+    int fd, keep;
+    ssize_t n;
+    char buf[8];
+} shared_nb;
+
+static int shared_nb_main(void *arg)
+{
+    shared_nb *s = arg;
+    s->n = tide_read(s->fd, s->buf, sizeof s->buf);
+    return 0;
+}
+
+static void test_pipe_description_stays_blocking(void **state)
+{
+    (void)state;
+    int p[2];
+    shared_nb s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(pipe(p), 0);
+    s.fd = p[0];
+    s.keep = dup(p[0]); /* another holder of the same description */
+    assert_true(s.keep >= 0);
+    assert_int_equal(write(p[1], "hi", 2), 2);
+    assert_int_equal(tide_run(shared_nb_main, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(fcntl(s.keep, F_GETFL) & O_NONBLOCK, 0);
+    assert_int_not_equal(fcntl(s.fd, F_GETFL) & O_NONBLOCK, 0);
+    close(s.keep);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1136,6 +1171,7 @@ int main(void)
         cmocka_unit_test(test_regular_file),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_signal_wait),
+        cmocka_unit_test(test_pipe_description_stays_blocking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
