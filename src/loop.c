@@ -27,6 +27,7 @@ __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec")));
 __thread tide_loop *tide__tls_loops __attribute__((tls_model("initial-exec")));
 
 void tide__calls_free(tide_loop *loop);
+void tide__signals_loop_free(tide_loop *loop);
 
 int64_t tide__clock_ns(void)
 {
@@ -178,6 +179,7 @@ void tide_loop_free(tide_loop *loop)
         next = t->next;
         tide__task_release(t);
     }
+    tide__signals_loop_free(loop); /* restore the signals the loop handled */
     pthread_mutex_lock(&loop->ts_lock);
     for (n = loop->ts_head; n; n = nn) {
         nn = n->next;

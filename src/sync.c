@@ -356,7 +356,6 @@ int tide_barrier_wait(tide_barrier *b)
     struct tide__waiter w;
     tide_task *cur;
     int rc;
-    unsigned index;
 
     if (!b || !b->parties)
         return -EINVAL;
@@ -368,15 +367,18 @@ int tide_barrier_wait(tide_barrier *b)
         if (rc < 0)
             return rc;
     }
-    index = b->count++;
-    if (b->count == b->parties) { /* the last one: release the round */
+    /* Indexes are given when the round is released, in arrival order: a
+     * party that left (cancelled) leaves no hole and no duplicate. */
+    if (++b->count == b->parties) { /* the last one: release the round */
         struct tide__waiter *x;
+        long i = 0;
         b->count = 0;
-        while ((x = tide__wl_pop(&b->waiters)))
+        while ((x = tide__wl_pop(&b->waiters))) {
+            x->n = i++;
             tide__wake(x->task, 0);
-        return (int)index;
+        }
+        return (int)i;
     }
-    w.n = index;
     tide__wl_push(&b->waiters, &w, cur);
     rc = tide__suspend(cur, TIDE__NEVER, barrier_leave, &w, 0);
     return rc < 0 ? rc : (int)w.n;
