@@ -28,6 +28,7 @@
 #include "tide_int.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -268,6 +269,72 @@ static int above_stdio(int fd)
     return nfd < 0 ? -errno : nfd;
 }
 
+/* Checks that the program can be found and run, and the cwd entered,
+ * before spawning.  posix_spawnp on glibc reports these failures itself,
+ * but not everywhere: with a libc or an emulator (qemu-user) that runs the
+ * child as a plain fork the child would just exit 127.  The race with a
+ * file changing in between is harmless: the child then exits 127. */
+static int can_exec(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return -errno;
+    if (S_ISDIR(st.st_mode))
+        return -EACCES;
+    return access(path, X_OK) < 0 ? -errno : 0;
+}
+
+static int precheck(const char *file, const char *cwd)
+{
+    struct stat st;
+    int rc;
+
+    if (cwd) {
+        if (stat(cwd, &st) < 0)
+            return -errno;
+        if (!S_ISDIR(st.st_mode))
+            return -ENOTDIR;
+        if (access(cwd, X_OK) < 0)
+            return -errno;
+    }
+    if (strchr(file, '/')) {
+        if (cwd && file[0] != '/')
+            return 0; /* relative to the new cwd: let the spawn tell */
+        return can_exec(file);
+    } else {
+        const char *path = getenv("PATH"), *p, *end;
+        char buf[4096];
+        int seen_eacces = 0;
+
+        if (!path || !*path)
+            path = "/bin:/usr/bin";
+        for (p = path;; p = end + 1) {
+            size_t dl, fl = strlen(file);
+            end = strchr(p, ':');
+            if (!end)
+                end = p + strlen(p);
+            dl = (size_t)(end - p);
+            if (dl + fl + 2 <= sizeof buf) {
+                if (dl == 0)
+                    buf[0] = '.', dl = 1;
+                else
+                    memcpy(buf, p, dl);
+                buf[dl] = '/';
+                memcpy(buf + dl + 1, file, fl + 1);
+                rc = can_exec(buf);
+                if (rc == 0)
+                    return 0;
+                if (rc == -EACCES)
+                    seen_eacces = 1;
+            }
+            if (!*end)
+                break;
+        }
+        return seen_eacces ? -EACCES : -ENOENT;
+    }
+}
+
 int tide_process_spawn(tide_process **out, const char *const argv[], const tide_process_opts *o)
 {
     static const tide_process_opts defaults;
@@ -306,6 +373,9 @@ int tide_process_spawn(tide_process **out, const char *const argv[], const tide_
 #endif
     if (!loop)
         return -EPERM;
+    rc = precheck(argv[0], o->cwd);
+    if (rc < 0)
+        return rc;
     orphans_retry();
 
     p = tide__calloc(1, sizeof *p);
