@@ -388,6 +388,15 @@ static int submit(fs_job *j)
     if (TIDE__LIKELY(rc >= 0))
         return 0;
     if (j->dropped) {
+        if (__atomic_load_n(&j->state, __ATOMIC_ACQUIRE) == ST_DONE) {
+            /* It ran and came back before this task resumed from its
+             * cancellation: bytes moved are reported, other results are
+             * disposed of (a late open's fd closed); a close is done. */
+            if (touches_caller_memory(j))
+                return 0;
+            job_discard(j);
+            return rc;
+        }
         /* Never queued (already cancelled, no memory, no worker). */
         if (j->op == OP_CLOSE)
             close_quietly(j->fd);

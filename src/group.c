@@ -209,8 +209,9 @@ static int check_tasks(tide_task *cur, tide_task **ts, size_t n)
             rc = -EINVAL;
         else if (ts[i]->loop != cur->loop)
             rc = -EPERM;
-        else if (ts[i] == cur || ts[i]->mark)
-            rc = -EINVAL; /* itself, or twice (marked below) */
+        else if (ts[i] == cur || ts[i]->mark || ts[i]->group || ts[i]->detached)
+            rc = -EINVAL; /* itself, twice (marked below), or a handle that dies
+                             when the task ends */
         else
             ts[i]->mark = 1;
     }
@@ -353,6 +354,11 @@ void tide_as_completed_free(tide_as_completed *it)
 
     if (!it)
         return;
+    if (it->waiter) { /* a task waits in next(): it gets -EBADF, not a freed iterator */
+        tide_task *w = it->waiter;
+        it->waiter = NULL;
+        tide__wake(w, -EBADF);
+    }
     if (it->ws)
         for (i = 0; i < it->n; i++)
             tide__watch_remove(&it->ws[i].w);

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -57,7 +58,11 @@ static tide__fd *fd_slot(tide_loop *loop, int fd)
 static int make_nonblocking(int fd, int fl, const struct stat *st)
 {
 #ifdef __linux__
-    if (S_ISFIFO(st->st_mode) || S_ISCHR(st->st_mode)) {
+    int ptn;
+    /* Only pipes and terminals (not a pty master: reopening /dev/ptmx makes a
+     * new pty; not other devices, whose state is per open). */
+    if (S_ISFIFO(st->st_mode) ||
+        (S_ISCHR(st->st_mode) && isatty(fd) && ioctl(fd, TIOCGPTN, &ptn) < 0)) {
         char path[40];
         int nfd, fdfl = fcntl(fd, F_GETFD);
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);

@@ -60,13 +60,18 @@ TIDE__HIDDEN int tide__signal_watch(int signo, tide_cb cb, void *arg);
 TIDE__HIDDEN void tide__signal_unwatch(int signo);
 TIDE__HIDDEN void tide__signal_child_mask(sigset_t *mask);
 
-#define BACKSTOP_MIN_NS (20 * 1000000LL)
-#define BACKSTOP_MAX_NS (1000 * 1000000LL)
+#define BACKSTOP_MIN_MS 20
+#define BACKSTOP_MAX_MS 1000
 
+/* A task in tide_process_wait, on its own stack.  The outcome is copied
+ * into it when it is woken, so it never touches p again (p may be freed
+ * before the woken task runs). */
 typedef struct waiter {
     tide_task *task;
     struct waiter *next, **pprev;
     tide_process *p;
+    int done;   /* the child was reaped: rc and status are valid */
+    int rc, status;
 } waiter;
 
 struct tide_process {
@@ -81,6 +86,8 @@ struct tide_process {
     waiter *waiters;
     /* without pidfd: in the thread's list of processes being waited for */
     struct tide_process *fb_next, **fb_pprev;
+    tide_timer backstop;     /* without pidfd: a slow re-check (lost SIGCHLD) */
+    int backstop_ms;
 };
 
 void tide_process_opts_init(tide_process_opts *o)
@@ -128,8 +135,25 @@ static void on_sigchld(void *arg)
     }
 }
 
+/* The safety net without pidfds: re-check now and then while someone
+ * waits, in case the SIGCHLD went elsewhere. */
+static void backstop_fire(void *arg)
+{
+    tide_process *p = arg;
+
+    p->backstop.node = NULL;
+    if (proc_check(p) || !p->waiters)
+        return;
+    p->backstop_ms = p->backstop_ms * 2 > BACKSTOP_MAX_MS ? BACKSTOP_MAX_MS : p->backstop_ms * 2;
+    (void)tide_call_later(p->loop, p->backstop_ms, backstop_fire, p, &p->backstop);
+}
+
 static void fb_add(tide_process *p)
 {
+    if (!p->backstop.node) {
+        p->backstop_ms = BACKSTOP_MIN_MS;
+        (void)tide_call_later(p->loop, p->backstop_ms, backstop_fire, p, &p->backstop);
+    }
     if (p->fb_pprev)
         return;
     p->fb_next = fb_head;
@@ -141,11 +165,14 @@ static void fb_add(tide_process *p)
         fb_watching = 1; /* else: the backstop timer alone */
 }
 
-/* Wakes every waiter of p with rc. */
+/* Wakes every waiter of p with rc, handing each the outcome. */
 static void wake_all(tide_process *p, int rc)
 {
     while (p->waiters) {
         waiter *w = p->waiters;
+        w->done = rc == 0 && p->reaped;
+        w->rc = p->rc;
+        w->status = p->status;
         /* tide__interrupt runs unlink_waiter, which takes w off the list. */
         tide__interrupt(w->task, rc);
     }
@@ -577,35 +604,34 @@ static int result(const tide_process *p, int *status)
 int tide_process_wait(tide_process *p, int *status)
 {
     tide_task *cur = tide__current();
-    int64_t backstop = BACKSTOP_MIN_NS;
 
     if (!p)
         return -EINVAL;
     if (!cur || cur->loop != p->loop)
         return -EPERM;
-    for (;;) {
+    if (proc_check(p))
+        return result(p, status);
+    {
         waiter w;
         int rc;
 
-        if (proc_check(p))
-            return result(p, status);
         w.task = cur;
         w.p = p;
+        w.done = 0;
         w.next = p->waiters;
         if (p->waiters)
             p->waiters->pprev = &w.next;
         p->waiters = &w;
         w.pprev = &p->waiters;
         p->loop->io_waiters++;
-        if (p->pidfd < 0) {
+        if (p->pidfd < 0)
             fb_add(p);
-            rc = tide__suspend(cur, tide__clock_ns() + backstop, unlink_waiter, &w, 0);
-            backstop = backstop * 2 > BACKSTOP_MAX_NS ? BACKSTOP_MAX_NS : backstop * 2;
-        } else {
-            rc = tide__suspend(cur, TIDE__NEVER, unlink_waiter, &w, 0);
-        }
-        if (rc < 0)
-            return rc; /* -EBADF: p is gone, do not touch it */
+        rc = tide__suspend(cur, TIDE__NEVER, unlink_waiter, &w, 0);
+        if (rc < 0 || !w.done)
+            return rc < 0 ? rc : -EBADF; /* p may be gone: do not touch it */
+        if (status)
+            *status = w.status;
+        return w.rc;
     }
 }
 
@@ -631,7 +657,7 @@ int tide_process_kill_group(tide_process *p, int sig)
     if (!p || sig < 0 || sig >= NSIG ||
         !(p->flags & (TIDE_PROC_NEW_PGROUP | TIDE_PROC_NEW_SESSION)))
         return -EINVAL;
-    /* A group id stays allocated while any member lives: no reuse. */
+    /* The id stays the group's while any member lives (see the header). */
     return kill(-p->pid, sig) < 0 ? -errno : 0;
 }
 
@@ -798,5 +824,7 @@ void tide_process_free(tide_process *p)
     if (p->pidfd >= 0)
         close_on(p->loop, p->pidfd);
     fb_remove(p);
+    if (p->backstop.node)
+        (void)tide_timer_cancel(&p->backstop);
     tide__free(p);
 }

@@ -394,6 +394,9 @@ static int slot_take(int sig, tide_loop *loop)
         return rc;
 #ifdef USE_SIGNALFD
     block_sig(sig);
+    /* Where to forward a delivery that lands on another thread: set before
+     * the handler exists, so none is dropped in between. */
+    fwd_tid[sig] = (pid_t)syscall(SYS_gettid);
 #endif
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -402,6 +405,7 @@ static int slot_take(int sig, tide_loop *loop)
     if (sigaction(sig, &sa, &slots[sig].old) < 0) {
         rc = -errno;
 #ifdef USE_SIGNALFD
+        fwd_tid[sig] = 0;
         unblock_sig(sig);
 #endif
         if (sl->nsigs == 0)
@@ -411,7 +415,6 @@ static int slot_take(int sig, tide_loop *loop)
     slots[sig].sl = sl;
     sl->nsigs++;
 #ifdef USE_SIGNALFD
-    fwd_tid[sig] = (pid_t)syscall(SYS_gettid);
     {
         sigset_t set;
         loop_set(sl, &set);
@@ -481,6 +484,7 @@ static int handler_add(int sig, tide_cb cb, void *arg, int user)
         if (user) {
             s->cb = cb;
             s->arg = arg;
+            loop->io_waiters++; /* like a libuv signal handle: keeps tide_loop_run going */
         } else {
             s->icb = cb;
             s->iarg = arg;
@@ -507,6 +511,7 @@ static int handler_remove(int sig, int user)
         if (user) {
             s->cb = NULL;
             s->arg = NULL;
+            s->sl->loop->io_waiters--;
         } else {
             s->icb = NULL;
             s->iarg = NULL;

@@ -59,7 +59,11 @@ TIDE_API void tide_process_opts_init(tide_process_opts *o);
  * The child gets the signal mask and dispositions the program had before
  * tide touched them: signals blocked by tide_signal_wait and signal
  * handlers are unblocked, and SIGPIPE is reset to its default (tide's loop
- * ignores it; a child should not inherit that, as with Python).
+ * ignores it; a child should not inherit that, as with Python).  One
+ * exception: a signal with a tide handler (tide_signal_handler_add) starts
+ * at its default action in the child even if the program ignored it before
+ * (exec resets caught signals to the default, and posix_spawn cannot set
+ * SIG_IGN).
  *
  * A program that cannot be started is an error of this call (-ENOENT,
  * -EACCES, -ENOEXEC...; the child never runs), not an exit status 127; so
@@ -129,7 +133,9 @@ TIDE_API int tide_process_kill(tide_process *p, int sig);
 
 /* Sends sig to the child's whole process group (spawned with
  * TIDE_PROC_NEW_PGROUP or _NEW_SESSION), grandchildren included, even
- * after the child itself ended.
+ * after the child itself ended.  The group id is safe while any member of
+ * the group lives; once all are gone the kernel may give the id to a new
+ * group, so do not use it long after the group emptied.
  * Errors: -EINVAL (p NULL, bad sig, no group of its own), -ESRCH (nobody is
  * left in the group), -EPERM. */
 TIDE_API int tide_process_kill_group(tide_process *p, int sig);

@@ -75,18 +75,20 @@ TIDE_API int tide_group_errors(const tide_group *g, int *errs, size_t cap);
 /* asyncio.wait: waits until the condition holds for the n tasks and returns
  * how many have ended (tide_task_get_state(t) == TIDE_TASK_DONE tells which).
  * The tasks are not released: await the ended ones for their results.
- * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT (use a timeout scope),
- * -ENOMEM. */
+ * Errors: -EINVAL (also for group members and detached tasks), -EPERM,
+ * -ECANCELED, -ETIMEDOUT (use a timeout scope), -ENOMEM. */
 TIDE_API int tide_wait(tide_task **ts, size_t n, int mode);
 
 typedef struct tide_as_completed tide_as_completed;
 
 /* asyncio.as_completed: an iterator over n tasks in the order they end.
- * Errors: -EINVAL, -EPERM, -ENOMEM. */
+ * Errors: -EINVAL (also for group members and detached tasks, whose
+ * handles die when they end), -EPERM, -ENOMEM. */
 TIDE_API int tide_as_completed_new(tide_as_completed **it, tide_task **ts, size_t n);
 /* Waits for the next task to end and stores it in *t (not released: await
  * it for its result).  Returns 0, -ENOENT once every task was returned,
- * -ECANCELED, -ETIMEDOUT, -EINVAL, -EPERM. */
+ * -ECANCELED, -ETIMEDOUT, -EINVAL, -EPERM, -EBUSY (another task waits in
+ * it), -EBADF (the iterator was freed while we waited). */
 TIDE_API int tide_as_completed_next(tide_as_completed *it, tide_task **t);
 /* Frees the iterator (the tasks are untouched).  NULL is ignored. */
 TIDE_API void tide_as_completed_free(tide_as_completed *it);
