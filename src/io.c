@@ -231,6 +231,16 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
     return f->gen != gen ? -EBADF : rc;
 }
 
+static int io_begin(int fd, tide_task **cur, tide__fd **f);
+
+/* io_begin for a call with a buffer: a NULL one is only fine when empty. */
+static int io_begin_buf(int fd, const void *buf, size_t len, tide_task **cur, tide__fd **f)
+{
+    if (!buf && len)
+        return -EINVAL;
+    return io_begin(fd, cur, f);
+}
+
 /* The common start of every call: the running task, the fd's state, and the
  * cancellation point.  Returns 0 or -errno. */
 static int io_begin(int fd, tide_task **cur, tide__fd **f)
@@ -310,9 +320,7 @@ ssize_t tide_read(int fd, void *buf, size_t len)
     tide__fd *f;
     int rc;
 
-    if (!buf && len)
-        return -EINVAL;
-    rc = io_begin(fd, &cur, &f);
+    rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0 || len == 0)
         return rc;
     READ_LOOP(f, cur, len, read(fd, buf, len));
@@ -349,9 +357,7 @@ ssize_t tide_recv(int fd, void *buf, size_t len, int flags)
     tide__fd *f;
     int rc;
 
-    if (!buf && len)
-        return -EINVAL;
-    rc = io_begin(fd, &cur, &f);
+    rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0)
         return rc;
     /* A peek consumes nothing: it must never conclude the socket drained. */
@@ -450,9 +456,7 @@ ssize_t tide_write(int fd, const void *buf, size_t len)
     tide__fd *f;
     int rc;
 
-    if (!buf && len)
-        return -EINVAL;
-    rc = io_begin(fd, &cur, &f);
+    rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0)
         return rc;
     WRITE_ALL(f, cur, len, write(fd, p + done_, len - done_));
@@ -465,9 +469,7 @@ ssize_t tide_send(int fd, const void *buf, size_t len, int flags)
     tide__fd *f;
     int rc;
 
-    if (!buf && len)
-        return -EINVAL;
-    rc = io_begin(fd, &cur, &f);
+    rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0)
         return rc;
     WRITE_ALL(f, cur, len, send(fd, p + done_, len - done_, flags | MSG_NOSIGNAL));
@@ -540,9 +542,7 @@ ssize_t tide_sendto(int fd, const void *buf, size_t len, int flags, const struct
     tide__fd *f;
     int rc;
 
-    if (!buf && len)
-        return -EINVAL;
-    rc = io_begin(fd, &cur, &f);
+    rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0)
         return rc;
     for (;;) { /* one datagram: all or nothing */

@@ -336,7 +336,9 @@ static int take_result(tide_task *t)
     return rc;
 }
 
-int tide_await(tide_task *t)
+/* Waits for t and takes its result.  If the wait is interrupted, t stays
+ * the caller's and, unless shielded, is cancelled too (as in asyncio). */
+static int join(tide_task *t, int shield)
 {
     tide_task *cur = tide__current();
     int rc = join_check(cur, t);
@@ -347,26 +349,21 @@ int tide_await(tide_task *t)
     rc = wait_done(cur, t, 0);
     if (rc < 0) {
         t->joiner = NULL;
-        tide_cancel(t); /* as asyncio: cancelling the waiter cancels the awaited */
+        if (!shield)
+            tide_cancel(t);
         return rc;
     }
     return take_result(t);
 }
 
+int tide_await(tide_task *t)
+{
+    return join(t, 0);
+}
+
 int tide_shield(tide_task *t)
 {
-    tide_task *cur = tide__current();
-    int rc = join_check(cur, t);
-
-    if (rc < 0)
-        return rc;
-    t->joiner = cur;
-    rc = wait_done(cur, t, 0);
-    if (rc < 0) {
-        t->joiner = NULL;
-        return rc; /* t goes on, still the caller's */
-    }
-    return take_result(t);
+    return join(t, 1);
 }
 
 int tide_detach(tide_task *t)
