@@ -20,7 +20,7 @@ add() { missing="$missing $1"; }
 
 have_pkg() {
     command -v dpkg-query >/dev/null 2>&1 &&
-        [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+        dpkg-query -W -f='${db:Status-Status}\n' "$1" 2>/dev/null | grep -qx installed
 }
 
 command -v cmake >/dev/null 2>&1 || add cmake

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <netdb.h>
+
 #include "tide.h"
 #include "net_util.h"
 
@@ -179,7 +181,10 @@ static int bad_main(void *arg)
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_INET;
     hints.ai_socktype = SOCK_STREAM;
-    b->gai_ok = tide_getaddrinfo("localhost", "http", &hints, &res);
+    /* A service name goes through the pool too; a minimal system may have
+     * no /etc/services (netbase), then the port number stands in. */
+    b->gai_ok = tide_getaddrinfo("localhost", getservbyname("http", "tcp") ? "http" : "80",
+                                 &hints, &res);
     if (b->gai_ok == 0) {
         b->gai_family = res->ai_family;
         freeaddrinfo(res);
