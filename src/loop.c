@@ -191,6 +191,7 @@ void tide_loop_free(tide_loop *loop)
     tide__heap_free(&loop->timers);
     tide__calls_free(loop);
     tide__fds_free(loop);
+    tide__pool_loop_free(loop);
     tide__stacks_free(loop);
     tide__poller_free(&loop->poller);
     pthread_mutex_destroy(&loop->ts_lock);

@@ -19,10 +19,11 @@
 
 #define DEFAULT_THREADS 4
 #define MAX_THREADS 128
+#define JOB_CACHE 64
 
-typedef struct job {
+typedef struct tide__job {
     tide__tsnode done; /* posted to the loop when fn returned */
-    struct job *next;  /* in the pool's queue */
+    struct tide__job *next; /* in the pool's queue, or the loop's cache */
     tide_fn fn;
     void *arg;
     int result;
@@ -141,7 +142,25 @@ static void job_done(void *arg)
         tide__wake(j->task, j->result);
     else if (j->drop)
         j->drop(j->arg);
-    tide__free(j);
+    /* Keep a few for the next calls: a busy file reader makes one job per
+     * read, and jobs only come and go on the loop's thread. */
+    if (j->loop->njob_cache < JOB_CACHE) {
+        j->next = j->loop->job_cache;
+        j->loop->job_cache = j;
+        j->loop->njob_cache++;
+    } else {
+        tide__free(j);
+    }
+}
+
+void tide__pool_loop_free(tide_loop *loop)
+{
+    while (loop->job_cache) {
+        job *j = loop->job_cache;
+        loop->job_cache = j->next;
+        tide__free(j);
+    }
+    loop->njob_cache = 0;
 }
 
 static void abandon(void *arg)
@@ -172,7 +191,13 @@ int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *))
     rc = start_pool();
     if (rc < 0)
         goto not_run;
-    j = tide__calloc(1, sizeof *j);
+    if ((j = cur->loop->job_cache)) {
+        cur->loop->job_cache = j->next;
+        cur->loop->njob_cache--;
+        memset(j, 0, sizeof *j);
+    } else {
+        j = tide__calloc(1, sizeof *j);
+    }
     if (!j) {
         rc = -ENOMEM;
         goto not_run;

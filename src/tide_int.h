@@ -277,6 +277,8 @@ struct tide_loop {
     tide__fd **fds;         /* fd states, indexed by fd number */
     size_t nfds;
     uint32_t pending_jobs;  /* worker-pool jobs whose result will come back */
+    struct tide__job *job_cache; /* finished jobs kept for reuse (pool.c) */
+    uint32_t njob_cache;
     uint8_t running;        /* inside tide_loop_run */
     uint8_t stop;           /* tide_loop_stop was called */
     uint8_t closing;        /* tide_loop_free: new tasks start cancelled */
@@ -315,6 +317,7 @@ struct tide_loop {
  * task gave up (cancelled), or before returning if fn was never queued.  It
  * frees arg and what fn made. */
 int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *));
+void tide__pool_loop_free(tide_loop *loop);
 
 /* The loop running on this thread. */
 extern __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec")));
