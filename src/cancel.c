@@ -37,7 +37,7 @@ int tide__cancel_check(tide_task *t, int64_t *deadline)
     if (dl != TIDE__NEVER) {
         /* A fresh clock: a deadline may have passed while the task ran,
          * and even a yield must then fail (Trio's checkpoint rule). */
-        now = tide__clock_ns();
+        now = tide__loop_ns(t->loop);
         if (dl <= now) {
             for (s = t->scope; s != end; s = s->parent) {
                 if (s->deadline <= now) {
@@ -105,7 +105,7 @@ static int64_t ms_to_deadline(int64_t ms)
         ms = 0;
     if (ms > INT64_MAX / 2000000)
         return TIDE__NEVER;
-    return tide__clock_ns() + ms * 1000000;
+    return tide__now_ns() + ms * 1000000;
 }
 
 int tide_timeout_begin(tide_scope *s, int64_t ms)

@@ -174,7 +174,7 @@ static void wake_dir(tide__fd *f, int dir, int rc)
     if (*slot) {
         tide_task *t = *slot;
         *slot = NULL;
-        f->loop->io_waiters--;
+        tide__loop_io_unref(f->loop);
         tide__wake(t, rc);
     }
     if (*cb)
@@ -201,14 +201,14 @@ static void unlink_reader(void *arg)
 {
     tide__fd *f = arg;
     f->reader = NULL;
-    f->loop->io_waiters--;
+    tide__loop_io_unref(f->loop);
 }
 
 static void unlink_writer(void *arg)
 {
     tide__fd *f = arg;
     f->writer = NULL;
-    f->loop->io_waiters--;
+    tide__loop_io_unref(f->loop);
 }
 
 /* Waits until the poller reports dir on f.  0, -EBUSY, -EBADF (closed
@@ -224,7 +224,7 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
     if (f->always_ready)
         return 0;
     *slot = cur;
-    f->loop->io_waiters++;
+    tide__loop_io_ref(f->loop);
     rc = tide__suspend(cur, TIDE__NEVER, dir == TIDE__EV_IN ? unlink_reader : unlink_writer, f,
                        0);
     /* Closed while we slept, maybe reused by now: never touch the new fd. */

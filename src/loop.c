@@ -36,9 +36,31 @@ int64_t tide__clock_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t tide__loop_ns(tide_loop *loop)
+{
+    (void)loop;
+    return tide__clock_ns();
+}
+
+void tide__loop_io_ref(tide_loop *loop)
+{
+    loop->io_waiters++;
+}
+
+void tide__loop_io_unref(tide_loop *loop)
+{
+    loop->io_waiters--;
+}
+
+int64_t tide__now_ns(void)
+{
+    tide_loop *loop = tide__tls_loop;
+    return loop ? tide__loop_ns(loop) : tide__clock_ns();
+}
+
 int64_t tide_now(void)
 {
-    return tide__clock_ns() / 1000000;
+    return tide__now_ns() / 1000000;
 }
 
 tide_loop *tide_loop_current(void)
@@ -127,7 +149,7 @@ int tide_loop_new(tide_loop **out)
     loop->ready.tailp = &loop->ready.head;
     loop->ts_tailp = &loop->ts_head;
     loop->next_id = 1;
-    loop->now = tide__clock_ns();
+    loop->now = tide__loop_ns(loop);
     rc = pthread_mutex_init(&loop->ts_lock, NULL);
     if (rc) {
         rc = -rc;
@@ -291,7 +313,7 @@ int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
         size_t batch;
         int64_t timeout;
 
-        loop->now = tide__clock_ns();
+        loop->now = tide__loop_ns(loop);
         run_posted(loop);
         while ((tn = tide__heap_min(&loop->timers)) && tn->deadline <= loop->now) {
             tide__heap_remove(&loop->timers, tn);
@@ -307,7 +329,7 @@ int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
         if (loop->ready.n) {
             timeout = 0;
         } else if ((tn = tide__heap_min(&loop->timers))) {
-            timeout = tn->deadline - tide__clock_ns();
+            timeout = tn->deadline - tide__loop_ns(loop);
             if (timeout < 0)
                 timeout = 0;
         } else {

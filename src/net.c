@@ -467,7 +467,7 @@ int tide_tcp_connect(const char *host, int port)
             started++;
             r.running++;
             if (started < n)
-                until = tide__clock_ns() + STAGGER_NS;
+                until = tide__loop_ns(cur->loop) + STAGGER_NS;
         } else if (r.running == 0) {
             break; /* every attempt failed */
         }

@@ -590,7 +590,7 @@ static void unlink_waiter(void *arg)
             w->next->pprev = w->pprev;
         w->pprev = NULL;
         w->next = NULL;
-        w->p->loop->io_waiters--;
+        tide__loop_io_unref(w->p->loop);
     }
 }
 
@@ -623,7 +623,7 @@ int tide_process_wait(tide_process *p, int *status)
             p->waiters->pprev = &w.next;
         p->waiters = &w;
         w.pprev = &p->waiters;
-        p->loop->io_waiters++;
+        tide__loop_io_ref(p->loop);
         if (p->pidfd < 0)
             fb_add(p);
         rc = tide__suspend(cur, TIDE__NEVER, unlink_waiter, &w, 0);

@@ -484,7 +484,7 @@ static int handler_add(int sig, tide_cb cb, void *arg, int user)
         if (user) {
             s->cb = cb;
             s->arg = arg;
-            loop->io_waiters++; /* like a libuv signal handle: keeps tide_loop_run going */
+            tide__loop_io_ref(loop); /* like a libuv signal handle: keeps tide_loop_run going */
         } else {
             s->icb = cb;
             s->iarg = arg;
@@ -511,7 +511,7 @@ static int handler_remove(int sig, int user)
         if (user) {
             s->cb = NULL;
             s->arg = NULL;
-            s->sl->loop->io_waiters--;
+            tide__loop_io_unref(s->sl->loop);
         } else {
             s->icb = NULL;
             s->iarg = NULL;

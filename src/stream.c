@@ -347,10 +347,10 @@ static void set_flushing(tide_stream *s, int on)
     if (on && !s->f->on_writable) {
         s->f->on_writable = flush_cb;
         s->f->cb_arg = s;
-        s->loop->io_waiters++;
+        tide__loop_io_ref(s->loop);
     } else if (!on && s->f->on_writable == flush_cb) {
         s->f->on_writable = NULL;
-        s->loop->io_waiters--;
+        tide__loop_io_unref(s->loop);
     }
 }
 

@@ -414,7 +414,7 @@ int tide_sleep(int64_t ms)
     }
     if (ms > INT64_MAX / 2000000)
         ms = INT64_MAX / 2000000;
-    return tide__suspend(cur, tide__clock_ns() + ms * 1000000, NULL, NULL, 0);
+    return tide__suspend(cur, tide__loop_ns(cur->loop) + ms * 1000000, NULL, NULL, 0);
 }
 
 int tide_gather(tide_task **ts, size_t n, int *results)

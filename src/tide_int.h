@@ -324,7 +324,21 @@ extern __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec
 /* Every loop made on this thread and not freed. */
 extern __thread tide_loop *tide__tls_loops __attribute__((tls_model("initial-exec")));
 
+/* The raw monotonic clock, ns.  Only the default loop clock uses it: every
+ * deadline and every "now" goes through tide__loop_ns(loop). */
 int64_t tide__clock_ns(void);
+/* The loop's clock, ns (injectable per loop). */
+int64_t tide__loop_ns(tide_loop *loop);
+/* The running loop's clock, or the raw clock outside a run (tide_now). */
+int64_t tide__now_ns(void);
+
+/* Keep-alive references: something that will make work for the loop later
+ * through the poller (a task waiting on an fd, an armed flush callback, a
+ * signal handler, a process wait).  tide_loop_run keeps going while any is
+ * held, and never skips the poll. */
+void tide__loop_io_ref(tide_loop *loop);
+void tide__loop_io_unref(tide_loop *loop);
+
 void tide__runq_push(tide__runq *q, tide__runnable *r);
 /* Adds a task timer (or any node) to the loop's heap.  Returns 0/-ENOMEM. */
 int tide__timer_add(tide_loop *loop, tide__tnode *n, int64_t deadline);

@@ -208,7 +208,7 @@ int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_tim
     c->arg = arg;
     c->r.run = call_run;
     c->t.fire = call_fire;
-    now = tide__clock_ns();
+    now = tide__loop_ns(loop);
     if (tide__timer_add(loop, &c->t, now + ms * 1000000) < 0) {
         call_put(loop, c);
         return -ENOMEM;
