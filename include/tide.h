@@ -81,17 +81,33 @@ TIDE_API int tide_replace_allocator(void *(*malloc_fn)(size_t),
  * thread), -ENOMEM. */
 TIDE_API int tide_run(tide_fn main, void *arg);
 
-/* Milliseconds on a monotonic clock. */
+/* Milliseconds on a monotonic clock: the running loop's clock inside a
+ * loop run (see tide_loop_set_clock), CLOCK_MONOTONIC outside one. */
 TIDE_API int64_t tide_now(void);
+/* The same clock in nanoseconds. */
+TIDE_API int64_t tide_now_ns(void);
 
 /* ------------------------------------------------------------------ loop */
 
 /* Makes a loop.  Errors: -EINVAL, -ENOMEM, or an errno from the poller. */
 TIDE_API int tide_loop_new(tide_loop **loop);
-/* Cancels and finishes every task still alive on the loop, drops pending
- * callbacks and timers, waits for its worker-pool jobs, and frees it.
- * Must not be called while the loop runs.  NULL is ignored. */
+/* Cancels and finishes every task still alive on the loop (tide_loop_stop
+ * does not cut this short) and waits for its worker-pool jobs; then runs
+ * the callbacks already scheduled once (a done callback set in a task's
+ * last step runs), drops and frees what they schedule again and pending
+ * timers, and frees the loop.  If another loop runs on this thread, the
+ * tasks cannot run: they are released unfinished, and the call blocks until
+ * the worker-pool jobs are back (their results are disposed of).  Must not
+ * be called while the loop runs.  NULL is ignored. */
 TIDE_API void tide_loop_free(tide_loop *loop);
+/* Gives the loop a clock of its own: now_ns(arg) returns monotonic
+ * nanoseconds (never going back).  Every deadline, timer, timeout scope and
+ * tide_now() of the loop then reads it; NULL restores the default
+ * (CLOCK_MONOTONIC).  The poller's timeout is the time to the next deadline
+ * on this clock, so a clock that runs slower or faster than real time makes
+ * the loop sleep accordingly.  Only before the loop has tasks or timers.
+ * Errors: -EINVAL (loop NULL), -EBUSY (running, or tasks or timers exist). */
+TIDE_API int tide_loop_set_clock(tide_loop *loop, int64_t (*now_ns)(void *arg), void *arg);
 /* Runs the loop until no work is left (no ready callback or task, no pending
  * timer, no task waiting on I/O or on the worker pool) or until
  * tide_loop_stop().  Errors: -EINVAL, -EBUSY (already running, or another

@@ -97,6 +97,18 @@ static void run_cb(tide_loop *loop, tide__runnable *r)
     maybe_free(f);
 }
 
+/* The loop is torn down with the callback still queued: it never runs. */
+static void drop_cb(tide_loop *loop, tide__runnable *r)
+{
+    fcb *c = tide__container_of(r, fcb, r);
+    tide_future *f = c->f;
+
+    (void)loop;
+    tide__free(c);
+    f->pending_cbs--;
+    maybe_free(f);
+}
+
 /* Schedules the callbacks in the order they were added. */
 static void schedule_cbs(tide_future *f)
 {
@@ -111,6 +123,7 @@ static void schedule_cbs(tide_future *f)
     for (c = rev; c; c = next) {
         next = c->next;
         c->r.run = run_cb;
+        c->r.drop = drop_cb;
         f->pending_cbs++;
         tide__runq_push(&f->loop->ready, &c->r);
     }

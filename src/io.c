@@ -44,7 +44,7 @@ static void on_fd_event(tide__pollable *p, unsigned events);
 
 static tide__fd *fd_slot(tide_loop *loop, int fd)
 {
-    return (size_t)fd < loop->nfds ? loop->fds[fd] : NULL;
+    return (size_t)fd < loop->io.nfds ? loop->io.fds[fd] : NULL;
 }
 
 /* The state of fd, registering it on first use.  Returns NULL and sets *err
@@ -94,19 +94,19 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
     f = fd_slot(loop, fd);
     if (TIDE__LIKELY(f && f->registered))
         return f;
-    if ((size_t)fd >= loop->nfds) {
-        size_t n = loop->nfds ? loop->nfds : 64;
+    if ((size_t)fd >= loop->io.nfds) {
+        size_t n = loop->io.nfds ? loop->io.nfds : 64;
         tide__fd **v;
         while (n <= (size_t)fd)
             n *= 2;
-        v = tide__realloc(loop->fds, n * sizeof *v);
+        v = tide__realloc(loop->io.fds, n * sizeof *v);
         if (!v) {
             *err = -ENOMEM;
             return NULL;
         }
-        memset(v + loop->nfds, 0, (n - loop->nfds) * sizeof *v);
-        loop->fds = v;
-        loop->nfds = n;
+        memset(v + loop->io.nfds, 0, (n - loop->io.nfds) * sizeof *v);
+        loop->io.fds = v;
+        loop->io.nfds = n;
     }
     if (!f) {
         f = tide__calloc(1, sizeof *f);
@@ -117,7 +117,7 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
         f->p.on_event = on_fd_event;
         f->loop = loop;
         f->fd = fd;
-        loop->fds[fd] = f;
+        loop->io.fds[fd] = f;
     }
     if (fstat(fd, &st) < 0) {
         *err = -errno;
@@ -154,14 +154,20 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
     return f;
 }
 
-void tide__fds_free(tide_loop *loop)
+int tide__io_init(tide_loop *loop)
+{
+    (void)loop; /* the table grows on first use */
+    return 0;
+}
+
+void tide__io_term(tide_loop *loop)
 {
     size_t i;
-    for (i = 0; i < loop->nfds; i++)
-        tide__free(loop->fds[i]);
-    tide__free(loop->fds);
-    loop->fds = NULL;
-    loop->nfds = 0;
+    for (i = 0; i < loop->io.nfds; i++)
+        tide__free(loop->io.fds[i]);
+    tide__free(loop->io.fds);
+    loop->io.fds = NULL;
+    loop->io.nfds = 0;
 }
 
 /* ------------------------------------------------------------- waiting */

@@ -1,79 +1,64 @@
 /*
- * The event loop.
+ * The event loop: a composition of module contexts and the scheduler.
+ *
+ * A loop is made of modules (the cross-thread queue, timers, stacks, the fd
+ * table, the worker pool's bookkeeping, signals, tasks), each owning a
+ * sub-struct of struct tide_loop with an init and a term function.  They are
+ * listed once, in order, in the table below: tide_loop_new runs the inits in
+ * order, tide_loop_free the terms in reverse.  Modules use the scheduler
+ * core (ready queue, clock, refs) and never call back into this file.
  *
  * One iteration: take the callbacks posted from other threads, fire the
  * timers that are due, run the ready queue (only what was queued when the
  * batch began, so a task that yields cannot starve the poller), then poll
  * for I/O with a timeout up to the next timer.  The poll is skipped when
- * there is more ready work and nobody waits on an fd or another thread, so
- * a loop that only switches between tasks makes no syscall at all.
+ * there is more ready work and nothing waits on the poller (no io ref, no
+ * cross-thread post), so a loop that only switches between tasks makes no
+ * syscall at all.
  *
- * The loop runs on the thread's own stack (its context is loop->ctx); every
- * task switches back to it when it suspends, and the loop picks the next
- * one.  Tasks and callbacks share one FIFO ready queue.
+ * tide_loop_run returns when nothing is ready and no ref is held: refs are
+ * taken by whatever will make work later (an armed timer, a task waiting on
+ * an fd, an armed flush, a signal handler, a worker-pool job).
  */
 #include "tide_int.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
-
-#ifdef TIDE__ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
 
 __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec")));
 __thread tide_loop *tide__tls_loops __attribute__((tls_model("initial-exec")));
 
-void tide__calls_free(tide_loop *loop);
-void tide__signals_loop_free(tide_loop *loop);
-
-int64_t tide__clock_ns(void)
+static int poller_init(tide_loop *loop)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return tide__poller_init(&loop->poller);
 }
 
-int64_t tide__loop_ns(tide_loop *loop)
+static void poller_term(tide_loop *loop)
 {
-    (void)loop;
-    return tide__clock_ns();
+    tide__poller_free(&loop->poller);
 }
 
-void tide__loop_io_ref(tide_loop *loop)
-{
-    loop->io_waiters++;
-}
-
-void tide__loop_io_unref(tide_loop *loop)
-{
-    loop->io_waiters--;
-}
-
-int64_t tide__now_ns(void)
-{
-    tide_loop *loop = tide__tls_loop;
-    return loop ? tide__loop_ns(loop) : tide__clock_ns();
-}
-
-int64_t tide_now(void)
-{
-    return tide__now_ns() / 1000000;
-}
+/* The modules, in init order; torn down in reverse. */
+static const struct module {
+    const char *name;
+    int (*init)(tide_loop *loop);
+    void (*term)(tide_loop *loop);
+} modules[] = {
+    {"poller", poller_init, poller_term},
+    {"xthread", tide__xthread_init, tide__xthread_term},
+    {"timers", tide__timers_init, tide__timers_term},
+    {"stacks", tide__stacks_init, tide__stacks_term},
+    {"io", tide__io_init, tide__io_term},
+    {"pool", tide__pool_init, tide__pool_term},
+    {"signals", tide__signals_init, tide__signals_term},
+    {"tasks", tide__tasks_init, tide__tasks_term},
+};
+#define NMODULES (sizeof modules / sizeof modules[0])
 
 tide_loop *tide_loop_current(void)
 {
     return tide__tls_loop;
-}
-
-void tide__runq_push(tide__runq *q, tide__runnable *r)
-{
-    r->next = NULL;
-    *q->tailp = r;
-    q->tailp = &r->next;
-    q->n++;
 }
 
 static tide__runnable *runq_pop(tide__runq *q)
@@ -86,35 +71,6 @@ static tide__runnable *runq_pop(tide__runq *q)
         q->n--;
     }
     return r;
-}
-
-/* ------------------------------------------------------------ switching */
-
-void tide__switch_to_task(tide_loop *loop, tide_task *t)
-{
-#ifdef TIDE__ASAN
-    __sanitizer_start_switch_fiber(&loop->asan_fake, t->stack_lo,
-                                   (size_t)((char *)t - (char *)t->stack_lo));
-#endif
-    tide__ctx_switch(&loop->ctx, &t->ctx);
-#ifdef TIDE__ASAN
-    __sanitizer_finish_switch_fiber(loop->asan_fake, NULL, NULL);
-#endif
-}
-
-void tide__switch_to_loop(tide_task *t)
-{
-    tide_loop *loop = t->loop;
-#ifdef TIDE__ASAN
-    /* A task that ended switches away for good: let ASan drop its fake stack. */
-    __sanitizer_start_switch_fiber(t->state == TIDE_TASK_DONE ? NULL : &t->asan_fake,
-                                   loop->asan_stack_bottom, loop->asan_stack_size);
-#endif
-    tide__ctx_switch(&t->ctx, &loop->ctx);
-#ifdef TIDE__ASAN
-    __sanitizer_finish_switch_fiber(t->asan_fake, &loop->asan_stack_bottom,
-                                    &loop->asan_stack_size);
-#endif
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -138,7 +94,8 @@ static void ignore_sigpipe(void)
 int tide_loop_new(tide_loop **out)
 {
     tide_loop *loop;
-    int rc;
+    size_t i;
+    int rc = 0;
 
     if (!out)
         return -EINVAL;
@@ -147,40 +104,72 @@ int tide_loop_new(tide_loop **out)
     if (!loop)
         return -ENOMEM;
     loop->ready.tailp = &loop->ready.head;
-    loop->ts_tailp = &loop->ts_head;
-    loop->next_id = 1;
-    loop->now = tide__loop_ns(loop);
-    rc = pthread_mutex_init(&loop->ts_lock, NULL);
-    if (rc) {
-        rc = -rc;
-        goto fail_loop;
+    tide__clock_init(loop);
+    for (i = 0; i < NMODULES; i++) {
+        rc = modules[i].init(loop);
+        if (rc < 0)
+            break;
     }
-    rc = tide__poller_init(&loop->poller);
-    if (rc < 0)
-        goto fail_mutex;
+    if (rc < 0) {
+        while (i-- > 0)
+            modules[i].term(loop);
+        tide__free(loop);
+        return rc;
+    }
     ignore_sigpipe();
     loop->next_on_thread = tide__tls_loops;
     tide__tls_loops = loop;
     *out = loop;
     return 0;
-
-fail_mutex:
-    pthread_mutex_destroy(&loop->ts_lock);
-fail_loop:
-    tide__free(loop);
-    return rc;
 }
 
+/* What must be over before a closing loop is torn down: every task ended
+ * and every pool job back. */
 static int all_finished(tide_loop *loop, void *arg)
 {
     (void)arg;
-    return loop->nundone == 0 && loop->pending_jobs == 0;
+    return loop->tasks.nundone == 0 && loop->pool.pending == 0;
+}
+
+static int one_pass(tide_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    return 1;
+}
+
+/* Frees what is still queued (run's work undone). */
+static void drop_ready(tide_loop *loop)
+{
+    tide__runnable *r;
+
+    while ((r = runq_pop(&loop->ready)))
+        if (r->drop)
+            r->drop(loop, r);
+}
+
+static void ignore_io(void *ctx, void *tag, unsigned events)
+{
+    (void)ctx;
+    (void)tag;
+    (void)events;
+}
+
+/* Another loop runs on this thread, so this one cannot run: wait (blocking
+ * the thread) for the worker-pool jobs to come back, disposing of their
+ * results, so that no worker ever posts to freed memory. */
+static void wait_jobs_blocking(tide_loop *loop)
+{
+    loop->pool.abandon = 1;
+    while (loop->pool.pending) {
+        (void)tide__poller_wait(&loop->poller, -1, ignore_io, NULL);
+        tide__xthread_run(loop);
+    }
 }
 
 void tide_loop_free(tide_loop *loop)
 {
-    tide_task *t, *next;
-    tide__tsnode *n, *nn;
+    size_t i;
 
     if (!loop)
         return;
@@ -190,33 +179,21 @@ void tide_loop_free(tide_loop *loop)
     }
     /* asyncio.run's ending: cancel what is left and let it finish. */
     loop->closing = 1;
-    for (t = loop->tasks_head; t; t = t->next)
-        if (t->state != TIDE_TASK_DONE)
-            tide_cancel(t);
-    if (!all_finished(loop, NULL) && tide__loop_run(loop, all_finished, NULL) < 0)
-        fputs("tide: tide_loop_free: another loop runs on this thread; "
-              "tasks of the freed loop could not finish\n",
-              stderr);
-    for (t = loop->tasks_head; t; t = next) {
-        next = t->next;
-        tide__task_release(t);
+    tide__tasks_cancel_all(loop);
+    if (!all_finished(loop, NULL) && tide__loop_run(loop, all_finished, NULL) < 0) {
+        if (loop->tasks.nundone)
+            fputs("tide: tide_loop_free: another loop runs on this thread; "
+                  "tasks of the freed loop could not finish\n",
+                  stderr);
+        wait_jobs_blocking(loop);
     }
-    tide__signals_loop_free(loop); /* restore the signals the loop handled */
-    pthread_mutex_lock(&loop->ts_lock);
-    for (n = loop->ts_head; n; n = nn) {
-        nn = n->next;
-        if (n->heap)
-            tide__free(n);
-    }
-    loop->ts_head = NULL;
-    pthread_mutex_unlock(&loop->ts_lock);
-    tide__heap_free(&loop->timers);
-    tide__calls_free(loop);
-    tide__fds_free(loop);
-    tide__pool_loop_free(loop);
-    tide__stacks_free(loop);
-    tide__poller_free(&loop->poller);
-    pthread_mutex_destroy(&loop->ts_lock);
+    /* What was scheduled when the tasks ended (a done callback set in the
+     * last step) runs once; what that schedules again is dropped, freed. */
+    if (loop->ready.n && !loop->pool.abandon)
+        (void)tide__loop_run(loop, one_pass, NULL);
+    drop_ready(loop);
+    for (i = NMODULES; i-- > 0;)
+        modules[i].term(loop);
     for (tide_loop **p = &tide__tls_loops; *p; p = &(*p)->next_on_thread) {
         if (*p == loop) {
             *p = loop->next_on_thread;
@@ -224,64 +201,6 @@ void tide_loop_free(tide_loop *loop)
         }
     }
     tide__free(loop);
-}
-
-/* ------------------------------------------------------ cross-thread */
-
-void tide__post(tide_loop *loop, tide__tsnode *n)
-{
-    int was_empty;
-
-    n->next = NULL;
-    pthread_mutex_lock(&loop->ts_lock);
-    was_empty = loop->ts_head == NULL;
-    *loop->ts_tailp = n;
-    loop->ts_tailp = &n->next;
-    __atomic_store_n(&loop->ts_pending, 1, __ATOMIC_RELEASE);
-    /* Wake under the lock: once it is released the loop may see the node,
-     * finish, and free itself with the poller (tide_loop_free takes the
-     * lock before it frees anything). */
-    if (was_empty)
-        tide__poller_wake(&loop->poller);
-    pthread_mutex_unlock(&loop->ts_lock);
-}
-
-int tide_call_soon_threadsafe(tide_loop *loop, tide_cb cb, void *arg)
-{
-    tide__tsnode *n;
-
-    if (!loop || !cb)
-        return -EINVAL;
-    n = tide__malloc(sizeof *n);
-    if (!n)
-        return -ENOMEM;
-    n->cb = cb;
-    n->arg = arg;
-    n->heap = 1;
-    tide__post(loop, n);
-    return 0;
-}
-
-static void run_posted(tide_loop *loop)
-{
-    tide__tsnode *n, *next;
-
-    if (!__atomic_load_n(&loop->ts_pending, __ATOMIC_ACQUIRE))
-        return;
-    pthread_mutex_lock(&loop->ts_lock);
-    n = loop->ts_head;
-    loop->ts_head = NULL;
-    loop->ts_tailp = &loop->ts_head;
-    __atomic_store_n(&loop->ts_pending, 0, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&loop->ts_lock);
-    for (; n; n = next) {
-        tide_cb cb = n->cb;
-        void *arg = n->arg;
-        next = n->next;
-        if (n->heap)
-            tide__free(n);
-        cb(arg);
-    }
 }
 
 /* ------------------------------------------------------------- running */
@@ -293,10 +212,9 @@ static void on_io(void *ctx, void *tag, unsigned events)
     p->on_event(p, events);
 }
 
-static int has_work(const tide_loop *loop)
+static int has_work(tide_loop *loop)
 {
-    return loop->ready.n || loop->timers.n || loop->io_waiters || loop->pending_jobs ||
-           __atomic_load_n(&loop->ts_pending, __ATOMIC_ACQUIRE);
+    return loop->ready.n || loop->refs || tide__xthread_pending(loop);
 }
 
 int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
@@ -309,34 +227,31 @@ int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
     tide__stack_signals_init(loop);
 
     for (;;) {
-        tide__tnode *tn;
         size_t batch;
-        int64_t timeout;
+        int64_t timeout, next;
 
         loop->now = tide__loop_ns(loop);
-        run_posted(loop);
-        while ((tn = tide__heap_min(&loop->timers)) && tn->deadline <= loop->now) {
-            tide__heap_remove(&loop->timers, tn);
-            tn->fire(loop, tn);
-        }
+        tide__xthread_run(loop);
+        tide__timers_run(loop);
         for (batch = loop->ready.n; batch > 0; batch--) {
             tide__runnable *r = runq_pop(&loop->ready);
             r->run(loop, r);
         }
-        if (loop->stop || (done ? done(loop, arg) : !has_work(loop)))
+        /* A closing loop runs until everything finished, whatever stop says:
+         * "stop on error" in a cancelled task must not cut its cleanup. */
+        if ((loop->stop && !loop->closing) || (done ? done(loop, arg) : !has_work(loop)))
             break;
 
         if (loop->ready.n) {
             timeout = 0;
-        } else if ((tn = tide__heap_min(&loop->timers))) {
-            timeout = tn->deadline - tide__loop_ns(loop);
+        } else if ((next = tide__timers_next(loop)) != TIDE__NEVER) {
+            timeout = next - tide__loop_ns(loop);
             if (timeout < 0)
                 timeout = 0;
         } else {
             timeout = -1;
         }
-        if (timeout == 0 && !loop->io_waiters &&
-            !__atomic_load_n(&loop->ts_pending, __ATOMIC_ACQUIRE))
+        if (timeout == 0 && !loop->io_refs && !tide__xthread_pending(loop))
             continue;
         (void)tide__poller_wait(&loop->poller, timeout, on_io, loop);
     }

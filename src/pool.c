@@ -137,30 +137,37 @@ static void job_done(void *arg)
 {
     job *j = arg;
 
-    j->loop->pending_jobs--;
-    if (j->task)
+    j->loop->pool.pending--;
+    tide__loop_unref(j->loop);
+    if (j->task && !j->loop->pool.abandon)
         tide__wake(j->task, j->result);
     else if (j->drop)
         j->drop(j->arg);
     /* Keep a few for the next calls: a busy file reader makes one job per
      * read, and jobs only come and go on the loop's thread. */
-    if (j->loop->njob_cache < JOB_CACHE) {
-        j->next = j->loop->job_cache;
-        j->loop->job_cache = j;
-        j->loop->njob_cache++;
+    if (j->loop->pool.ncache < JOB_CACHE) {
+        j->next = j->loop->pool.cache;
+        j->loop->pool.cache = j;
+        j->loop->pool.ncache++;
     } else {
         tide__free(j);
     }
 }
 
-void tide__pool_loop_free(tide_loop *loop)
+int tide__pool_init(tide_loop *loop)
 {
-    while (loop->job_cache) {
-        job *j = loop->job_cache;
-        loop->job_cache = j->next;
+    (void)loop; /* no job yet, an empty cache */
+    return 0;
+}
+
+void tide__pool_term(tide_loop *loop)
+{
+    while (loop->pool.cache) {
+        job *j = loop->pool.cache;
+        loop->pool.cache = j->next;
         tide__free(j);
     }
-    loop->njob_cache = 0;
+    loop->pool.ncache = 0;
 }
 
 static void abandon(void *arg)
@@ -191,9 +198,9 @@ int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *))
     rc = start_pool();
     if (rc < 0)
         goto not_run;
-    if ((j = cur->loop->job_cache)) {
-        cur->loop->job_cache = j->next;
-        cur->loop->njob_cache--;
+    if ((j = cur->loop->pool.cache)) {
+        cur->loop->pool.cache = j->next;
+        cur->loop->pool.ncache--;
         memset(j, 0, sizeof *j);
     } else {
         j = tide__calloc(1, sizeof *j);
@@ -209,7 +216,8 @@ int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *))
     j->loop = cur->loop;
     j->task = cur;
     j->drop = drop;
-    cur->loop->pending_jobs++;
+    cur->loop->pool.pending++;
+    tide__loop_ref(cur->loop);
 
     pthread_mutex_lock(&lock);
     *qtail = j;

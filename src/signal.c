@@ -50,11 +50,10 @@
 #include <sys/syscall.h>
 #endif
 
-/* Internal API (used by process.c and, for the loop-free hook, loop.c). */
+/* Internal API (used by process.c). */
 TIDE__HIDDEN int tide__signal_watch(int signo, tide_cb cb, void *arg);
 TIDE__HIDDEN void tide__signal_unwatch(int signo);
 TIDE__HIDDEN void tide__signal_child_mask(sigset_t *mask);
-TIDE__HIDDEN void tide__signals_loop_free(tide_loop *loop);
 
 static int fault_signal(int sig)
 {
@@ -122,7 +121,9 @@ void tide__signal_child_mask(sigset_t *mask)
 
 /* ------------------------------------------------------------ the tables */
 
-typedef struct sigloop {
+/* A loop's signal state (loop->sig.sl): slots[] is process-wide, as signal
+ * dispositions are; each loop that handles some has one of these. */
+typedef struct tide__sigloop {
     tide_loop *loop;
     pthread_t thread;       /* the loop's thread (where the signals are blocked) */
     int fd;                 /* the signalfd, or the self-pipe's read end */
@@ -131,7 +132,6 @@ typedef struct sigloop {
     uint8_t queued;         /* a dispatch call is scheduled */
     uint8_t running;        /* dispatch is calling handlers */
     uint8_t dead;           /* closed: free it when dispatch is done */
-    struct sigloop *next;
 } sigloop;
 
 typedef struct slot {
@@ -144,7 +144,7 @@ typedef struct slot {
 } slot;
 
 static slot slots[NSIG];
-static sigloop *sigloops;
+static unsigned nsigloops; /* loops with a sigloop (lock held) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 #ifdef USE_SIGNALFD
@@ -272,14 +272,6 @@ static void dispatch(void *arg)
         tide__free(sl);
 }
 
-static sigloop *sigloop_find(tide_loop *loop)
-{
-    sigloop *sl;
-    for (sl = sigloops; sl; sl = sl->next)
-        if (sl->loop == loop)
-            return sl;
-    return NULL;
-}
 
 #ifdef USE_SIGNALFD
 static void loop_set(const sigloop *sl, sigset_t *set)
@@ -295,7 +287,7 @@ static void loop_set(const sigloop *sl, sigset_t *set)
 /* The sigloop of loop, made if needed (lock held). */
 static int sigloop_get(tide_loop *loop, int sig, sigloop **out)
 {
-    sigloop *sl = sigloop_find(loop);
+    sigloop *sl = loop->sig.sl;
     tide__fd *f;
     int fd, err = 0;
 
@@ -316,7 +308,7 @@ static int sigloop_get(tide_loop *loop, int sig, sigloop **out)
     {
         int p[2];
         (void)sig;
-        if (sigloops)
+        if (nsigloops)
             return -EBUSY; /* one self-pipe: one loop handles the process's signals */
         if (pipe(p) < 0)
             return -errno;
@@ -341,8 +333,8 @@ static int sigloop_get(tide_loop *loop, int sig, sigloop **out)
     sl->loop = loop;
     sl->thread = pthread_self();
     sl->fd = fd;
-    sl->next = sigloops;
-    sigloops = sl;
+    loop->sig.sl = sl;
+    nsigloops++;
     *out = sl;
     return 0;
 
@@ -360,13 +352,8 @@ fail:
  * never run the scheduled dispatch. */
 static void sigloop_close(sigloop *sl, int final)
 {
-    sigloop **pp;
-
-    for (pp = &sigloops; *pp; pp = &(*pp)->next)
-        if (*pp == sl) {
-            *pp = sl->next;
-            break;
-        }
+    sl->loop->sig.sl = NULL;
+    nsigloops--;
     close_on(sl->loop, sl->fd);
 #ifndef USE_SIGNALFD
     {
@@ -543,9 +530,15 @@ void tide__signal_unwatch(int signo)
     (void)handler_remove(signo, 0);
 }
 
-/* Called by tide_loop_free once the loop's tasks are done: restores every
+int tide__signals_init(tide_loop *loop)
+{
+    loop->sig.sl = NULL; /* made when the first handler is added */
+    return 0;
+}
+
+/* Run by tide_loop_free once the loop's tasks are done: restores every
  * signal the loop handled. */
-void tide__signals_loop_free(tide_loop *loop)
+void tide__signals_term(tide_loop *loop)
 {
     int sig;
 

@@ -161,7 +161,7 @@ static tide__stack_pool *pool_for(tide_loop *loop, size_t size)
 {
     tide__stack_pool *p;
 
-    for (p = loop->stack_pools; p; p = p->next)
+    for (p = loop->stacks.pools; p; p = p->next)
         if (p->size == size)
             return p;
     p = tide__calloc(1, sizeof *p);
@@ -169,8 +169,8 @@ static tide__stack_pool *pool_for(tide_loop *loop, size_t size)
         return NULL;
     p->size = size;
     p->slot = size + tide__stack_guard_size();
-    p->next = loop->stack_pools;
-    loop->stack_pools = p;
+    p->next = loop->stacks.pools;
+    loop->stacks.pools = p;
     return p;
 }
 
@@ -240,7 +240,7 @@ static int new_chunk(tide__stack_pool *p)
 
 int tide__stack_get(tide_loop *loop, size_t size, void **lo, tide__stack_pool **pool)
 {
-    tide__stack_pool *p = loop->stack_pools;
+    tide__stack_pool *p = loop->stacks.pools;
     char *slot;
 
     if (!p || p->size != size) {
@@ -277,12 +277,18 @@ void tide__stack_put(tide__stack_pool *p, void *lo)
     p->free = lo;
 }
 
-void tide__stacks_free(tide_loop *loop)
+int tide__stacks_init(tide_loop *loop)
+{
+    (void)loop; /* pools are made on first use, per stack size */
+    return 0;
+}
+
+void tide__stacks_term(tide_loop *loop)
 {
     tide__stack_pool *p, *pn;
     chunk *c, *cn;
 
-    for (p = loop->stack_pools; p; p = pn) {
+    for (p = loop->stacks.pools; p; p = pn) {
         pn = p->next;
         for (c = p->chunks; c; c = cn) {
             cn = c->next;
@@ -295,7 +301,7 @@ void tide__stacks_free(tide_loop *loop)
         }
         tide__free(p);
     }
-    loop->stack_pools = NULL;
+    loop->stacks.pools = NULL;
 }
 
 /* --------------------------------------------------- overflow reporting */

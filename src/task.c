@@ -87,8 +87,7 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
 
 void tide__wake(tide_task *t, int rc)
 {
-    if (t->timer.idx != TIDE__NOT_IN_HEAP)
-        tide__heap_remove(&t->loop->timers, &t->timer);
+    tide__timer_del(t->loop, &t->timer);
     t->unlink = NULL;
     t->wake_rc = rc;
     t->state = TIDE_TASK_READY;
@@ -110,7 +109,7 @@ static void task_finish(tide_task *t, int result)
 
     t->result = result;
     t->state = TIDE_TASK_DONE;
-    t->loop->nundone--;
+    t->loop->tasks.nundone--;
     if (j && j != TIDE__JOINER_LOOP && j->awaiting == t) {
         j->awaiting = NULL;
         tide__wake(j, 0);
@@ -203,14 +202,14 @@ void tide__task_release(tide_task *t)
     if (t->prev)
         t->prev->next = t->next;
     else
-        loop->tasks_head = t->next;
+        loop->tasks.head = t->next;
     if (t->next)
         t->next->prev = t->prev;
     else
-        loop->tasks_tail = t->prev;
-    loop->ntasks--;
+        loop->tasks.tail = t->prev;
+    loop->tasks.n--;
     if (t->state != TIDE_TASK_DONE)
-        loop->nundone--; /* only when a loop is freed with a task it could not finish */
+        loop->tasks.nundone--; /* only when a loop is freed with a task it could not finish */
     while (t->watchers)
         tide__watch_remove(t->watchers);
     if (t->locals) {
@@ -219,6 +218,32 @@ void tide__task_release(tide_task *t)
     }
     t->magic = TIDE__TASK_FREED;
     tide__stack_put(t->pool, t->stack_lo);
+}
+
+int tide__tasks_init(tide_loop *loop)
+{
+    loop->tasks.next_id = 1;
+    return 0;
+}
+
+void tide__tasks_cancel_all(tide_loop *loop)
+{
+    tide_task *t;
+
+    for (t = loop->tasks.head; t; t = t->next)
+        if (t->state != TIDE_TASK_DONE)
+            tide_cancel(t);
+}
+
+/* Releases every task left (those the loop could not finish included). */
+void tide__tasks_term(tide_loop *loop)
+{
+    tide_task *t, *next;
+
+    for (t = loop->tasks.head; t; t = next) {
+        next = t->next;
+        tide__task_release(t);
+    }
 }
 
 void tide_task_opts_init(tide_task_opts *o)
@@ -256,6 +281,7 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
     t = (tide_task *)(((uintptr_t)lo + size - TOP_RESERVE - sizeof *t) & ~(uintptr_t)63);
     memset(t, 0, sizeof *t);
     t->r.run = run_task;
+    t->r.drop = NULL;
     t->loop = loop;
     t->magic = TIDE__TASK_MAGIC;
     t->state = TIDE_TASK_CREATED;
@@ -267,7 +293,7 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
     t->pool = pool;
     t->fn = fn;
     t->arg = arg;
-    t->id = loop->next_id++;
+    t->id = loop->tasks.next_id++;
     if (o && o->name) {
         size_t n = strnlen(o->name, TIDE_TASK_NAME_MAX - 1);
         memcpy(t->name, o->name, n);
@@ -280,14 +306,14 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
         return -ENOMEM;
     }
 
-    t->prev = loop->tasks_tail;
-    if (loop->tasks_tail)
-        loop->tasks_tail->next = t;
+    t->prev = loop->tasks.tail;
+    if (loop->tasks.tail)
+        loop->tasks.tail->next = t;
     else
-        loop->tasks_head = t;
-    loop->tasks_tail = t;
-    loop->ntasks++;
-    loop->nundone++;
+        loop->tasks.head = t;
+    loop->tasks.tail = t;
+    loop->tasks.n++;
+    loop->tasks.nundone++;
     tide__runq_push(&loop->ready, &t->r);
     *out = t;
     return 0;
@@ -539,7 +565,7 @@ ssize_t tide_task_list(tide_loop *loop, tide_task_info *out, size_t cap)
         return -EINVAL;
     if (cap && !out)
         return -EINVAL;
-    for (t = loop->tasks_head; t && i < cap; t = t->next, i++) {
+    for (t = loop->tasks.head; t && i < cap; t = t->next, i++) {
         out[i].task = t;
         out[i].id = t->id;
         out[i].name = tide_task_name(t);
@@ -547,5 +573,5 @@ ssize_t tide_task_list(tide_loop *loop, tide_task_info *out, size_t cap)
         out[i].stack_size = t->stack_size;
         out[i].cancelled = t->cancel_req;
     }
-    return (ssize_t)loop->ntasks;
+    return (ssize_t)loop->tasks.n;
 }

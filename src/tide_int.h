@@ -44,6 +44,9 @@ void tide__free(void *p);
 typedef struct tide__runnable {
     struct tide__runnable *next;
     void (*run)(tide_loop *loop, struct tide__runnable *r);
+    /* Frees what run would have freed, for a node still queued when its
+     * loop is torn down; NULL when there is nothing to free. */
+    void (*drop)(tide_loop *loop, struct tide__runnable *r);
 } tide__runnable;
 
 typedef struct tide__runq {
@@ -101,7 +104,6 @@ typedef struct tide__stack_pool tide__stack_pool;
  * guard region sits below lo. */
 int tide__stack_get(tide_loop *loop, size_t size, void **lo, tide__stack_pool **pool);
 void tide__stack_put(tide__stack_pool *pool, void *lo);
-void tide__stacks_free(tide_loop *loop);
 size_t tide__stack_guard_size(void);
 /* Installs the SIGSEGV handler and this thread's alternate signal stack. */
 void tide__stack_signals_init(tide_loop *loop);
@@ -225,6 +227,8 @@ int tide__task_check(const tide_task *t);
 /* Called by the loop after a task it resumed switched back as DONE. */
 void tide__task_ended(tide_loop *loop, tide_task *t);
 void tide__task_release(tide_task *t);
+/* tide_loop_free: cancels every task not DONE. */
+void tide__tasks_cancel_all(tide_loop *loop);
 
 /* ------------------------------------------------------------------ loop */
 
@@ -256,7 +260,6 @@ struct tide__fd {
 tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err);
 void tide__fd_forget(tide_loop *loop, int fd);
 int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
-void tide__fds_free(tide_loop *loop);
 
 /* A node of the cross-thread queue (call_soon_threadsafe). */
 typedef struct tide__tsnode {
@@ -266,44 +269,97 @@ typedef struct tide__tsnode {
     uint8_t heap; /* allocated by call_soon_threadsafe: freed after running */
 } tide__tsnode;
 
+/*
+ * The loop is a composition of module contexts.  Each module owns one
+ * sub-struct below and a pair tide__<module>_init / _term, run from one
+ * ordered table in loop.c (init in order, term in reverse).  A module touches
+ * only its own sub-struct and the scheduler core (ready queue, clock, refs);
+ * loop.c calls the modules, never the other way round.
+ */
+
+/* The clock (clock.c).  now_ns(arg) is monotonic ns; tests may inject one. */
+typedef struct tide__clock {
+    int64_t (*now_ns)(void *arg);
+    void *arg;
+} tide__clock;
+
+/* Timers and pooled callback nodes (timer.c). */
+typedef struct tide__timers {
+    tide__heap heap;
+    tide__call *call_free;  /* free callback nodes */
+    void **call_slabs;
+    size_t ncall_slabs;
+} tide__timers;
+
+/* Tasks (task.c). */
+typedef struct tide__tasks {
+    tide_task *head, *tail; /* live tasks, creation order */
+    size_t n;               /* live tasks (not released) */
+    size_t nundone;         /* live tasks not DONE */
+    uint64_t next_id;
+} tide__tasks;
+
+/* The fd table (io.c). */
+typedef struct tide__io {
+    tide__fd **fds;         /* fd states, indexed by fd number */
+    size_t nfds;
+} tide__io;
+
+/* Worker-pool bookkeeping of this loop (pool.c). */
+typedef struct tide__pool {
+    uint32_t pending;       /* jobs whose result will come back */
+    uint8_t abandon;        /* the loop is freed with tasks it could not
+                               finish: returning jobs are disposed of */
+    struct tide__job *cache; /* finished jobs kept for reuse */
+    uint32_t ncache;
+} tide__pool;
+
+/* Stacks (stack.c). */
+typedef struct tide__stacks {
+    tide__stack_pool *pools;
+    void *altstack;         /* our sigaltstack for this thread, or NULL */
+    size_t altstack_size;
+} tide__stacks;
+
+/* The cross-thread queue (xthread.c). */
+typedef struct tide__xthread {
+    pthread_mutex_t lock;
+    tide__tsnode *head, **tailp;
+    int pending;            /* atomic: the queue is not empty */
+} tide__xthread;
+
+/* Signals handled by this loop (signal.c): its signalfd / self-pipe state. */
+typedef struct tide__signals {
+    struct tide__sigloop *sl; /* NULL until a handler is added */
+} tide__signals;
+
 struct tide_loop {
+    /* the scheduler core: what every module may use */
     tide__ctx ctx;          /* the scheduler's context (the thread's stack) */
     tide_task *current;     /* the task running now, or NULL */
     tide__runq ready;       /* tasks and callbacks to run, FIFO */
-    tide__heap timers;
     int64_t now;            /* ns, cached once per iteration */
-    tide__poller poller;
-    uint32_t io_waiters;    /* tasks suspended on fd readiness */
-    tide__fd **fds;         /* fd states, indexed by fd number */
-    size_t nfds;
-    uint32_t pending_jobs;  /* worker-pool jobs whose result will come back */
-    struct tide__job *job_cache; /* finished jobs kept for reuse (pool.c) */
-    uint32_t njob_cache;
+    tide__clock clock;
+    uint32_t refs;          /* things that keep the loop alive (armed timers,
+                               io refs, pool jobs): tide_loop_run goes on
+                               while refs > 0 or anything is ready */
+    uint32_t io_refs;       /* the part of refs that only the poller can end:
+                               while > 0 the poll is never skipped */
     uint8_t running;        /* inside tide_loop_run */
     uint8_t stop;           /* tide_loop_stop was called */
-    uint8_t closing;        /* tide_loop_free: new tasks start cancelled */
+    uint8_t closing;        /* tide_loop_free: new tasks start cancelled, stop
+                               is ignored until everything finished */
     tide_loop *next_on_thread; /* the thread's loops (tide__tls_loops) */
+    tide__poller poller;
 
-    /* live tasks, creation order */
-    tide_task *tasks_head, *tasks_tail;
-    size_t ntasks;          /* live tasks (not released) */
-    size_t nundone;         /* live tasks not DONE */
-    uint64_t next_id;
-
-    /* pooled callback nodes */
-    tide__call *call_free;
-    void **call_slabs;
-    size_t ncall_slabs;
-
-    /* stacks */
-    tide__stack_pool *stack_pools;
-    void *altstack;         /* our sigaltstack for this thread, or NULL */
-    size_t altstack_size;
-
-    /* cross-thread queue */
-    pthread_mutex_t ts_lock;
-    tide__tsnode *ts_head, **ts_tailp;
-    int ts_pending;         /* atomic: the queue is not empty */
+    /* the modules, in init order */
+    tide__xthread xt;
+    tide__timers timers;
+    tide__stacks stacks;
+    tide__io io;
+    tide__pool pool;
+    tide__signals sig;
+    tide__tasks tasks;
 
 #ifdef TIDE__ASAN
     void *asan_fake;
@@ -312,12 +368,44 @@ struct tide_loop {
 #endif
 };
 
+/* Module init/term pairs, run by loop.c's table. */
+int tide__xthread_init(tide_loop *loop);
+void tide__xthread_term(tide_loop *loop);
+int tide__timers_init(tide_loop *loop);
+void tide__timers_term(tide_loop *loop);
+int tide__stacks_init(tide_loop *loop);
+void tide__stacks_term(tide_loop *loop);
+int tide__io_init(tide_loop *loop);
+void tide__io_term(tide_loop *loop);
+int tide__pool_init(tide_loop *loop);
+void tide__pool_term(tide_loop *loop);
+int tide__signals_init(tide_loop *loop);
+void tide__signals_term(tide_loop *loop);
+int tide__tasks_init(tide_loop *loop);
+void tide__tasks_term(tide_loop *loop);
+
+/* Runs the callbacks posted from other threads (xthread.c). */
+void tide__xthread_run(tide_loop *loop);
+static inline int tide__xthread_pending(tide_loop *loop)
+{
+    return __atomic_load_n(&loop->xt.pending, __ATOMIC_ACQUIRE);
+}
+
+/* Keep-alive references (see struct tide_loop). */
+static inline void tide__loop_ref(tide_loop *loop)
+{
+    loop->refs++;
+}
+static inline void tide__loop_unref(tide_loop *loop)
+{
+    loop->refs--;
+}
+
 /* tide_to_thread, with drop(arg) called exactly once if the task does not
  * take fn's result: on the loop thread when the result comes back after the
  * task gave up (cancelled), or before returning if fn was never queued.  It
  * frees arg and what fn made. */
 int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *));
-void tide__pool_loop_free(tide_loop *loop);
 
 /* The loop running on this thread. */
 extern __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec")));
@@ -327,8 +415,13 @@ extern __thread tide_loop *tide__tls_loops __attribute__((tls_model("initial-exe
 /* The raw monotonic clock, ns.  Only the default loop clock uses it: every
  * deadline and every "now" goes through tide__loop_ns(loop). */
 int64_t tide__clock_ns(void);
-/* The loop's clock, ns (injectable per loop). */
-int64_t tide__loop_ns(tide_loop *loop);
+/* The loop's clock, ns (injectable per loop: tide_loop_set_clock). */
+static inline int64_t tide__loop_ns(tide_loop *loop)
+{
+    return loop->clock.now_ns(loop->clock.arg);
+}
+/* Sets the default clock of a new loop. */
+void tide__clock_init(tide_loop *loop);
 /* The running loop's clock, or the raw clock outside a run (tide_now). */
 int64_t tide__now_ns(void);
 
@@ -336,13 +429,31 @@ int64_t tide__now_ns(void);
  * through the poller (a task waiting on an fd, an armed flush callback, a
  * signal handler, a process wait).  tide_loop_run keeps going while any is
  * held, and never skips the poll. */
-void tide__loop_io_ref(tide_loop *loop);
-void tide__loop_io_unref(tide_loop *loop);
+static inline void tide__loop_io_ref(tide_loop *loop)
+{
+    loop->refs++;
+    loop->io_refs++;
+}
+static inline void tide__loop_io_unref(tide_loop *loop)
+{
+    loop->refs--;
+    loop->io_refs--;
+}
 
-void tide__runq_push(tide__runq *q, tide__runnable *r);
+static inline void tide__runq_push(tide__runq *q, tide__runnable *r)
+{
+    r->next = NULL;
+    *q->tailp = r;
+    q->tailp = &r->next;
+    q->n++;
+}
 /* Adds a task timer (or any node) to the loop's heap.  Returns 0/-ENOMEM. */
 int tide__timer_add(tide_loop *loop, tide__tnode *n, int64_t deadline);
 void tide__timer_del(tide_loop *loop, tide__tnode *n);
+/* Fires the timers due at loop->now. */
+void tide__timers_run(tide_loop *loop);
+/* The earliest deadline, or TIDE__NEVER. */
+int64_t tide__timers_next(tide_loop *loop);
 /* Posts a node to the loop from any thread (never allocates). */
 void tide__post(tide_loop *loop, tide__tsnode *n);
 /* Runs the loop until done() says so (or, for NULL, until no work is left). */

@@ -90,16 +90,47 @@ void tide__heap_free(tide__heap *h)
     h->n = h->cap = 0;
 }
 
+/* An armed timer keeps its loop alive: one ref per node in the heap. */
 int tide__timer_add(tide_loop *loop, tide__tnode *n, int64_t deadline)
 {
+    int rc;
+
     n->deadline = deadline;
-    return tide__heap_push(&loop->timers, n);
+    rc = tide__heap_push(&loop->timers.heap, n);
+    if (rc == 0)
+        tide__loop_ref(loop);
+    return rc;
 }
 
 void tide__timer_del(tide_loop *loop, tide__tnode *n)
 {
-    if (n->idx != TIDE__NOT_IN_HEAP)
-        tide__heap_remove(&loop->timers, n);
+    if (n->idx != TIDE__NOT_IN_HEAP) {
+        tide__heap_remove(&loop->timers.heap, n);
+        tide__loop_unref(loop);
+    }
+}
+
+void tide__timers_run(tide_loop *loop)
+{
+    tide__tnode *tn;
+
+    while ((tn = tide__heap_min(&loop->timers.heap)) && tn->deadline <= loop->now) {
+        tide__heap_remove(&loop->timers.heap, tn);
+        tide__loop_unref(loop);
+        tn->fire(loop, tn);
+    }
+}
+
+int64_t tide__timers_next(tide_loop *loop)
+{
+    tide__tnode *tn = tide__heap_min(&loop->timers.heap);
+    return tn ? tn->deadline : TIDE__NEVER;
+}
+
+int tide__timers_init(tide_loop *loop)
+{
+    (void)loop; /* all zero: an empty heap, no call slabs */
+    return 0;
 }
 
 /* ------------------------------------------------------ callback nodes */
@@ -108,21 +139,21 @@ void tide__timer_del(tide_loop *loop, tide__tnode *n)
 
 static tide__call *call_get(tide_loop *loop)
 {
-    tide__call *c = loop->call_free;
+    tide__call *c = loop->timers.call_free;
 
     if (TIDE__UNLIKELY(!c)) {
         void **slabs;
         tide__call *slab;
         size_t i;
 
-        slabs = tide__realloc(loop->call_slabs, (loop->ncall_slabs + 1) * sizeof *slabs);
+        slabs = tide__realloc(loop->timers.call_slabs, (loop->timers.ncall_slabs + 1) * sizeof *slabs);
         if (!slabs)
             return NULL;
-        loop->call_slabs = slabs;
+        loop->timers.call_slabs = slabs;
         slab = tide__calloc(CALLS_PER_SLAB, sizeof *slab);
         if (!slab)
             return NULL;
-        slabs[loop->ncall_slabs++] = slab;
+        slabs[loop->timers.ncall_slabs++] = slab;
         for (i = 0; i < CALLS_PER_SLAB; i++) {
             slab[i].loop = loop;
             slab[i].t.idx = TIDE__NOT_IN_HEAP;
@@ -130,7 +161,7 @@ static tide__call *call_get(tide_loop *loop)
         }
         c = slab;
     }
-    loop->call_free = (tide__call *)c->r.next;
+    loop->timers.call_free = (tide__call *)c->r.next;
     return c;
 }
 
@@ -139,20 +170,21 @@ static void call_put(tide_loop *loop, tide__call *c)
     c->gen++;
     c->state = TIDE__CALL_FREE;
     c->cb = NULL;
-    c->r.next = (tide__runnable *)loop->call_free;
-    loop->call_free = c;
+    c->r.next = (tide__runnable *)loop->timers.call_free;
+    loop->timers.call_free = c;
 }
 
-void tide__calls_free(tide_loop *loop);
-void tide__calls_free(tide_loop *loop)
+void tide__timers_term(tide_loop *loop)
 {
     size_t i;
-    for (i = 0; i < loop->ncall_slabs; i++)
-        tide__free(loop->call_slabs[i]);
-    tide__free(loop->call_slabs);
-    loop->call_slabs = NULL;
-    loop->ncall_slabs = 0;
-    loop->call_free = NULL;
+
+    tide__heap_free(&loop->timers.heap);
+    for (i = 0; i < loop->timers.ncall_slabs; i++)
+        tide__free(loop->timers.call_slabs[i]);
+    tide__free(loop->timers.call_slabs);
+    loop->timers.call_slabs = NULL;
+    loop->timers.ncall_slabs = 0;
+    loop->timers.call_free = NULL;
 }
 
 static void call_run(tide_loop *loop, tide__runnable *r)
@@ -186,6 +218,7 @@ int tide_call_soon(tide_loop *loop, tide_cb cb, void *arg)
     c->arg = arg;
     c->state = TIDE__CALL_READY;
     c->r.run = call_run;
+    c->r.drop = NULL;
     tide__runq_push(&loop->ready, &c->r);
     return 0;
 }
@@ -207,6 +240,7 @@ int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_tim
     c->cb = cb;
     c->arg = arg;
     c->r.run = call_run;
+    c->r.drop = NULL;
     c->t.fire = call_fire;
     now = tide__loop_ns(loop);
     if (tide__timer_add(loop, &c->t, now + ms * 1000000) < 0) {

@@ -322,8 +322,10 @@ static void test_loop_stop(void **state)
     s.stop_at = 150;
     assert_int_equal(tide_loop_run(loop), 0);
     assert_int_equal(s.count, 150);
-    tide_loop_free(loop); /* drops the pending callback */
-    assert_int_equal(s.count, 150);
+    /* free runs what is scheduled once (asyncio.run does too), and drops
+     * what that schedules again */
+    tide_loop_free(loop);
+    assert_int_equal(s.count, 151);
 }
 
 static int g_flag_ran;
@@ -658,6 +660,199 @@ static void test_strerror(void **state)
     assert_true(strcmp(tide_strerror(-ECANCELED), tide_strerror(-ETIMEDOUT)) != 0);
 }
 
+
+/* ------------------------------------------------ injected clock (wave 2) */
+
+static int64_t g_fake_ns;
+
+static int64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return g_fake_ns;
+}
+
+static int g_fake_fired;
+
+static void fake_fired(void *arg)
+{
+    (void)arg;
+    g_fake_fired = 1;
+}
+
+/* A task that moves the injected clock by 100 ms per yield: a timer of 1 s
+ * fires after 10 yields, with no real waiting. */
+static int fake_mover(void *arg)
+{
+    int i, *yields = arg;
+    for (i = 0; i < 1000 && !g_fake_fired; i++) {
+        g_fake_ns += 100 * 1000000LL;
+        assert_int_equal(tide_sleep(0), 0);
+        (*yields)++;
+    }
+    assert_int_equal(tide_now(), g_fake_ns / 1000000);
+    return 0;
+}
+
+static void test_injected_clock(void **state)
+{
+    (void)state;
+    tide_loop *loop;
+    tide_task *t;
+    int yields = 0;
+
+    assert_int_equal(tide_loop_new(&loop), 0);
+    assert_int_equal(tide_loop_set_clock(NULL, fake_clock, NULL), -EINVAL);
+    g_fake_ns = 5 * 1000000000LL;
+    g_fake_fired = 0;
+    assert_int_equal(tide_loop_set_clock(loop, fake_clock, NULL), 0);
+    assert_int_equal(tide_call_later(loop, 1000, fake_fired, NULL, NULL), 0);
+    /* deadlines exist on this clock now: it cannot be swapped */
+    assert_int_equal(tide_loop_set_clock(loop, NULL, NULL), -EBUSY);
+    assert_int_equal(tide_create_task_ex(&t, loop, fake_mover, &yields, NULL), 0);
+    int64_t t0 = tide_now();
+    assert_int_equal(tide_loop_run_until_complete(loop, t), 0);
+    assert_true(g_fake_fired);
+    assert_true(yields >= 9 && yields <= 11);
+    assert_true(tide_now() - t0 < 500); /* no real second went by */
+    tide_loop_free(loop);
+}
+
+/* ------------------------------------------- closing loops and the pool */
+
+static atomic_int g_slow_done;
+
+static int slow_job(void *arg)
+{
+    (void)arg;
+    usleep(100 * 1000);
+    atomic_store(&g_slow_done, 1);
+    return 7;
+}
+
+/* "Stop on error" in a task cancelled by tide_run's cleanup, with a pool
+ * job in flight: the cleanup still waits for the job. */
+static int stopper(void *arg)
+{
+    (void)arg;
+    int rc = tide_to_thread(slow_job, NULL);
+    if (rc < 0)
+        tide_loop_stop(tide_loop_current());
+    return rc;
+}
+
+static int main_leaves_stopper(void *arg)
+{
+    tide_task *t;
+    (void)arg;
+    assert_int_equal(tide_create_task(&t, stopper, NULL), 0);
+    tide_detach(t);
+    assert_int_equal(tide_sleep(10), 0); /* the job is running */
+    return 3;
+}
+
+static void test_stop_during_close_waits_for_jobs(void **state)
+{
+    (void)state;
+    atomic_store(&g_slow_done, 0);
+    assert_int_equal(tide_run(main_leaves_stopper, NULL), 3);
+    /* tide_run returned only once the job was back */
+    assert_int_equal(atomic_load(&g_slow_done), 1);
+}
+
+static int job_then_wait(void *arg)
+{
+    (void)arg;
+    return tide_to_thread(slow_job, NULL);
+}
+
+static void stop_loop_cb(void *arg)
+{
+    tide_loop_stop(arg);
+}
+
+static int free_other_loop(void *arg)
+{
+    tide_loop *other = arg;
+    tide_loop_free(other); /* cannot run it here: must block for its job */
+    assert_int_equal(atomic_load(&g_slow_done), 1);
+    return 0;
+}
+
+static void test_free_loop_with_job_while_another_runs(void **state)
+{
+    (void)state;
+    tide_loop *a;
+    tide_task *t;
+
+    atomic_store(&g_slow_done, 0);
+    assert_int_equal(tide_loop_new(&a), 0);
+    assert_int_equal(tide_create_task_ex(&t, a, job_then_wait, NULL, NULL), 0);
+    assert_int_equal(tide_call_later(a, 10, stop_loop_cb, a, NULL), 0);
+    assert_int_equal(tide_loop_run(a), 0); /* t now waits on its job */
+    assert_int_equal(atomic_load(&g_slow_done), 0);
+    assert_int_equal(tide_run(free_other_loop, a), 0);
+}
+
+static int g_done_cb_ran;
+
+static void done_cb(tide_future *f, void *arg)
+{
+    (void)arg;
+    g_done_cb_ran = 1;
+    tide_future_free(f);
+}
+
+static int main_sets_future_last(void *arg)
+{
+    tide_future *f;
+    (void)arg;
+    assert_int_equal(tide_future_new(&f), 0);
+    assert_int_equal(tide_future_add_done_callback(f, done_cb, NULL), 0);
+    assert_int_equal(tide_future_set_result(f, NULL), 0);
+    return 0; /* the callback is scheduled, not run yet */
+}
+
+/* A done callback scheduled in main's last step runs (and frees the
+ * future: LeakSanitizer checks nothing is left). */
+static void test_done_callback_after_main_runs(void **state)
+{
+    (void)state;
+    g_done_cb_ran = 0;
+    assert_int_equal(tide_run(main_sets_future_last, NULL), 0);
+    assert_int_equal(g_done_cb_ran, 1);
+}
+
+static int g_close_resched_count;
+
+static void atclose_cb(tide_future *f, void *arg)
+{
+    (void)arg;
+    g_close_resched_count++;
+    tide_future_free(f);
+}
+
+static void schedule_future_cb(void *arg)
+{
+    tide_future *f;
+    (void)arg;
+    /* scheduled while the loop closes: dropped, freed, never run */
+    if (tide_future_new(&f) == 0) {
+        tide_future_add_done_callback(f, atclose_cb, NULL);
+        tide_future_set_result(f, NULL);
+    }
+}
+
+static void test_callbacks_scheduled_at_close_are_freed(void **state)
+{
+    (void)state;
+    tide_loop *loop;
+    g_close_resched_count = 0;
+    assert_int_equal(tide_loop_new(&loop), 0);
+    assert_int_equal(tide_call_soon(loop, schedule_future_cb, NULL), 0);
+    tide_loop_free(loop); /* runs schedule_future_cb; drops atclose_cb */
+    assert_int_equal(g_close_resched_count, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -678,6 +873,11 @@ int main(void)
         cmocka_unit_test(test_now_monotonic),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_injected_clock),
+        cmocka_unit_test(test_stop_during_close_waits_for_jobs),
+        cmocka_unit_test(test_free_loop_with_job_while_another_runs),
+        cmocka_unit_test(test_done_callback_after_main_runs),
+        cmocka_unit_test(test_callbacks_scheduled_at_close_are_freed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
