@@ -123,7 +123,13 @@ TIDE_API void tide_loop_stop(tide_loop *loop);
 TIDE_API tide_loop *tide_loop_current(void);
 
 /* Schedules cb(arg) to run on the loop's next iteration; callbacks run in
- * FIFO order.  Errors: -EINVAL (loop or cb NULL), -ENOMEM. */
+ * FIFO order.  Errors: -EINVAL (loop or cb NULL), -ENOMEM, -EPERM (called
+ * on another thread than the loop's: use tide_call_soon_threadsafe).
+ *
+ * Thread rule: every function of tide that takes a loop, a future, a task
+ * or a timer handle is for the loop's own thread (the one that made or last
+ * ran it); the ones that check return -EPERM elsewhere.  The thread-safe
+ * entry points say so in their names (tide_call_soon_threadsafe). */
 TIDE_API int tide_call_soon(tide_loop *loop, tide_cb cb, void *arg);
 
 /* A handle on a pending tide_call_later; a small value the caller keeps. */
@@ -136,11 +142,12 @@ typedef struct tide_timer {
  * equal deadlines run in the order they were added.  If h is not NULL it
  * receives a handle for tide_timer_cancel; the handle stays safe to use
  * (cancel is then a no-op) until the loop is freed.
- * Errors: -EINVAL, -ENOMEM. */
+ * Errors: -EINVAL, -ENOMEM, -EPERM (not the loop's thread). */
 TIDE_API int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg,
                              tide_timer *h);
 /* Cancels a pending timer.  Returns 0 if it was cancelled, -EALREADY if it
- * already ran or was cancelled, -EINVAL if h is NULL or was never set. */
+ * already ran or was cancelled, -EINVAL if h is NULL or was never set,
+ * -EPERM on another thread than the loop's. */
 TIDE_API int tide_timer_cancel(tide_timer *h);
 
 /* Schedules cb(arg) on loop from any thread (wakes the loop if it sleeps).
@@ -164,8 +171,9 @@ TIDE_API void tide_task_opts_init(tide_task_opts *o);
  * -ENOMEM. */
 TIDE_API int tide_create_task(tide_task **t, tide_fn fn, void *arg);
 /* Like tide_create_task, on loop (NULL: the current loop) with options.
- * Errors: as tide_create_task, and -EINVAL for a stack_size that is too
- * small (< TIDE_MIN_STACK_SIZE) or too large (> 1 GiB). */
+ * Errors: as tide_create_task, -EINVAL for a stack_size that is too
+ * small (< TIDE_MIN_STACK_SIZE) or too large (> 1 GiB), -EPERM on another
+ * thread than the loop's. */
 TIDE_API int tide_create_task_ex(tide_task **t, tide_loop *loop, tide_fn fn, void *arg,
                                  const tide_task_opts *o);
 
@@ -269,22 +277,25 @@ TIDE_API int tide_shield_end(tide_scope *s);
 /* Makes a pending future on the current loop.  Errors: -EINVAL, -ENOMEM,
  * -EPERM (no loop runs on this thread). */
 TIDE_API int tide_future_new(tide_future **f);
-/* As tide_future_new, on a given loop. */
+/* As tide_future_new, on a given loop (-EPERM from another thread). */
 TIDE_API int tide_future_new_on(tide_future **f, tide_loop *loop);
 /* Frees f.  If it is still pending it is cancelled first (waiters get
  * -ECANCELED, done callbacks still run).  NULL is ignored. */
 TIDE_API void tide_future_free(tide_future *f);
-/* Completes f.  Errors: -EINVAL, -EALREADY (already done). */
+/* Completes f.  Errors: -EINVAL, -EALREADY (already done), -EPERM (not the
+ * thread of f's loop: complete it from a tide_call_soon_threadsafe
+ * callback instead). */
 TIDE_API int tide_future_set_result(tide_future *f, void *value);
 /* Completes f with an error: err must be a negative errno.
- * Errors: -EINVAL (NULL or err >= 0), -EALREADY. */
+ * Errors: -EINVAL (NULL or err >= 0), -EALREADY, -EPERM (as set_result). */
 TIDE_API int tide_future_set_error(tide_future *f, int err);
-/* Cancels f (waiters get -ECANCELED).  Errors: -EINVAL, -EALREADY. */
+/* Cancels f (waiters get -ECANCELED).  Errors: -EINVAL, -EALREADY, -EPERM. */
 TIDE_API int tide_future_cancel(tide_future *f);
 /* 1 if f is done (result, error or cancelled), 0 if pending. */
 TIDE_API int tide_future_done(const tide_future *f);
 /* Runs cb(f, arg) from the loop (call_soon) once f is done; at once (on the
- * next iteration) if it is done already.  Errors: -EINVAL, -ENOMEM. */
+ * next iteration) if it is done already.  Errors: -EINVAL, -ENOMEM, -EPERM
+ * (not the loop's thread). */
 TIDE_API int tide_future_add_done_callback(tide_future *f, tide_future_cb cb, void *arg);
 /* Waits for f.  Returns 0 and stores the result in *value (if value is not
  * NULL), the error given to set_error, -ECANCELED if f was cancelled or the

@@ -48,7 +48,7 @@ int tide_future_new_on(tide_future **out, tide_loop *loop)
     if (!out)
         return -EINVAL;
     *out = NULL;
-    if (!loop)
+    if (!loop || tide__loop_thread_check(loop) < 0)
         return -EPERM;
     f = tide__calloc(1, sizeof *f);
     if (!f)
@@ -136,6 +136,8 @@ static int complete(tide_future *f, int state, void *value, int err)
 
     if (!f)
         return -EINVAL;
+    if (tide__loop_thread_check(f->loop) < 0)
+        return -EPERM; /* another thread: tide_call_soon_threadsafe it */
     if (f->state != F_PENDING)
         return -EALREADY;
     f->state = state;
@@ -200,6 +202,8 @@ int tide_future_add_done_callback(tide_future *f, tide_future_cb cb, void *arg)
 
     if (!f || !cb || f->freed)
         return -EINVAL;
+    if (tide__loop_thread_check(f->loop) < 0)
+        return -EPERM;
     c = tide__malloc(sizeof *c);
     if (!c)
         return -ENOMEM;

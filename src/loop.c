@@ -104,6 +104,7 @@ int tide_loop_new(tide_loop **out)
     if (!loop)
         return -ENOMEM;
     loop->ready.tailp = &loop->ready.head;
+    loop->owner = tide__thread_self();
     tide__clock_init(loop);
     for (i = 0; i < NMODULES; i++) {
         rc = modules[i].init(loop);
@@ -222,6 +223,7 @@ int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
     if (loop->running || tide__tls_loop)
         return -EBUSY;
     tide__tls_loop = loop;
+    loop->owner = tide__thread_self();
     loop->running = 1;
     loop->stop = 0;
     tide__stack_signals_init(loop);

@@ -268,6 +268,8 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
     *out = NULL;
     if (!loop && !(loop = tide__tls_loop))
         return -EPERM;
+    if (tide__loop_thread_check(loop) < 0)
+        return -EPERM;
     if (o && o->stack_size) {
         if (o->stack_size < TIDE_MIN_STACK_SIZE || o->stack_size > MAX_STACK_SIZE)
             return -EINVAL;

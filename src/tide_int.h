@@ -10,6 +10,7 @@
 #include "ctx.h"
 #include "poll.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -350,6 +351,9 @@ struct tide_loop {
     uint8_t closing;        /* tide_loop_free: new tasks start cancelled, stop
                                is ignored until everything finished */
     tide_loop *next_on_thread; /* the thread's loops (tide__tls_loops) */
+    const void *owner;      /* the thread that made or last ran the loop
+                               (tide__thread_self): loop-thread-only calls
+                               from any other get -EPERM */
     tide__poller poller;
 
     /* the modules, in init order */
@@ -391,6 +395,24 @@ static inline int tide__xthread_pending(tide_loop *loop)
     return __atomic_load_n(&loop->xt.pending, __ATOMIC_ACQUIRE);
 }
 
+/* The loop running on this thread. */
+extern __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec")));
+/* Every loop made on this thread and not freed. */
+extern __thread tide_loop *tide__tls_loops __attribute__((tls_model("initial-exec")));
+
+/* This thread's identity, for one-compare thread checks: the address of a
+ * thread-local variable differs on every thread. */
+static inline const void *tide__thread_self(void)
+{
+    return &tide__tls_loops;
+}
+
+/* 0 if the caller runs on loop's thread, else -EPERM. */
+static inline int tide__loop_thread_check(const tide_loop *loop)
+{
+    return TIDE__LIKELY(loop->owner == tide__thread_self()) ? 0 : -EPERM;
+}
+
 /* Keep-alive references (see struct tide_loop). */
 static inline void tide__loop_ref(tide_loop *loop)
 {
@@ -407,10 +429,6 @@ static inline void tide__loop_unref(tide_loop *loop)
  * frees arg and what fn made. */
 int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *));
 
-/* The loop running on this thread. */
-extern __thread tide_loop *tide__tls_loop __attribute__((tls_model("initial-exec")));
-/* Every loop made on this thread and not freed. */
-extern __thread tide_loop *tide__tls_loops __attribute__((tls_model("initial-exec")));
 
 /* The raw monotonic clock, ns.  Only the default loop clock uses it: every
  * deadline and every "now" goes through tide__loop_ns(loop). */

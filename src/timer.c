@@ -211,6 +211,8 @@ int tide_call_soon(tide_loop *loop, tide_cb cb, void *arg)
 
     if (!loop || !cb)
         return -EINVAL;
+    if (tide__loop_thread_check(loop) < 0)
+        return -EPERM; /* another thread: tide_call_soon_threadsafe */
     c = call_get(loop);
     if (!c)
         return -ENOMEM;
@@ -230,6 +232,8 @@ int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_tim
 
     if (!loop || !cb)
         return -EINVAL;
+    if (tide__loop_thread_check(loop) < 0)
+        return -EPERM;
     if (ms < 0)
         ms = 0;
     if (ms > INT64_MAX / 2000000)
@@ -262,6 +266,8 @@ int tide_timer_cancel(tide_timer *h)
     if (!h || !h->node)
         return -EINVAL;
     c = h->node;
+    if (tide__loop_thread_check(c->loop) < 0)
+        return -EPERM;
     if (c->gen != h->gen || c->state == TIDE__CALL_FREE || !c->cb)
         return -EALREADY;
     if (c->state == TIDE__CALL_TIMER) {

@@ -826,9 +826,9 @@ static int g_close_resched_count;
 
 static void atclose_cb(tide_future *f, void *arg)
 {
+    (void)f;
     (void)arg;
     g_close_resched_count++;
-    tide_future_free(f);
 }
 
 static void schedule_future_cb(void *arg)
@@ -839,6 +839,7 @@ static void schedule_future_cb(void *arg)
     if (tide_future_new(&f) == 0) {
         tide_future_add_done_callback(f, atclose_cb, NULL);
         tide_future_set_result(f, NULL);
+        tide_future_free(f); /* kept for the pending callback; the drop frees it */
     }
 }
 
@@ -851,6 +852,93 @@ static void test_callbacks_scheduled_at_close_are_freed(void **state)
     assert_int_equal(tide_call_soon(loop, schedule_future_cb, NULL), 0);
     tide_loop_free(loop); /* runs schedule_future_cb; drops atclose_cb */
     assert_int_equal(g_close_resched_count, 0);
+}
+
+/* --------------------------------------- loop-thread-only calls (misuse) */
+
+typedef struct foreign {
+    tide_loop *loop;
+    tide_future *fut;
+    int rc_soon, rc_later, rc_set, rc_cb, rc_task, rc_new, rc_cancel;
+} foreign;
+
+static void never_cb(void *arg)
+{
+    (void)arg;
+    fail_msg("a callback scheduled from a foreign thread ran");
+}
+
+static void never_fcb(tide_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+}
+
+static int never_task(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void *foreign_thread(void *arg)
+{
+    foreign *fo = arg;
+    tide_task *t;
+    tide_future *f2;
+    tide_timer h = {0};
+    fo->rc_soon = tide_call_soon(fo->loop, never_cb, NULL);
+    fo->rc_later = tide_call_later(fo->loop, 1, never_cb, NULL, &h);
+    fo->rc_set = tide_future_set_result(fo->fut, NULL);
+    fo->rc_cancel = tide_future_cancel(fo->fut);
+    fo->rc_cb = tide_future_add_done_callback(fo->fut, never_fcb, NULL);
+    fo->rc_task = tide_create_task_ex(&t, fo->loop, never_task, NULL, NULL);
+    fo->rc_new = tide_future_new_on(&f2, fo->loop);
+    return NULL;
+}
+
+static int join_fn(void *arg)
+{
+    return pthread_join(*(pthread_t *)arg, NULL) == 0 ? 0 : -1;
+}
+
+/* A tide_to_thread function runs on a worker: not in a task, not on the
+ * loop's thread. */
+static int in_worker(void *arg)
+{
+    tide_loop *loop = arg;
+    if (tide_loop_current() != NULL || tide_sleep(1) != -EPERM)
+        return -1;
+    return tide_call_soon(loop, never_cb, NULL) == -EPERM ? 0 : -2;
+}
+
+static int foreign_main(void *arg)
+{
+    foreign *fo = arg;
+    pthread_t th;
+    fo->loop = tide_loop_current();
+    assert_int_equal(tide_future_new(&fo->fut), 0);
+    assert_int_equal(pthread_create(&th, NULL, foreign_thread, fo), 0);
+    /* the loop keeps running meanwhile: the join blocks a pool worker */
+    assert_int_equal(tide_to_thread(join_fn, &th), 0);
+    assert_int_equal(tide_future_done(fo->fut), 0); /* untouched */
+    tide_future_free(fo->fut);
+    assert_int_equal(tide_to_thread(in_worker, fo->loop), 0);
+    return 0;
+}
+
+static void test_foreign_thread_calls_refused(void **state)
+{
+    (void)state;
+    foreign fo;
+    memset(&fo, 0, sizeof fo);
+    assert_int_equal(tide_run(foreign_main, &fo), 0);
+    assert_int_equal(fo.rc_soon, -EPERM);
+    assert_int_equal(fo.rc_later, -EPERM);
+    assert_int_equal(fo.rc_set, -EPERM);
+    assert_int_equal(fo.rc_cancel, -EPERM);
+    assert_int_equal(fo.rc_cb, -EPERM);
+    assert_int_equal(fo.rc_task, -EPERM);
+    assert_int_equal(fo.rc_new, -EPERM);
 }
 
 int main(void)
@@ -878,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_free_loop_with_job_while_another_runs),
         cmocka_unit_test(test_done_callback_after_main_runs),
         cmocka_unit_test(test_callbacks_scheduled_at_close_are_freed),
+        cmocka_unit_test(test_foreign_thread_calls_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
