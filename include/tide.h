@@ -100,6 +100,16 @@ TIDE_API int tide_loop_new(tide_loop **loop);
  * the worker-pool jobs are back (their results are disposed of).  Must not
  * be called while the loop runs.  NULL is ignored. */
 TIDE_API void tide_loop_free(tide_loop *loop);
+/* fork() and tide: a child that goes on using a loop it inherited gets a
+ * poller of its own (the parent's is never touched: no stolen readiness,
+ * no registration removed), automatically before its first poll or fd
+ * registration, or explicitly with this call (as libuv's uv_loop_fork).
+ * Only the forking thread exists in the child: worker-pool jobs in flight
+ * never come back (tasks waiting on them stay suspended until cancelled),
+ * and subprocesses and signal handlers of the parent are not the child's.
+ * Returns 0 (also when there was no fork), or -errno if a new poller
+ * cannot be made. */
+TIDE_API int tide_loop_fork(tide_loop *loop);
 /* Gives the loop a clock of its own: now_ns(arg) returns monotonic
  * nanoseconds (never going back).  Every deadline, timer, timeout scope and
  * tide_now() of the loop then reads it; NULL restores the default

@@ -140,6 +140,11 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
     f->bytestream = S_ISFIFO(st.st_mode) ||
                     (S_ISSOCK(st.st_mode) &&
                      getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM);
+    rc = tide__io_fork_check(loop);
+    if (rc < 0) {
+        *err = rc;
+        return NULL;
+    }
     rc = tide__poller_add(&loop->poller, fd, &f->p);
     if (rc == -EPERM) {
         /* A regular file or a directory: epoll cannot watch it, and it is
@@ -154,9 +159,59 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
     return f;
 }
 
+/* ---------------------------------------------------------------- fork */
+
+volatile unsigned tide__fork_gen;
+static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    tide__fork_gen++;
+}
+
+static void fork_hook_install(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+/*
+ * After fork() the child shares the parent's epoll instance (a kqueue is not
+ * inherited at all): an epoll_ctl of the child would change the parent's
+ * interest list, and the two would steal each other's edges.  So the child
+ * makes a poller of its own and registers every fd again (readiness
+ * unknown: try first) before its first poller call.
+ */
+int tide__io_fork_check(tide_loop *loop)
+{
+    tide__poller np;
+    size_t i;
+    int rc;
+
+    if (TIDE__LIKELY(loop->io.fork_gen == tide__fork_gen))
+        return 0;
+    rc = tide__poller_init(&np);
+    if (rc < 0)
+        return rc;
+    tide__poller_free(&loop->poller); /* closes the child's copies only */
+    loop->poller = np;
+    loop->io.fork_gen = tide__fork_gen;
+    for (i = 0; i < loop->io.nfds; i++) {
+        tide__fd *f = loop->io.fds[i];
+        if (!f || !f->registered || f->always_ready)
+            continue;
+        if (tide__poller_add(&loop->poller, f->fd, &f->p) < 0) {
+            f->registered = 0; /* gone in the child: re-registered on next use */
+            continue;
+        }
+        f->ready = TIDE__EV_IN | TIDE__EV_OUT;
+    }
+    return 0;
+}
+
 int tide__io_init(tide_loop *loop)
 {
-    (void)loop; /* the table grows on first use */
+    pthread_once(&fork_hook_once, fork_hook_install);
+    loop->io.fork_gen = tide__fork_gen; /* the table grows on first use */
     return 0;
 }
 
@@ -637,7 +692,7 @@ void tide__fd_forget(tide_loop *loop, int fd)
         f->on_readable(f, -EBADF);
     if (f->on_writable)
         f->on_writable(f, -EBADF);
-    if (!f->always_ready)
+    if (!f->always_ready && tide__io_fork_check(loop) == 0)
         (void)tide__poller_del(&loop->poller, fd);
     f->registered = 0;
     f->always_ready = 0;

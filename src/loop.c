@@ -105,6 +105,7 @@ int tide_loop_new(tide_loop **out)
         return -ENOMEM;
     loop->ready.tailp = &loop->ready.head;
     loop->owner = tide__thread_self();
+    loop->fork_gen = tide__fork_gen;
     tide__clock_init(loop);
     for (i = 0; i < NMODULES; i++) {
         rc = modules[i].init(loop);
@@ -204,6 +205,30 @@ void tide_loop_free(tide_loop *loop)
     tide__free(loop);
 }
 
+/* ---------------------------------------------------------------- fork */
+
+int tide_loop_fork(tide_loop *loop)
+{
+    int rc;
+
+    if (!loop)
+        return -EINVAL;
+    if (loop->fork_gen == tide__fork_gen)
+        return 0; /* not inherited through a fork (or done already) */
+    rc = tide__io_fork_check(loop);
+    if (rc < 0)
+        return rc;
+    /* The other threads did not come along: the cross-thread queue's lock
+     * may have been held by one of them, and pool jobs will never return
+     * (the tasks waiting on them stay suspended until cancelled). */
+    pthread_mutex_init(&loop->xt.lock, NULL);
+    loop->refs -= loop->pool.pending;
+    loop->pool.pending = 0;
+    loop->owner = tide__thread_self();
+    loop->fork_gen = tide__fork_gen;
+    return 0;
+}
+
 /* ------------------------------------------------------------- running */
 
 static void on_io(void *ctx, void *tag, unsigned events)
@@ -232,6 +257,8 @@ int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
         size_t batch;
         int64_t timeout, next;
 
+        if (TIDE__UNLIKELY(loop->fork_gen != tide__fork_gen))
+            (void)tide_loop_fork(loop);
         loop->now = tide__loop_ns(loop);
         tide__xthread_run(loop);
         tide__timers_run(loop);

@@ -304,6 +304,7 @@ typedef struct tide__tasks {
 typedef struct tide__io {
     tide__fd **fds;         /* fd states, indexed by fd number */
     size_t nfds;
+    unsigned fork_gen;      /* tide__fork_gen when the poller was made */
 } tide__io;
 
 /* Worker-pool bookkeeping of this loop (pool.c). */
@@ -351,6 +352,7 @@ struct tide_loop {
     uint8_t closing;        /* tide_loop_free: new tasks start cancelled, stop
                                is ignored until everything finished */
     tide_loop *next_on_thread; /* the thread's loops (tide__tls_loops) */
+    unsigned fork_gen;      /* tide__fork_gen the loop was made or forked in */
     const void *owner;      /* the thread that made or last ran the loop
                                (tide__thread_self): loop-thread-only calls
                                from any other get -EPERM */
@@ -387,6 +389,14 @@ int tide__signals_init(tide_loop *loop);
 void tide__signals_term(tide_loop *loop);
 int tide__tasks_init(tide_loop *loop);
 void tide__tasks_term(tide_loop *loop);
+
+/* Bumped in the child of every fork() (io.c installs the hook): a loop
+ * whose generation differs was inherited through a fork. */
+extern volatile unsigned tide__fork_gen;
+/* In a forked child: gives the loop a poller of its own and registers its
+ * fds there again, before anything could touch the parent's.  Cheap when
+ * there was no fork.  Returns 0 or -errno. */
+int tide__io_fork_check(tide_loop *loop);
 
 /* Runs the callbacks posted from other threads (xthread.c). */
 void tide__xthread_run(tide_loop *loop);
