@@ -123,6 +123,30 @@ TIDE_API int tide_loop_set_clock(tide_loop *loop, int64_t (*now_ns)(void *arg), 
  * tide_loop_stop().  Errors: -EINVAL, -EBUSY (already running, or another
  * loop runs on this thread). */
 TIDE_API int tide_loop_run(tide_loop *loop);
+/* Runs the loop until tide_loop_stop(), even while nothing is scheduled
+ * (asyncio's run_forever): a task waiting on a future that another thread
+ * completes through tide_call_soon_threadsafe keeps it alive.
+ * Errors: -EINVAL, -EBUSY. */
+TIDE_API int tide_loop_run_forever(tide_loop *loop);
+
+/* Embedding tide in another event loop (GLib, Qt, libuv...): watch
+ * tide_loop_fd() for readability in the host loop, with a timer of
+ * tide_loop_timeout_ms(); whenever either fires (and after anything that
+ * may have scheduled work), call tide_loop_run_once(), which never blocks.
+ *
+ * The fd the host should poll for readability (the epoll / kqueue fd);
+ * -EINVAL for NULL. */
+TIDE_API int tide_loop_fd(const tide_loop *loop);
+/* How long the host may sleep before calling tide_loop_run_once: 0 when
+ * anything is ready to run (or was posted from another thread), the
+ * milliseconds to the next timer (rounded up), or -1 when nothing is timed
+ * (sleep until tide_loop_fd is readable).  NULL gives 0. */
+TIDE_API int64_t tide_loop_timeout_ms(tide_loop *loop);
+/* Runs one iteration without blocking: what is ready, due timers, and the
+ * I/O events already there.  Returns 1 if the loop still has work (call
+ * again when tide_loop_fd is readable or the timeout passes), 0 if it has
+ * none, -EINVAL, or -EBUSY (running, or another loop runs on this thread). */
+TIDE_API int tide_loop_run_once(tide_loop *loop);
 /* Runs the loop until task t (created on this loop) ends; releases t and
  * returns its result.  Errors: -EINVAL, -EBUSY, -EINTR (tide_loop_stop was
  * called before t ended; t is not released). */

@@ -243,51 +243,74 @@ static int has_work(tide_loop *loop)
     return loop->ready.n || loop->refs || tide__xthread_pending(loop);
 }
 
-int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
+/* The poll timeout in ns: 0 when work is ready, -1 when nothing is timed. */
+static int64_t poll_timeout(tide_loop *loop)
+{
+    int64_t next;
+
+    if (loop->ready.n || tide__xthread_pending(loop))
+        return 0;
+    if ((next = tide__timers_next(loop)) == TIDE__NEVER)
+        return -1;
+    next -= tide__loop_ns(loop);
+    return next < 0 ? 0 : next;
+}
+
+/* One iteration.  may_block: poll with the timeout up to the next timer
+ * (else just look).  Returns 1 when the run should end. */
+static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg, int may_block)
+{
+    size_t batch;
+    int64_t timeout;
+
+    if (TIDE__UNLIKELY(loop->fork_gen != tide__fork_gen))
+        (void)tide_loop_fork(loop);
+    loop->now = tide__loop_ns(loop);
+    tide__xthread_run(loop);
+    tide__timers_run(loop);
+    for (batch = loop->ready.n; batch > 0; batch--) {
+        tide__runnable *r = runq_pop(&loop->ready);
+        r->run(loop, r);
+    }
+    /* A closing loop runs until everything finished, whatever stop says:
+     * "stop on error" in a cancelled task must not cut its cleanup. */
+    if ((loop->stop && !loop->closing) || (done ? done(loop, arg) : !has_work(loop)))
+        return 1;
+    timeout = may_block ? poll_timeout(loop) : 0;
+    if (timeout == 0 && !loop->io_refs && !tide__xthread_pending(loop))
+        return 0;
+    (void)tide__poller_wait(&loop->poller, timeout, on_io, loop);
+    return 0;
+}
+
+static int run_enter(tide_loop *loop)
 {
     if (loop->running || tide__tls_loop)
         return -EBUSY;
     tide__tls_loop = loop;
     loop->owner = tide__thread_self();
     loop->running = 1;
-    loop->stop = 0;
     tide__stack_signals_init(loop);
+    return 0;
+}
 
-    for (;;) {
-        size_t batch;
-        int64_t timeout, next;
-
-        if (TIDE__UNLIKELY(loop->fork_gen != tide__fork_gen))
-            (void)tide_loop_fork(loop);
-        loop->now = tide__loop_ns(loop);
-        tide__xthread_run(loop);
-        tide__timers_run(loop);
-        for (batch = loop->ready.n; batch > 0; batch--) {
-            tide__runnable *r = runq_pop(&loop->ready);
-            r->run(loop, r);
-        }
-        /* A closing loop runs until everything finished, whatever stop says:
-         * "stop on error" in a cancelled task must not cut its cleanup. */
-        if ((loop->stop && !loop->closing) || (done ? done(loop, arg) : !has_work(loop)))
-            break;
-
-        if (loop->ready.n) {
-            timeout = 0;
-        } else if ((next = tide__timers_next(loop)) != TIDE__NEVER) {
-            timeout = next - tide__loop_ns(loop);
-            if (timeout < 0)
-                timeout = 0;
-        } else {
-            timeout = -1;
-        }
-        if (timeout == 0 && !loop->io_refs && !tide__xthread_pending(loop))
-            continue;
-        (void)tide__poller_wait(&loop->poller, timeout, on_io, loop);
-    }
-
+static void run_leave(tide_loop *loop)
+{
     tide__stack_signals_free(loop);
     loop->running = 0;
     tide__tls_loop = NULL;
+}
+
+int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
+{
+    int rc = run_enter(loop);
+
+    if (rc < 0)
+        return rc;
+    loop->stop = 0;
+    while (!iterate(loop, done, arg, 1))
+        ;
+    run_leave(loop);
     return 0;
 }
 
@@ -296,6 +319,57 @@ int tide_loop_run(tide_loop *loop)
     if (!loop)
         return -EINVAL;
     return tide__loop_run(loop, NULL, NULL);
+}
+
+static int never_done(tide_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    return 0;
+}
+
+int tide_loop_run_forever(tide_loop *loop)
+{
+    if (!loop)
+        return -EINVAL;
+    return tide__loop_run(loop, never_done, NULL);
+}
+
+/* ----------------------------------------------------------- embedding */
+
+int tide_loop_run_once(tide_loop *loop)
+{
+    int rc;
+
+    if (!loop)
+        return -EINVAL;
+    rc = run_enter(loop);
+    if (rc < 0)
+        return rc;
+    (void)iterate(loop, never_done, NULL, 0);
+    rc = has_work(loop) && !loop->stop;
+    loop->stop = 0;
+    run_leave(loop);
+    return rc;
+}
+
+int tide_loop_fd(const tide_loop *loop)
+{
+    return loop ? loop->poller.fd : -EINVAL;
+}
+
+int64_t tide_loop_timeout_ms(tide_loop *loop)
+{
+    int64_t ns;
+
+    if (!loop)
+        return 0;
+    if (TIDE__UNLIKELY(loop->fork_gen != tide__fork_gen))
+        (void)tide_loop_fork(loop);
+    ns = poll_timeout(loop);
+    if (ns < 0)
+        return -1;
+    return (ns + 999999) / 1000000; /* rounded up: never wake early into a spin */
 }
 
 void tide_loop_stop(tide_loop *loop)

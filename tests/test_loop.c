@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <sys/poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -941,6 +942,125 @@ static void test_foreign_thread_calls_refused(void **state)
     assert_int_equal(fo.rc_new, -EPERM);
 }
 
+/* ------------------------------------------ run_forever and embedding */
+
+typedef struct fwd {
+    tide_loop *loop;
+    tide_future *fut;
+} fwd;
+
+static void complete_and_stop(void *arg)
+{
+    fwd *w = arg;
+    tide_future_set_result(w->fut, (void *)(intptr_t)42);
+}
+
+static void *later_thread(void *arg)
+{
+    fwd *w = arg;
+    usleep(50 * 1000);
+    tide_call_soon_threadsafe(w->loop, complete_and_stop, w);
+    return NULL;
+}
+
+static int await_then_stop(void *arg)
+{
+    fwd *w = arg;
+    void *v = NULL;
+    int rc = tide_future_await(w->fut, &v);
+    tide_loop_stop(w->loop);
+    return rc == 0 ? (int)(intptr_t)v : rc;
+}
+
+static void test_run_forever(void **state)
+{
+    (void)state;
+    fwd w;
+    tide_task *t;
+    pthread_t th;
+
+    assert_int_equal(tide_loop_run_forever(NULL), -EINVAL);
+    assert_int_equal(tide_loop_new(&w.loop), 0);
+    assert_int_equal(tide_future_new_on(&w.fut, w.loop), 0);
+    assert_int_equal(tide_create_task_ex(&t, w.loop, await_then_stop, &w, NULL), 0);
+    /* tide_loop_run would return at once: nothing holds the loop alive */
+    assert_int_equal(pthread_create(&th, NULL, later_thread, &w), 0);
+    assert_int_equal(tide_loop_run_forever(w.loop), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(tide_task_get_state(t), TIDE_TASK_DONE);
+    assert_int_equal(tide_loop_run_until_complete(w.loop, t), 42);
+    tide_future_free(w.fut);
+    tide_loop_free(w.loop);
+}
+
+static int g_embed_fired;
+
+static void embed_cb(void *arg)
+{
+    (void)arg;
+    g_embed_fired++;
+}
+
+static int pipe_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    char b[8];
+    return (int)tide_read(fd, b, sizeof b);
+}
+
+static void test_embedding(void **state)
+{
+    (void)state;
+    tide_loop *loop;
+    tide_task *t;
+    int p[2], spins = 0;
+    struct pollfd pf;
+
+    assert_int_equal(tide_loop_fd(NULL), -EINVAL);
+    assert_int_equal(tide_loop_run_once(NULL), -EINVAL);
+    assert_int_equal(tide_loop_new(&loop), 0);
+    assert_true(tide_loop_fd(loop) >= 0);
+    assert_int_equal(tide_loop_timeout_ms(loop), -1); /* nothing at all */
+    assert_int_equal(tide_loop_run_once(loop), 0);
+
+    /* ready work: never "sleep" */
+    g_embed_fired = 0;
+    assert_int_equal(tide_call_soon(loop, embed_cb, NULL), 0);
+    assert_int_equal(tide_loop_timeout_ms(loop), 0);
+    assert_int_equal(tide_loop_run_once(loop), 0);
+    assert_int_equal(g_embed_fired, 1);
+
+    /* a timer: the timeout counts down to it */
+    assert_int_equal(tide_call_later(loop, 30, embed_cb, NULL, NULL), 0);
+    int64_t to = tide_loop_timeout_ms(loop);
+    assert_true(to > 0 && to <= 30);
+    while (g_embed_fired < 2 && spins++ < 100) {
+        pf.fd = tide_loop_fd(loop);
+        pf.events = POLLIN;
+        (void)poll(&pf, 1, (int)tide_loop_timeout_ms(loop));
+        (void)tide_loop_run_once(loop);
+    }
+    assert_int_equal(g_embed_fired, 2);
+
+    /* an fd: the host sees the loop fd readable when the pipe is */
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(tide_create_task_ex(&t, loop, pipe_reader, &p[0], NULL), 0);
+    assert_int_equal(tide_loop_run_once(loop), 1); /* t waits on the pipe */
+    assert_int_equal(tide_loop_timeout_ms(loop), -1);
+    pf.fd = tide_loop_fd(loop);
+    pf.events = POLLIN;
+    assert_int_equal(poll(&pf, 1, 0), 0);
+    assert_int_equal(write(p[1], "abc", 3), 3);
+    assert_int_equal(poll(&pf, 1, 1000), 1);
+    spins = 0;
+    while (tide_task_get_state(t) != TIDE_TASK_DONE && spins++ < 10)
+        (void)tide_loop_run_once(loop);
+    assert_int_equal(tide_loop_run_until_complete(loop, t), 3);
+    tide_close(p[0]);
+    close(p[1]);
+    tide_loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -967,6 +1087,8 @@ int main(void)
         cmocka_unit_test(test_done_callback_after_main_runs),
         cmocka_unit_test(test_callbacks_scheduled_at_close_are_freed),
         cmocka_unit_test(test_foreign_thread_calls_refused),
+        cmocka_unit_test(test_run_forever),
+        cmocka_unit_test(test_embedding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
