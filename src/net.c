@@ -28,6 +28,12 @@
 
 /* ------------------------------------------------------------ resolving */
 
+#ifdef TIDE__EAI_NONAME_ABS
+/* tide.h's stand-in for programs that cannot see EAI_NONAME must agree. */
+_Static_assert(TIDE__EAI_NONAME_ABS == (EAI_NONAME < 0 ? -EAI_NONAME : EAI_NONAME),
+               "tide.h: wrong EAI_NONAME for this C library");
+#endif
+
 static int eai_to_err(int e, int sys_errno)
 {
     if (e == EAI_SYSTEM)
