@@ -77,7 +77,14 @@ cc_takes() { # cc_takes CC PERSONA
     return 0
 }
 
-is_known() { case " $(echo $KNOWN) " in *" $1 "*) return 0 ;; esac; return 1; }
+# in_list WORD LIST: whether WORD is one of the words of LIST.
+in_list() {
+    local w
+    # shellcheck disable=SC2086 # split LIST into words
+    for w in $2; do [ "$w" = "$1" ] && return 0; done
+    return 1
+}
+is_known() { in_list "$1" "$KNOWN"; }
 
 # run LABEL KEY CMD...: the command must succeed with no output at all.
 # Returns 0 if it did, 2 for a known failure, 1 for a new one.
@@ -94,7 +101,7 @@ run() {
     fi
     echo "FAIL   $label"
     echo "       $*"
-    sed 's/^/       /' <<<"$out" | head -n 40
+    head -n 40 <<<"$out" | sed 's/^/       /'
     fail
     return 1
 }
@@ -211,10 +218,8 @@ while read -r where personas; do
     if is_known "$key"; then
         echo "known  $where ($personas)"
     else
-        case " $(echo $MACOS_MISSING) " in
-        *" $tok "*) why="not on macOS" ;;
-        *) why="Linux-only" ;;
-        esac
+        why=Linux-only
+        in_list "$tok" "$MACOS_MISSING" && why="not on macOS"
         echo "FAIL   $where ($personas): $why, outside the Linux-only code"
         fail
     fi
