@@ -38,12 +38,18 @@ file(GLOB _sub RELATIVE "${_inc}" "${_inc}/tide/*.h")
 list(SORT _sub)
 set(_headers tide.h ${_sub})
 
-# A header that declares functions must give them C linkage in C++.
+# Text checks: C linkage for C++, no feature-test macro.
 set(_failed 0)
 foreach(_h IN LISTS _headers)
     file(READ "${_inc}/${_h}" _text)
     if(_text MATCHES "TIDE_API" AND NOT _text MATCHES "#ifdef __cplusplus\nextern \"C\" {")
         message("FAIL ${_h}: declares functions without an extern \"C\" block for C++")
+        math(EXPR _failed "${_failed} + 1")
+    endif()
+    # Too late when the program included a system header first, and not the
+    # header's business: the program chooses its feature macros.
+    if(_text MATCHES "#[ \t]*(define|undef)[ \t]+(_[A-Z0-9_]*_SOURCE|_FILE_OFFSET_BITS|_TIME_BITS)[ \t\n(]")
+        message("FAIL ${_h}: defines a feature-test macro (${CMAKE_MATCH_2})")
         math(EXPR _failed "${_failed} + 1")
     endif()
 endforeach()
@@ -164,6 +170,6 @@ if(_ncxx EQUAL 0)
     message("note: no C++ compiler: the headers were not compiled as C++")
 endif()
 if(NOT _failed EQUAL 0)
-    message(FATAL_ERROR "tide headers: ${_failed} failed (of ${_ran} compiler modes and the C++ linkage check)")
+    message(FATAL_ERROR "tide headers: ${_failed} failed (of ${_ran} compiler modes and the text checks)")
 endif()
 message("tide headers: all ${_ran} compiler modes clean")
