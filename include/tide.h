@@ -18,10 +18,23 @@
 #ifndef TIDE_H
 #define TIDE_H
 
+/*
+ * The public headers compile as strict ISO C (-std=c99/-std=c11 -Wpedantic,
+ * no feature-test macro) and as C++, and never define a feature-test macro
+ * themselves (it would come too late if a system header was included first).
+ * Each type they use comes from a POSIX header that declares it whatever the
+ * feature macros say: ssize_t, off_t, pid_t, mode_t (<sys/types.h>),
+ * socklen_t, struct sockaddr (<sys/socket.h>), struct iovec (<sys/uio.h>),
+ * sigset_t (<sys/select.h>: glibc's <signal.h> hides it from strict ISO C,
+ * <sys/select.h> must define it in every POSIX mode).  struct addrinfo is
+ * only named through pointers: it is declared below, and complete only for
+ * code that asks <netdb.h> for it (POSIX 2001 or later, the default).
+ */
 #include <netdb.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -29,6 +42,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct addrinfo;
 
 #if defined(__GNUC__) || defined(__clang__)
 #define TIDE_API __attribute__((visibility("default")))
@@ -403,7 +418,19 @@ TIDE_API int tide_fd_forget(int fd);
  * TIDE_EAI_BASE minus the code's magnitude; tide_strerror names them.
  * TIDE_EAI_NONAME (host or service not known) is the common one. */
 #define TIDE_EAI_BASE (-10000)
+/* <netdb.h> hides the EAI_* codes from strict ISO C on glibc: there the
+ * known magnitude of EAI_NONAME stands in (src/net.c checks it). */
+#if defined(__GLIBC__)
+#define TIDE__EAI_NONAME_ABS 2 /* EAI_NONAME is -2 */
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+    defined(__OpenBSD__) || defined(__DragonFly__) || defined(__BIONIC__)
+#define TIDE__EAI_NONAME_ABS 8 /* EAI_NONAME is 8 */
+#endif
+#if defined(EAI_NONAME) || !defined(TIDE__EAI_NONAME_ABS)
 #define TIDE_EAI_NONAME (TIDE_EAI_BASE - ((EAI_NONAME) < 0 ? -(EAI_NONAME) : (EAI_NONAME)))
+#else
+#define TIDE_EAI_NONAME (TIDE_EAI_BASE - TIDE__EAI_NONAME_ABS)
+#endif
 #define TIDE_IS_EAI(err) ((err) <= TIDE_EAI_BASE && (err) > TIDE_EAI_BASE - 1000)
 
 /* getaddrinfo(3) on the worker pool (a numeric host needs no lookup and is

@@ -495,6 +495,7 @@ int tide_file_close(int fd)
 #define INLINE_MAX ((size_t)1024 * 1024)
 #define INLINE_YIELD ((size_t)4 * 1024 * 1024)
 
+#ifdef RWF_NOWAIT /* else (not Linux, or an old libc) read_inline always says -EAGAIN */
 static __thread size_t inline_bytes; /* read inline since this thread last yielded */
 
 static int nowait_enabled(void)
@@ -509,6 +510,7 @@ static int nowait_enabled(void)
     }
     return e;
 }
+#endif
 
 /* Tries the read without waiting for a disk.  Returns the count (0: end of
  * file), -EAGAIN if the pool must do it, or a cancellation error. */

@@ -14,6 +14,7 @@
 #include "tide_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -27,6 +28,12 @@
 #define ATTEMPT_STACK (64 * 1024)
 
 /* ------------------------------------------------------------ resolving */
+
+#ifdef TIDE__EAI_NONAME_ABS
+/* tide.h's stand-in for programs that cannot see EAI_NONAME must agree. */
+_Static_assert(TIDE__EAI_NONAME_ABS == (EAI_NONAME < 0 ? -EAI_NONAME : EAI_NONAME),
+               "tide.h: wrong EAI_NONAME for this C library");
+#endif
 
 static int eai_to_err(int e, int sys_errno)
 {
@@ -184,6 +191,39 @@ static int set_int(int fd, int level, int opt, int v)
     return setsockopt(fd, level, opt, &v, sizeof v) < 0 ? -errno : 0;
 }
 
+/* socket(2), non-blocking and close-on-exec: in one call where the type
+ * takes the flags (Linux, the BSDs), else (macOS) with fcntl after it.
+ * Returns the fd or -errno. */
+static int new_socket(int domain, int type)
+{
+    int fd;
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+    fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd < 0 ? -errno : fd;
+#else
+    int fl;
+    fd = socket(domain, type, 0);
+    if (fd < 0)
+        return -errno;
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || (fl = fcntl(fd, F_GETFL)) < 0 ||
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+#endif
+}
+
+/* The option that makes several sockets share a port with the kernel
+ * spreading the connections among them: FreeBSD's SO_REUSEPORT only lets
+ * them bind (the last one gets everything), SO_REUSEPORT_LB balances. */
+#ifdef SO_REUSEPORT_LB
+#define TIDE__REUSEPORT SO_REUSEPORT_LB
+#else
+#define TIDE__REUSEPORT SO_REUSEPORT
+#endif
+
 int tide_tcp_nodelay(int fd, int on)
 {
     if (fd < 0)
@@ -215,14 +255,14 @@ static int bind_first(struct addrinfo *res, int socktype, const tide_listen_opts
     int err = -EADDRNOTAVAIL;
 
     for (ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int fd = new_socket(ai->ai_family, socktype);
         if (fd < 0) {
-            err = -errno;
+            err = fd;
             continue;
         }
         if (socktype == SOCK_STREAM)
             (void)set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-        if (o && o->reuseport && (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0) {
+        if (o && o->reuseport && (err = set_int(fd, SOL_SOCKET, TIDE__REUSEPORT, 1)) < 0) {
             close(fd);
             continue;
         }
@@ -289,9 +329,9 @@ int tide_unix_listen(const char *path, const tide_listen_opts *o)
 
     if (rc < 0)
         return rc;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = new_socket(AF_UNIX, SOCK_STREAM);
     if (fd < 0)
-        return -errno;
+        return fd;
     if (bind(fd, (struct sockaddr *)&sun, len) < 0 ||
         listen(fd, o && o->backlog > 0 ? o->backlog : 511) < 0) {
         rc = -errno;
@@ -311,9 +351,9 @@ int tide_unix_connect(const char *path)
         return rc;
     if (!tide__current())
         return -EPERM;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = new_socket(AF_UNIX, SOCK_STREAM);
     if (fd < 0)
-        return -errno;
+        return fd;
     rc = tide_connect(fd, (struct sockaddr *)&sun, len);
     if (rc < 0) {
         tide_close(fd);
@@ -326,10 +366,10 @@ int tide_unix_connect(const char *path)
 
 static int connect_one(const struct addrinfo *ai)
 {
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), rc;
+    int fd = new_socket(ai->ai_family, SOCK_STREAM), rc;
 
     if (fd < 0)
-        return -errno;
+        return fd;
     rc = tide_connect(fd, ai->ai_addr, ai->ai_addrlen);
     if (rc < 0) {
         tide_close(fd);

@@ -34,7 +34,10 @@ typedef struct tide__poller {
 /* Makes the poller and its wake-up channel.  Returns 0 or -errno. */
 int tide__poller_init(tide__poller *p);
 void tide__poller_free(tide__poller *p);
-/* Registers fd for both directions, edge-triggered.  Returns 0 or -errno. */
+/* Registers fd for both directions, edge-triggered.  Returns 0 or -errno;
+ * -EPERM means fd cannot be watched and needs not be (a regular file or a
+ * directory): it was not registered, and its owner treats it as always
+ * ready.  Both backends answer so for those fds (epoll by itself). */
 int tide__poller_add(tide__poller *p, int fd, void *tag);
 /* Unregisters fd; call it before closing fd.  Returns 0 or -errno. */
 int tide__poller_del(tide__poller *p, int fd);

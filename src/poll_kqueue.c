@@ -26,15 +26,22 @@
  *    went in).  add accepts that: any write fails at once with EPIPE, so the
  *    owner never needs to wait for the write side.
  *  - EV_EOF: on the read filter, the peer shut down (reads drain what is left
- *    and then see EOF); on the write filter, the reader is gone.  For sockets
- *    fflags then holds the pending socket error (e.g. ECONNREFUSED after a
+ *    and then see EOF): TIDE__EV_HUP.  On the write filter, the reader is gone
+ *    or our own side was shut down (shutdown(SHUT_WR)), which says nothing
+ *    about reads: only TIDE__EV_OUT, the write then fails with EPIPE.  For
+ *    sockets fflags holds the pending socket error (e.g. ECONNREFUSED after a
  *    failed connect), which we report as TIDE__EV_ERR.
  *  - Unlike epoll, kqueue watches the fd number in this process: close()
  *    removes its kevents (and drops the ones pending).  Owners must still call
  *    tide__poller_del before close, so that a new fd given the same number
  *    never inherits a registration, and tag their events with a sequence
- *    number as on Linux.  Also unlike epoll, regular files register fine
- *    (and are always ready).
+ *    number as on Linux.
+ *  - Regular files and directories register fine (EVFILT_READ: "not at end
+ *    of file"; EVFILT_WRITE: always), but with EV_CLEAR their write filter
+ *    fires once and then only on new activity on the vnode: an owner that
+ *    waits after a short write (a full disk, RLIMIT_FSIZE) would wait
+ *    forever.  So add refuses them with EPERM, as epoll does, and the owner
+ *    treats them as always ready (the poller contract, see poll.h).
  *  - A kqueue is not inherited across fork (so a child needs a new poller),
  *    but it is across exec unless close-on-exec: kqueue1(O_CLOEXEC) on NetBSD,
  *    kqueuex(KQUEUE_CLOEXEC) on FreeBSD 14+, else kqueue() and fcntl.
@@ -60,6 +67,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/event.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,8 +170,13 @@ void tide__poller_free(tide__poller *p)
 int tide__poller_add(tide__poller *p, int fd, void *tag)
 {
     struct kevent ch[2];
+    struct stat st;
     int err;
 
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        return -EPERM; /* always ready: never registered (see the top) */
     kev_set(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR, tag);
     kev_set(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, tag);
     if (kevent(p->fd, ch, 2, NULL, 0, NULL) == 0)
@@ -195,15 +208,15 @@ static unsigned kev_events(const struct kevent *kev)
 
     if (kev->flags & EV_ERROR)
         return TIDE__EV_ERR | TIDE__EV_IN | TIDE__EV_OUT;
-    if (kev->filter == EVFILT_READ)
+    if (kev->filter == EVFILT_READ) {
         out = TIDE__EV_IN;
-    else if (kev->filter == EVFILT_WRITE)
+        if (kev->flags & EV_EOF) /* the peer shut down: reads will see EOF */
+            out |= TIDE__EV_HUP;
+    } else if (kev->filter == EVFILT_WRITE) {
         out = TIDE__EV_OUT;
-    if (kev->flags & EV_EOF) {
-        out |= TIDE__EV_HUP;
-        if (kev->fflags) /* a socket error */
-            out |= TIDE__EV_ERR | TIDE__EV_IN | TIDE__EV_OUT;
     }
+    if ((kev->flags & EV_EOF) && kev->fflags) /* a socket error */
+        out |= TIDE__EV_ERR | TIDE__EV_IN | TIDE__EV_OUT;
     return out;
 }
 

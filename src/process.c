@@ -284,6 +284,26 @@ static int valid_mode(int m, int fd)
            (fd == 2 && m == TIDE_PROC_STDOUT);
 }
 
+/* pipe(2) with both ends close-on-exec: pipe2 where it exists (Linux, the
+ * BSDs), else (macOS) fcntl right after.  Returns 0 or -1 with errno. */
+static int pipe_cloexec(int fds[2])
+{
+#if defined(__APPLE__)
+    if (pipe(fds) < 0)
+        return -1;
+    if (fcntl(fds[0], F_SETFD, FD_CLOEXEC) < 0 || fcntl(fds[1], F_SETFD, FD_CLOEXEC) < 0) {
+        int err = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = err;
+        return -1;
+    }
+    return 0;
+#else
+    return pipe2(fds, O_CLOEXEC);
+#endif
+}
+
 /* Moves fd to a number >= 3 (close-on-exec), so the dup2 actions onto 0..2
  * cannot clobber it.  Returns the fd or -errno. */
 static int above_stdio(int fd)
@@ -416,7 +436,7 @@ int tide_process_spawn(tide_process **out, const char *const argv[], const tide_
         int fds[2];
         if (modes[i] != TIDE_PROC_PIPE)
             continue;
-        if (pipe2(fds, O_CLOEXEC) < 0) {
+        if (pipe_cloexec(fds) < 0) {
             rc = -errno;
             goto fail_fds;
         }

@@ -40,7 +40,9 @@
 #endif
 #endif
 
-#ifndef MADV_GUARD_INSTALL
+/* Linux 6.13's guard-page advice (older kernels refuse it with EINVAL); the
+ * number means nothing elsewhere, where only mprotect guards are made. */
+#if defined(__linux__) && !defined(MADV_GUARD_INSTALL)
 #define MADV_GUARD_INSTALL 102
 #endif
 #ifndef MAP_NORESERVE
@@ -101,13 +103,15 @@ static void **link_of(tide__stack_pool *p, void *lo)
 
 static void init_budget(void)
 {
-    long max = 65530;
+    long max = 65530; /* Linux's default vm.max_map_count */
+#ifdef __linux__
     FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
     if (f) {
         if (fscanf(f, "%ld", &max) != 1)
             max = 65530;
         fclose(f);
     }
+#endif
     __atomic_store_n(&mprotect_budget, max / 4, __ATOMIC_RELAXED); /* 2 maps a guard */
 }
 
@@ -127,13 +131,26 @@ static int guard_works(char *g)
     return ok;
 }
 
+/* madvise(MADV_GUARD_INSTALL) where the advice exists (Linux); else -1. */
+static int madvise_guard(char *g, size_t len)
+{
+#ifdef MADV_GUARD_INSTALL
+    return madvise(g, len, MADV_GUARD_INSTALL);
+#else
+    (void)g;
+    (void)len;
+    errno = EINVAL;
+    return -1;
+#endif
+}
+
 /* Makes [g, g + len) inaccessible.  Returns 0 or -1 (no guard possible). */
 static int install_guard(char *g, size_t len)
 {
     int mode = __atomic_load_n(&guard_mode, __ATOMIC_RELAXED);
 
     if (mode != GUARD_MPROTECT) {
-        if (madvise(g, len, MADV_GUARD_INSTALL) == 0) {
+        if (madvise_guard(g, len) == 0) {
             if (mode == GUARD_MADVISE)
                 return 0;
             if (guard_works(g)) {
