@@ -687,6 +687,13 @@ static int cancel_read_main(void *arg)
         c->bad = -1;
         assert_int_equal(tide_create_task(&t, cr_reader, c), 0);
         assert_int_equal(tide_sleep(i), 0); /* 0..5 ms: queued, or in pread */
+        if (tide_task_get_state(t) == TIDE_TASK_DONE) {
+            /* a fast machine read 64 MiB and finished before the cancel */
+            assert_int_equal(tide_await(t), 0);
+            assert_int_equal(c->rc, CR_SIZE);
+            c->ran++;
+            continue;
+        }
         tide_cancel(t);
         assert_int_equal(tide_await(t), 0);
         assert_true(c->rc == -ECANCELED || c->rc == CR_SIZE);
