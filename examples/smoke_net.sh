@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke tests of the network examples, run by ctest (see CMakeLists.txt):
 #
-#   smoke_net.sh echo|chat|http|port_scan BINDIR
+#   smoke_net.sh echo|chat|http|port_scan|glib BINDIR
 #
 # Each starts a server from BINDIR on a free port (port 0; the server prints
 # the port it got), talks to it over loopback, then sends SIGTERM and expects
@@ -28,9 +28,10 @@ fail() {
     exit 1
 }
 
-# start_server NAME: runs BINDIR/NAME on port 0 and sets $port.
+# start_server NAME [ARGS...]: runs BINDIR/NAME on port 0 (then ARGS) and
+# sets $port.
 start_server() {
-    "$bin/$1" 0 >"$tmp/server.out" 2>&1 &
+    "$bin/$1" 0 "${@:2}" >"$tmp/server.out" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do
         port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\).*/\1/p' "$tmp/server.out")
@@ -168,6 +169,30 @@ port_scan)
     echo "$out" | sed 's/^/  /'
     grep -Eq "^open:(.* )?$port( |\$)" <<<"$out" || fail "port $port not reported open"
     stop_server
+    ;;
+
+glib)
+    # tide's echo server and GLib's timer (a tick every 50 ms) on one thread:
+    # while a client talks to tide, GLib must go on ticking.
+    start_server glib_embed 50
+    ticks() { grep -c 'glib_embed: tick' "$tmp/server.out"; }
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || fail "connect"
+    printf 'hello through glib\n' >&3
+    expect_line 3 'hello through glib'
+    t0=$(ticks)
+    for _ in $(seq 100); do
+        [ "$(ticks)" -ge $((t0 + 2)) ] && break
+        sleep 0.05
+    done
+    n=$(($(ticks) - t0))
+    [ "$n" -ge 2 ] || fail "GLib ticked $n times in 5 s while the client was connected"
+    printf 'still echoing\n' >&3
+    expect_line 3 'still echoing'
+    echo "  $n GLib ticks while the client was connected"
+    # The connection is still open: SIGTERM must cancel it and exit 0.
+    stop_server
+    exec 3>&-
+    grep -q '^glib_embed: stopped after' "$tmp/server.out" || fail "no final line"
     ;;
 
 *)

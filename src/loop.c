@@ -276,8 +276,13 @@ static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg,
      * "stop on error" in a cancelled task must not cut its cleanup. */
     if ((loop->stop && !loop->closing) || (done ? done(loop, arg) : !has_work(loop)))
         return 1;
+    /* A blocking run may skip a poll that could bring nothing it waits
+     * for.  tide_loop_run_once never does: its host sleeps on the poller's
+     * fd, which stays readable until the events queued there (a wake-up
+     * from another thread, readiness of an fd nobody waits on) are taken,
+     * so skipping would make the host spin. */
     timeout = may_block ? poll_timeout(loop) : 0;
-    if (timeout == 0 && !loop->io_refs && !tide__xthread_pending(loop))
+    if (may_block && timeout == 0 && !loop->io_refs && !tide__xthread_pending(loop))
         return 0;
     (void)tide__poller_wait(&loop->poller, timeout, on_io, loop);
     return 0;
