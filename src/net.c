@@ -12,6 +12,7 @@
  * first connection wins and the others are cancelled and closed.
  */
 #include "tide_int.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -215,7 +216,7 @@ static int bind_first(struct addrinfo *res, int socktype, const tide_listen_opts
     int err = -EADDRNOTAVAIL;
 
     for (ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int fd = tide__sys_socket(ai->ai_family, socktype, 0);
         if (fd < 0) {
             err = -errno;
             continue;
@@ -289,7 +290,7 @@ int tide_unix_listen(const char *path, const tide_listen_opts *o)
 
     if (rc < 0)
         return rc;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = tide__sys_socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0)
         return -errno;
     if (bind(fd, (struct sockaddr *)&sun, len) < 0 ||
@@ -311,7 +312,7 @@ int tide_unix_connect(const char *path)
         return rc;
     if (!tide__current())
         return -EPERM;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = tide__sys_socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0)
         return -errno;
     rc = tide_connect(fd, (struct sockaddr *)&sun, len);
@@ -326,7 +327,7 @@ int tide_unix_connect(const char *path)
 
 static int connect_one(const struct addrinfo *ai)
 {
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), rc;
+    int fd = tide__sys_socket(ai->ai_family, SOCK_STREAM, 0), rc;
 
     if (fd < 0)
         return -errno;
