@@ -367,9 +367,21 @@ TIDE_API int tide_future_result(const tide_future *f, void **value);
  * must be closed with tide_close (or tide_fd_forget before close()).
  * For a tty or a pipe the fd gets an open file description of its own first
  * (Linux), so other holders of an inherited stdin never see O_NONBLOCK.
+ * A regular file (or a device the poller cannot watch, such as /dev/null)
+ * is always ready: calls on it make the syscall and never wait.
  * All return -EPERM outside a task (but tide_shutdown, tide_close and
  * tide_fd_forget, which never wait), -EBADF for fd < 0, -EINVAL for a NULL
  * buffer with a non-zero length, or the syscall's -errno.
+ *
+ * Fairness (a cooperative I/O budget, as in Tokio): a task whose fds always
+ * have data or room would never suspend and would starve every other task.
+ * So after 128 calls in a row that did not suspend, the next call that
+ * would not wait first yields (the task goes to the back of the ready
+ * queue, as with tide_sleep(0), and the loop polls), then proceeds.  The
+ * count restarts whenever the task really suspends (waiting for an fd, a
+ * sleep, an await...), so a task that waits anyway never pays for it.  A
+ * cancellation that comes during that yield makes the call return
+ * -ECANCELED having done nothing.
  */
 
 /* Wait until fd is readable / writable; at once if it is already. */
@@ -397,11 +409,16 @@ TIDE_API ssize_t tide_send(int fd, const void *buf, size_t len, int flags);
 /* One datagram, all or nothing. */
 TIDE_API ssize_t tide_sendto(int fd, const void *buf, size_t len, int flags,
                              const struct sockaddr *addr, socklen_t addrlen);
-/* sendfile(2) of count bytes from in_fd (at *offset if offset is not NULL,
- * advanced) to the socket out_fd. */
+/* sendfile(2) of count bytes from the file in_fd (at *offset if offset is
+ * not NULL, advanced; else from its position, advanced) to out_fd, usually
+ * a socket (where the system's sendfile takes only sockets, or there is
+ * none, tide copies through a small buffer).  Past the end of the file it
+ * returns at once what there was: 0 at the end. */
 TIDE_API ssize_t tide_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
 
-/* accept4(2): the new connection, non-blocking and close-on-exec. */
+/* accept(2): the new connection, non-blocking and close-on-exec (accept4
+ * where there is one).  A connection the peer gave up before it was taken
+ * is skipped. */
 TIDE_API int tide_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 /* connect(2), waiting for the handshake.  -ECONNREFUSED, -ETIMEDOUT, ... */
 TIDE_API int tide_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);

@@ -5,38 +5,79 @@
  * with the poller, edge-triggered, for both directions.  Each fd has a small
  * state in the loop's table (indexed by fd number) that remembers what the
  * poller last said: "readable" and "writable" bits, set by an event, cleared
- * when a syscall returns EAGAIN or makes a short transfer (a short read
- * means the socket is drained; a short write that its buffer is full).  So
- * the syscall is tried first when the fd may be ready, and the task waits
- * only when it is known not to be: no EAGAIN paid for after a short read, no
- * epoll_ctl per wait.
+ * when a syscall returns EAGAIN or makes a short transfer that proves the fd
+ * is not ready any more.  So the syscall is tried first when the fd may be
+ * ready, and the task waits only when it is known not to be: no EAGAIN paid
+ * for after a short read, no epoll_ctl per wait.
+ *
+ * One fd-operation path.  Every call here (read, readv, recv, recvfrom,
+ * accept, write, writev, send, sendto, sendfile, and the end of connect) is
+ * an operation given to fd_run as a function that makes one attempt of the
+ * syscall; fd_run (and its exported forms tide__fd_try, tide__fd_op,
+ * tide__fd_op_all) tries it, waits for the poller only on EAGAIN, and keeps
+ * the readiness bits right, the way Go's internal/poll/fd_unix.go runs each
+ * kind of operation:
+ *  - EINTR is retried at once; EAGAIN clears the bit, then the task waits
+ *    for the direction's next edge and tries again.
+ *  - A short positive transfer clears the bit only where it proves the fd
+ *    is not ready: a short read on a byte stream (stream socket, pipe) means
+ *    the kernel's buffer is drained, a short write on a pollable fd that its
+ *    buffer is full, and an edge will come when that changes.  Not after a
+ *    hang-up (EOF or EPIPE come next, and no edge will), not on a datagram,
+ *    a tty line or a peek (the caller passes want = 0: "never infer"), and
+ *    not for sendfile, whose short count may mean that the input ended
+ *    (TIDE__FD_NOINFER: the next attempt tells, 0 for end of input).
+ *  - A regular file (or a device the poller refuses) is always_ready: it is
+ *    never registered, never waited for, and a short transfer on it says
+ *    nothing.  Its O_NONBLOCK is left alone.
+ * Writes write everything (like Go's Write): len, or, if an error or a
+ * cancellation comes after some bytes went out, the count written so far
+ * (the next call reports the error).
  *
  * One task may wait to read and one to write on each fd; a second gets
  * -EBUSY.  Instead of a task, a direction may have a callback (streams flush
  * their write buffers that way).  tide_close wakes both waiters with -EBADF
  * and unregisters the fd before closing it, so the number can be reused at
- * once without a stale event reaching the new owner.  An fd closed behind
- * tide's back (plain close()) must be forgotten first (tide_fd_forget).
+ * once without a stale event reaching the new owner; the fd's generation
+ * changes, so a task woken after the close never touches the number again
+ * (it returns -EBADF).  An fd closed behind tide's back (plain close())
+ * must be forgotten first (tide_fd_forget).
  *
  * Every call here is a cancellation point: a cancelled task (or one past a
  * deadline) gets -ECANCELED (-ETIMEDOUT) even when the fd is ready, so a
  * relay that never blocks can still be cancelled.
+ *
+ * Fairness: a cooperative I/O budget (Tokio's coop budget; libuv reads at
+ * most 32 times per callback).  A task whose fd always has data would never
+ * suspend, and no other task would run.  So each task counts the fd
+ * operations it completes without suspending (tide_task.io_streak, reset
+ * by every real suspension in tide__suspend); once TIDE__IO_BUDGET of them
+ * ran in a row, the next operation that would proceed without waiting first
+ * yields (the task goes to the back of the ready queue, as with
+ * tide_sleep(0), and the loop polls), then goes on.  An operation that
+ * waits anyway does not yield first: its wait is the turn the others get.
+ * A cancellation that comes during the yield is reported (-ECANCELED) and
+ * the operation is not made.
  */
 #include "tide_int.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/poll.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #define IOV_MAX_BATCH 64
+/* The most one read or write moves on Linux (MAX_RW_COUNT, just under
+ * 2 GiB): a transfer cut there was not short.  Other systems cut at or
+ * above it, so a count of MAX_RW or more is never taken for short. */
+#define MAX_RW ((size_t)0x7ffff000)
+
+_Static_assert(TIDE__IO_BUDGET > 0 && TIDE__IO_BUDGET < 256, "io_streak is a uint8_t");
 
 static void on_fd_event(tide__pollable *p, unsigned events);
 
@@ -49,37 +90,6 @@ static tide__fd *fd_slot(tide_loop *loop, int fd)
 
 /* The state of fd, registering it on first use.  Returns NULL and sets *err
  * on failure. */
-/* O_NONBLOCK is a flag of the open file description, shared with every
- * process that has it: setting it on an inherited tty or pipe (stdin) would
- * make the shell or the next program in a pipeline see EAGAIN.  So for
- * those, give fd a description of its own first (reopen it through /proc
- * and dup3 it over fd, as libuv does for ttys); sockets cannot be reopened,
- * and are ours anyway. */
-static int make_nonblocking(int fd, int fl, const struct stat *st)
-{
-#ifdef __linux__
-    int ptn;
-    /* Only pipes and terminals (not a pty master: reopening /dev/ptmx makes a
-     * new pty; not other devices, whose state is per open). */
-    if (S_ISFIFO(st->st_mode) ||
-        (S_ISCHR(st->st_mode) && isatty(fd) && ioctl(fd, TIOCGPTN, &ptn) < 0)) {
-        char path[40];
-        int nfd, fdfl = fcntl(fd, F_GETFD);
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        nfd = open(path, (fl & O_ACCMODE) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (nfd >= 0) {
-            int ok = dup3(nfd, fd, (fdfl >= 0 && (fdfl & FD_CLOEXEC)) ? O_CLOEXEC : 0) >= 0;
-            close(nfd);
-            if (ok)
-                return 0;
-        }
-    }
-#else
-    (void)st;
-#endif
-    return fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
-}
-
 tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
 {
     tide__fd *f;
@@ -123,36 +133,46 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
         *err = -errno;
         return NULL;
     }
-    fl = fcntl(fd, F_GETFL);
-    if (fl < 0) {
-        *err = -errno;
-        return NULL;
-    }
-    if (!(fl & O_NONBLOCK)) {
-        rc = make_nonblocking(fd, fl, &st);
+    f->always_ready = 0;
+    f->bytestream = 0;
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+        /* A file is always "ready": epoll refuses it, and kqueue's read
+         * filter would never fire at its end.  Never poll it, never wait,
+         * and leave its description (maybe shared: "prog < file") as it is:
+         * O_NONBLOCK means nothing to a file. */
+        f->always_ready = 1;
+    } else {
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0) {
+            *err = -errno;
+            return NULL;
+        }
+        if (!(fl & O_NONBLOCK)) {
+            rc = tide__sys_set_nonblocking(fd, fl, &st);
+            if (rc < 0) {
+                *err = rc;
+                return NULL;
+            }
+        }
+        /* A short read means "drained" only on a byte stream (a stream
+         * socket or a pipe): a datagram or a tty line says nothing of what
+         * follows. */
+        f->bytestream = S_ISFIFO(st.st_mode) ||
+                        (S_ISSOCK(st.st_mode) &&
+                         getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+                         type == SOCK_STREAM);
+        rc = tide__io_fork_check(loop);
         if (rc < 0) {
             *err = rc;
             return NULL;
         }
-    }
-    /* A short read means "drained" only on a byte stream (a stream socket or
-     * a pipe): a datagram, a tty line or a file says nothing of what follows. */
-    f->bytestream = S_ISFIFO(st.st_mode) ||
-                    (S_ISSOCK(st.st_mode) &&
-                     getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM);
-    rc = tide__io_fork_check(loop);
-    if (rc < 0) {
-        *err = rc;
-        return NULL;
-    }
-    rc = tide__poller_add(&loop->poller, fd, &f->p);
-    if (rc == -EPERM) {
-        /* A regular file or a directory: epoll cannot watch it, and it is
-         * always "ready".  Remember that and never wait. */
-        f->always_ready = 1;
-    } else if (rc < 0) {
-        *err = rc;
-        return NULL;
+        rc = tide__poller_add(&loop->poller, fd, &f->p);
+        if (rc == -EPERM) {
+            f->always_ready = 1; /* a device the poller cannot watch (/dev/null) */
+        } else if (rc < 0) {
+            *err = rc;
+            return NULL;
+        }
     }
     f->registered = 1;
     f->ready = TIDE__EV_IN | TIDE__EV_OUT; /* unknown: try the syscall first */
@@ -292,7 +312,143 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
     return f->gen != gen ? -EBADF : rc;
 }
 
-static int io_begin(int fd, tide_task **cur, tide__fd **f);
+/* The cancellation point at the start of every call: 0, -ECANCELED or
+ * -ETIMEDOUT.  Two loads when there is nothing to check. */
+static inline int checkpoint(tide_task *cur)
+{
+    if (TIDE__UNLIKELY(cur->cancel_req || cur->scope))
+        return tide__cancel_check(cur, NULL);
+    return 0;
+}
+
+/* The yield of the I/O budget: cur goes to the back of the ready queue, as
+ * with tide_sleep(0), and the loop runs the others (and polls) before it
+ * comes back.  A cancellation or a deadline that came meanwhile is
+ * reported: the operation is then not made. */
+static int coop_yield(tide_task *cur)
+{
+    cur->state = TIDE_TASK_READY;
+    tide__runq_push(&cur->loop->ready, &cur->r);
+    tide__switch_to_loop(cur);
+    cur->io_streak = 0;
+    return checkpoint(cur);
+}
+
+/* ------------------------------------------------ the fd-operation path */
+
+ssize_t tide__fd_try(tide__fd *f, unsigned dir, tide__fd_sysfn op, void *ctx, size_t want)
+{
+    ssize_t n;
+
+    if (!(f->ready & dir) && !f->always_ready)
+        return -EAGAIN; /* known not ready: no syscall to learn it again */
+    for (;;) {
+        n = op(f->fd, ctx);
+        if (TIDE__LIKELY(n >= 0))
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (!f->always_ready)
+                f->ready &= ~dir;
+            return -EAGAIN;
+        }
+        return -errno;
+    }
+    /* A short transfer: drained (a read on a byte stream) or full (a
+     * write), so the next attempt waits for an edge instead of paying for
+     * an EAGAIN.  Never where no edge would come: after a hang-up, on a
+     * file. */
+    if (n > 0 && (size_t)n < (want < MAX_RW ? want : MAX_RW) && !f->always_ready && !f->hup &&
+        (dir == TIDE__EV_OUT || f->bytestream))
+        f->ready &= ~dir;
+    return n;
+}
+
+/* One operation: attempts until one is not EAGAIN, waiting for dir in
+ * between; with done != NULL, until want bytes went (*done counts them,
+ * and op reads it to know where to go on from).  The caller made the
+ * cancellation check.  gen guards every suspension: a task that comes back
+ * after a close never touches the fd (number) again. */
+static inline ssize_t fd_run(tide_task *cur, tide__fd *f, unsigned dir, tide__fd_sysfn op,
+                             void *ctx, size_t want, size_t *done, unsigned flags)
+{
+    const uint32_t gen = f->gen;
+    ssize_t n;
+    int rc;
+
+    for (;;) {
+        if (TIDE__LIKELY((f->ready & dir) || f->always_ready)) {
+            /* May proceed without waiting: the budget applies. */
+            if (TIDE__UNLIKELY(cur->io_streak >= TIDE__IO_BUDGET)) {
+                rc = coop_yield(cur);
+                if (rc == 0 && f->gen != gen)
+                    rc = -EBADF;
+                if (rc < 0)
+                    return done && *done ? (ssize_t)*done : rc;
+                continue; /* readiness may have changed meanwhile */
+            }
+            n = tide__fd_try(f, dir, op, ctx,
+                             (flags & TIDE__FD_NOINFER) ? 0 : done ? want - *done : want);
+            if (n != -EAGAIN) {
+                cur->io_streak++;
+                if (!done)
+                    return n;
+                if (n <= 0) /* an error, or nothing more to send (end of input) */
+                    return *done ? (ssize_t)*done : n;
+                *done += (size_t)n;
+                if (*done >= want)
+                    return (ssize_t)*done;
+                continue;
+            }
+            if (f->always_ready) /* nothing to wait for: say so */
+                return done && *done ? (ssize_t)*done : -EAGAIN;
+        }
+        rc = tide__fd_wait(cur, f, dir);
+        if (rc < 0)
+            return done && *done ? (ssize_t)*done : rc;
+    }
+}
+
+ssize_t tide__fd_op(tide_task *cur, tide__fd *f, unsigned dir, tide__fd_sysfn op, void *ctx,
+                    size_t want)
+{
+    int rc = checkpoint(cur);
+
+    if (rc < 0)
+        return rc;
+    return fd_run(cur, f, dir, op, ctx, want, NULL, 0);
+}
+
+ssize_t tide__fd_op_all(tide_task *cur, tide__fd *f, unsigned dir, tide__fd_sysfn op, void *ctx,
+                        size_t want, size_t *done, unsigned flags)
+{
+    int rc = checkpoint(cur);
+
+    if (rc < 0)
+        return rc;
+    if (*done >= want)
+        return (ssize_t)*done;
+    return fd_run(cur, f, dir, op, ctx, want, done, flags);
+}
+
+/* ----------------------------------------------------- starting a call */
+
+/* The common start of every call: the running task, the cancellation
+ * point, and the fd's state.  Returns 0 or -errno. */
+static int io_begin(int fd, tide_task **cur, tide__fd **f)
+{
+    int err = 0, rc;
+
+    *cur = tide__current();
+    if (!*cur)
+        return -EPERM;
+    rc = checkpoint(*cur);
+    if (rc < 0)
+        return rc;
+    *f = tide__fd_get((*cur)->loop, fd, &err);
+    return *f ? 0 : err;
+}
 
 /* io_begin for a call with a buffer: a NULL one is only fine when empty. */
 static int io_begin_buf(int fd, const void *buf, size_t len, tide_task **cur, tide__fd **f)
@@ -302,39 +458,39 @@ static int io_begin_buf(int fd, const void *buf, size_t len, tide_task **cur, ti
     return io_begin(fd, cur, f);
 }
 
-/* The common start of every call: the running task, the fd's state, and the
- * cancellation point.  Returns 0 or -errno. */
-static int io_begin(int fd, tide_task **cur, tide__fd **f)
-{
-    int err = 0;
-
-    *cur = tide__current();
-    if (!*cur)
-        return -EPERM;
-    if ((*cur)->cancel_req || (*cur)->scope) {
-        int rc = tide__cancel_check(*cur, NULL);
-        if (rc < 0)
-            return rc;
-    }
-    *f = tide__fd_get((*cur)->loop, fd, &err);
-    return *f ? 0 : err;
-}
-
 /* Waits for dir on fd.  If the fd may be ready already (no EAGAIN since the
- * last event), asks the kernel first: the edge may have come and gone. */
+ * last event), asks the kernel first: the edge may have come and gone.  A
+ * wait that ends at once counts against the I/O budget like an operation. */
 static int wait_dir(int fd, unsigned dir)
 {
     tide_task *cur;
     tide__fd *f;
+    uint32_t gen;
     int rc = io_begin(fd, &cur, &f);
 
     if (rc < 0)
         return rc;
-    if (f->ready & dir) {
-        struct pollfd p = {.fd = fd, .events = dir == TIDE__EV_IN ? POLLIN : POLLOUT};
-        if (poll(&p, 1, 0) > 0)
+    gen = f->gen;
+    if (f->always_ready || (f->ready & dir)) {
+        if (TIDE__UNLIKELY(cur->io_streak >= TIDE__IO_BUDGET)) {
+            rc = coop_yield(cur);
+            if (rc < 0)
+                return rc;
+            if (f->gen != gen)
+                return -EBADF;
+        }
+        if (f->always_ready) {
+            cur->io_streak++;
             return 0;
-        f->ready &= ~dir;
+        }
+        if (f->ready & dir) {
+            struct pollfd p = {.fd = fd, .events = dir == TIDE__EV_IN ? POLLIN : POLLOUT};
+            if (poll(&p, 1, 0) > 0) {
+                cur->io_streak++;
+                return 0;
+            }
+            f->ready &= ~dir;
+        }
     }
     return tide__fd_wait(cur, f, dir);
 }
@@ -351,40 +507,55 @@ int tide_wait_writable(int fd)
 
 /* ------------------------------------------------------------- reading */
 
-/* The read-side loop shared by read, readv, recv, recvfrom and accept: op()
- * makes the syscall; on EAGAIN we wait for the poller, and a transfer
- * shorter than asked clears the readable bit. */
-#define READ_LOOP(f, cur, want, call)                                                          \
-    for (;;) {                                                                                 \
-        ssize_t n_;                                                                            \
-        size_t want_ = (want);                                                                 \
-        if (!((f)->ready & TIDE__EV_IN)) {                                                     \
-            int w_ = tide__fd_wait((cur), (f), TIDE__EV_IN);                                   \
-            if (w_ < 0)                                                                        \
-                return w_;                                                                     \
-        }                                                                                      \
-        n_ = (call);                                                                           \
-        if (n_ >= 0) {                                                                         \
-            if (n_ > 0 && (size_t)n_ < want_ && (f)->bytestream && !(f)->hup)                  \
-                (f)->ready &= ~TIDE__EV_IN;                                                    \
-            return n_;                                                                         \
-        }                                                                                      \
-        if (errno == EAGAIN || errno == EWOULDBLOCK)                                           \
-            (f)->ready &= ~TIDE__EV_IN;                                                        \
-        else if (errno != EINTR)                                                               \
-            return -errno;                                                                     \
-    }
+/* The attempts of each call: one syscall each, on a context on the
+ * caller's stack. */
+typedef struct rd_ctx {
+    void *buf;
+    size_t len;
+    int flags;
+    struct sockaddr *addr;
+    socklen_t *addrlen;
+} rd_ctx;
 
-ssize_t tide_read(int fd, void *buf, size_t len)
+static ssize_t read_op(int fd, void *arg)
 {
-    tide_task *cur;
-    tide__fd *f;
-    int rc;
+    rd_ctx *c = arg;
+    return read(fd, c->buf, c->len);
+}
 
-    rc = io_begin_buf(fd, buf, len, &cur, &f);
-    if (rc < 0 || len == 0)
-        return rc;
-    READ_LOOP(f, cur, len, read(fd, buf, len));
+static ssize_t recv_op(int fd, void *arg)
+{
+    rd_ctx *c = arg;
+    return recv(fd, c->buf, c->len, c->flags);
+}
+
+static ssize_t recvfrom_op(int fd, void *arg)
+{
+    rd_ctx *c = arg;
+    return recvfrom(fd, c->buf, c->len, c->flags, c->addr, c->addrlen);
+}
+
+typedef struct rv_ctx {
+    const struct iovec *iov;
+    int iovcnt;
+} rv_ctx;
+
+static ssize_t readv_op(int fd, void *arg)
+{
+    rv_ctx *c = arg;
+    return readv(fd, c->iov, c->iovcnt);
+}
+
+static ssize_t accept_op(int fd, void *arg)
+{
+    rd_ctx *c = arg;
+    int s;
+
+    /* A peer that gave up before we took it: take the next one. */
+    do
+        s = tide__sys_accept(fd, c->addr, c->addrlen);
+    while (s < 0 && (errno == ECONNABORTED || errno == EPROTO));
+    return s;
 }
 
 static size_t iov_total(const struct iovec *iov, int n)
@@ -396,11 +567,24 @@ static size_t iov_total(const struct iovec *iov, int n)
     return t;
 }
 
-ssize_t tide_readv(int fd, const struct iovec *iov, int iovcnt)
+ssize_t tide_read(int fd, void *buf, size_t len)
 {
+    rd_ctx c = {.buf = buf, .len = len};
     tide_task *cur;
     tide__fd *f;
-    size_t want;
+    int rc;
+
+    rc = io_begin_buf(fd, buf, len, &cur, &f);
+    if (rc < 0 || len == 0)
+        return rc;
+    return fd_run(cur, f, TIDE__EV_IN, read_op, &c, len, NULL, 0);
+}
+
+ssize_t tide_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    rv_ctx c = {.iov = iov, .iovcnt = iovcnt};
+    tide_task *cur;
+    tide__fd *f;
     int rc;
 
     if ((!iov && iovcnt) || iovcnt < 0)
@@ -408,12 +592,12 @@ ssize_t tide_readv(int fd, const struct iovec *iov, int iovcnt)
     rc = io_begin(fd, &cur, &f);
     if (rc < 0)
         return rc;
-    want = iov_total(iov, iovcnt);
-    READ_LOOP(f, cur, want, readv(fd, iov, iovcnt));
+    return fd_run(cur, f, TIDE__EV_IN, readv_op, &c, iov_total(iov, iovcnt), NULL, 0);
 }
 
 ssize_t tide_recv(int fd, void *buf, size_t len, int flags)
 {
+    rd_ctx c = {.buf = buf, .len = len, .flags = flags};
     tide_task *cur;
     tide__fd *f;
     int rc;
@@ -422,12 +606,13 @@ ssize_t tide_recv(int fd, void *buf, size_t len, int flags)
     if (rc < 0)
         return rc;
     /* A peek consumes nothing: it must never conclude the socket drained. */
-    READ_LOOP(f, cur, (flags & MSG_PEEK) ? 0 : len, recv(fd, buf, len, flags));
+    return fd_run(cur, f, TIDE__EV_IN, recv_op, &c, (flags & MSG_PEEK) ? 0 : len, NULL, 0);
 }
 
 ssize_t tide_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
                       socklen_t *addrlen)
 {
+    rd_ctx c = {.buf = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
     tide_task *cur;
     tide__fd *f;
     int rc;
@@ -438,11 +623,12 @@ ssize_t tide_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
     if (rc < 0)
         return rc;
     /* One datagram per call: a short one says nothing about the next. */
-    READ_LOOP(f, cur, 0, recvfrom(fd, buf, len, flags, addr, addrlen));
+    return fd_run(cur, f, TIDE__EV_IN, recvfrom_op, &c, 0, NULL, 0);
 }
 
 int tide_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
+    rd_ctx c = {.addr = addr, .addrlen = addrlen};
     tide_task *cur;
     tide__fd *f;
     int rc;
@@ -452,80 +638,70 @@ int tide_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
     rc = io_begin(fd, &cur, &f);
     if (rc < 0)
         return rc;
-    for (;;) {
-        int c;
-        if (!(f->ready & TIDE__EV_IN)) {
-            rc = tide__fd_wait(cur, f, TIDE__EV_IN);
-            if (rc < 0)
-                return rc;
-        }
-        c = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c >= 0)
-            return c;
-        switch (errno) {
-        case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-        case EWOULDBLOCK:
-#endif
-            f->ready &= ~TIDE__EV_IN;
-            break;
-        case EINTR:
-        case ECONNABORTED: /* the peer gave up before we took it: next */
-        case EPROTO:
-            break;
-        default:
-            return -errno;
-        }
-    }
+    /* One connection per call: taking one says nothing about the backlog. */
+    return (int)fd_run(cur, f, TIDE__EV_IN, accept_op, &c, 0, NULL, 0);
 }
 
 /* ------------------------------------------------------------- writing */
 
-/* Writes everything (like Go's Write): returns len, or, if an error or a
- * cancellation comes after some bytes went out, the count written so far
- * (the next call reports the error). */
-#define WRITE_ALL(f, cur, len, call_with_done)                                                 \
-    do {                                                                                       \
-        size_t done_ = 0;                                                                      \
-        while (done_ < (len)) {                                                                \
-            ssize_t n_;                                                                        \
-            if (!((f)->ready & TIDE__EV_OUT)) {                                                \
-                int w_ = tide__fd_wait((cur), (f), TIDE__EV_OUT);                              \
-                if (w_ < 0)                                                                    \
-                    return done_ ? (ssize_t)done_ : w_;                                        \
-            }                                                                                  \
-            n_ = (call_with_done);                                                             \
-            if (n_ == 0)                                                                       \
-                return (ssize_t)done_; /* nothing more to send (sendfile at EOF) */           \
-            if (n_ > 0) {                                                                      \
-                done_ += (size_t)n_;                                                           \
-                if (done_ < (len) && !(f)->always_ready)                                       \
-                    (f)->ready &= ~TIDE__EV_OUT;                                               \
-            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {                              \
-                (f)->ready &= ~TIDE__EV_OUT;                                                   \
-            } else if (errno != EINTR) {                                                       \
-                return done_ ? (ssize_t)done_ : -errno;                                        \
-            }                                                                                  \
-        }                                                                                      \
-        return (ssize_t)done_;                                                                 \
-    } while (0)
+/* A write of everything: op goes on from done, which fd_run advances. */
+typedef struct wr_ctx {
+    const char *p;
+    size_t len;
+    size_t done;
+    int flags;
+    const struct sockaddr *addr;
+    socklen_t addrlen;
+} wr_ctx;
+
+static ssize_t write_op(int fd, void *arg)
+{
+    wr_ctx *c = arg;
+    return write(fd, c->p + c->done, c->len - c->done);
+}
+
+static ssize_t send_op(int fd, void *arg)
+{
+    wr_ctx *c = arg;
+    return send(fd, c->p + c->done, c->len - c->done, c->flags | TIDE__MSG_NOSIGNAL);
+}
+
+static ssize_t sendto_op(int fd, void *arg)
+{
+    wr_ctx *c = arg;
+    return sendto(fd, c->p, c->len, c->flags | TIDE__MSG_NOSIGNAL, c->addr, c->addrlen);
+}
 
 ssize_t tide_write(int fd, const void *buf, size_t len)
 {
-    const char *p = buf;
+    wr_ctx c = {.p = buf, .len = len};
     tide_task *cur;
     tide__fd *f;
     int rc;
 
     rc = io_begin_buf(fd, buf, len, &cur, &f);
-    if (rc < 0)
+    if (rc < 0 || len == 0)
         return rc;
-    WRITE_ALL(f, cur, len, write(fd, p + done_, len - done_));
+    return fd_run(cur, f, TIDE__EV_OUT, write_op, &c, len, &c.done, 0);
 }
 
 ssize_t tide_send(int fd, const void *buf, size_t len, int flags)
 {
-    const char *p = buf;
+    wr_ctx c = {.p = buf, .len = len, .flags = flags};
+    tide_task *cur;
+    tide__fd *f;
+    int rc;
+
+    rc = io_begin_buf(fd, buf, len, &cur, &f);
+    if (rc < 0 || len == 0)
+        return rc;
+    return fd_run(cur, f, TIDE__EV_OUT, send_op, &c, len, &c.done, 0);
+}
+
+ssize_t tide_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
+                    socklen_t addrlen)
+{
+    wr_ctx c = {.p = buf, .len = len, .flags = flags, .addr = addr, .addrlen = addrlen};
     tide_task *cur;
     tide__fd *f;
     int rc;
@@ -533,14 +709,43 @@ ssize_t tide_send(int fd, const void *buf, size_t len, int flags)
     rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0)
         return rc;
-    WRITE_ALL(f, cur, len, send(fd, p + done_, len - done_, flags | MSG_NOSIGNAL));
+    /* One datagram: all or nothing (an empty one is a datagram too). */
+    return fd_run(cur, f, TIDE__EV_OUT, sendto_op, &c, 0, NULL, 0);
 }
 
-/* writev of everything: advances through the iovecs on a copy. */
+/* writev of a batch of at most IOV_MAX_BATCH iovecs, copied so that the
+ * caller's array is never changed and advanced in place as it goes out. */
+typedef struct wv_ctx {
+    struct iovec v[IOV_MAX_BATCH];
+    int first, n;
+    size_t done; /* advanced by fd_run */
+    size_t seen; /* the part of done that first/v account for */
+} wv_ctx;
+
+static ssize_t writev_op(int fd, void *arg)
+{
+    wv_ctx *c = arg;
+    size_t adv = c->done - c->seen;
+
+    c->seen = c->done;
+    while (adv > 0) { /* skip what the last attempt wrote */
+        struct iovec *v = &c->v[c->first];
+        if (adv < v->iov_len) {
+            v->iov_base = (char *)v->iov_base + adv;
+            v->iov_len -= adv;
+            adv = 0;
+        } else {
+            adv -= v->iov_len;
+            c->first++;
+        }
+    }
+    return writev(fd, c->v + c->first, c->n - c->first);
+}
+
 ssize_t tide_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    struct iovec local[IOV_MAX_BATCH];
-    size_t total, done = 0;
+    wv_ctx c;
+    size_t total = 0;
     tide_task *cur;
     tide__fd *f;
     int rc, i = 0;
@@ -550,81 +755,45 @@ ssize_t tide_writev(int fd, const struct iovec *iov, int iovcnt)
     rc = io_begin(fd, &cur, &f);
     if (rc < 0)
         return rc;
-    total = iov_total(iov, iovcnt);
-    size_t off = 0; /* bytes of iov[i] already written */
-    while (done < total) {
+    /* Batch after batch; each is one operation that writes it all. */
+    while (i < iovcnt) {
+        size_t want = 0;
         ssize_t n;
-        int k;
 
-        if (!(f->ready & TIDE__EV_OUT)) {
-            rc = tide__fd_wait(cur, f, TIDE__EV_OUT);
-            if (rc < 0)
-                return done ? (ssize_t)done : rc;
+        c.first = 0;
+        c.done = c.seen = 0;
+        for (c.n = 0; c.n < IOV_MAX_BATCH && i < iovcnt; c.n++, i++) {
+            c.v[c.n] = iov[i];
+            want += iov[i].iov_len;
         }
-        while (i < iovcnt && off == iov[i].iov_len) { /* skip empty/finished */
-            i++;
-            off = 0;
-        }
-        for (k = 0; k < IOV_MAX_BATCH && i + k < iovcnt; k++) {
-            local[k].iov_base = (char *)iov[i + k].iov_base + (k == 0 ? off : 0);
-            local[k].iov_len = iov[i + k].iov_len - (k == 0 ? off : 0);
-        }
-        n = writev(fd, local, k);
-        size_t batch = iov_total(local, k);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                f->ready &= ~TIDE__EV_OUT;
-            else if (errno != EINTR)
-                return done ? (ssize_t)done : -errno;
+        if (want == 0)
             continue;
-        }
-        done += (size_t)n;
-        if ((size_t)n < batch && !f->always_ready)
-            f->ready &= ~TIDE__EV_OUT; /* the socket buffer is full */
-        while (n > 0) { /* advance (i, off) by n bytes */
-            size_t left = iov[i].iov_len - off;
-            if ((size_t)n < left) {
-                off += (size_t)n;
-                n = 0;
-            } else {
-                n -= (ssize_t)left;
-                i++;
-                off = 0;
-            }
-        }
+        n = fd_run(cur, f, TIDE__EV_OUT, writev_op, &c, want, &c.done, 0);
+        if (n < 0)
+            return total ? (ssize_t)total : n;
+        total += (size_t)n;
+        if ((size_t)n < want)
+            break; /* an error after part of it: the count so far */
     }
-    return (ssize_t)done;
+    return (ssize_t)total;
 }
 
-ssize_t tide_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
-                    socklen_t addrlen)
-{
-    tide_task *cur;
-    tide__fd *f;
-    int rc;
+typedef struct sf_ctx {
+    int in_fd;
+    off_t *offset;
+    size_t count;
+    size_t done; /* advanced by fd_run */
+} sf_ctx;
 
-    rc = io_begin_buf(fd, buf, len, &cur, &f);
-    if (rc < 0)
-        return rc;
-    for (;;) { /* one datagram: all or nothing */
-        ssize_t n;
-        if (!(f->ready & TIDE__EV_OUT)) {
-            rc = tide__fd_wait(cur, f, TIDE__EV_OUT);
-            if (rc < 0)
-                return rc;
-        }
-        n = sendto(fd, buf, len, flags | MSG_NOSIGNAL, addr, addrlen);
-        if (n >= 0)
-            return n;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            f->ready &= ~TIDE__EV_OUT;
-        else if (errno != EINTR)
-            return -errno;
-    }
+static ssize_t sendfile_op(int fd, void *arg)
+{
+    sf_ctx *c = arg;
+    return tide__sys_sendfile(fd, c->in_fd, c->offset, c->count - c->done);
 }
 
 ssize_t tide_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
+    sf_ctx c = {.in_fd = in_fd, .offset = offset, .count = count};
     tide_task *cur;
     tide__fd *f;
     int rc;
@@ -632,42 +801,53 @@ ssize_t tide_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
     if (in_fd < 0)
         return -EBADF;
     rc = io_begin(out_fd, &cur, &f);
-    if (rc < 0)
+    if (rc < 0 || count == 0)
         return rc;
-    WRITE_ALL(f, cur, count, sendfile(out_fd, in_fd, offset, count - done_));
+    /* A short count may mean the end of the input, not a full socket: the
+     * next attempt tells (0: the end; EAGAIN: full). */
+    return fd_run(cur, f, TIDE__EV_OUT, sendfile_op, &c, count, &c.done, TIDE__FD_NOINFER);
 }
 
 /* ---------------------------------------------------- connect and close */
+
+/* The end of a connect in progress: the socket's pending error, or EAGAIN
+ * while the handshake goes on. */
+static ssize_t connect_done_op(int fd, void *arg)
+{
+    int err = 0;
+    socklen_t elen = sizeof err;
+
+    (void)arg;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+        return -1;
+    if (err == 0)
+        return 0;
+    errno = err == EINPROGRESS || err == EALREADY ? EAGAIN : err;
+    return -1;
+}
 
 int tide_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 {
     tide_task *cur;
     tide__fd *f;
-    int rc, err = 0;
-    socklen_t elen = sizeof err;
+    int rc;
 
     if (!addr)
         return -EINVAL;
     rc = io_begin(fd, &cur, &f);
     if (rc < 0)
         return rc;
+    /* connect(2) starts the attempt (an EAGAIN from it, a Unix listener's
+     * full backlog, is an error: no edge of this socket would end it)... */
     if (connect(fd, addr, addrlen) == 0)
         return 0;
     if (errno != EINPROGRESS && errno != EINTR)
         return -errno;
+    /* ...and its end is an fd operation: writable once the handshake is
+     * over.  Cancelled, the caller closes the socket, which ends the
+     * attempt. */
     f->ready &= ~TIDE__EV_OUT;
-    for (;;) {
-        rc = tide__fd_wait(cur, f, TIDE__EV_OUT);
-        if (rc < 0)
-            return rc; /* the caller closes the socket: the attempt ends with it */
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
-            return -errno;
-        if (err == 0)
-            break;
-        if (err != EINPROGRESS && err != EALREADY)
-            return -err;
-    }
-    return 0;
+    return (int)fd_run(cur, f, TIDE__EV_OUT, connect_done_op, NULL, 0, NULL, 0);
 }
 
 int tide_shutdown(int fd, int how)

@@ -12,6 +12,7 @@
  * first connection wins and the others are cancelled and closed.
  */
 #include "tide_int.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -194,25 +195,12 @@ static int set_int(int fd, int level, int opt, int v)
 /* socket(2), non-blocking and close-on-exec: in one call where the type
  * takes the flags (Linux, the BSDs), else (macOS) with fcntl after it.
  * Returns the fd or -errno. */
+/* A non-blocking, close-on-exec socket (the platform layer knows how):
+ * the fd or -errno. */
 static int new_socket(int domain, int type)
 {
-    int fd;
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-    fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = tide__sys_socket(domain, type, 0);
     return fd < 0 ? -errno : fd;
-#else
-    int fl;
-    fd = socket(domain, type, 0);
-    if (fd < 0)
-        return -errno;
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || (fl = fcntl(fd, F_GETFL)) < 0 ||
-        fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-#endif
 }
 
 /* The option that makes several sockets share a port with the kernel

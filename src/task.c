@@ -80,6 +80,7 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
     t->unlink = unlink;
     t->unlink_arg = arg;
     t->nocancel = (flags & TIDE__WAIT_NOCANCEL) != 0;
+    t->io_streak = 0; /* a real suspension: the others had their turn (io.c's budget) */
     t->state = TIDE_TASK_WAITING;
     tide__switch_to_loop(t);
     return t->wake_rc;

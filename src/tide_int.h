@@ -135,6 +135,8 @@ struct tide_task {
     uint8_t detached;    /* released when it ends; failures logged */
     uint8_t nocancel;    /* > 0: the current wait ignores cancellation */
     uint8_t mark;        /* scratch bit for duplicate checks (always 0 between calls) */
+    uint8_t io_streak;   /* fd operations done since the task last suspended: at
+                            TIDE__IO_BUDGET the next one yields first (io.c) */
     int result;          /* fn's return value, once DONE */
     int wake_rc;         /* what the current suspension returns */
     tide_scope *scope;   /* innermost cancel scope, or NULL */
@@ -261,6 +263,38 @@ struct tide__fd {
 tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err);
 void tide__fd_forget(tide_loop *loop, int fd);
 int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
+
+/*
+ * The one fd-operation path (io.c).  An operation is a function making one
+ * attempt of a syscall on fd; these try it, wait only on EAGAIN, and keep
+ * f's readiness bits right.  A short positive transfer clears dir's bit
+ * when it proves the fd is not ready (a read on a byte stream: drained; a
+ * write: buffer full), never after a hang-up or on an always_ready fd
+ * (regular files and devices the poller refuses, which never wait).
+ */
+/* The fd operations a task may make in a row without suspending before the
+ * next one first yields (a cooperative budget, as Tokio's). */
+#define TIDE__IO_BUDGET 128
+/* One attempt of an fd operation: returns >= 0 or -1 with errno set. */
+typedef ssize_t (*tide__fd_sysfn)(int fd, void *ctx);
+/* Tries op once without waiting: n >= 0, -EAGAIN (readiness bit for dir cleared), or -errno.
+ * want: bytes asked (a short transfer on a byte stream clears the bit; 0 = never infer). EINTR
+ * retried.  With dir's bit already clear, -EAGAIN without a syscall (an always_ready fd is
+ * always tried).  No budget, no cancellation check. */
+ssize_t tide__fd_try(tide__fd *f, unsigned dir, tide__fd_sysfn op, void *ctx, size_t want);
+/* Tries, waits for dir on EAGAIN, tries again: the blocking form, a cancellation point.
+ * Returns what op returned (>= 0) or -errno: -ECANCELED/-ETIMEDOUT, -EBUSY (another task
+ * waits for dir), -EBADF (closed meanwhile), -EAGAIN from an always_ready fd (nothing to
+ * wait for).  Counts against the task's I/O budget (it may yield first). */
+ssize_t tide__fd_op(tide_task *cur, tide__fd *f, unsigned dir, tide__fd_sysfn op, void *ctx,
+                    size_t want);
+/* Flags of tide__fd_op_all. */
+#define TIDE__FD_NOINFER 0x1u /* a short transfer says nothing (sendfile: the input ended?) */
+/* tide__fd_op until want bytes went (write everything): *done counts them and op reads it to
+ * go on from there.  Returns want, or the count so far (< want) when an error, a
+ * cancellation or a 0 from op (nothing more) comes after some progress, else the error. */
+ssize_t tide__fd_op_all(tide_task *cur, tide__fd *f, unsigned dir, tide__fd_sysfn op, void *ctx,
+                        size_t want, size_t *done, unsigned flags);
 
 /* A node of the cross-thread queue (call_soon_threadsafe). */
 typedef struct tide__tsnode {

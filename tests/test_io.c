@@ -1152,6 +1152,415 @@ static void test_pipe_description_stays_blocking(void **state)
     close(p[1]);
 }
 
+/* ------------------------------------------------------ files never wait */
+
+/* A regular file (or a device epoll refuses) is always ready: a short
+ * transfer there says nothing about readiness, and no call may wait for an
+ * edge.  Everything here runs inside a 1 s scope and must end at once. */
+typedef struct fnw {
+    int fd, out;
+    ssize_t w_big, w_v, r_total, r_short, r_eof1, r_eof2, r_v, sf, sf_eof, zero, null;
+    int wait_r, wait_w, end_rc;
+    int64_t ms;
+} fnw;
+
+#define FNW_SIZE (MIB + 123)
+
+static int fnw_main(void *arg)
+{
+    fnw *x = arg;
+    uint8_t *buf = malloc(FNW_SIZE), small[100];
+    char v1[3], v2[4];
+    struct iovec wv[2] = {{"abc", 3}, {"defg", 4}}, rv[2] = {{v1, 3}, {v2, 4}};
+    off_t off = 0;
+    tide_scope s;
+    int64_t t0 = tide_now();
+    int zfd = open("/dev/zero", O_RDONLY | O_CLOEXEC), nfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+    tide_timeout_begin(&s, 1000);
+    tt_pat_fill(buf, 0, FNW_SIZE);
+    x->w_big = tide_write(x->fd, buf, FNW_SIZE);
+    lseek(x->fd, 0, SEEK_SET);
+    memset(buf, 0, FNW_SIZE);
+    for (;;) { /* 64 KiB at a time: the last read is short, then EOF */
+        ssize_t n = tide_read(x->fd, buf + x->r_total, 65536);
+        if (n <= 0)
+            break;
+        if (n < 65536)
+            x->r_short = n;
+        x->r_total += n;
+    }
+    if (tt_pat_check(buf, 0, FNW_SIZE) >= 0)
+        x->r_total = -1;
+    x->r_eof1 = tide_read(x->fd, small, sizeof small);
+    x->r_eof2 = tide_read(x->fd, small, sizeof small);
+    x->wait_r = tide_wait_readable(x->fd);
+    x->wait_w = tide_wait_writable(x->fd);
+    x->w_v = tide_writev(x->fd, wv, 2);
+    lseek(x->fd, FNW_SIZE, SEEK_SET);
+    x->r_v = tide_readv(x->fd, rv, 2);
+    if (memcmp(v1, "abc", 3) || memcmp(v2, "defg", 4))
+        x->r_v = -1;
+    /* a file to a file, asked for more than there is: the short count */
+    x->sf = tide_sendfile(x->out, x->fd, &off, FNW_SIZE + 1000);
+    x->sf_eof = tide_sendfile(x->out, x->fd, &off, 10);
+    x->zero = tide_read(zfd, small, sizeof small);
+    x->null = tide_write(nfd, buf, FNW_SIZE);
+    x->end_rc = tide_timeout_end(&s);
+    x->ms = tide_now() - t0;
+    tide_close(zfd);
+    tide_close(nfd);
+    free(buf);
+    return 0;
+}
+
+static void test_regular_file_never_waits(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    char p1[] = "/tmp/tide_fnw_XXXXXX", p2[] = "/tmp/tide_fnw_XXXXXX";
+    fnw x;
+    memset(&x, 0, sizeof x);
+    x.fd = mkstemp(p1);
+    x.out = mkstemp(p2);
+    assert_true(x.fd >= 0 && x.out >= 0);
+    unlink(p1);
+    unlink(p2);
+    TT_RUN(fnw_main, &x);
+    assert_int_equal(x.w_big, FNW_SIZE);
+    assert_int_equal(x.r_total, FNW_SIZE);
+    assert_int_equal(x.r_short, FNW_SIZE % 65536);
+    assert_int_equal(x.r_eof1, 0);
+    assert_int_equal(x.r_eof2, 0);
+    assert_int_equal(x.wait_r, 0);
+    assert_int_equal(x.wait_w, 0);
+    assert_int_equal(x.w_v, 7);
+    assert_int_equal(x.r_v, 7);
+    assert_int_equal(x.sf, FNW_SIZE + 7);
+    assert_int_equal(x.sf_eof, 0);
+    assert_int_equal(x.zero, 100);
+    assert_int_equal(x.null, FNW_SIZE);
+    assert_int_equal(x.end_rc, 0);
+    assert_true(x.ms < 900);
+    tide_close(x.fd);
+    tide_close(x.out);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* -------------------------------------------------------------- fairness */
+
+/* A task whose fd always has data never has to suspend; the I/O budget
+ * makes it yield now and then, so the other tasks still run.  Sources: a
+ * socket a writer thread keeps full, a peek (which consumes nothing), and
+ * /dev/zero (never waited on). */
+enum { FAIR_THREAD, FAIR_PEEK, FAIR_ZERO };
+
+#define FAIR_READS 20000
+
+typedef struct fair {
+    int mode, sv[2], zfd;
+    int done, stop;
+    long reads, ticks, ticks_seen;
+    ssize_t bad;
+} fair;
+
+static void *fair_writer_thread(void *arg)
+{
+    fair *f = arg;
+    static char chunk[4096];
+    while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
+        ssize_t n = send(f->sv[0], chunk, sizeof chunk, MSG_NOSIGNAL);
+        if (n < 0 && errno != EINTR)
+            break;
+    }
+    return NULL;
+}
+
+static int fair_ticker(void *arg)
+{
+    fair *f = arg;
+    while (!f->done) {
+        if (tide_sleep(0) < 0)
+            break;
+        f->ticks++;
+    }
+    return 0;
+}
+
+static int fair_reader(void *arg)
+{
+    fair *f = arg;
+    char buf[64];
+    for (long i = 0; i < FAIR_READS; i++) {
+        ssize_t n;
+        if (f->mode == FAIR_PEEK)
+            n = tide_recv(f->sv[1], buf, sizeof buf, MSG_PEEK);
+        else
+            n = tide_read(f->mode == FAIR_ZERO ? f->zfd : f->sv[1], buf, sizeof buf);
+        if (n <= 0) {
+            f->bad = n;
+            break;
+        }
+        f->reads++;
+    }
+    f->ticks_seen = f->ticks;
+    f->done = 1;
+    return 0;
+}
+
+static int fair_main(void *arg)
+{
+    fair *f = arg;
+    tide_task *tk, *rd;
+    spawn(&tk, fair_ticker, f);
+    spawn(&rd, fair_reader, f);
+    tide_await(rd);
+    tide_await(tk);
+    return 0;
+}
+
+static void run_fair(int mode)
+{
+    int before = tt_count_fds();
+    pthread_t th;
+    fair f;
+    memset(&f, 0, sizeof f);
+    f.mode = mode;
+    f.zfd = -1;
+    assert_int_equal(tt_socketpair(f.sv, 0), 0);
+    if (mode == FAIR_THREAD) {
+        tt_fill_fd(f.sv[0]);
+        (void)fcntl(f.sv[0], F_SETFL, fcntl(f.sv[0], F_GETFL) & ~O_NONBLOCK);
+        assert_int_equal(pthread_create(&th, NULL, fair_writer_thread, &f), 0);
+    } else if (mode == FAIR_PEEK) {
+        assert_int_equal(write(f.sv[0], "always here", 11), 11);
+    } else {
+        f.zfd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        assert_true(f.zfd >= 0);
+    }
+    TT_RUN(fair_main, &f);
+    if (mode == FAIR_THREAD) {
+        __atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
+        shutdown(f.sv[1], SHUT_RDWR); /* a writer blocked in send gets EPIPE */
+        pthread_join(th, NULL);
+    }
+    assert_int_equal(f.bad, 0);
+    assert_int_equal(f.reads, FAIR_READS);
+    /* one yield per budget of reads at least (20000 / 128 = 156) */
+    print_message("fairness mode %d: the other task ran %ld times during %d reads\n", mode,
+                  f.ticks_seen, FAIR_READS);
+    assert_true(f.ticks_seen >= 100);
+    close(f.sv[0]);
+    close(f.sv[1]);
+    if (f.zfd >= 0)
+        close(f.zfd);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+static void test_fairness_thread_fed_socket(void **state)
+{
+    (void)state;
+    run_fair(FAIR_THREAD);
+}
+
+static void test_fairness_peek(void **state)
+{
+    (void)state;
+    run_fair(FAIR_PEEK);
+}
+
+static void test_fairness_dev_zero(void **state)
+{
+    (void)state;
+    run_fair(FAIR_ZERO);
+}
+
+/* ------------------------------------------------------------ error paths */
+
+/* Every public call: -EPERM outside a task, -EBADF on a bad fd, -EINVAL on a
+ * NULL buffer with a length, -ECANCELED when cancelled even though the fd is
+ * ready (and then nothing is consumed). */
+enum {
+    OP_READ, OP_WRITE, OP_READV, OP_WRITEV, OP_RECV, OP_SEND, OP_RECVFROM, OP_SENDTO,
+    OP_ACCEPT, OP_CONNECT, OP_SENDFILE, OP_WAIT_R, OP_WAIT_W, OP_N
+};
+
+static const char *const op_names[OP_N] = {
+    "read", "write", "readv", "writev", "recv", "send", "recvfrom", "sendto",
+    "accept", "connect", "sendfile", "wait_readable", "wait_writable",
+};
+
+typedef struct ep_fds {
+    int stream;  /* a connected stream socket with data to read */
+    int dgram;   /* a bound UDP socket with a datagram to read */
+    int listener; /* with a connection waiting */
+    int fresh;   /* an unconnected TCP socket */
+    int file;    /* a regular file (sendfile's input) */
+    struct sockaddr_in to; /* the listener's and the UDP socket's address */
+} ep_fds;
+
+/* Calls op on the fds of e, with a NULL buffer if nullbuf. */
+static ssize_t call_op(int op, const ep_fds *e, int nullbuf)
+{
+    char b[16], *buf = nullbuf ? NULL : b;
+    struct iovec iov = {b, sizeof b};
+    const struct iovec *v = nullbuf ? NULL : &iov;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    off_t off = 0;
+
+    switch (op) {
+    case OP_READ:
+        return tide_read(e->stream, buf, sizeof b);
+    case OP_WRITE:
+        return tide_write(e->stream, buf, sizeof b);
+    case OP_READV:
+        return tide_readv(e->stream, v, 1);
+    case OP_WRITEV:
+        return tide_writev(e->stream, v, 1);
+    case OP_RECV:
+        return tide_recv(e->stream, buf, sizeof b, 0);
+    case OP_SEND:
+        return tide_send(e->stream, buf, sizeof b, 0);
+    case OP_RECVFROM:
+        return tide_recvfrom(e->dgram, buf, sizeof b, 0, (struct sockaddr *)&sa, &sl);
+    case OP_SENDTO:
+        return tide_sendto(e->dgram, buf, sizeof b, 0, (const struct sockaddr *)&e->to,
+                           sizeof e->to);
+    case OP_ACCEPT:
+        return tide_accept(e->listener, nullbuf ? (struct sockaddr *)&sa : NULL, NULL);
+    case OP_CONNECT:
+        return tide_connect(e->fresh, nullbuf ? NULL : (const struct sockaddr *)&e->to,
+                            sizeof e->to);
+    case OP_SENDFILE:
+        return tide_sendfile(e->stream, e->file, &off, 4);
+    case OP_WAIT_R:
+        return tide_wait_readable(e->stream);
+    case OP_WAIT_W:
+        return tide_wait_writable(e->stream);
+    }
+    return -9999;
+}
+
+static int op_has_buffer(int op)
+{
+    return op != OP_SENDFILE && op != OP_WAIT_R && op != OP_WAIT_W;
+}
+
+typedef struct epaths {
+    ep_fds e;
+    ssize_t perm[OP_N], badf[OP_N], closed[OP_N], inval[OP_N], canc[OP_N];
+    ssize_t after_read, after_recvfrom;
+    int after_accept, peer_err;
+    char after_buf[16];
+} epaths;
+
+static void fds_all(ep_fds *dst, int fd)
+{
+    dst->stream = dst->dgram = dst->listener = dst->fresh = fd;
+}
+
+static int epaths_cancelled(void *arg)
+{
+    epaths *p = arg;
+    tide_scope sh;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    tide_cancel(tide_current_task());
+    for (int op = 0; op < OP_N; op++)
+        p->canc[op] = call_op(op, &p->e, 0);
+    /* nothing was consumed or started */
+    p->peer_err = getpeername(p->e.fresh, (struct sockaddr *)&sa, &sl) < 0 ? errno : 0;
+    tide_shield_begin(&sh);
+    p->after_read = tide_read(p->e.stream, p->after_buf, sizeof p->after_buf);
+    p->after_recvfrom = tide_recvfrom(p->e.dgram, p->after_buf + 8, 8, 0, NULL, NULL);
+    p->after_accept = tide_accept(p->e.listener, NULL, NULL);
+    tide_shield_end(&sh);
+    return 0;
+}
+
+static int epaths_main(void *arg)
+{
+    epaths *p = arg;
+    ep_fds bad;
+    tide_task *t;
+    int closed = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(closed >= 0);
+    close(closed); /* a number that is not open (nothing opens one meanwhile) */
+
+    bad = p->e;
+    fds_all(&bad, -1);
+    bad.file = p->e.file;
+    for (int op = 0; op < OP_N; op++)
+        p->badf[op] = call_op(op, &bad, 0);
+    fds_all(&bad, closed);
+    for (int op = 0; op < OP_N; op++)
+        p->closed[op] = call_op(op, &bad, 0);
+    for (int op = 0; op < OP_N; op++)
+        p->inval[op] = op_has_buffer(op) ? call_op(op, &p->e, 1) : -EINVAL;
+    spawn(&t, epaths_cancelled, p);
+    tide_await(t);
+    return 0;
+}
+
+static void test_error_paths(void **state)
+{
+    (void)state;
+    int before = tt_count_fds(), sv[2], client;
+    char path[] = "/tmp/tide_ep_XXXXXX";
+    socklen_t len = sizeof(struct sockaddr_in);
+    struct sockaddr_in la;
+    epaths p;
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tt_socketpair(sv, 0), 0);
+    assert_int_equal(write(sv[1], "ready-data", 10), 10);
+    p.e.stream = sv[0];
+    p.e.dgram = tide_udp_bind("127.0.0.1", 0);
+    p.e.listener = tide_tcp_listen("127.0.0.1", 0, NULL);
+    p.e.fresh = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    p.e.file = mkstemp(path);
+    assert_true(p.e.dgram >= 0 && p.e.listener >= 0 && p.e.fresh >= 0 && p.e.file >= 0);
+    unlink(path);
+    assert_int_equal(write(p.e.file, "file", 4), 4);
+    /* a datagram waiting on dgram (sent to itself) */
+    assert_int_equal(getsockname(p.e.dgram, (struct sockaddr *)&p.e.to, &len), 0);
+    assert_int_equal(sendto(p.e.dgram, "dgram", 5, 0, (struct sockaddr *)&p.e.to, len), 5);
+    /* a connection waiting on listener; connect targets the listener too */
+    len = sizeof la;
+    assert_int_equal(getsockname(p.e.listener, (struct sockaddr *)&la, &len), 0);
+    client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(client, (struct sockaddr *)&la, len), 0);
+
+    for (int op = 0; op < OP_N; op++)
+        p.perm[op] = call_op(op, &p.e, 0);
+    TT_RUN(epaths_main, &p);
+    for (int op = 0; op < OP_N; op++) {
+        print_message("%-14s perm %zd badf %zd closed %zd inval %zd cancelled %zd\n",
+                      op_names[op], p.perm[op], p.badf[op], p.closed[op], p.inval[op],
+                      p.canc[op]);
+        assert_int_equal(p.perm[op], -EPERM);
+        assert_int_equal(p.badf[op], -EBADF);
+        assert_int_equal(p.closed[op], -EBADF);
+        assert_int_equal(p.inval[op], -EINVAL);
+        assert_int_equal(p.canc[op], -ECANCELED);
+    }
+    assert_int_equal(p.peer_err, ENOTCONN);
+    assert_int_equal(p.after_read, 10);
+    assert_memory_equal(p.after_buf, "ready-da", 8);
+    assert_int_equal(p.after_recvfrom, 5);
+    assert_memory_equal(p.after_buf + 8, "dgram", 5);
+    assert_true(p.after_accept >= 0);
+    tide_close(p.after_accept);
+    tide_close(sv[0]);
+    close(sv[1]);
+    tide_close(p.e.dgram);
+    tide_close(p.e.listener);
+    tide_close(p.e.fresh);
+    tide_close(p.e.file);
+    close(client);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1174,6 +1583,11 @@ int main(void)
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_signal_wait),
         cmocka_unit_test(test_pipe_description_stays_blocking),
+        cmocka_unit_test(test_regular_file_never_waits),
+        cmocka_unit_test(test_fairness_thread_fed_socket),
+        cmocka_unit_test(test_fairness_peek),
+        cmocka_unit_test(test_fairness_dev_zero),
+        cmocka_unit_test(test_error_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,6 +271,62 @@ static void test_sendfile_short_file(void **state)
     assert_memory_equal(x.got, "hello", 5);
 }
 
+/* sendfile past the end of its input on a socket written to (and polled)
+ * before: the registration's writable edge is long gone, so a short count
+ * must not be read as "socket buffer full".  It used to wait for an edge
+ * that never came, until a deadline, and then return the count. */
+typedef struct sfw {
+    ssize_t n, n_eof;
+    int64_t ms;
+    int end_rc;
+    off_t off;
+    char got[16];
+    ssize_t got_n;
+} sfw;
+
+static int sfw_main(void *arg)
+{
+    sfw *x = arg;
+    char path[] = "/tmp/tide-regress-XXXXXX", c;
+    int fd = mkstemp(path), sv[2];
+    tide_scope s;
+    int64_t t0;
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, "hello", 5), 5);
+    assert_int_equal(tt_socketpair(sv, 0), 0);
+    assert_int_equal(tide_write(sv[0], "x", 1), 1);
+    assert_int_equal(read(sv[1], &c, 1), 1);
+    tide_sleep(5); /* the loop polls: every edge so far is consumed */
+    x->off = 0;
+    tide_timeout_begin(&s, 2000);
+    t0 = tide_now();
+    x->n = tide_sendfile(sv[0], fd, &x->off, 100);
+    x->ms = tide_now() - t0;
+    x->n_eof = tide_sendfile(sv[0], fd, &x->off, 100); /* offset == size */
+    x->end_rc = tide_timeout_end(&s);
+    x->got_n = read(sv[1], x->got, sizeof x->got);
+    close(fd);
+    tide_close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+static void test_sendfile_past_eof_written_socket(void **state)
+{
+    sfw x;
+    (void)state;
+    memset(&x, 0, sizeof x);
+    TT_RUN(sfw_main, &x);
+    assert_int_equal(x.n, 5);
+    assert_true(x.ms < 1000);
+    assert_int_equal(x.n_eof, 0);
+    assert_int_equal(x.off, 5);
+    assert_int_equal(x.end_rc, 0);
+    assert_int_equal(x.got_n, 5);
+    assert_memory_equal(x.got, "hello", 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_stream_closed_twice),
         cmocka_unit_test(test_datagrams_not_drained_by_short_recv),
         cmocka_unit_test(test_sendfile_short_file),
+        cmocka_unit_test(test_sendfile_past_eof_written_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
