@@ -26,6 +26,7 @@
  * ThreadedChildWatcher), which needs neither the loop nor the handle.
  */
 #include "tide_int.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -799,12 +800,10 @@ int tide_process_communicate(tide_process *p, const void *in, size_t inlen, char
 
 static void close_stream(tide_loop *loop, tide_stream *s)
 {
-    int fd = tide_stream_fd(s);
-
-    /* Drop queued writes so the close cannot wait (the fd's callbacks see
-     * -EBADF; the stream then closes without flushing). */
-    tide__fd_forget(loop, fd);
-    tide_stream_close(s);
+    /* Drop queued writes so the close cannot wait; tasks blocked on the
+     * stream wake with -EBADF. */
+    (void)loop;
+    tide__stream_abort(s);
 }
 
 void tide_process_free(tide_process *p)

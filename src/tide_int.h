@@ -258,6 +258,14 @@ void tide__fd_forget(tide_loop *loop, int fd);
 int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
 void tide__fds_free(tide_loop *loop);
 
+/* Fills a Unix socket address for path ('@': Linux abstract); 0, -EINVAL,
+ * -ENAMETOOLONG (net.c). */
+struct sockaddr_un;
+int tide__unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len);
+
+/* Closes the streams still open and frees the streams' pools (stream.c). */
+void tide__streams_free(tide_loop *loop);
+
 /* A node of the cross-thread queue (call_soon_threadsafe). */
 typedef struct tide__tsnode {
     struct tide__tsnode *next;
@@ -289,6 +297,10 @@ struct tide_loop {
     size_t ntasks;          /* live tasks (not released) */
     size_t nundone;         /* live tasks not DONE */
     uint64_t next_id;
+
+    /* streams: pooled structs and buffers (stream.c), made on the first
+     * open, freed with the loop by tide__streams_free */
+    struct tide__streams *streams;
 
     /* pooled callback nodes */
     tide__call *call_free;

@@ -147,6 +147,9 @@ void tide__calls_free(tide_loop *loop);
 void tide__calls_free(tide_loop *loop)
 {
     size_t i;
+    /* MERGE: the streams' pools are torn down here only because loop.c's
+     * teardown is not ours to edit; move to the loop's module table. */
+    tide__streams_free(loop);
     for (i = 0; i < loop->ncall_slabs; i++)
         tide__free(loop->call_slabs[i]);
     tide__free(loop->call_slabs);
