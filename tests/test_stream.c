@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -860,6 +862,373 @@ static void test_stream_misuse(void **state)
     assert_int_equal(tt_count_fds(), before);
 }
 
+/* ================================================ regressions (defects) */
+
+/* The allocator of this test binary: frees wipe the block first (so a use
+ * after free reads zeros and fails loudly even without ASan), and an
+ * allocation of at least g_fail_over bytes fails while it is set. */
+static size_t g_fail_over = SIZE_MAX;
+
+static void *t_malloc(size_t n)
+{
+    return n >= g_fail_over ? NULL : malloc(n);
+}
+
+static void *t_realloc(void *p, size_t n)
+{
+    return n >= g_fail_over ? NULL : realloc(p, n);
+}
+
+static void *t_calloc(size_t n, size_t size)
+{
+    return size && n >= g_fail_over / size ? NULL : calloc(n, size);
+}
+
+static void t_free(void *p)
+{
+    if (p)
+        memset(p, 0, malloc_usable_size(p));
+    free(p);
+}
+
+/* --- a closed handle: every call gets -EBADF, nothing reads freed memory */
+
+typedef struct stale {
+    int sv[2];
+    int close1, close2, fd_rc, drain_rc, flush_rc, eof_rc, wr_eof_rc, again_rc;
+    ssize_t read_rc, write_rc, line_rc;
+    size_t pending;
+    int victim_ok;
+} stale;
+
+static int stale_main(void *arg)
+{
+    stale *x = arg;
+    tide_stream *s, *t;
+    char b[8];
+    tide_stream_open(&s, x->sv[0], NULL);
+    tide_stream_write(s, "hello", 5);
+    x->close1 = tide_stream_close(s);
+    /* the same handle again: each call must see a dead stream */
+    x->close2 = tide_stream_close(s);
+    x->read_rc = tide_stream_read(s, b, sizeof b);
+    x->line_rc = tide_stream_readline(s, b, sizeof b);
+    x->write_rc = tide_stream_write(s, "x", 1);
+    x->drain_rc = tide_stream_drain(s);
+    x->flush_rc = tide_stream_flush(s);
+    x->fd_rc = tide_stream_fd(s);
+    x->eof_rc = tide_stream_at_eof(s);
+    x->wr_eof_rc = tide_stream_write_eof(s);
+    x->pending = tide_stream_write_pending(s);
+    /* a new stream meanwhile does not revive the old handle's calls on it */
+    int v[2];
+    tt_socketpair(v, 0);
+    tide_stream_open(&t, v[0], NULL);
+    x->again_rc = tide_stream_close(s);
+    x->victim_ok = tide_stream_write(t, "ok", 2) == 2 && fcntl(v[0], F_GETFD) >= 0;
+    tide_stream_close(t);
+    tide_close(v[1]);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_stale_handle(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    stale x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(stale_main, &x);
+    assert_int_equal(x.close1, 0);
+    assert_int_equal(x.close2, -EBADF);
+    assert_int_equal(x.read_rc, -EBADF);
+    assert_int_equal(x.line_rc, -EBADF);
+    assert_int_equal(x.write_rc, -EBADF);
+    assert_int_equal(x.drain_rc, -EBADF);
+    assert_int_equal(x.flush_rc, -EBADF);
+    assert_int_equal(x.fd_rc, -EBADF);
+    assert_int_equal(x.eof_rc, -EBADF);
+    assert_int_equal(x.wr_eof_rc, -EBADF);
+    assert_int_equal(x.pending, 0);
+    assert_int_equal(x.again_rc, -EBADF);
+    assert_true(x.victim_ok);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- the fd closed under the stream and its number reused by a new socket */
+
+typedef struct reuse {
+    int sv[2], nv[2];
+    int same_number, close_rc, new_alive, new_gets;
+    ssize_t read_rc, write_rc, peer_got;
+    char buf[16];
+} reuse;
+
+static int reuse_main(void *arg)
+{
+    reuse *x = arg;
+    tide_stream *s;
+    char b[16];
+    tide_stream_open(&s, x->sv[0], NULL);
+    int num = x->sv[0];
+    tide_close(x->sv[0]); /* behind the stream's back */
+    tt_socketpair(x->nv, 0); /* the lowest free number: the stream's old one */
+    x->same_number = x->nv[0] == num || x->nv[1] == num;
+    int mine = x->nv[0] == num ? x->nv[0] : x->nv[1];
+    int other = mine == x->nv[0] ? x->nv[1] : x->nv[0];
+    tide_write(other, "NEW", 3); /* for the new owner, not for s */
+    x->read_rc = tide_stream_read(s, b, sizeof b);
+    x->write_rc = tide_stream_write(s, "stale", 5);
+    x->close_rc = tide_stream_close(s); /* must not close the new socket */
+    x->new_alive = fcntl(mine, F_GETFD) >= 0;
+    /* the new owner still gets its bytes, and nothing from s */
+    x->new_gets = (int)tide_read(mine, x->buf, sizeof x->buf);
+    tide_sleep(5);
+    x->peer_got = recv(other, b, sizeof b, MSG_DONTWAIT);
+    tide_close(x->nv[0]);
+    tide_close(x->nv[1]);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_fd_closed_and_reused(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    reuse x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(reuse_main, &x);
+    assert_true(x.same_number);
+    assert_int_equal(x.read_rc, -EBADF);
+    assert_int_equal(x.write_rc, -EBADF);
+    assert_int_equal(x.close_rc, -EBADF);
+    assert_true(x.new_alive);
+    assert_int_equal(x.new_gets, 3);
+    assert_memory_equal(x.buf, "NEW", 3);
+    assert_true(x.peer_got < 0); /* s wrote nothing into the new socket */
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- two tasks reading one stream: the second is refused, nothing lost */
+
+typedef struct twor {
+    int sv[2];
+    tide_stream *s;
+    ssize_t a_rc, b_rc, b2_rc;
+    char a[32], b[32];
+} twor;
+
+static int twor_a(void *arg)
+{
+    twor *x = arg;
+    x->a_rc = tide_stream_readline(x->s, x->a, sizeof x->a);
+    return 0;
+}
+
+static int twor_main(void *arg)
+{
+    twor *x = arg;
+    tide_task *a;
+    tide_stream_open(&x->s, x->sv[0], NULL);
+    spawn(&a, twor_a, x);
+    tide_sleep(5); /* A waits in readline */
+    tide_write(x->sv[1], "abc", 3);
+    tide_sleep(5); /* A has "abc" buffered, waits for the rest of the line */
+    x->b_rc = tide_stream_read(x->s, x->b, sizeof x->b); /* B, meanwhile */
+    tide_write(x->sv[1], "XYZ\n", 4);
+    tide_await(a);
+    x->b2_rc = tide_stream_read(x->s, x->b, 0); /* A is done: B may read */
+    tide_stream_close(x->s);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_two_readers(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    twor x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(twor_main, &x);
+    assert_int_equal(x.b_rc, -EBUSY);
+    assert_int_equal(x.a_rc, 7);
+    assert_memory_equal(x.a, "abcXYZ\n", 7);
+    assert_int_equal(x.b2_rc, 0);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- a big write whose queue cannot grow: all or a sticky error */
+
+typedef struct nomem {
+    int sv[2];
+    ssize_t w1, w2;
+    int drain_rc, close_rc;
+    size_t peer_got;
+    long bad_at;
+} nomem;
+
+static int nomem_reader(void *arg)
+{
+    nomem *x = arg;
+    uint8_t *buf = malloc(65536);
+    x->bad_at = -1;
+    for (;;) {
+        ssize_t n = tide_read(x->sv[1], buf, 65536);
+        if (n <= 0)
+            break;
+        long b = tt_pat_check(buf, x->peer_got, (size_t)n);
+        if (b >= 0 && x->bad_at < 0)
+            x->bad_at = (long)x->peer_got + b;
+        x->peer_got += (size_t)n;
+    }
+    free(buf);
+    return 0;
+}
+
+static int nomem_main(void *arg)
+{
+    nomem *x = arg;
+    tide_stream *s;
+    tide_task *r;
+    uint8_t *big = malloc(MIB);
+    tt_pat_fill(big, 0, MIB);
+    tide_stream_open(&s, x->sv[0], NULL);
+    g_fail_over = 512 * 1024; /* the queue for most of 1 MiB cannot be had */
+    x->w1 = tide_stream_write(s, big, MIB);
+    g_fail_over = SIZE_MAX;
+    /* the error sticks: nothing after the hole is ever sent */
+    tt_pat_fill(big, 0, 100);
+    x->w2 = tide_stream_write(s, big, 100);
+    x->drain_rc = tide_stream_drain(s);
+    spawn(&r, nomem_reader, x);
+    x->close_rc = tide_stream_close(s);
+    tide_await(r);
+    tide_close(x->sv[1]);
+    free(big);
+    return 0;
+}
+
+static void test_stream_write_nomem(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    nomem x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 4096), 0);
+    TT_RUN(nomem_main, &x);
+    assert_int_equal(x.w1, -ENOMEM);
+    assert_int_equal(x.w2, -ENOMEM);
+    assert_int_equal(x.drain_rc, -ENOMEM);
+    assert_int_equal(x.close_rc, -ENOMEM);
+    /* what went out is a prefix of the data, never more */
+    assert_true(x.peer_got < MIB);
+    assert_int_equal(x.bad_at, -1);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- a stream write timeout: a peer that never reads */
+
+typedef struct wto {
+    int sv[2];
+    int drain_rc, close_rc;
+    ssize_t w_after;
+    int64_t drain_ms, close_ms;
+} wto;
+
+static int wto_main(void *arg)
+{
+    wto *x = arg;
+    tide_stream *s;
+    tide_stream_opts o;
+    static char chunk[256 * 1024];
+    tide_stream_opts_init(&o);
+    o.write_timeout_ms = 100;
+    tide_stream_open(&s, x->sv[0], &o);
+    tide_stream_write(s, chunk, sizeof chunk);
+    int64_t t0 = tide_now();
+    x->drain_rc = tide_stream_drain(s);
+    x->drain_ms = tide_now() - t0;
+    x->w_after = tide_stream_write(s, "x", 1); /* sticky */
+    t0 = tide_now();
+    x->close_rc = tide_stream_close(s);
+    x->close_ms = tide_now() - t0;
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_write_timeout(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    wto x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 4096), 0);
+    TT_RUN(wto_main, &x);
+    assert_int_equal(x.drain_rc, -ETIMEDOUT);
+    assert_true(x.drain_ms >= 90 && x.drain_ms < 2000);
+    assert_int_equal(x.w_after, -ETIMEDOUT);
+    assert_int_equal(x.close_rc, -ETIMEDOUT);
+    assert_true(x.close_ms < 50); /* dropped: no second wait */
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* A slow reader that keeps reading is not cut off: the timeout counts time
+ * without progress, not the length of the whole flush. */
+typedef struct wslow {
+    int sv[2];
+    int flush_rc, stop;
+    size_t got;
+} wslow;
+
+static int wslow_reader(void *arg)
+{
+    wslow *x = arg;
+    char b[4096];
+    while (!x->stop) {
+        ssize_t n = tide_read(x->sv[1], b, sizeof b);
+        if (n <= 0)
+            break;
+        x->got += (size_t)n;
+        tide_sleep(20); /* 4 KiB every 20 ms: 256 KiB take > 1 s */
+    }
+    return 0;
+}
+
+static int wslow_main(void *arg)
+{
+    wslow *x = arg;
+    tide_stream *s;
+    tide_stream_opts o;
+    tide_task *r;
+    static char chunk[256 * 1024];
+    tide_stream_opts_init(&o);
+    o.write_timeout_ms = 200;
+    tide_stream_open(&s, x->sv[0], &o);
+    tide_stream_write(s, chunk, sizeof chunk);
+    spawn(&r, wslow_reader, x);
+    x->flush_rc = tide_stream_flush(s);
+    tide_stream_close(s);
+    tide_await(r);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_write_timeout_progress(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    wslow x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 4096), 0);
+    TT_RUN(wslow_main, &x);
+    assert_int_equal(x.flush_rc, 0);
+    assert_int_equal(x.got, 256 * 1024);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -875,6 +1244,13 @@ int main(void)
         cmocka_unit_test(test_stream_reset_mid_read),
         cmocka_unit_test(test_open_connection),
         cmocka_unit_test(test_stream_misuse),
+        cmocka_unit_test(test_stream_stale_handle),
+        cmocka_unit_test(test_stream_fd_closed_and_reused),
+        cmocka_unit_test(test_stream_two_readers),
+        cmocka_unit_test(test_stream_write_nomem),
+        cmocka_unit_test(test_stream_write_timeout),
+        cmocka_unit_test(test_stream_write_timeout_progress),
     };
+    tide_replace_allocator(t_malloc, t_realloc, t_calloc, t_free);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
