@@ -95,6 +95,7 @@ struct tide_stream {
     uint8_t rcls, wcls;    /* pool class of rbuf / wbuf (BUF_NOCLASS: private) */
     tide_loop *loop;
     tide__transport *tp;   /* &fdt or a transport of its own; NULL once closed */
+    tide__transport *tp_closed; /* after close: freed (ops->free) with the stream */
     tide__fd_transport fdt;
     unsigned users;        /* tasks inside a call that may suspend */
     tide_task *reader;     /* the task inside a read call, or NULL */
@@ -250,6 +251,8 @@ static void destroy(tide_stream *s)
 {
     struct tide__streams *ss = s->loop->streams;
 
+    if (s->tp_closed && s->tp_closed->ops->free)
+        s->tp_closed->ops->free(s->tp_closed); /* nobody is inside it now */
     rbuf_release(s);
     wbuf_release(s);
     if (s->prev)
@@ -282,9 +285,9 @@ void tide__streams_free(tide_loop *loop)
         tide_stream *s = ss->live;
         disarm_flush(s);
         if (s->tp) {
-            tide__transport *tp = s->tp;
+            s->tp_closed = s->tp;
             s->tp = NULL;
-            tp->ops->close(tp);
+            s->tp_closed->ops->close(s->tp_closed);
         }
         s->closed = 1;
         destroy(s);
@@ -368,16 +371,16 @@ int tide__stream_open_transport(tide_stream **out, tide__transport *t, const tid
     tide_stream *s;
     int rc;
 
-    if (!out || !t) {
-        if (t)
-            t->ops->close(t);
-        return -EINVAL;
-    }
-    *out = NULL;
-    rc = !loop ? -EPERM : check_opts(o, &d);
+    if (out)
+        *out = NULL;
+    rc = !out || !t ? -EINVAL : !loop ? -EPERM : check_opts(o, &d);
     s = rc < 0 ? NULL : stream_alloc(loop);
     if (!s) {
-        t->ops->close(t);
+        if (t) {
+            t->ops->close(t);
+            if (t->ops->free)
+                t->ops->free(t);
+        }
         return rc < 0 ? rc : -ENOMEM;
     }
     s->tp = t;
@@ -1172,13 +1175,20 @@ int tide_stream_close(tide_stream *s)
     }
     disarm_flush(s);
     wbuf_release(s);
-    /* Tasks blocked in the transport's wait wake with -EBADF. */
+    /* Tasks blocked in the transport's wait wake with -EBADF; its memory
+     * goes when the last of them has left (destroy). */
     tp = s->tp;
     s->tp = NULL;
+    s->tp_closed = tp;
     tp->ops->close(tp);
     if (s->users == 0)
         destroy(s);
     return rc;
+}
+
+size_t tide__stream_held(const tide_stream *s)
+{
+    return check(s) == 0 ? s->rcap + s->wcap : 0;
 }
 
 void tide__stream_abort(tide_stream *s)

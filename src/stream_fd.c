@@ -288,6 +288,7 @@ static const tide__transport_ops fd_ops = {
     .arm = fdt_arm,
     .shutdown = fdt_shutdown,
     .close = fdt_close,
+    .free = NULL, /* lives in the stream */
     .address = fdt_address,
     .fd = fdt_fd,
 };

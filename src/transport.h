@@ -25,10 +25,13 @@
  *    closed behind its back).  Arming with wait 0 disarms.  If the
  *    direction may be ready already (an edge that came and will not come
  *    again), arm returns -EALREADY and the caller tries again at once.
- *  - After close, the stream never touches the transport again.  close
- *    wakes a task blocked in wait (which returns -EBADF) and releases what the transport owns (the fd, if it still is the
+ *  - close wakes a task blocked in wait (which returns -EBADF) and
+ *    releases what the transport owns (the fd, if it still is the
  *    transport's: never an fd number that was closed and reused by someone
- *    else) and frees the transport's memory when it owns it.
+ *    else).  It may come while another task is inside wait, so it must not
+ *    free the memory that wait returns to: free does that, later, once no
+ *    task is inside any call of the transport.  After close the stream
+ *    calls nothing but free.
  *  - A transport whose resource was closed under it (tide_close of its fd)
  *    returns -EBADF from every call from then on.
  */
@@ -65,8 +68,12 @@ typedef struct tide__transport_ops {
     /* Ends the write side (the peer reads EOF); the stream calls it once its
      * queue is flushed.  0, -EAGAIN with *wait (TLS close_notify), -errno. */
     int (*shutdown)(tide__transport *t, unsigned *wait);
-    /* Releases the transport; see above. */
+    /* Releases the transport's resources and wakes its waiters; see above. */
     void (*close)(tide__transport *t);
+    /* Frees the transport's memory (after close, once nobody is inside a
+     * call).  May be NULL: the memory is not the transport's (the fd
+     * transport lives in the stream). */
+    void (*free)(tide__transport *t);
     /* The local (peer 0) or peer (peer 1) address, as getsockname /
      * getpeername: *len is the room in addr on entry, the address's length
      * on return.  0, -ENOTSOCK (the transport has none), -ENOTCONN, -EBADF.
@@ -106,9 +113,11 @@ int tide__fd_transport_open(tide__fd_transport *t, tide_loop *loop, int fd);
 
 /* Closes s without flushing (what is queued is dropped, nothing waits). */
 void tide__stream_abort(tide_stream *s);
+/* The bytes of buffer memory s holds now (read buffer + write queue). */
+size_t tide__stream_held(const tide_stream *s);
 
 /* Opens a stream over transport t (which the stream owns from now on: it
- * is closed with the stream, and on failure here too).  Errors as
+ * is closed and freed with the stream, and on failure here too).  Errors as
  * tide_stream_open. */
 int tide__stream_open_transport(tide_stream **s, tide__transport *t, const tide_stream_opts *o);
 
