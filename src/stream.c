@@ -839,7 +839,7 @@ static void wake_drainer(tide_stream *s)
     if (s->drainer && (s->wlen <= s->drain_to || s->werr)) {
         tide_task *t = s->drainer;
         s->drainer = NULL;
-        tide__wake(t, 0);
+        tide__wake(t, 1); /* 1: the mark was reached (0 is the wait's deadline) */
     }
     if (s->out_cb && (s->wlen <= s->low || s->werr)) {
         tide__transport_cb cb = s->out_cb;
@@ -902,7 +902,7 @@ static void flush(tide_stream *s)
                     wbuf_release(s);
                 continue;
             }
-            rc = (int)n;
+            rc = n == 0 ? -EAGAIN : (int)n; /* took nothing: as if full */
         } else if (s->wshut && !s->wshut_done) {
             rc = s->tp->ops->shutdown(s->tp, &wait);
             if (rc == 0) {
@@ -916,6 +916,8 @@ static void flush(tide_stream *s)
             write_failed(s, rc);
             break;
         }
+        if (!wait)
+            wait = TIDE__WANT_OUT;
         rc = arm_flush(s, wait);
         if (rc == 0) {
             armed = 1;
@@ -1107,8 +1109,8 @@ static int wait_flushed(tide_stream *s, tide_task *cur, size_t to)
             return rc;
         if (s->werr)
             return s->werr;
-        if (s->wlen <= to)
-            return 0;
+        if (rc > 0 || s->wlen <= to)
+            return 0; /* the queue fell to the mark (maybe refilled since) */
         /* our own deadline passed: the loop above decides */
     }
 }

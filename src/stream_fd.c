@@ -47,9 +47,10 @@ static inline int alive(const tide__fd_transport *t)
 
 /* ------------------------------------------- one attempt, and the wait */
 
-/* MERGE: replace with tide__fd_try/op from io.c (same signatures and
- * semantics: fd_try is tide__fd_try; the stream's try-then-wait loop over
- * its transport is what tide__fd_op does for a plain fd). */
+/* The fd layer's try/wait, kept here until io.c has them: fd_sysfn is
+ * tide__fd_sysfn, fd_try is tide__fd_try (same signature and semantics),
+ * and the stream's try-then-wait loop over its transport is what
+ * tide__fd_op does for a plain fd. */
 typedef ssize_t (*fd_sysfn)(int fd, void *ctx); /* one attempt: >= 0, or -1 + errno */
 
 /* MERGE: replace with tide__fd_try/op from io.c */
