@@ -1689,6 +1689,47 @@ static void test_stream_writev(void **state)
     assert_int_equal(tt_count_fds(), before);
 }
 
+/* --- streams left open when the loop ends are closed with it; a forgotten
+ * fd is no longer the stream's to close */
+
+typedef struct left {
+    int sv[2], fv[2];
+    int forget_close, forgotten_alive;
+} left;
+
+static int left_main(void *arg)
+{
+    left *x = arg;
+    tide_stream *s, *f;
+    tide_stream_open(&s, x->sv[0], NULL); /* never closed: the loop does it */
+    tide_stream_write(s, "bye", 3);
+    tide_stream_open(&f, x->fv[0], NULL);
+    tide_fd_forget(x->fv[0]); /* handed to someone else */
+    x->forget_close = tide_stream_close(f);
+    x->forgotten_alive = fcntl(x->fv[0], F_GETFD) >= 0;
+    return 0;
+}
+
+static void test_stream_left_open_and_forgotten(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    left x;
+    char b[8];
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    assert_int_equal(tt_socketpair(x.fv, 0), 0);
+    TT_RUN(left_main, &x);
+    assert_int_equal(fcntl(x.sv[0], F_GETFD), -1); /* closed by the loop's end */
+    assert_int_equal(read(x.sv[1], b, sizeof b), 3);
+    assert_int_equal(x.forget_close, 0);
+    assert_true(x.forgotten_alive);
+    close(x.fv[0]);
+    close(x.fv[1]);
+    close(x.sv[1]);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1716,6 +1757,7 @@ int main(void)
         cmocka_unit_test(test_stream_readuntil_any_limit),
         cmocka_unit_test(test_stream_addresses),
         cmocka_unit_test(test_stream_writev),
+        cmocka_unit_test(test_stream_left_open_and_forgotten),
     };
     tide_replace_allocator(t_malloc, t_realloc, t_calloc, t_free);
     return cmocka_run_group_tests(tests, NULL, NULL);
