@@ -67,13 +67,13 @@
 #define STREAM_LIVE 0x7374726du /* "strm" */
 #define STREAM_DEAD 0x64656164u /* "dead": back in the pool */
 
-#define RSIZE_MAX (64 * 1024)  /* a fill into an empty buffer asks for min(limit, this) */
-#define BUF_MIN_SHIFT 12       /* the smallest pooled buffer: 4 KiB */
-#define BUF_NCLASS 9           /* 4 KiB << 0..8: up to 1 MiB */
-#define BUF_NOCLASS 0xffu      /* private memory, freed when emptied */
+#define RSIZE_MAX (64 * 1024)     /* a fill into an empty buffer asks for min(limit, this) */
+#define BUF_MIN_SHIFT 12          /* the smallest pooled buffer: 4 KiB */
+#define BUF_NCLASS 9              /* 4 KiB << 0..8: up to 1 MiB */
+#define BUF_NOCLASS 0xffu         /* private memory, freed when emptied */
 #define BUF_KEEP_BYTES (2u << 20) /* free buffers kept per class and loop */
 #define STREAMS_PER_SLAB 32
-#define EALREADY_MAX 16        /* a transport that keeps saying "try now" is broken */
+#define EALREADY_MAX 16 /* a transport that keeps saying "try now" is broken */
 
 /* Per-loop state (loop->streams, made on the first open). */
 struct tide__streams {
@@ -81,38 +81,38 @@ struct tide__streams {
     tide_stream *live;                  /* open (or closing) streams */
     void **slabs;                       /* what the structs were carved from */
     size_t nslabs;
-    void *bufs[BUF_NCLASS];             /* free buffers, linked through their first word */
+    void *bufs[BUF_NCLASS]; /* free buffers, linked through their first word */
     uint32_t nbufs[BUF_NCLASS];
 };
 
 struct tide_stream {
-    uint32_t magic;        /* STREAM_LIVE until back in the pool, then STREAM_DEAD */
-    uint8_t closed;        /* tide_stream_close was called: other calls get -EBADF */
-    uint8_t eof;           /* the transport reported the end of the stream */
-    uint8_t wshut;         /* write_eof: shut the write side once the queue is out */
-    uint8_t wshut_done;    /* ... and it is shut */
-    uint8_t flushing;      /* the transport's callback is armed (holds an io ref) */
-    uint8_t rcls, wcls;    /* pool class of rbuf / wbuf (BUF_NOCLASS: private) */
+    uint32_t magic;     /* STREAM_LIVE until back in the pool, then STREAM_DEAD */
+    uint8_t closed;     /* tide_stream_close was called: other calls get -EBADF */
+    uint8_t eof;        /* the transport reported the end of the stream */
+    uint8_t wshut;      /* write_eof: shut the write side once the queue is out */
+    uint8_t wshut_done; /* ... and it is shut */
+    uint8_t flushing;   /* the transport's callback is armed (holds an io ref) */
+    uint8_t rcls, wcls; /* pool class of rbuf / wbuf (BUF_NOCLASS: private) */
     tide_loop *loop;
-    tide__transport *tp;   /* &fdt or a transport of its own; NULL once closed */
+    tide__transport *tp;        /* &fdt or a transport of its own; NULL once closed */
     tide__transport *tp_closed; /* after close: freed (ops->free) with the stream */
     tide__fd_transport fdt;
-    unsigned users;        /* tasks inside a call that may suspend */
-    tide_task *reader;     /* the task inside a read call, or NULL */
+    unsigned users;    /* tasks inside a call that may suspend */
+    tide_task *reader; /* the task inside a read call, or NULL */
     /* reading: buffered bytes are rbuf[rpos, rpos + rlen); no buffer while empty */
     char *rbuf;
     size_t rcap, rpos, rlen;
-    size_t limit;          /* most bytes a fill buffers (the longest line) */
-    size_t rsize;          /* buffer a fill starts with: min(limit, RSIZE_MAX) */
+    size_t limit; /* most bytes a fill buffers (the longest line) */
+    size_t rsize; /* buffer a fill starts with: min(limit, RSIZE_MAX) */
     /* writing: queued bytes are wbuf[wpos, wpos + wlen); no buffer while empty */
     char *wbuf;
     size_t wcap, wpos, wlen;
     size_t high, low;
-    int werr;              /* the first write error; sticky */
-    tide_task *drainer;    /* waiting in drain, flush or close */
-    size_t drain_to;       /* wake it when wlen <= drain_to */
-    int64_t wtimeout;      /* ns without progress after which waits for the queue fail */
-    int64_t wprogress;     /* when the queue last shrank (ns; kept while wtimeout) */
+    int werr;                  /* the first write error; sticky */
+    tide_task *drainer;        /* waiting in drain, flush or close */
+    size_t drain_to;           /* wake it when wlen <= drain_to */
+    int64_t wtimeout;          /* ns without progress after which waits for the queue fail */
+    int64_t wprogress;         /* when the queue last shrank (ns; kept while wtimeout) */
     tide__transport_cb out_cb; /* tide__stream_arm: told when wlen <= low */
     void *out_arg;
     tide_stream *prev, *next; /* the live list, or (next) the free list */
@@ -220,8 +220,7 @@ static void buf_put(tide_loop *loop, char *p, uint8_t cls)
 
     if (!p)
         return;
-    if (cls != BUF_NOCLASS &&
-        ss->nbufs[cls] < (BUF_KEEP_BYTES >> (BUF_MIN_SHIFT + cls))) {
+    if (cls != BUF_NOCLASS && ss->nbufs[cls] < (BUF_KEEP_BYTES >> (BUF_MIN_SHIFT + cls))) {
         *(void **)p = ss->bufs[cls];
         ss->bufs[cls] = p;
         ss->nbufs[cls]++;
@@ -692,8 +691,8 @@ ssize_t tide_stream_readexactly(tide_stream *s, void *buf, size_t n)
 /* The earliest end of a delimiter in the buffered bytes, searching those
  * not searched before (matches ending after byte `done`).  *which is the
  * delimiter, the longest of those ending there.  0 if none. */
-static size_t find_delim(const tide_stream *s, const tide_stream_delim *d, size_t nd,
-                         size_t maxlen, size_t done, int *which)
+static size_t find_delim(const tide_stream *s, const tide_stream_delim *d, size_t nd, size_t maxlen,
+                         size_t done, int *which)
 {
     const char *data = s->rbuf + s->rpos;
     size_t start = done >= maxlen ? done - maxlen + 1 : 0, best = 0, i;
@@ -745,7 +744,7 @@ ssize_t tide_stream_readuntil_any(tide_stream *s, const tide_stream_delim *delim
             return leave(s, (ssize_t)take(s, buf, end), 1);
         }
         done = s->rlen; /* no delimiter ends in these bytes */
-        if (s->eof) { /* the last, unterminated piece; 0 when nothing is left */
+        if (s->eof) {   /* the last, unterminated piece; 0 when nothing is left */
             if (s->rlen > cap)
                 return leave(s, -ENOBUFS, 1);
             return leave(s, (ssize_t)take(s, buf, s->rlen), 1);
@@ -1151,7 +1150,7 @@ int tide_stream_close(tide_stream *s)
 
     if (rc < 0)
         return rc;
-    s->closed = 1; /* from now on every other call fails with -EBADF */
+    s->closed = 1;    /* from now on every other call fails with -EBADF */
     if (s->drainer) { /* another task waits in drain: it is over for it */
         tide_task *t = s->drainer;
         s->drainer = NULL;

@@ -149,8 +149,7 @@ static ssize_t fdt_read(tide__transport *tp, void *buf, size_t len, unsigned *wa
     return n;
 }
 
-static ssize_t fdt_writev(tide__transport *tp, const struct iovec *iov, int iovcnt,
-                          unsigned *wait)
+static ssize_t fdt_writev(tide__transport *tp, const struct iovec *iov, int iovcnt, unsigned *wait)
 {
     tide__fd_transport *t = fdt(tp);
     wr_ctx c;

@@ -94,13 +94,13 @@ struct tide__transport {
 typedef struct tide__fd_transport {
     tide__transport base;
     tide_loop *loop;
-    tide__fd *f;              /* the fd's state in loop */
+    tide__fd *f; /* the fd's state in loop */
     int fd;
-    uint32_t gen;             /* f->gen at open: another value means the fd was
-                                 closed under us (and its number maybe reused) */
-    uint8_t is_socket;        /* send/sendmsg with MSG_NOSIGNAL, shutdown, addresses */
-    unsigned armed;           /* directions whose fd callback is ours */
-    tide__transport_cb cb;    /* armed callback */
+    uint32_t gen;          /* f->gen at open: another value means the fd was
+                              closed under us (and its number maybe reused) */
+    uint8_t is_socket;     /* send/sendmsg with MSG_NOSIGNAL, shutdown, addresses */
+    unsigned armed;        /* directions whose fd callback is ours */
+    tide__transport_cb cb; /* armed callback */
     void *cb_arg;
 } tide__fd_transport;
 

@@ -299,7 +299,8 @@ static void x_free(tide__transport *t)
 static int x_address(tide__transport *t, int peer, struct sockaddr *a, socklen_t *len)
 {
     xort *x = (xort *)t;
-    return peer ? tide_stream_peer_addr(x->inner, a, len) : tide_stream_local_addr(x->inner, a, len);
+    return peer ? tide_stream_peer_addr(x->inner, a, len)
+                : tide_stream_local_addr(x->inner, a, len);
 }
 
 static const tide__transport_ops xor_ops = {
