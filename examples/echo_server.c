@@ -15,7 +15,9 @@
  *     connection, over a buffered stream; the handler reads like blocking
  *     code (read, write, drain, repeat).
  *   - tide_stream_drain is the backpressure: a client that sends but does
- *     not read makes its own handler wait, never the others.
+ *     not read makes its own handler wait, never the others; and the
+ *     server's write timeout drops it once nothing could be written to it
+ *     for WRITE_TIMEOUT_MS.
  *   - tide_signal_wait turns a signal into an ordinary awaitable event, so
  *     shutdown is plain sequential code in the main task.
  */
@@ -29,6 +31,8 @@
 
 /* What the server counts, for the final report.  There is one thread, so
  * plain counters are safe: tasks only switch at tide calls. */
+#define WRITE_TIMEOUT_MS 30000 /* drop a client that reads nothing for this long */
+
 struct stats {
     unsigned long connections; /* accepted so far */
     unsigned long active;      /* open right now */
@@ -49,7 +53,9 @@ static int echo_handler(tide_stream *s, void *arg)
 
     for (;;) {
         /* Whatever has arrived, up to sizeof buf; 0 when the client has
-         * finished sending, < 0 on an error or when we are cancelled. */
+         * finished sending, < 0 on an error or when we are cancelled.  The
+         * stream reads up to 64 KiB per syscall and serves these 8 KiB
+         * reads from its buffer. */
         ssize_t n = tide_stream_read(s, buf, sizeof buf);
         if (n <= 0)
             break;
@@ -79,6 +85,7 @@ static int server_main(void *arg)
     int rc, sig;
 
     tide_server_opts_init(&opts); /* defaults: backlog 511, TCP_NODELAY on */
+    opts.write_timeout_ms = WRITE_TIMEOUT_MS; /* drain fails with -ETIMEDOUT after it */
     rc = tide_start_server(cfg->host, cfg->port, echo_handler, &st, &opts, &srv);
     if (rc < 0) {
         fprintf(stderr, "echo_server: cannot listen on %s:%d: %s\n", cfg->host, cfg->port,

@@ -21,7 +21,11 @@
  *     many or too long header lines 431, "Transfer-Encoding" 501; then the
  *     connection is closed;
  *   - an idle connection is closed after IDLE_TIMEOUT_MS, and a request
- *     must arrive in full within REQUEST_TIMEOUT_MS (timeout scopes).
+ *     must arrive in full within REQUEST_TIMEOUT_MS (timeout scopes);
+ *   - a client that pipelines requests but never reads the responses is
+ *     dropped once nothing could be written to it for WRITE_TIMEOUT_MS
+ *     (the server's write timeout, which bounds drain and the flush at
+ *     close alike).
  *
  * The parsing is tide_stream_readline, one line at a time, until the blank
  * line that ends the headers.
@@ -40,6 +44,7 @@
 #define MAX_BODY (1024 * 1024)   /* largest request body we read (and discard) */
 #define IDLE_TIMEOUT_MS 30000    /* keep-alive: wait this long for the next request */
 #define REQUEST_TIMEOUT_MS 10000 /* a request must arrive in full within this */
+#define WRITE_TIMEOUT_MS 10000   /* drop a client that reads nothing for this long */
 
 static const char BODY[] = "Hello, world!\n";
 
@@ -227,7 +232,9 @@ static int serve_one(tide_stream *s, struct stats *st, char *line)
     respond(s, 200, "OK", BODY, !strcmp(rq.method, "HEAD"), rq.keep_alive);
     st->requests++;
     /* Respect backpressure: a client that pipelines requests but does not
-     * read responses makes this task wait, and only this one. */
+     * read responses makes this task wait, and only this one; after
+     * WRITE_TIMEOUT_MS without progress drain fails (-ETIMEDOUT) and the
+     * connection is dropped. */
     rc = tide_stream_drain(s);
     return rc == 0 && rq.keep_alive;
 
@@ -268,6 +275,7 @@ static int http_main(void *arg)
     tide_server_opts_init(&opts);
     opts.backlog = 4096;         /* load generators open many connections at once */
     opts.stack_size = 64 * 1024; /* a connection needs little stack */
+    opts.write_timeout_ms = WRITE_TIMEOUT_MS; /* drain and close give up on a non-reader */
     tide_stream_opts_init(&opts.stream);
     opts.stream.limit = MAX_LINE + 2; /* readline fails past a line this long */
     rc = tide_start_server(cfg->host, cfg->port, http_handler, &st, &opts, &srv);

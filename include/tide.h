@@ -489,57 +489,138 @@ TIDE_API int tide_sock_port(int fd);
 
 /* ------------------------------------------------------------ streams */
 
+/*
+ * Buffered streams, like asyncio's StreamReader + StreamWriter, over a
+ * socket, pipe or tty.  Reads fill a buffer of up to the stream's limit in
+ * one syscall and serve small reads from it; writes never wait (what the
+ * kernel does not take at once is queued and flushed by the loop) and
+ * drain is the backpressure.  A buffer is held only while it holds bytes,
+ * so idle streams cost little memory.
+ *
+ * Every call that may suspend returns -EPERM outside a task (or in a task
+ * of another loop), -EINVAL for a NULL stream, -EBADF for a stream that was
+ * closed (a stale handle: tide detects it as far as C allows), or whose fd
+ * was closed under it (tide_close on its number: the stream never touches
+ * the fd that reused the number), and is a cancellation point: -ECANCELED,
+ * -ETIMEDOUT (a scope's deadline).  One task may read at a time: a read
+ * call while another task is inside one gets -EBUSY (no byte is ever given
+ * twice or lost).  Read errors of the transport: -ECONNRESET, -EIO, ...
+ * Write errors stick: the first one (-EPIPE, -ECONNRESET, -ENOMEM,
+ * -ETIMEDOUT from the write timeout) drops what is queued and every later
+ * write, drain, flush and close returns it.
+ */
+
 typedef struct tide_stream tide_stream;
 
 typedef struct tide_stream_opts {
     size_t limit;      /* read buffer limit: the longest line readline accepts; 0: 64 KiB */
     size_t high_water; /* drain waits while more than this is queued; 0: 64 KiB */
     size_t low_water;  /* ... until no more than this is (16 KiB by default) */
+    int64_t write_timeout_ms; /* drain, flush and the flush at close fail with
+                                 -ETIMEDOUT (sticky) once no byte could be written
+                                 for this long; 0: no timeout (the default) */
 } tide_stream_opts;
 
 TIDE_API void tide_stream_opts_init(tide_stream_opts *o);
 
-/* A buffered stream over fd (a socket, pipe, tty...), like asyncio's
- * StreamReader + StreamWriter.  The stream owns fd from now on: closing the
- * stream closes it.  Errors: -EINVAL, -EBADF, -EPERM (no loop runs on this
- * thread), -ENOMEM. */
+/* A buffered stream over fd (a socket, pipe, tty...).  The stream owns fd
+ * from now on: closing the stream closes it.  Errors: -EINVAL (s NULL,
+ * low_water > high_water, write_timeout_ms < 0), -EBADF, -EPERM (no loop
+ * runs on this thread), -ENOMEM. */
 TIDE_API int tide_stream_open(tide_stream **s, int fd, const tide_stream_opts *o);
 /* Connects to host:port (tide_tcp_connect, TCP_NODELAY on) and opens a
  * stream over the connection. */
 TIDE_API int tide_open_connection(const char *host, int port, tide_stream **s);
+/* The stream's fd.  Errors: -EINVAL, -EBADF. */
 TIDE_API int tide_stream_fd(const tide_stream *s);
-/* Bytes read from the fd and not yet consumed; bytes queued to write. */
+/* Bytes read and not yet consumed; bytes queued to write (0 for a closed
+ * stream). */
 TIDE_API size_t tide_stream_buffered(const tide_stream *s);
 TIDE_API size_t tide_stream_write_pending(const tide_stream *s);
+/* 1 if the peer finished sending and every byte was consumed (asyncio's
+ * at_eof: a read has seen the end), 0 if not.  Errors: -EINVAL, -EBADF. */
+TIDE_API int tide_stream_at_eof(const tide_stream *s);
+/* The address of the other end / of this end of the stream's connection,
+ * as getpeername / getsockname: *len is the room in addr on entry and the
+ * address's length on return (a struct sockaddr_storage fits any).
+ * Errors: -EINVAL (a NULL argument), -EBADF, -ENOTSOCK (not a socket: a
+ * pipe, a tty), -ENOTCONN. */
+TIDE_API int tide_stream_peer_addr(const tide_stream *s, struct sockaddr *addr, socklen_t *len);
+TIDE_API int tide_stream_local_addr(const tide_stream *s, struct sockaddr *addr, socklen_t *len);
 
-/* Reads up to n bytes: the count, 0 at end of file (EOF is never an error). */
+/* Reads up to n bytes: the count, 0 at end of file (EOF is never an error).
+ * Errors: see above; -EINVAL (buf NULL with n > 0). */
 TIDE_API ssize_t tide_stream_read(tide_stream *s, void *buf, size_t n);
 /* Reads exactly n bytes: n, or fewer if end of file came first (the bytes
  * before it are in buf).  On an error nothing read is lost: the bytes go
- * back to the stream's buffer. */
+ * back to the stream's buffer.  Errors: as tide_stream_read. */
 TIDE_API ssize_t tide_stream_readexactly(tide_stream *s, void *buf, size_t n);
+/* Reads until end of file (asyncio's read(-1)) into a new buffer: the
+ * length, with *out a malloc'd copy of the bytes plus a NUL (free it with
+ * free()), 0 and an empty string at EOF.  With max > 0, stops after max
+ * bytes (the rest stays in the stream; tide_stream_at_eof tells whether the
+ * end came).  On an error *out is NULL and nothing read is lost: the bytes
+ * go back to the stream's buffer.  Errors: as tide_stream_read; -EINVAL
+ * (out NULL), -ENOMEM. */
+TIDE_API ssize_t tide_stream_read_all(tide_stream *s, char **out, size_t max);
 /* Reads up to and including the delimiter into buf: the length.  At end of
  * file, the last unterminated piece (0 once nothing is left).  Fails, with
  * every byte kept in the stream, with -EMSGSIZE if no delimiter comes
- * within the stream's limit, or -ENOBUFS if the piece is longer than cap. */
+ * within the stream's limit, or -ENOBUFS if the piece is longer than cap.
+ * Errors: as tide_stream_read; -EINVAL (delim NULL or dlen 0, buf NULL
+ * with cap > 0). */
 TIDE_API ssize_t tide_stream_readuntil(tide_stream *s, const void *delim, size_t dlen, void *buf,
                                        size_t cap);
+/* A delimiter for tide_stream_readuntil_any. */
+typedef struct tide_stream_delim {
+    const void *data;
+    size_t len; /* > 0 */
+} tide_stream_delim;
+/* tide_stream_readuntil with several delimiters: reads the shortest piece
+ * that ends with any of them (asyncio's readuntil with a tuple) and sets
+ * *which (if not NULL) to the index of the delimiter that ended it (of
+ * those ending at the same byte, the longest: "\r\n" rather than "\n"), or
+ * -1 for the unterminated piece at end of file.  Errors: as
+ * tide_stream_readuntil; -EINVAL (no delimiters, one NULL or empty). */
+TIDE_API ssize_t tide_stream_readuntil_any(tide_stream *s, const tide_stream_delim *delims,
+                                           size_t ndelims, void *buf, size_t cap, int *which);
 /* tide_stream_readuntil with "\n". */
 TIDE_API ssize_t tide_stream_readline(tide_stream *s, char *buf, size_t cap);
-/* Queues n bytes (written at once when possible); never waits.  Returns n,
- * or the stream's first write error (-EPIPE, -ECONNRESET...), which sticks.
- * Follow with tide_stream_drain to respect backpressure. */
+
+/* Queues n bytes (written at once when nothing is queued and the kernel
+ * takes them); never waits.  Returns n: all of them are accepted, or an
+ * error is returned, which sticks (never a short count).  Follow with
+ * tide_stream_drain to respect backpressure.  Errors: -EINVAL (buf NULL
+ * with n > 0), -EBADF, -EPIPE (after tide_stream_write_eof), the stream's
+ * write error (-EPIPE, -ECONNRESET...), -ENOMEM (the queue could not grow:
+ * sticky, since part of the bytes may have gone out). */
 TIDE_API ssize_t tide_stream_write(tide_stream *s, const void *buf, size_t n);
+/* tide_stream_write of several buffers (asyncio's writelines), in one
+ * syscall when nothing is queued: their total, or an error as
+ * tide_stream_write.  Errors: also -EINVAL (iov NULL with iovcnt > 0,
+ * iovcnt < 0, a NULL buffer with a length, a total over SSIZE_MAX). */
+TIDE_API ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt);
+/* Half-close (asyncio's write_eof): once everything queued is written, the
+ * write side is shut (the peer reads EOF); reading goes on.  Never waits
+ * (tide_stream_flush waits for it); a second call does nothing.  Later
+ * writes fail with -EPIPE.  Returns 0, or the stream's write error, which
+ * the shutdown's own error (-ENOTSOCK for a pipe or tty, -ENOTCONN) joins
+ * and sticks.  Errors: -EINVAL, -EBADF. */
+TIDE_API int tide_stream_write_eof(tide_stream *s);
 /* If more than the high-water mark is queued, waits until no more than the
- * low-water mark is.  0, the write error, -ECANCELED, -ETIMEDOUT. */
+ * low-water mark is.  0, the write error, -ETIMEDOUT (the write timeout:
+ * sticky; or a scope's deadline), -ECANCELED, -EBUSY (another task waits in
+ * drain or flush of s). */
 TIDE_API int tide_stream_drain(tide_stream *s);
-/* Waits until everything queued is written.  0, the write error,
- * -ECANCELED, -ETIMEDOUT, -EBUSY (another task is draining s). */
+/* Waits until everything queued is written.  Errors: as tide_stream_drain. */
 TIDE_API int tide_stream_flush(tide_stream *s);
-/* Flushes what is queued (waiting, within the task's cancel scopes), closes
- * the fd and frees the stream.  A task blocked in another call on s wakes
- * with -EBADF.  Returns 0, or the write error / why the flush was cut short
- * (the stream is closed and freed in every case). */
+/* Flushes what is queued (waiting, within the task's cancel scopes and the
+ * write timeout), closes the fd and releases the stream: the handle is
+ * stale from here on (another call with it gets -EBADF).  A task blocked in
+ * another call on s wakes with -EBADF.  Returns 0, or the write error / why
+ * the flush was cut short (-ECANCELED, -ETIMEDOUT; -EAGAIN outside a task,
+ * where only what the kernel takes at once is written); the stream is
+ * closed in every case.  Errors: -EINVAL, -EBADF (closed already). */
 TIDE_API int tide_stream_close(tide_stream *s);
 
 /* ------------------------------------------------------------ servers */
@@ -552,13 +633,21 @@ typedef int (*tide_server_handler)(tide_stream *s, void *arg);
 
 typedef struct tide_server_opts {
     int backlog;            /* 0: 511 */
-    int reuseport;          /* SO_REUSEPORT */
+    int reuseport;          /* SO_REUSEPORT (TCP) */
     int nodelay;            /* TCP_NODELAY on accepted sockets (default 1) */
     size_t max_connections; /* 0: no limit; at the limit, accept waits */
     size_t stack_size;      /* of connection tasks; 0: the default */
     tide_stream_opts stream; /* for the connections' streams (limit 0: defaults) */
+    int64_t write_timeout_ms; /* each connection's write timeout (see
+                                 tide_stream_opts): a peer that does not read for
+                                 this long is dropped, at drain or flush or at the
+                                 close after the handler returned.  Default 30 000
+                                 (tide_server_opts_init); 0: none (or what
+                                 stream.write_timeout_ms says) */
 } tide_server_opts;
 
+/* The defaults: backlog 511, nodelay 1, write_timeout_ms 30 000, the rest
+ * 0. */
 TIDE_API void tide_server_opts_init(tide_server_opts *o);
 
 /* asyncio.start_server: listens on host:port (host NULL: 127.0.0.1; port
@@ -566,6 +655,16 @@ TIDE_API void tide_server_opts_init(tide_server_opts *o);
  * per connection.  Errors: as tide_tcp_listen, -EINVAL, -EPERM, -ENOMEM. */
 TIDE_API int tide_start_server(const char *host, int port, tide_server_handler handler, void *arg,
                                const tide_server_opts *o, tide_server **srv);
+/* asyncio.start_unix_server: the same on a Unix stream socket at path (on
+ * Linux, a path starting with '@' names the abstract namespace).  A stale
+ * socket file (one nobody listens on any more) is replaced; the file is
+ * removed when the server closes.  reuseport and nodelay do not apply.
+ * Errors: -EINVAL, -ENAMETOOLONG, -EADDRINUSE (a server listens there, or
+ * the path is not a socket), -EPERM, -ENOMEM, bind/listen errors. */
+TIDE_API int tide_start_unix_server(const char *path, tide_server_handler handler, void *arg,
+                                    const tide_server_opts *o, tide_server **srv);
+/* The port of a TCP server.  Errors: -EINVAL, -EAFNOSUPPORT (a Unix
+ * server). */
 TIDE_API int tide_server_port(const tide_server *srv);
 TIDE_API size_t tide_server_connections(const tide_server *srv);
 

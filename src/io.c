@@ -334,6 +334,14 @@ static int coop_yield(tide_task *cur)
     return checkpoint(cur);
 }
 
+int tide__io_budget(tide_task *cur)
+{
+    if (TIDE__UNLIKELY(cur->io_streak >= TIDE__IO_BUDGET))
+        return coop_yield(cur);
+    cur->io_streak++;
+    return 0;
+}
+
 /* ------------------------------------------------ the fd-operation path */
 
 ssize_t tide__fd_try(tide__fd *f, unsigned dir, tide__fd_sysfn op, void *ctx, size_t want)

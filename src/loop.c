@@ -50,6 +50,7 @@ static const struct module {
     {"timers", tide__timers_init, tide__timers_term},
     {"stacks", tide__stacks_init, tide__stacks_term},
     {"io", tide__io_init, tide__io_term},
+    {"streams", tide__streams_init, tide__streams_term},
     {"pool", tide__pool_init, tide__pool_term},
     {"signals", tide__signals_init, tide__signals_term},
     {"tasks", tide__tasks_init, tide__tasks_term},

@@ -289,7 +289,7 @@ int tide_udp_bind(const char *host, int port)
     return rc;
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
+int tide__unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
 {
     size_t n;
 
@@ -313,7 +313,7 @@ int tide_unix_listen(const char *path, const tide_listen_opts *o)
 {
     struct sockaddr_un sun;
     socklen_t len;
-    int fd, rc = unix_addr(path, &sun, &len);
+    int fd, rc = tide__unix_addr(path, &sun, &len);
 
     if (rc < 0)
         return rc;
@@ -333,7 +333,7 @@ int tide_unix_connect(const char *path)
 {
     struct sockaddr_un sun;
     socklen_t len;
-    int fd, rc = unix_addr(path, &sun, &len);
+    int fd, rc = tide__unix_addr(path, &sun, &len);
 
     if (rc < 0)
         return rc;

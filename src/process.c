@@ -26,6 +26,7 @@
  * ThreadedChildWatcher), which needs neither the loop nor the handle.
  */
 #include "tide_int.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -817,27 +818,19 @@ int tide_process_communicate(tide_process *p, const void *in, size_t inlen, char
 
 /* ------------------------------------------------------------------- free */
 
-static void close_stream(tide_loop *loop, tide_stream *s)
-{
-    int fd = tide_stream_fd(s);
-
-    /* Drop queued writes so the close cannot wait (the fd's callbacks see
-     * -EBADF; the stream then closes without flushing). */
-    tide__fd_forget(loop, fd);
-    tide_stream_close(s);
-}
-
 void tide_process_free(tide_process *p)
 {
     if (!p)
         return;
     wake_all(p, -EBADF);
+    /* Queued writes are dropped so nothing waits; tasks blocked on the
+     * streams wake with -EBADF. */
     if (p->in)
-        close_stream(p->loop, p->in);
+        tide__stream_abort(p->in);
     if (p->out)
-        close_stream(p->loop, p->out);
+        tide__stream_abort(p->out);
     if (p->err)
-        close_stream(p->loop, p->err);
+        tide__stream_abort(p->err);
     p->in = p->out = p->err = NULL;
     if (!proc_check(p))
         orphan(p->pid);

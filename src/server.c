@@ -10,15 +10,28 @@
  * A limit on concurrent connections makes the acceptor wait for a slot
  * before it accepts more; the kernel's backlog holds the rest.
  *
+ * Each connection's stream gets the server's write timeout (30 s by
+ * default): a peer that stops reading cannot hold its connection (and its
+ * queued bytes) forever, neither in drain nor in the flush at close.
+ *
+ * A Unix server replaces a stale socket file (one that refuses
+ * connections: its server is gone) and removes its own when it closes, if
+ * the file is still the one it made.
+ *
  * Closing stops the acceptor and closes the listening socket; it then waits
  * for the connection tasks to finish, or cancels them first (graceful vs
  * immediate shutdown).  Connection tasks belong to the server: their
  * results are not reported, and none outlives tide_server_close.
  */
 #include "tide_int.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 100
@@ -43,6 +56,9 @@ struct tide_server {
     tide_task *slot_waiter; /* the acceptor, waiting under the limit */
     tide_task *closer;      /* tide_server_close, waiting for nconns == 0 */
     uint8_t closing;
+    char *unix_path;        /* a Unix server's socket file, removed at close */
+    dev_t unix_dev;         /* ... if it is still this one */
+    ino_t unix_ino;
 };
 
 void tide_server_opts_init(tide_server_opts *o)
@@ -50,6 +66,7 @@ void tide_server_opts_init(tide_server_opts *o)
     if (o) {
         memset(o, 0, sizeof *o);
         o->nodelay = 1;
+        o->write_timeout_ms = 30000;
     }
 }
 
@@ -101,6 +118,7 @@ static void conn_ended(tide__watch *w, tide_task *t)
 static int start_conn(tide_server *srv, int fd)
 {
     tide_task_opts to;
+    tide_stream_opts so;
     conn *c;
     int rc;
 
@@ -109,9 +127,17 @@ static int start_conn(tide_server *srv, int fd)
         tide_close(fd);
         return -ENOMEM;
     }
-    if (srv->opts.nodelay)
+    if (srv->opts.nodelay && !srv->unix_path)
         (void)tide_tcp_nodelay(fd, 1);
-    rc = tide_stream_open(&c->stream, fd, srv->opts.stream.limit ? &srv->opts.stream : NULL);
+    if (srv->opts.stream.limit)
+        so = srv->opts.stream;
+    else
+        tide_stream_opts_init(&so);
+    if (srv->opts.write_timeout_ms)
+        so.write_timeout_ms = srv->opts.write_timeout_ms;
+    else
+        so.write_timeout_ms = srv->opts.stream.write_timeout_ms;
+    rc = tide_stream_open(&c->stream, fd, &so);
     if (rc < 0) {
         tide_close(fd);
         tide__free(c);
@@ -188,38 +214,23 @@ static int acceptor_main(void *arg)
     return 0;
 }
 
-int tide_start_server(const char *host, int port, tide_server_handler handler, void *arg,
-                      const tide_server_opts *o, tide_server **out)
+static int check_opts(const tide_server_opts *o)
 {
-    tide_listen_opts lo;
+    if (o && ((o->stream.limit && o->stream.low_water > o->stream.high_water) ||
+              o->write_timeout_ms < 0 || o->stream.write_timeout_ms < 0))
+        return -EINVAL;
+    return 0;
+}
+
+/* The server over listening socket fd (closed on failure): srv->opts and
+ * the Unix fields are set. */
+static int start(tide_server *srv, int fd, tide_server_handler handler, void *arg,
+                 tide_server **out)
+{
     tide_task_opts to;
-    tide_server *srv;
     int rc;
 
-    if (!out || !handler)
-        return -EINVAL;
-    *out = NULL;
-    if (o && o->stream.limit && o->stream.low_water > o->stream.high_water)
-        return -EINVAL;
-    if (!tide__tls_loop)
-        return -EPERM;
-    srv = tide__calloc(1, sizeof *srv);
-    if (!srv)
-        return -ENOMEM;
-    if (o)
-        srv->opts = *o;
-    else
-        tide_server_opts_init(&srv->opts);
-    tide_listen_opts_init(&lo);
-    if (srv->opts.backlog > 0)
-        lo.backlog = srv->opts.backlog;
-    lo.reuseport = srv->opts.reuseport;
-    srv->fd = tide_tcp_listen(host ? host : "127.0.0.1", port, &lo);
-    if (srv->fd < 0) {
-        rc = srv->fd;
-        tide__free(srv);
-        return rc;
-    }
+    srv->fd = fd;
     srv->loop = tide__tls_loop;
     srv->handler = handler;
     srv->arg = arg;
@@ -229,11 +240,131 @@ int tide_start_server(const char *host, int port, tide_server_handler handler, v
     rc = tide_create_task_ex(&srv->acceptor, srv->loop, acceptor_main, srv, &to);
     if (rc < 0) {
         tide_close(srv->fd);
+        tide__free(srv->unix_path);
         tide__free(srv);
         return rc;
     }
     *out = srv;
     return 0;
+}
+
+static tide_server *server_new(const tide_server_opts *o, tide_listen_opts *lo)
+{
+    tide_server *srv = tide__calloc(1, sizeof *srv);
+
+    if (!srv)
+        return NULL;
+    if (o)
+        srv->opts = *o;
+    else
+        tide_server_opts_init(&srv->opts);
+    tide_listen_opts_init(lo);
+    if (srv->opts.backlog > 0)
+        lo->backlog = srv->opts.backlog;
+    lo->reuseport = srv->opts.reuseport;
+    return srv;
+}
+
+int tide_start_server(const char *host, int port, tide_server_handler handler, void *arg,
+                      const tide_server_opts *o, tide_server **out)
+{
+    tide_listen_opts lo;
+    tide_server *srv;
+    int fd, rc;
+
+    if (!out || !handler)
+        return -EINVAL;
+    *out = NULL;
+    rc = check_opts(o);
+    if (rc < 0)
+        return rc;
+    if (!tide__tls_loop)
+        return -EPERM;
+    srv = server_new(o, &lo);
+    if (!srv)
+        return -ENOMEM;
+    fd = tide_tcp_listen(host ? host : "127.0.0.1", port, &lo);
+    if (fd < 0) {
+        tide__free(srv);
+        return fd;
+    }
+    return start(srv, fd, handler, arg, out);
+}
+
+/* Someone listens at path (a connect is not refused). */
+static int unix_alive(const char *path)
+{
+    struct sockaddr_un sun;
+    socklen_t len;
+    int fd, rc, alive;
+
+    if (tide__unix_addr(path, &sun, &len) < 0)
+        return 1;
+    fd = tide__sys_socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 1;
+    rc = connect(fd, (struct sockaddr *)&sun, len);
+    alive = rc == 0 || (errno != ECONNREFUSED && errno != ENOENT);
+    close(fd);
+    return alive;
+}
+
+int tide_start_unix_server(const char *path, tide_server_handler handler, void *arg,
+                           const tide_server_opts *o, tide_server **out)
+{
+    tide_listen_opts lo;
+    tide_server *srv;
+    struct stat st;
+    size_t n;
+    int fd, rc;
+
+    if (!out || !handler || !path || !*path)
+        return -EINVAL;
+    *out = NULL;
+    rc = check_opts(o);
+    if (rc < 0)
+        return rc;
+    if (!tide__tls_loop)
+        return -EPERM;
+    srv = server_new(o, &lo);
+    if (!srv)
+        return -ENOMEM;
+    lo.reuseport = 0;
+    fd = tide_unix_listen(path, &lo);
+    if (fd == -EADDRINUSE && path[0] != '@' && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        !unix_alive(path)) {
+        /* A stale socket file: its server is gone.  Take the path over. */
+        (void)unlink(path);
+        fd = tide_unix_listen(path, &lo);
+    }
+    if (fd < 0) {
+        tide__free(srv);
+        return fd;
+    }
+    if (path[0] != '@') {
+        n = strlen(path) + 1;
+        srv->unix_path = tide__malloc(n);
+        if (!srv->unix_path || stat(path, &st) < 0) {
+            rc = srv->unix_path ? -errno : -ENOMEM;
+            (void)unlink(path);
+            tide_close(fd);
+            tide__free(srv->unix_path);
+            tide__free(srv);
+            return rc;
+        }
+        memcpy(srv->unix_path, path, n);
+        srv->unix_dev = st.st_dev;
+        srv->unix_ino = st.st_ino;
+    } else {
+        /* Abstract: nothing to remove; mark it a Unix server all the same. */
+        srv->unix_path = tide__calloc(1, 1);
+        if (!srv->unix_path) {
+            tide_close(fd);
+            tide__free(srv);
+            return -ENOMEM;
+        }
+    }
+    return start(srv, fd, handler, arg, out);
 }
 
 int tide_server_port(const tide_server *srv)
@@ -280,6 +411,12 @@ int tide_server_close(tide_server *srv, int how)
     }
     tide_close(srv->fd);
     srv->fd = -1;
+    if (srv->unix_path && srv->unix_path[0]) {
+        struct stat st;
+        if (stat(srv->unix_path, &st) == 0 && st.st_dev == srv->unix_dev &&
+            st.st_ino == srv->unix_ino)
+            (void)unlink(srv->unix_path); /* still ours */
+    }
     if (how == TIDE_SERVER_CANCEL)
         cancel_conns(srv);
     while (srv->nconns) {
@@ -294,6 +431,7 @@ int tide_server_close(tide_server *srv, int how)
             cancel_conns(srv);
         }
     }
+    tide__free(srv->unix_path);
     tide__free(srv);
     return rc;
 }

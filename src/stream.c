@@ -1,73 +1,349 @@
 /*
- * Buffered streams over an fd, like asyncio's StreamReader/StreamWriter.
+ * Buffered streams, like asyncio's StreamReader/StreamWriter, over a
+ * transport (transport.h): the fd transport (stream_fd.c) for sockets,
+ * pipes and ttys, and any other that implements the vtable (TLS next).
+ * Nothing here knows about fds: every byte goes through the transport's
+ * non-blocking read/writev, and every wait through its wait/arm.
  *
- * Reading: a buffer that starts at 4 KiB and doubles while reads fill it,
- * up to the stream's limit (64 KiB by default).  readline/readuntil look for
- * the delimiter in the buffer; a line that does not fit in the limit fails
- * with -EMSGSIZE and leaves every byte in the buffer, so nothing is lost.
- * Large plain reads bypass the buffer.
+ * Reading.  A fill reads as much as the buffer may hold (its limit, 64 KiB
+ * by default) in one call, so a handler reading 8 KiB at a time from a busy
+ * connection costs one syscall per 64 KiB, not per 8 KiB; a read of at
+ * least that much into an empty buffer goes straight to the caller's
+ * memory (no copy).  readline/readuntil look for the delimiter(s) in the
+ * buffer; a line that does not fit in the limit fails with -EMSGSIZE and
+ * leaves every byte buffered, so nothing is lost.  One task reads at a
+ * time: a second concurrent reader gets -EBUSY (two readers would take
+ * each other's bytes).
  *
- * Writing never waits: tide_stream_write tries the syscall at once when the
- * buffer is empty (the common case costs one write and no copy) and buffers
- * the rest, which the loop flushes from the fd's writable callback.  drain
- * waits while the buffer is above the high-water mark, until it falls to
- * the low-water mark: the backpressure a producer must respect to keep
- * memory bounded.  The first write error sticks and every later call
- * returns it.
+ * Buffer memory.  10 000 idle connections must not each keep 64 KiB.  So a
+ * buffer is held only while it holds bytes: when a read empties it, or a
+ * read must wait with nothing buffered, it goes back to a per-loop pool;
+ * the write queue likewise once it is flushed.  The pool (power-of-two
+ * classes from 4 KiB to 1 MiB) keeps at most BUF_KEEP_BYTES per class and
+ * frees the rest, so a burst does not pin memory for good.  Getting and
+ * putting a pooled buffer is a pointer swap: no allocation on the steady
+ * path (the last buffer freed is the next given, still warm in the cache).
+ * A buffer is sized for what the stream asks (the default read size,
+ * min(limit, 64 KiB); it grows up to the limit only for a long line), and
+ * only queues or put-backs beyond 1 MiB use private memory.  The cost: an
+ * idle connection's next read takes a buffer from the pool again, a
+ * pointer pop.  Shrinking in place (realloc) would copy and call malloc on
+ * the steady path; freeing per wait would call malloc/free per round trip.
+ *
+ * Writing never waits.  tide_stream_write(v) tries the transport at once
+ * when nothing is queued (the common case costs one syscall and no copy)
+ * and queues the rest, which the loop flushes from the transport's
+ * callback (the fd's writable event) without any task.  Either all of a
+ * write is accepted, or it fails and the error sticks: the first write
+ * error (-EPIPE, -ECONNRESET, -ENOMEM when the queue cannot grow,
+ * -ETIMEDOUT when the write timeout expired) drops the queue, and every
+ * later write, drain, flush and close returns it.  drain waits while the
+ * queue is above the high-water mark, until it falls to the low-water
+ * mark: the backpressure a producer must respect to keep memory bounded.
+ * One task at a time may wait in drain/flush (-EBUSY for a second).  With a
+ * write timeout (the servers' default), drain, flush and the flush at close
+ * give up once no byte could be written for that long: a peer that never
+ * reads cannot hold a connection forever.
+ *
+ * Handles.  Stream structs come from a per-loop pool and go back to malloc
+ * only when the loop is freed, with a magic word set to a dead value on the
+ * way back: a stale handle (a second close, a read after close) reads valid
+ * memory and gets -EBADF instead of a use after free, as far as C allows (a
+ * struct is reused only after every other free one, FIFO).  A stream whose
+ * fd was closed under it (tide_close on its number) learns it from the fd
+ * transport's generation check and gets -EBADF; it never touches the fd of
+ * whoever reused the number.
  *
  * A stream may be shared by a reading task and writing tasks.  close may
  * come while another task is blocked in it: that task wakes with -EBADF and
- * the memory is freed when the last user has left.
+ * the struct goes back to the pool when the last user has left.
  */
-#include "tide_int.h"
+#include "transport.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#define RBUF_START 4096
+#define STREAM_LIVE 0x7374726du /* "strm" */
+#define STREAM_DEAD 0x64656164u /* "dead": back in the pool */
+
+#define RSIZE_MAX (64 * 1024)     /* a fill into an empty buffer asks for min(limit, this) */
+#define BUF_MIN_SHIFT 12          /* the smallest pooled buffer: 4 KiB */
+#define BUF_NCLASS 9              /* 4 KiB << 0..8: up to 1 MiB */
+#define BUF_NOCLASS 0xffu         /* private memory, freed when emptied */
+#define BUF_KEEP_BYTES (2u << 20) /* free buffers kept per class and loop */
+#define STREAMS_PER_SLAB 32
+#define EALREADY_MAX 16 /* a transport that keeps saying "try now" is broken */
+
+/* Per-loop state (loop->streams.p, made on the first open). */
+struct tide__streams {
+    tide_stream *free_head, *free_tail; /* pooled structs, FIFO */
+    tide_stream *live;                  /* open (or closing) streams */
+    void **slabs;                       /* what the structs were carved from */
+    size_t nslabs;
+    void *bufs[BUF_NCLASS]; /* free buffers, linked through their first word */
+    uint32_t nbufs[BUF_NCLASS];
+};
 
 struct tide_stream {
-    int fd;
-    tide__fd *f;          /* the fd's state in its loop */
+    uint32_t magic;     /* STREAM_LIVE until back in the pool, then STREAM_DEAD */
+    uint8_t closed;     /* tide_stream_close was called: other calls get -EBADF */
+    uint8_t eof;        /* the transport reported the end of the stream */
+    uint8_t wshut;      /* write_eof: shut the write side once the queue is out */
+    uint8_t wshut_done; /* ... and it is shut */
+    uint8_t flushing;   /* the transport's callback is armed (holds an io ref) */
+    uint8_t rcls, wcls; /* pool class of rbuf / wbuf (BUF_NOCLASS: private) */
     tide_loop *loop;
-    uint8_t is_socket;    /* send(MSG_NOSIGNAL) rather than write */
-    uint8_t eof;          /* the peer finished sending */
-    uint8_t closed;       /* tide_stream_close was called */
-    unsigned users;       /* tasks inside a call that may suspend */
-    /* reading: buffered bytes are rbuf[rpos, rpos + rlen) */
+    tide__transport *tp;        /* &fdt or a transport of its own; NULL once closed */
+    tide__transport *tp_closed; /* after close: freed (ops->free) with the stream */
+    tide__fd_transport fdt;
+    unsigned users;    /* tasks inside a call that may suspend */
+    tide_task *reader; /* the task inside a read call, or NULL */
+    /* reading: buffered bytes are rbuf[rpos, rpos + rlen); no buffer while empty */
     char *rbuf;
     size_t rcap, rpos, rlen;
-    size_t limit;
-    /* writing: pending bytes are wbuf[wpos, wpos + wlen) */
+    size_t limit; /* most bytes a fill buffers (the longest line) */
+    size_t rsize; /* buffer a fill starts with: min(limit, RSIZE_MAX) */
+    /* writing: queued bytes are wbuf[wpos, wpos + wlen); no buffer while empty */
     char *wbuf;
     size_t wcap, wpos, wlen;
     size_t high, low;
-    int werr;             /* the first write error; sticky */
-    tide_task *drainer;   /* waiting in drain or close */
-    size_t drain_to;      /* wake it when wlen <= drain_to */
+    int werr;                  /* the first write error; sticky */
+    tide_task *drainer;        /* waiting in drain, flush or close */
+    size_t drain_to;           /* wake it when wlen <= drain_to */
+    int64_t wtimeout;          /* ns without progress after which waits for the queue fail */
+    int64_t wprogress;         /* when the queue last shrank (ns; kept while wtimeout) */
+    tide__transport_cb out_cb; /* tide__stream_arm: told when wlen <= low */
+    void *out_arg;
+    tide_stream *prev, *next; /* the live list, or (next) the free list */
 };
 
 void tide_stream_opts_init(tide_stream_opts *o)
 {
     if (o) {
+        memset(o, 0, sizeof *o);
         o->limit = 64 * 1024;
         o->high_water = 64 * 1024;
         o->low_water = 16 * 1024;
     }
 }
 
-static void flush_cb(tide__fd *f, int rc);
+/* ------------------------------------------------------------ the pools */
+
+static struct tide__streams *streams_of(tide_loop *loop)
+{
+    if (!loop->streams.p)
+        loop->streams.p = tide__calloc(1, sizeof *loop->streams.p);
+    return loop->streams.p;
+}
+
+static tide_stream *stream_alloc(tide_loop *loop)
+{
+    struct tide__streams *ss = streams_of(loop);
+    tide_stream *s;
+
+    if (!ss)
+        return NULL;
+    if (!ss->free_head) {
+        void **v = tide__realloc(ss->slabs, (ss->nslabs + 1) * sizeof *v);
+        tide_stream *slab;
+        size_t i;
+        if (!v)
+            return NULL;
+        ss->slabs = v;
+        slab = tide__malloc(STREAMS_PER_SLAB * sizeof *slab);
+        if (!slab)
+            return NULL;
+        ss->slabs[ss->nslabs++] = slab;
+        for (i = 0; i < STREAMS_PER_SLAB; i++) {
+            slab[i].magic = STREAM_DEAD;
+            slab[i].next = i + 1 < STREAMS_PER_SLAB ? &slab[i + 1] : NULL;
+        }
+        ss->free_head = slab;
+        ss->free_tail = &slab[STREAMS_PER_SLAB - 1];
+    }
+    s = ss->free_head;
+    ss->free_head = s->next;
+    if (!ss->free_head)
+        ss->free_tail = NULL;
+    memset(s, 0, sizeof *s);
+    s->magic = STREAM_LIVE;
+    s->loop = loop;
+    s->rcls = s->wcls = BUF_NOCLASS;
+    s->next = ss->live;
+    if (ss->live)
+        ss->live->prev = s;
+    ss->live = s;
+    return s;
+}
+
+/* A buffer of at least need bytes: pooled by class up to 1 MiB, else
+ * private (rounded up to a power of two, so a growing queue copies
+ * O(log n) times). */
+static char *buf_get(tide_loop *loop, size_t need, uint8_t *cls, size_t *cap)
+{
+    struct tide__streams *ss = loop->streams.p;
+    unsigned k = 0;
+    size_t size = (size_t)1 << BUF_MIN_SHIFT;
+    char *p;
+
+    while (size < need && k < BUF_NCLASS) {
+        size <<= 1;
+        k++;
+    }
+    if (k < BUF_NCLASS) {
+        if (ss->bufs[k]) {
+            p = ss->bufs[k];
+            ss->bufs[k] = *(void **)p;
+            ss->nbufs[k]--;
+        } else {
+            p = tide__malloc(size);
+        }
+        *cls = (uint8_t)k;
+    } else {
+        while (size < need) {
+            if (size > SIZE_MAX / 2)
+                return NULL;
+            size <<= 1;
+        }
+        p = tide__malloc(size);
+        *cls = BUF_NOCLASS;
+    }
+    if (p)
+        *cap = size;
+    return p;
+}
+
+static void buf_put(tide_loop *loop, char *p, uint8_t cls)
+{
+    struct tide__streams *ss = loop->streams.p;
+
+    if (!p)
+        return;
+    if (cls != BUF_NOCLASS && ss->nbufs[cls] < (BUF_KEEP_BYTES >> (BUF_MIN_SHIFT + cls))) {
+        *(void **)p = ss->bufs[cls];
+        ss->bufs[cls] = p;
+        ss->nbufs[cls]++;
+        return;
+    }
+    tide__free(p);
+}
+
+static void rbuf_release(tide_stream *s)
+{
+    buf_put(s->loop, s->rbuf, s->rcls);
+    s->rbuf = NULL;
+    s->rcap = s->rpos = s->rlen = 0;
+    s->rcls = BUF_NOCLASS;
+}
+
+static void wbuf_release(tide_stream *s)
+{
+    buf_put(s->loop, s->wbuf, s->wcls);
+    s->wbuf = NULL;
+    s->wcap = s->wpos = s->wlen = 0;
+    s->wcls = BUF_NOCLASS;
+}
+
+/* Back to the pool: the handle is stale from here on. */
+static void destroy(tide_stream *s)
+{
+    struct tide__streams *ss = s->loop->streams.p;
+
+    if (s->tp_closed && s->tp_closed->ops->free)
+        s->tp_closed->ops->free(s->tp_closed); /* nobody is inside it now */
+    rbuf_release(s);
+    wbuf_release(s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ss->live = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->magic = STREAM_DEAD;
+    s->prev = s->next = NULL;
+    if (ss->free_tail)
+        ss->free_tail->next = s;
+    else
+        ss->free_head = s;
+    ss->free_tail = s;
+}
+
+static void disarm_flush(tide_stream *s);
+
+int tide__streams_init(tide_loop *loop)
+{
+    loop->streams.p = NULL; /* made on the first open */
+    return 0;
+}
+
+/* The loop is being freed (its tasks are done): close what is still open
+ * (without flushing: nothing can wait now), then give everything back. */
+void tide__streams_term(tide_loop *loop)
+{
+    struct tide__streams *ss = loop->streams.p;
+    size_t i;
+
+    if (!ss)
+        return;
+    while (ss->live) {
+        tide_stream *s = ss->live;
+        disarm_flush(s);
+        if (s->tp) {
+            s->tp_closed = s->tp;
+            s->tp = NULL;
+            s->tp_closed->ops->close(s->tp_closed);
+        }
+        s->closed = 1;
+        destroy(s);
+    }
+    for (i = 0; i < BUF_NCLASS; i++)
+        while (ss->bufs[i]) {
+            void *p = ss->bufs[i];
+            ss->bufs[i] = *(void **)p;
+            tide__free(p);
+        }
+    for (i = 0; i < ss->nslabs; i++)
+        tide__free(ss->slabs[i]);
+    tide__free(ss->slabs);
+    tide__free(ss);
+    loop->streams.p = NULL;
+}
+
+/* -------------------------------------------------------------- opening */
+
+static int check_opts(const tide_stream_opts *o, tide_stream_opts *d)
+{
+    tide_stream_opts_init(d);
+    if (o) {
+        if (o->limit)
+            d->limit = o->limit;
+        if (o->high_water)
+            d->high_water = o->high_water;
+        d->low_water = o->low_water;
+        d->write_timeout_ms = o->write_timeout_ms;
+        if (d->low_water > d->high_water || o->write_timeout_ms < 0 ||
+            o->write_timeout_ms > INT64_MAX / 1000000)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static void apply_opts(tide_stream *s, const tide_stream_opts *d)
+{
+    s->limit = d->limit;
+    s->rsize = d->limit < RSIZE_MAX ? d->limit : RSIZE_MAX;
+    s->high = d->high_water;
+    s->low = d->low_water;
+    s->wtimeout = d->write_timeout_ms * 1000000;
+}
 
 int tide_stream_open(tide_stream **out, int fd, const tide_stream_opts *o)
 {
     tide_loop *loop = tide__tls_loop;
     tide_stream_opts d;
     tide_stream *s;
-    struct stat st;
-    int err = 0;
+    int rc;
 
     if (!out)
         return -EINVAL;
@@ -76,131 +352,253 @@ int tide_stream_open(tide_stream **out, int fd, const tide_stream_opts *o)
         return -EBADF;
     if (!loop)
         return -EPERM;
-    tide_stream_opts_init(&d);
-    if (o) {
-        if (o->limit)
-            d.limit = o->limit;
-        if (o->high_water)
-            d.high_water = o->high_water;
-        d.low_water = o->low_water;
-        if (d.low_water > d.high_water)
-            return -EINVAL;
-    }
-    s = tide__calloc(1, sizeof *s);
+    rc = check_opts(o, &d);
+    if (rc < 0)
+        return rc;
+    s = stream_alloc(loop);
     if (!s)
         return -ENOMEM;
-    s->f = tide__fd_get(loop, fd, &err);
-    if (!s->f) {
-        tide__free(s);
-        return err;
+    rc = tide__fd_transport_open(&s->fdt, loop, fd);
+    if (rc < 0) {
+        destroy(s);
+        return rc;
     }
-    s->fd = fd;
-    s->loop = loop;
-    s->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-    s->limit = d.limit;
-    s->high = d.high_water;
-    s->low = d.low_water;
+    s->tp = &s->fdt.base;
+    apply_opts(s, &d);
     *out = s;
     return 0;
 }
 
+int tide__stream_open_transport(tide_stream **out, tide__transport *t, const tide_stream_opts *o)
+{
+    tide_loop *loop = tide__tls_loop;
+    tide_stream_opts d;
+    tide_stream *s;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    rc = !out || !t ? -EINVAL : !loop ? -EPERM : check_opts(o, &d);
+    s = rc < 0 ? NULL : stream_alloc(loop);
+    if (!s) {
+        if (t) {
+            t->ops->close(t);
+            if (t->ops->free)
+                t->ops->free(t);
+        }
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    s->tp = t;
+    apply_opts(s, &d);
+    *out = s;
+    return 0;
+}
+
+/* A live, open handle. */
+static inline int check(const tide_stream *s)
+{
+    if (!s)
+        return -EINVAL;
+    return s->magic == STREAM_LIVE && !s->closed ? 0 : -EBADF;
+}
+
 int tide_stream_fd(const tide_stream *s)
 {
-    return s ? s->fd : -EINVAL;
+    int rc = check(s);
+    if (rc < 0)
+        return rc;
+    return s->tp->ops->fd ? s->tp->ops->fd(s->tp) : -ENOTSOCK;
 }
 
 size_t tide_stream_buffered(const tide_stream *s)
 {
-    return s ? s->rlen : 0;
+    return check(s) == 0 ? s->rlen : 0;
 }
 
 size_t tide_stream_write_pending(const tide_stream *s)
 {
-    return s ? s->wlen : 0;
+    return check(s) == 0 ? s->wlen : 0;
+}
+
+int tide_stream_at_eof(const tide_stream *s)
+{
+    int rc = check(s);
+    return rc < 0 ? rc : s->eof && s->rlen == 0;
+}
+
+static int address(const tide_stream *s, int peer, struct sockaddr *addr, socklen_t *len)
+{
+    int rc = check(s);
+
+    if (rc < 0)
+        return rc;
+    if (!addr || !len)
+        return -EINVAL;
+    if (!s->tp->ops->address)
+        return -ENOTSOCK;
+    return s->tp->ops->address(s->tp, peer, addr, len);
+}
+
+int tide_stream_peer_addr(const tide_stream *s, struct sockaddr *addr, socklen_t *len)
+{
+    return address(s, 1, addr, len);
+}
+
+int tide_stream_local_addr(const tide_stream *s, struct sockaddr *addr, socklen_t *len)
+{
+    return address(s, 0, addr, len);
 }
 
 /* ------------------------------------------------------ users and close */
 
 /* Every call that may suspend brackets itself with enter/leave, so a close
- * from another task frees the stream only once nobody is inside. */
-static int enter(tide_stream *s, tide_task **cur)
+ * from another task frees the stream only once nobody is inside.  A read
+ * call also takes the reader's place (one at a time). */
+static int enter(tide_stream *s, tide_task **cur, int reading)
 {
-    if (!s)
-        return -EINVAL;
-    if (s->closed)
-        return -EBADF;
+    int rc = check(s);
+
+    if (rc < 0)
+        return rc;
     *cur = tide__current();
-    if (!*cur)
+    if (!*cur || (*cur)->loop != s->loop)
         return -EPERM;
+    if (reading && s->reader)
+        return -EBUSY;
     if ((*cur)->cancel_req || (*cur)->scope) {
-        int rc = tide__cancel_check(*cur, NULL);
+        rc = tide__cancel_check(*cur, NULL);
         if (rc < 0)
             return rc;
     }
     s->users++;
+    if (reading) {
+        s->reader = *cur;
+        /* Fairness: a reader whose bytes are always there (buffered or in
+         * the kernel) yields now and then, as a plain fd reader does. */
+        rc = tide__io_budget(*cur);
+        if (rc == 0 && s->closed)
+            rc = -EBADF;
+        if (rc < 0) {
+            s->reader = NULL;
+            if (--s->users == 0 && s->closed)
+                destroy(s);
+            return rc;
+        }
+    }
     return 0;
 }
 
-static void destroy(tide_stream *s)
+static ssize_t leave(tide_stream *s, ssize_t rc, int reading)
 {
-    tide__free(s->rbuf);
-    tide__free(s->wbuf);
-    tide__free(s);
-}
-
-static ssize_t leave(tide_stream *s, ssize_t rc)
-{
+    if (reading) {
+        s->reader = NULL;
+        if (!s->rlen)
+            rbuf_release(s); /* idle: no buffer held */
+    }
     if (--s->users == 0 && s->closed)
         destroy(s);
     return rc;
 }
 
+/* The transport's wait; a close meanwhile makes it -EBADF (the transport is
+ * gone even if the wait itself ended well). */
+static int tp_wait(tide_stream *s, tide_task *cur, unsigned wait)
+{
+    int rc = s->tp->ops->wait(s->tp, cur, wait);
+    return s->closed ? -EBADF : rc;
+}
+
 /* --------------------------------------------------------------- reading */
 
-/* Reads more into the buffer (growing it up to the limit).  Returns the
- * count (0 at EOF) or -errno; -EMSGSIZE if the buffer is full at the limit. */
-static ssize_t fill(tide_stream *s)
+/* Makes room at the end of the read buffer (which starts at rbuf from here
+ * on): 0, -EMSGSIZE (limit bytes are buffered), -ENOMEM. */
+static int rbuf_prepare(tide_stream *s)
 {
-    ssize_t n;
-    size_t room;
+    uint8_t cls;
+    size_t cap;
+    char *b;
 
-    if (s->rpos && s->rpos + s->rlen == s->rcap) { /* no room at the end: compact */
+    if (s->rlen >= s->limit)
+        return -EMSGSIZE;
+    if (!s->rbuf) {
+        s->rbuf = buf_get(s->loop, s->rsize, &s->rcls, &s->rcap);
+        s->rpos = s->rlen = 0;
+        if (!s->rbuf) {
+            s->rcap = 0;
+            s->rcls = BUF_NOCLASS;
+            return -ENOMEM;
+        }
+        return 0;
+    }
+    if (s->rpos) {
         memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
         s->rpos = 0;
     }
-    if (s->rlen == s->rcap) {
-        size_t cap = s->rcap ? s->rcap * 2 : RBUF_START;
-        char *b;
-        if (s->rcap >= s->limit)
-            return -EMSGSIZE;
-        if (cap > s->limit)
-            cap = s->limit;
-        if (s->rpos) {
-            memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
-            s->rpos = 0;
+    if (s->rlen < s->rcap)
+        return 0;
+    /* Full below the limit (a long line): grow. */
+    b = buf_get(s->loop, s->rcap * 2 < s->limit ? s->rcap * 2 : s->limit, &cls, &cap);
+    if (!b)
+        return -ENOMEM;
+    memcpy(b, s->rbuf, s->rlen);
+    buf_put(s->loop, s->rbuf, s->rcls);
+    s->rbuf = b;
+    s->rcap = cap;
+    s->rcls = cls;
+    return 0;
+}
+
+/* Reads once more into the buffer, waiting as long as needed: the count
+ * (> 0), 0 at EOF, or -errno (-EMSGSIZE: limit bytes buffered already). */
+static ssize_t fill(tide_stream *s, tide_task *cur)
+{
+    for (;;) {
+        unsigned wait = 0;
+        size_t room;
+        ssize_t n;
+        int rc;
+
+        if (s->eof)
+            return 0;
+        rc = rbuf_prepare(s);
+        if (rc < 0)
+            return rc;
+        room = (s->rcap < s->limit ? s->rcap : s->limit) - s->rlen;
+        n = s->tp->ops->read(s->tp, s->rbuf + s->rlen, room, &wait);
+        if (n > 0) {
+            s->rlen += (size_t)n;
+            return n;
         }
-        b = tide__realloc(s->rbuf, cap);
-        if (!b)
-            return -ENOMEM;
-        s->rbuf = b;
-        s->rcap = cap;
-    }
-    room = s->rcap - s->rpos - s->rlen;
-    n = tide_read(s->fd, s->rbuf + s->rpos + s->rlen, room);
-    if (n > 0) {
-        s->rlen += (size_t)n;
-        if ((size_t)n == room && s->rcap < s->limit) { /* reads fill it: grow */
-            size_t cap = s->rcap * 2 > s->limit ? s->limit : s->rcap * 2;
-            char *b = tide__realloc(s->rbuf, cap);
-            if (b) {
-                s->rbuf = b;
-                s->rcap = cap;
-            }
+        if (!s->rlen)
+            rbuf_release(s); /* nothing to keep while we wait */
+        if (n == 0) {
+            s->eof = 1;
+            return 0;
         }
-    } else if (n == 0) {
-        s->eof = 1;
+        if (n != -EAGAIN)
+            return n;
+        rc = tp_wait(s, cur, wait);
+        if (rc < 0)
+            return rc;
     }
-    return n;
+}
+
+/* Reads into buf directly (no copy), waiting as long as needed. */
+static ssize_t read_direct(tide_stream *s, tide_task *cur, void *buf, size_t n)
+{
+    for (;;) {
+        unsigned wait = 0;
+        ssize_t r = s->tp->ops->read(s->tp, buf, n, &wait);
+        int rc;
+
+        if (r == 0)
+            s->eof = 1;
+        if (r != -EAGAIN)
+            return r;
+        rc = tp_wait(s, cur, wait);
+        if (rc < 0)
+            return rc;
+    }
 }
 
 static size_t take(tide_stream *s, void *buf, size_t n)
@@ -217,10 +615,42 @@ static size_t take(tide_stream *s, void *buf, size_t n)
     return n;
 }
 
+/* Puts n bytes back in front of the buffered ones (an interrupted call
+ * gives back what it read, so a retry loses nothing).  0 or -ENOMEM. */
+static int unread(tide_stream *s, const void *p, size_t n)
+{
+    uint8_t cls;
+    size_t cap;
+    char *b;
+
+    if (!n)
+        return 0;
+    if (s->rbuf && s->rpos >= n) {
+        s->rpos -= n;
+    } else if (s->rbuf && s->rcap - s->rlen >= n) {
+        memmove(s->rbuf + n, s->rbuf + s->rpos, s->rlen);
+        s->rpos = 0;
+    } else {
+        b = buf_get(s->loop, n + s->rlen, &cls, &cap);
+        if (!b)
+            return -ENOMEM;
+        if (s->rlen)
+            memcpy(b + n, s->rbuf + s->rpos, s->rlen);
+        buf_put(s->loop, s->rbuf, s->rcls);
+        s->rbuf = b;
+        s->rcap = cap;
+        s->rcls = cls;
+        s->rpos = 0;
+    }
+    memcpy(s->rbuf + s->rpos, p, n);
+    s->rlen += n;
+    return 0;
+}
+
 ssize_t tide_stream_read(tide_stream *s, void *buf, size_t n)
 {
     tide_task *cur;
-    ssize_t rc = enter(s, &cur);
+    ssize_t rc = enter(s, &cur, 1);
 
     if (rc < 0)
         return rc;
@@ -232,86 +662,121 @@ ssize_t tide_stream_read(tide_stream *s, void *buf, size_t n)
         rc = (ssize_t)take(s, buf, n);
     } else if (s->eof) {
         rc = 0;
-    } else if (n >= RBUF_START) { /* big read: no copy */
-        rc = tide_read(s->fd, buf, n);
-        if (rc == 0)
-            s->eof = 1;
+    } else if (n >= s->rsize) { /* at least a fill: straight into buf */
+        rc = read_direct(s, cur, buf, n);
     } else {
-        rc = fill(s);
+        rc = fill(s, cur);
         if (rc > 0)
             rc = (ssize_t)take(s, buf, n);
     }
-    return leave(s, rc);
+    return leave(s, rc, 1);
 }
 
 ssize_t tide_stream_readexactly(tide_stream *s, void *buf, size_t n)
 {
     tide_task *cur;
-    ssize_t rc = enter(s, &cur);
+    ssize_t rc = enter(s, &cur, 1);
     size_t got;
 
     if (rc < 0)
         return rc;
     if (!buf && n)
-        return leave(s, -EINVAL);
+        return leave(s, -EINVAL, 1);
     got = take(s, buf, n);
     while (got < n && !s->eof) {
-        rc = tide_read(s->fd, (char *)buf + got, n - got);
-        if (rc < 0) {
-            /* Keep what arrived: put it back so a retry loses nothing. */
-            if (got && !s->closed) {
-                size_t need = got + s->rlen;
-                if (need > s->rcap) {
-                    char *b = tide__realloc(s->rbuf, need);
-                    if (!b)
-                        return leave(s, rc);
-                    s->rbuf = b;
-                    s->rcap = need;
-                }
-                memmove(s->rbuf + got, s->rbuf + s->rpos, s->rlen);
-                memcpy(s->rbuf, buf, got);
-                s->rpos = 0;
-                s->rlen += got;
-            }
-            return leave(s, rc);
+        /* The buffer is empty here.  A big rest goes straight into buf;
+         * a small one through the buffer, which reads ahead. */
+        if (n - got >= s->rsize) {
+            rc = read_direct(s, cur, (char *)buf + got, n - got);
+            if (rc > 0)
+                got += (size_t)rc;
+        } else {
+            rc = fill(s, cur);
+            if (rc > 0)
+                got += take(s, (char *)buf + got, n - got);
         }
-        if (rc == 0)
-            s->eof = 1;
-        got += (size_t)rc;
+        if (rc < 0) {
+            /* Keep what arrived: a retry loses nothing.  (On -ENOMEM here
+             * the bytes are lost; the error says so.) */
+            if (!s->closed && unread(s, buf, got) < 0)
+                rc = -ENOMEM;
+            return leave(s, rc, 1);
+        }
     }
-    return leave(s, (ssize_t)got);
+    return leave(s, (ssize_t)got, 1);
+}
+
+/* The earliest end of a delimiter in the buffered bytes, searching those
+ * not searched before (matches ending after byte `done`).  *which is the
+ * delimiter, the longest of those ending there.  0 if none. */
+static size_t find_delim(const tide_stream *s, const tide_stream_delim *d, size_t nd, size_t maxlen,
+                         size_t done, int *which)
+{
+    const char *data = s->rbuf + s->rpos;
+    size_t start = done >= maxlen ? done - maxlen + 1 : 0, best = 0, i;
+
+    for (i = 0; i < nd; i++) {
+        const char *p;
+        size_t end;
+        if (d[i].len > s->rlen - start)
+            continue;
+        p = memmem(data + start, s->rlen - start, d[i].data, d[i].len);
+        if (!p)
+            continue;
+        end = (size_t)(p - data) + d[i].len;
+        if (!best || end < best || (end == best && d[i].len > d[*which].len)) {
+            best = end;
+            *which = (int)i;
+        }
+    }
+    return best;
+}
+
+ssize_t tide_stream_readuntil_any(tide_stream *s, const tide_stream_delim *delims, size_t ndelims,
+                                  void *buf, size_t cap, int *which)
+{
+    tide_task *cur;
+    ssize_t rc = enter(s, &cur, 1);
+    size_t done = 0, maxlen = 0, i;
+    int w = -1;
+
+    if (rc < 0)
+        return rc;
+    if (which)
+        *which = -1;
+    if (!delims || !ndelims || ndelims > INT_MAX || (!buf && cap))
+        return leave(s, -EINVAL, 1);
+    for (i = 0; i < ndelims; i++) {
+        if (!delims[i].data || !delims[i].len)
+            return leave(s, -EINVAL, 1);
+        if (delims[i].len > maxlen)
+            maxlen = delims[i].len;
+    }
+    for (;;) {
+        size_t end = s->rlen ? find_delim(s, delims, ndelims, maxlen, done, &w) : 0;
+        if (end) {
+            if (end > cap)
+                return leave(s, -ENOBUFS, 1);
+            if (which)
+                *which = w;
+            return leave(s, (ssize_t)take(s, buf, end), 1);
+        }
+        done = s->rlen; /* no delimiter ends in these bytes */
+        if (s->eof) {   /* the last, unterminated piece; 0 when nothing is left */
+            if (s->rlen > cap)
+                return leave(s, -ENOBUFS, 1);
+            return leave(s, (ssize_t)take(s, buf, s->rlen), 1);
+        }
+        rc = fill(s, cur);
+        if (rc < 0)
+            return leave(s, rc, 1);
+    }
 }
 
 ssize_t tide_stream_readuntil(tide_stream *s, const void *delim, size_t dlen, void *buf, size_t cap)
 {
-    tide_task *cur;
-    ssize_t rc = enter(s, &cur);
-    size_t scan = 0;
-
-    if (rc < 0)
-        return rc;
-    if (!delim || !dlen || (!buf && cap))
-        return leave(s, -EINVAL);
-    for (;;) {
-        if (s->rlen >= dlen + scan) {
-            const char *p = memmem(s->rbuf + s->rpos + scan, s->rlen - scan, delim, dlen);
-            if (p) {
-                size_t total = (size_t)(p - (s->rbuf + s->rpos)) + dlen;
-                if (total > cap)
-                    return leave(s, -ENOBUFS);
-                return leave(s, (ssize_t)take(s, buf, total));
-            }
-            scan = s->rlen - dlen + 1; /* do not search these bytes again */
-        }
-        if (s->eof) { /* the last, unterminated piece; 0 when nothing is left */
-            if (s->rlen > cap)
-                return leave(s, -ENOBUFS);
-            return leave(s, (ssize_t)take(s, buf, s->rlen));
-        }
-        rc = fill(s);
-        if (rc < 0)
-            return leave(s, rc);
-    }
+    tide_stream_delim d = {delim, dlen};
+    return tide_stream_readuntil_any(s, &d, 1, buf, cap, NULL);
 }
 
 ssize_t tide_stream_readline(tide_stream *s, char *buf, size_t cap)
@@ -319,130 +784,310 @@ ssize_t tide_stream_readline(tide_stream *s, char *buf, size_t cap)
     return tide_stream_readuntil(s, "\n", 1, buf, cap);
 }
 
+ssize_t tide_stream_read_all(tide_stream *s, char **out, size_t max)
+{
+    tide_task *cur;
+    ssize_t rc;
+    size_t len = 0, cap = 0;
+    char *b = NULL;
+
+    if (out)
+        *out = NULL;
+    rc = enter(s, &cur, 1);
+    if (rc < 0)
+        return rc;
+    if (!out)
+        return leave(s, -EINVAL, 1);
+    while ((!max || len < max) && (s->rlen || !s->eof)) {
+        /* Room for what is buffered (or for a read of rsize) and the NUL. */
+        size_t want = s->rlen ? s->rlen : s->rsize, room;
+        if (max && want > max - len)
+            want = max - len;
+        if (cap - len < want + 1) {
+            size_t ncap = cap ? cap : 4096;
+            char *nb;
+            while (ncap - len < want + 1) {
+                if (ncap > SIZE_MAX / 2) {
+                    rc = -ENOMEM;
+                    goto fail;
+                }
+                ncap *= 2;
+            }
+            nb = realloc(b, ncap); /* the caller's memory: plain malloc */
+            if (!nb) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            b = nb;
+            cap = ncap;
+        }
+        room = cap - len - 1;
+        if (max && room > max - len)
+            room = max - len;
+        if (s->rlen) {
+            len += take(s, b + len, room);
+        } else {
+            rc = read_direct(s, cur, b + len, room);
+            if (rc < 0)
+                goto fail;
+            len += (size_t)rc;
+        }
+    }
+    if (!b && !(b = malloc(1)))
+        return leave(s, -ENOMEM, 1); /* nothing was read */
+    b[len] = '\0';
+    *out = b;
+    return leave(s, (ssize_t)len, 1);
+
+fail:
+    /* Give back what was read, so a retry loses nothing. */
+    if (!s->closed && unread(s, b, len) < 0)
+        rc = -ENOMEM;
+    free(b);
+    return leave(s, rc, 1);
+}
+
 /* --------------------------------------------------------------- writing */
 
-static ssize_t raw_write(tide_stream *s, const void *p, size_t n)
-{
-    ssize_t w;
-    do
-        w = s->is_socket ? send(s->fd, p, n, MSG_NOSIGNAL) : write(s->fd, p, n);
-    while (w < 0 && errno == EINTR);
-    return w;
-}
+static void flush_cb(void *arg, int rc);
 
 static void wake_drainer(tide_stream *s)
 {
     if (s->drainer && (s->wlen <= s->drain_to || s->werr)) {
         tide_task *t = s->drainer;
         s->drainer = NULL;
-        tide__wake(t, 0);
+        tide__wake(t, 1); /* 1: the mark was reached (0 is the wait's deadline) */
+    }
+    if (s->out_cb && (s->wlen <= s->low || s->werr)) {
+        tide__transport_cb cb = s->out_cb;
+        s->out_cb = NULL;
+        cb(s->out_arg, s->werr);
     }
 }
 
-/* While bytes are queued the stream's flush callback is armed, and counts
- * as I/O the loop waits for (tide_loop_run does not return, the poller is
- * not skipped). */
-static void set_flushing(tide_stream *s, int on)
+/* While the transport's callback is armed for the queue, it counts as I/O
+ * the loop waits for (tide_loop_run does not return, the poller is not
+ * skipped).  0, -EALREADY (may go on now: try again), -EBADF. */
+static int arm_flush(tide_stream *s, unsigned wait)
 {
-    if (on && !s->f->on_writable) {
-        s->f->on_writable = flush_cb;
-        s->f->cb_arg = s;
+    int rc = s->tp->ops->arm(s->tp, wait, flush_cb, s);
+
+    if (rc == 0 && !s->flushing) {
+        s->flushing = 1;
         tide__loop_io_ref(s->loop);
-    } else if (!on && s->f->on_writable == flush_cb) {
-        s->f->on_writable = NULL;
+    }
+    return rc;
+}
+
+static void disarm_flush(tide_stream *s)
+{
+    if (s->flushing) {
+        s->flushing = 0;
+        if (s->tp)
+            (void)s->tp->ops->arm(s->tp, 0, NULL, NULL);
         tide__loop_io_unref(s->loop);
     }
 }
 
-/* Writes from the buffer until it is empty or the kernel's is full. */
+/* The first write error: it sticks, and the queue is dropped. */
+static void write_failed(tide_stream *s, int err)
+{
+    if (!s->werr)
+        s->werr = err;
+    wbuf_release(s);
+}
+
+/* Writes from the queue until it is empty or the transport is full (then
+ * arms the callback); shuts the write side once empty if write_eof asked. */
 static void flush(tide_stream *s)
 {
-    if (s->wlen && !s->werr) {
-        ssize_t w = raw_write(s, s->wbuf + s->wpos, s->wlen);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                s->f->ready &= ~TIDE__EV_OUT;
-            else
-                s->werr = -errno;
+    int armed = 0, again = 0;
+
+    while (!s->werr) {
+        unsigned wait = 0;
+        int rc;
+
+        if (s->wlen) {
+            struct iovec v = {s->wbuf + s->wpos, s->wlen};
+            ssize_t n = s->tp->ops->writev(s->tp, &v, 1, &wait);
+            if (n > 0) {
+                s->wpos += (size_t)n;
+                s->wlen -= (size_t)n;
+                if (s->wtimeout)
+                    s->wprogress = tide__loop_ns(s->loop);
+                if (!s->wlen)
+                    wbuf_release(s);
+                continue;
+            }
+            rc = n == 0 ? -EAGAIN : (int)n; /* took nothing: as if full */
+        } else if (s->wshut && !s->wshut_done) {
+            rc = s->tp->ops->shutdown(s->tp, &wait);
+            if (rc == 0) {
+                s->wshut_done = 1;
+                break;
+            }
         } else {
-            s->wpos += (size_t)w;
-            s->wlen -= (size_t)w;
-            if (s->wlen)
-                s->f->ready &= ~TIDE__EV_OUT; /* short: the socket buffer is full */
+            break;
+        }
+        if (rc != -EAGAIN) {
+            write_failed(s, rc);
+            break;
+        }
+        if (!wait)
+            wait = TIDE__WANT_OUT;
+        rc = arm_flush(s, wait);
+        if (rc == 0) {
+            armed = 1;
+            break;
+        }
+        if (rc != -EALREADY || ++again > EALREADY_MAX) {
+            write_failed(s, rc == -EALREADY ? -EIO : rc);
+            break;
         }
     }
-    if (!s->wlen || s->werr) {
-        s->wpos = s->wlen = 0;
-        set_flushing(s, 0);
-    }
+    if (!armed)
+        disarm_flush(s);
     wake_drainer(s);
 }
 
-static void flush_cb(tide__fd *f, int rc)
+static void flush_cb(void *arg, int rc)
 {
-    tide_stream *s = f->cb_arg;
+    tide_stream *s = arg;
 
-    if (rc < 0) { /* the fd was closed under us */
-        if (!s->werr)
-            s->werr = rc;
-        s->wpos = s->wlen = 0;
-        set_flushing(s, 0);
+    if (rc < 0) { /* the transport died under us (its fd was closed) */
+        disarm_flush(s);
+        write_failed(s, rc);
         wake_drainer(s);
         return;
     }
     flush(s);
 }
 
-ssize_t tide_stream_write(tide_stream *s, const void *buf, size_t n)
+/* Room for extra more queued bytes.  0 or -ENOMEM. */
+static int wbuf_reserve(tide_stream *s, size_t extra)
 {
-    const char *p = buf;
-    size_t done = 0;
+    size_t need = s->wlen + extra, cap;
+    uint8_t cls;
+    char *b;
 
-    if (!s || (!buf && n))
+    if (need < extra)
+        return -ENOMEM;
+    if (s->wbuf && s->wpos + need <= s->wcap)
+        return 0;
+    if (s->wbuf && need <= s->wcap) {
+        memmove(s->wbuf, s->wbuf + s->wpos, s->wlen);
+        s->wpos = 0;
+        return 0;
+    }
+    b = buf_get(s->loop, need, &cls, &cap);
+    if (!b)
+        return -ENOMEM;
+    if (s->wlen)
+        memcpy(b, s->wbuf + s->wpos, s->wlen);
+    buf_put(s->loop, s->wbuf, s->wcls);
+    s->wbuf = b;
+    s->wcap = cap;
+    s->wcls = cls;
+    s->wpos = 0;
+    return 0;
+}
+
+/* The total of iov, or -EINVAL (a NULL base with a length, an overflow). */
+static ssize_t iov_total(const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    int i;
+
+    if ((!iov && iovcnt) || iovcnt < 0)
         return -EINVAL;
-    if (s->closed)
-        return -EBADF;
+    for (i = 0; i < iovcnt; i++) {
+        if (!iov[i].iov_base && iov[i].iov_len)
+            return -EINVAL;
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+            return -EINVAL;
+        total += iov[i].iov_len;
+    }
+    return (ssize_t)total;
+}
+
+ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
+{
+    ssize_t total;
+    size_t done = 0, skip;
+    int i, rc;
+
+    if (!s)
+        return -EINVAL;
+    total = iov_total(iov, iovcnt);
+    if (total < 0)
+        return total;
+    rc = check(s);
+    if (rc < 0)
+        return rc;
     if (s->werr)
         return s->werr;
-    if (n == 0)
+    if (s->wshut)
+        return -EPIPE;
+    if (total == 0)
         return 0;
-    if (!s->wlen && (s->f->ready & TIDE__EV_OUT)) { /* nothing queued: try now */
-        ssize_t w = raw_write(s, p, n);
-        if (w < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return s->werr = -errno;
-            s->f->ready &= ~TIDE__EV_OUT;
-        } else {
-            done = (size_t)w;
-            if (done == n)
-                return (ssize_t)n;
-            s->f->ready &= ~TIDE__EV_OUT;
+    if (!s->wlen) { /* nothing queued: try now (no syscall if known full) */
+        unsigned wait = 0;
+        ssize_t n = s->tp->ops->writev(s->tp, iov, iovcnt, &wait);
+        if (n == total)
+            return total;
+        if (n < 0 && n != -EAGAIN) {
+            write_failed(s, (int)n);
+            return n;
         }
+        done = n > 0 ? (size_t)n : 0;
     }
-    /* Queue the rest. */
-    if (s->wpos + s->wlen + (n - done) > s->wcap) {
-        if (s->wpos) {
-            memmove(s->wbuf, s->wbuf + s->wpos, s->wlen);
-            s->wpos = 0;
-        }
-        if (s->wlen + (n - done) > s->wcap) {
-            size_t cap = s->wcap ? s->wcap : 4096;
-            char *b;
-            while (cap < s->wlen + (n - done))
-                cap *= 2;
-            b = tide__realloc(s->wbuf, cap);
-            if (!b)
-                return done ? (ssize_t)done : -ENOMEM;
-            s->wbuf = b;
-            s->wcap = cap;
-        }
+    /* Queue the rest: all of it, or fail for good (no hole in the data). */
+    rc = wbuf_reserve(s, (size_t)total - done);
+    if (rc < 0) {
+        write_failed(s, rc);
+        disarm_flush(s);
+        wake_drainer(s);
+        return rc;
     }
-    memcpy(s->wbuf + s->wpos + s->wlen, p + done, n - done);
-    s->wlen += n - done;
-    set_flushing(s, 1);
-    if (s->f->ready & TIDE__EV_OUT) /* ready already: no edge will come */
-        flush(s);
-    return (ssize_t)n;
+    skip = done;
+    for (i = 0; i < iovcnt; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(s->wbuf + s->wpos + s->wlen, (const char *)iov[i].iov_base + skip, len - skip);
+        s->wlen += len - skip;
+        skip = 0;
+    }
+    if (!s->flushing)
+        flush(s); /* arms the callback (or writes on, for a file) */
+    return total;
+}
+
+ssize_t tide_stream_write(tide_stream *s, const void *buf, size_t n)
+{
+    struct iovec v = {(void *)buf, n};
+
+    if (n > (size_t)SSIZE_MAX)
+        return -EINVAL;
+    return tide_stream_writev(s, &v, 1);
+}
+
+int tide_stream_write_eof(tide_stream *s)
+{
+    int rc = check(s);
+
+    if (rc < 0)
+        return rc;
+    if (s->werr)
+        return s->werr;
+    if (!s->wshut) {
+        s->wshut = 1;
+        if (!s->flushing)
+            flush(s); /* nothing queued: shut it now */
+    }
+    return s->werr;
 }
 
 static void unlink_drainer(void *arg)
@@ -450,23 +1095,47 @@ static void unlink_drainer(void *arg)
     ((tide_stream *)arg)->drainer = NULL;
 }
 
-/* Waits until at most `to` bytes are pending.  0 or -errno. */
+/* Waits until at most `to` bytes are queued.  0, the write error,
+ * -ETIMEDOUT (the write timeout: sticky), -EBUSY, -ECANCELED, -ETIMEDOUT
+ * (a scope), -EBADF (closed meanwhile). */
 static int wait_flushed(tide_stream *s, tide_task *cur, size_t to)
 {
-    int rc;
+    int64_t start = s->wtimeout ? tide__loop_ns(s->loop) : 0;
 
     if (s->drainer)
         return -EBUSY;
-    s->drainer = cur;
-    s->drain_to = to;
-    rc = tide__suspend(cur, TIDE__NEVER, unlink_drainer, s, 0);
-    return rc < 0 ? rc : s->werr;
+    for (;;) {
+        int64_t until = TIDE__NEVER;
+        int rc;
+
+        if (s->wtimeout) {
+            /* Give up once no byte went out for wtimeout. */
+            int64_t base = s->wprogress > start ? s->wprogress : start;
+            until = base + s->wtimeout;
+            if (until <= tide__loop_ns(s->loop)) {
+                write_failed(s, -ETIMEDOUT);
+                disarm_flush(s);
+                wake_drainer(s);
+                return -ETIMEDOUT;
+            }
+        }
+        s->drainer = cur;
+        s->drain_to = to;
+        rc = tide__suspend(cur, until, unlink_drainer, s, 0);
+        if (rc < 0)
+            return rc;
+        if (s->werr)
+            return s->werr;
+        if (rc > 0 || s->wlen <= to)
+            return 0; /* the queue fell to the mark (maybe refilled since) */
+        /* our own deadline passed: the loop above decides */
+    }
 }
 
 int tide_stream_drain(tide_stream *s)
 {
     tide_task *cur;
-    int rc = enter(s, &cur);
+    int rc = enter(s, &cur, 0);
 
     if (rc < 0)
         return rc;
@@ -474,13 +1143,13 @@ int tide_stream_drain(tide_stream *s)
         rc = s->werr;
     else if (s->wlen > s->high)
         rc = wait_flushed(s, cur, s->low);
-    return (int)leave(s, rc);
+    return (int)leave(s, rc, 0);
 }
 
 int tide_stream_flush(tide_stream *s)
 {
     tide_task *cur;
-    int rc = enter(s, &cur);
+    int rc = enter(s, &cur, 0);
 
     if (rc < 0)
         return rc;
@@ -488,45 +1157,66 @@ int tide_stream_flush(tide_stream *s)
         rc = s->werr;
     else if (s->wlen)
         rc = wait_flushed(s, cur, 0);
-    return (int)leave(s, rc);
+    return (int)leave(s, rc, 0);
 }
 
 int tide_stream_close(tide_stream *s)
 {
     tide_task *cur = tide__current();
-    int rc = 0;
+    tide__transport *tp;
+    int rc = check(s);
 
-    if (!s)
-        return -EINVAL;
-    if (s->closed)
-        return -EBADF;
-    s->closed = 1; /* from now on every other call fails with -EBADF */
+    if (rc < 0)
+        return rc;
+    s->closed = 1;    /* from now on every other call fails with -EBADF */
     if (s->drainer) { /* another task waits in drain: it is over for it */
         tide_task *t = s->drainer;
         s->drainer = NULL;
         tide__wake(t, -EBADF);
     }
+    if (s->out_cb) { /* a transport layered on s */
+        tide__transport_cb cb = s->out_cb;
+        s->out_cb = NULL;
+        cb(s->out_arg, -EBADF);
+    }
     if (s->wlen && !s->werr) {
         if (cur && cur->loop == s->loop) {
             s->users++;
-            rc = wait_flushed(s, cur, 0); /* a cancel or timeout cuts it short */
+            rc = wait_flushed(s, cur, 0); /* a cancel or a timeout cuts it short */
             s->users--;
         } else {
-            flush(s); /* outside a task: what the kernel takes now */
+            flush(s); /* outside a task: what the transport takes now */
             if (s->wlen)
                 rc = -EAGAIN; /* the rest is dropped */
         }
     } else if (s->werr) {
         rc = s->werr;
     }
-    set_flushing(s, 0);
-    /* Forget through the stream's own loop (right even outside a run), then
-     * close: tasks blocked in reads wake with -EBADF. */
-    tide__fd_forget(s->loop, s->fd);
-    close(s->fd);
+    disarm_flush(s);
+    wbuf_release(s);
+    /* Tasks blocked in the transport's wait wake with -EBADF; its memory
+     * goes when the last of them has left (destroy). */
+    tp = s->tp;
+    s->tp = NULL;
+    s->tp_closed = tp;
+    tp->ops->close(tp);
     if (s->users == 0)
         destroy(s);
     return rc;
+}
+
+size_t tide__stream_held(const tide_stream *s)
+{
+    return check(s) == 0 ? s->rcap + s->wcap : 0;
+}
+
+void tide__stream_abort(tide_stream *s)
+{
+    if (check(s) < 0)
+        return;
+    disarm_flush(s);
+    wbuf_release(s);
+    (void)tide_stream_close(s);
 }
 
 int tide_open_connection(const char *host, int port, tide_stream **out)
@@ -544,4 +1234,92 @@ int tide_open_connection(const char *host, int port, tide_stream **out)
     if (rc < 0)
         tide_close(fd);
     return rc;
+}
+
+/* ------------------------------------ streams as bytes for a transport */
+
+ssize_t tide__stream_read_nowait(tide_stream *s, void *buf, size_t n, unsigned *wait)
+{
+    unsigned w = 0;
+    ssize_t r;
+    int rc = check(s);
+
+    if (rc < 0)
+        return rc;
+    if (s->rlen)
+        return (ssize_t)take(s, buf, n);
+    if (s->eof || !n)
+        return 0;
+    rc = rbuf_prepare(s);
+    if (rc < 0)
+        return rc;
+    r = s->tp->ops->read(s->tp, s->rbuf, s->rcap < s->limit ? s->rcap : s->limit, &w);
+    if (r > 0) {
+        s->rlen = (size_t)r;
+        return (ssize_t)take(s, buf, n);
+    }
+    rbuf_release(s);
+    if (r == 0)
+        s->eof = 1;
+    if (r == -EAGAIN)
+        *wait = TIDE__WANT_IN; /* whatever the transport under us needs:
+                                  tide__stream_wait sees to it */
+    return r;
+}
+
+ssize_t tide__stream_writev_nowait(tide_stream *s, const struct iovec *iov, int iovcnt,
+                                   unsigned *wait)
+{
+    int rc = check(s);
+
+    if (rc < 0)
+        return rc;
+    if (!s->werr && s->wlen > s->high) {
+        *wait = TIDE__WANT_OUT;
+        return -EAGAIN;
+    }
+    return tide_stream_writev(s, iov, iovcnt);
+}
+
+int tide__stream_wait(tide_stream *s, tide_task *cur, unsigned wait)
+{
+    int rc;
+
+    (void)cur;
+    if (wait & TIDE__WANT_IN) {
+        rc = enter(s, &cur, 1);
+        if (rc < 0)
+            return rc;
+        if (!s->rlen && !s->eof) {
+            ssize_t n = fill(s, cur);
+            rc = n < 0 ? (int)n : 0;
+        }
+        return (int)leave(s, rc, 1);
+    }
+    rc = enter(s, &cur, 0);
+    if (rc < 0)
+        return rc;
+    if (s->werr)
+        rc = s->werr;
+    else if (s->wlen > s->low)
+        rc = wait_flushed(s, cur, s->low);
+    return (int)leave(s, rc, 0);
+}
+
+int tide__stream_arm(tide_stream *s, unsigned wait, tide__transport_cb cb, void *arg)
+{
+    int rc = check(s);
+
+    if (rc < 0)
+        return rc;
+    s->out_cb = NULL;
+    if (!wait)
+        return 0;
+    if (wait & TIDE__WANT_IN)
+        return -EOPNOTSUPP;
+    if (s->werr || s->wlen <= s->low)
+        return -EALREADY;
+    s->out_cb = cb;
+    s->out_arg = arg;
+    return 0;
 }

@@ -275,6 +275,10 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
 /* The fd operations a task may make in a row without suspending before the
  * next one first yields (a cooperative budget, as Tokio's). */
 #define TIDE__IO_BUDGET 128
+/* One operation of a layer above the fds (a stream call served from its
+ * buffer counts too): after TIDE__IO_BUDGET in a row without suspending,
+ * yields first.  0, or -ECANCELED / -ETIMEDOUT that came during the yield. */
+int tide__io_budget(tide_task *cur);
 /* One attempt of an fd operation: returns >= 0 or -1 with errno set. */
 typedef ssize_t (*tide__fd_sysfn)(int fd, void *ctx);
 /* Tries op once without waiting: n >= 0, -EAGAIN (readiness bit for dir cleared), or -errno.
@@ -295,6 +299,12 @@ ssize_t tide__fd_op(tide_task *cur, tide__fd *f, unsigned dir, tide__fd_sysfn op
  * cancellation or a 0 from op (nothing more) comes after some progress, else the error. */
 ssize_t tide__fd_op_all(tide_task *cur, tide__fd *f, unsigned dir, tide__fd_sysfn op, void *ctx,
                         size_t want, size_t *done, unsigned flags);
+
+/* Fills a Unix socket address for path ('@': Linux abstract); 0, -EINVAL,
+ * -ENAMETOOLONG (net.c). */
+struct sockaddr_un;
+int tide__unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len);
+
 
 /* A node of the cross-thread queue (call_soon_threadsafe). */
 typedef struct tide__tsnode {
@@ -364,6 +374,11 @@ typedef struct tide__xthread {
     int pending;            /* atomic: the queue is not empty */
 } tide__xthread;
 
+/* Streams (stream.c): pooled structs and buffers, made on the first open. */
+typedef struct tide__streams_ctx {
+    struct tide__streams *p; /* NULL until a stream is opened */
+} tide__streams_ctx;
+
 /* Signals handled by this loop (signal.c): its signalfd / self-pipe state. */
 typedef struct tide__signals {
     struct tide__sigloop *sl; /* NULL until a handler is added */
@@ -397,6 +412,7 @@ struct tide_loop {
     tide__timers timers;
     tide__stacks stacks;
     tide__io io;
+    tide__streams_ctx streams;
     tide__pool pool;
     tide__signals sig;
     tide__tasks tasks;
@@ -417,6 +433,9 @@ int tide__stacks_init(tide_loop *loop);
 void tide__stacks_term(tide_loop *loop);
 int tide__io_init(tide_loop *loop);
 void tide__io_term(tide_loop *loop);
+int tide__streams_init(tide_loop *loop);
+/* Closes the streams still open (their fds too) and frees the pools. */
+void tide__streams_term(tide_loop *loop);
 int tide__pool_init(tide_loop *loop);
 void tide__pool_term(tide_loop *loop);
 int tide__signals_init(tide_loop *loop);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -888,6 +889,223 @@ static void test_server_10k_connections(void **state)
     assert_int_equal(tt_count_fds(), before);
 }
 
+/* ---------------------------------------------- write timeout: dropped */
+
+typedef struct wt {
+    int port, handler_rc, nh, drain_rc;
+    size_t conns_during, conns_after;
+    int64_t dropped_ms;
+    int64_t default_ms;
+    int close_mode; /* 0: drain in the handler; 1: no drain, the close flushes */
+} wt;
+
+/* Answers every line with 64 KiB, like a server whose client pipelines
+ * requests and never reads the responses. */
+static int big_answer_handler(tide_stream *s, void *arg)
+{
+    wt *w = arg;
+    static char resp[64 * 1024];
+    char line[64];
+    w->nh++;
+    for (;;) {
+        ssize_t n = tide_stream_readline(s, line, sizeof line);
+        if (n <= 0) {
+            w->handler_rc = (int)n;
+            return 0;
+        }
+        if (tide_stream_write(s, resp, sizeof resp) < 0)
+            break;
+        if (w->close_mode) {
+            if (tide_stream_write_pending(s) > 256 * 1024)
+                return 0; /* leave it to the close */
+            continue;
+        }
+        w->drain_rc = tide_stream_drain(s);
+        if (w->drain_rc < 0)
+            break;
+    }
+    w->handler_rc = w->drain_rc;
+    return 0;
+}
+
+static int wt_main(void *arg)
+{
+    wt *w = arg;
+    tide_server_opts o;
+    tide_server *srv;
+    tide_server_opts_init(&o);
+    w->default_ms = o.write_timeout_ms;
+    o.write_timeout_ms = 150;
+    if (tide_start_server("127.0.0.1", 0, big_answer_handler, w, &o, &srv) < 0)
+        return -1;
+    /* a raw client with small buffers that sends and never reads */
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    tt_set_bufs(c, 4096);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)tide_server_port(srv));
+    tide_connect(c, (struct sockaddr *)&sa, sizeof sa);
+    int64_t t0 = tide_now();
+    for (int i = 0; i < 100; i++)
+        if (tide_write(c, "GET\n", 4) < 0)
+            break;
+    tide_sleep(50);
+    w->conns_during = tide_server_connections(srv);
+    while (tide_server_connections(srv) && tide_now() - t0 < 3000)
+        tide_sleep(5);
+    w->dropped_ms = tide_now() - t0;
+    w->conns_after = tide_server_connections(srv);
+    tide_close(c);
+    tide_server_close(srv, TIDE_SERVER_CANCEL);
+    return 0;
+}
+
+static void run_wt(int close_mode)
+{
+    int before = tt_count_fds();
+    wt w;
+    memset(&w, 0, sizeof w);
+    w.close_mode = close_mode;
+    TT_RUN(wt_main, &w);
+    assert_int_equal(w.default_ms, 30000);
+    assert_int_equal(w.nh, 1);
+    assert_int_equal(w.conns_during, 1);
+    assert_int_equal(w.conns_after, 0); /* dropped while the client still holds it */
+    assert_true(w.dropped_ms >= 140 && w.dropped_ms < 2500);
+    if (!close_mode)
+        assert_int_equal(w.handler_rc, -ETIMEDOUT);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+static void test_server_write_timeout_drain(void **state)
+{
+    (void)state;
+    run_wt(0);
+}
+
+static void test_server_write_timeout_close(void **state)
+{
+    (void)state;
+    run_wt(1);
+}
+
+/* ------------------------------------------------------- Unix server */
+
+typedef struct us {
+    char dir[64], path[128], file[128], abstract[64];
+    int start_rc, port_rc, line_ok, family, second_rc, gone_after, stale_rc, stale_ok,
+        notsock_rc, abstract_rc, abstract_ok, null_rc, long_rc;
+} us;
+
+static int us_echo_once(const char *path)
+{
+    tide_stream *s;
+    char buf[32];
+    int fd = tide_unix_connect(path), ok;
+    if (fd < 0)
+        return 0;
+    if (tide_stream_open(&s, fd, NULL) < 0) {
+        tide_close(fd);
+        return 0;
+    }
+    tide_stream_write(s, "over unix\n", 10);
+    ok = tide_stream_readline(s, buf, sizeof buf) == 10 && !memcmp(buf, "over unix\n", 10);
+    tide_stream_close(s);
+    return ok;
+}
+
+static int family_handler(tide_stream *s, void *arg)
+{
+    us *u = arg;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (tide_stream_local_addr(s, (struct sockaddr *)&ss, &len) == 0)
+        u->family = ss.ss_family;
+    return echo_handler(s, NULL);
+}
+
+static int us_main(void *arg)
+{
+    us *u = arg;
+    tide_server *srv, *srv2;
+    struct stat st;
+    u->start_rc = tide_start_unix_server(u->path, family_handler, u, NULL, &srv);
+    if (u->start_rc < 0)
+        return 0;
+    u->port_rc = tide_server_port(srv);
+    u->line_ok = us_echo_once(u->path);
+    /* a server listens there: not replaced */
+    u->second_rc = tide_start_unix_server(u->path, echo_handler, NULL, NULL, &srv2);
+    if (u->second_rc == 0)
+        tide_server_close(srv2, TIDE_SERVER_CANCEL);
+    tide_server_close(srv, TIDE_SERVER_CANCEL);
+    u->gone_after = stat(u->path, &st) < 0 && errno == ENOENT;
+
+    /* a stale socket file (bound, then its owner went away) is replaced */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    strcpy(sun.sun_path, u->path);
+    bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    close(fd);
+    u->stale_rc = tide_start_unix_server(u->path, echo_handler, NULL, NULL, &srv);
+    if (u->stale_rc == 0) {
+        u->stale_ok = us_echo_once(u->path);
+        tide_server_close(srv, TIDE_SERVER_CANCEL);
+    }
+    /* a file that is not a socket is never removed */
+    int f = open(u->file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    close(f);
+    u->notsock_rc = tide_start_unix_server(u->file, echo_handler, NULL, NULL, &srv);
+    if (u->notsock_rc == 0)
+        tide_server_close(srv, TIDE_SERVER_CANCEL);
+    unlink(u->file);
+    /* Linux's abstract namespace */
+    u->abstract_rc = tide_start_unix_server(u->abstract, echo_handler, NULL, NULL, &srv);
+    if (u->abstract_rc == 0) {
+        u->abstract_ok = us_echo_once(u->abstract);
+        tide_server_close(srv, TIDE_SERVER_CANCEL);
+    }
+    u->null_rc = tide_start_unix_server(NULL, echo_handler, NULL, NULL, &srv);
+    char longp[200];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    u->long_rc = tide_start_unix_server(longp, echo_handler, NULL, NULL, &srv);
+    return 0;
+}
+
+static void test_server_unix(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    us u;
+    memset(&u, 0, sizeof u);
+    strcpy(u.dir, "/tmp/tide-unix-XXXXXX");
+    assert_non_null(mkdtemp(u.dir));
+    snprintf(u.path, sizeof u.path, "%s/sock", u.dir);
+    snprintf(u.file, sizeof u.file, "%s/file", u.dir);
+    snprintf(u.abstract, sizeof u.abstract, "@tide-test-%d", (int)getpid());
+    TT_RUN(us_main, &u);
+    rmdir(u.dir);
+    assert_int_equal(u.start_rc, 0);
+    assert_int_equal(u.port_rc, -EAFNOSUPPORT);
+    assert_true(u.line_ok);
+    assert_int_equal(u.family, AF_UNIX);
+    assert_int_equal(u.second_rc, -EADDRINUSE);
+    assert_true(u.gone_after);
+    assert_int_equal(u.stale_rc, 0);
+    assert_true(u.stale_ok);
+    assert_int_equal(u.notsock_rc, -EADDRINUSE);
+    assert_int_equal(u.abstract_rc, 0);
+    assert_true(u.abstract_ok);
+    assert_int_equal(u.null_rc, -EINVAL);
+    assert_int_equal(u.long_rc, -ENAMETOOLONG);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 /* ---------------------------------------------------------------- misuse */
 
 typedef struct smu {
@@ -952,6 +1170,9 @@ int main(void)
         cmocka_unit_test(test_server_max_connections),
         cmocka_unit_test(test_server_emfile),
         cmocka_unit_test(test_server_10k_connections),
+        cmocka_unit_test(test_server_write_timeout_drain),
+        cmocka_unit_test(test_server_write_timeout_close),
+        cmocka_unit_test(test_server_unix),
         cmocka_unit_test(test_server_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -860,6 +862,874 @@ static void test_stream_misuse(void **state)
     assert_int_equal(tt_count_fds(), before);
 }
 
+/* ================================================ regressions (defects) */
+
+/* The allocator of this test binary: frees wipe the block first (so a use
+ * after free reads zeros and fails loudly even without ASan), and an
+ * allocation of at least g_fail_over bytes fails while it is set. */
+static size_t g_fail_over = SIZE_MAX;
+
+static void *t_malloc(size_t n)
+{
+    return n >= g_fail_over ? NULL : malloc(n);
+}
+
+static void *t_realloc(void *p, size_t n)
+{
+    return n >= g_fail_over ? NULL : realloc(p, n);
+}
+
+static void *t_calloc(size_t n, size_t size)
+{
+    return size && n >= g_fail_over / size ? NULL : calloc(n, size);
+}
+
+static void t_free(void *p)
+{
+    if (p)
+        memset(p, 0, malloc_usable_size(p));
+    free(p);
+}
+
+/* --- a closed handle: every call gets -EBADF, nothing reads freed memory */
+
+typedef struct stale {
+    int sv[2];
+    int close1, close2, fd_rc, drain_rc, flush_rc, eof_rc, wr_eof_rc, again_rc;
+    ssize_t read_rc, write_rc, line_rc;
+    size_t pending;
+    int victim_ok;
+} stale;
+
+static int stale_main(void *arg)
+{
+    stale *x = arg;
+    tide_stream *s, *t;
+    char b[8];
+    tide_stream_open(&s, x->sv[0], NULL);
+    tide_stream_write(s, "hello", 5);
+    x->close1 = tide_stream_close(s);
+    /* the same handle again: each call must see a dead stream */
+    x->close2 = tide_stream_close(s);
+    x->read_rc = tide_stream_read(s, b, sizeof b);
+    x->line_rc = tide_stream_readline(s, b, sizeof b);
+    x->write_rc = tide_stream_write(s, "x", 1);
+    x->drain_rc = tide_stream_drain(s);
+    x->flush_rc = tide_stream_flush(s);
+    x->fd_rc = tide_stream_fd(s);
+    x->eof_rc = tide_stream_at_eof(s);
+    x->wr_eof_rc = tide_stream_write_eof(s);
+    x->pending = tide_stream_write_pending(s);
+    /* a new stream meanwhile does not revive the old handle's calls on it */
+    int v[2];
+    tt_socketpair(v, 0);
+    tide_stream_open(&t, v[0], NULL);
+    x->again_rc = tide_stream_close(s);
+    x->victim_ok = tide_stream_write(t, "ok", 2) == 2 && fcntl(v[0], F_GETFD) >= 0;
+    tide_stream_close(t);
+    tide_close(v[1]);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_stale_handle(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    stale x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(stale_main, &x);
+    assert_int_equal(x.close1, 0);
+    assert_int_equal(x.close2, -EBADF);
+    assert_int_equal(x.read_rc, -EBADF);
+    assert_int_equal(x.line_rc, -EBADF);
+    assert_int_equal(x.write_rc, -EBADF);
+    assert_int_equal(x.drain_rc, -EBADF);
+    assert_int_equal(x.flush_rc, -EBADF);
+    assert_int_equal(x.fd_rc, -EBADF);
+    assert_int_equal(x.eof_rc, -EBADF);
+    assert_int_equal(x.wr_eof_rc, -EBADF);
+    assert_int_equal(x.pending, 0);
+    assert_int_equal(x.again_rc, -EBADF);
+    assert_true(x.victim_ok);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- the fd closed under the stream and its number reused by a new socket */
+
+typedef struct reuse {
+    int sv[2], nv[2];
+    int same_number, close_rc, new_alive, new_gets;
+    ssize_t read_rc, write_rc, peer_got;
+    char buf[16];
+} reuse;
+
+static int reuse_main(void *arg)
+{
+    reuse *x = arg;
+    tide_stream *s;
+    char b[16];
+    tide_stream_open(&s, x->sv[0], NULL);
+    int num = x->sv[0];
+    tide_close(x->sv[0]); /* behind the stream's back */
+    tt_socketpair(x->nv, 0); /* the lowest free number: the stream's old one */
+    x->same_number = x->nv[0] == num || x->nv[1] == num;
+    int mine = x->nv[0] == num ? x->nv[0] : x->nv[1];
+    int other = mine == x->nv[0] ? x->nv[1] : x->nv[0];
+    tide_write(other, "NEW", 3); /* for the new owner, not for s */
+    x->read_rc = tide_stream_read(s, b, sizeof b);
+    x->write_rc = tide_stream_write(s, "stale", 5);
+    x->close_rc = tide_stream_close(s); /* must not close the new socket */
+    x->new_alive = fcntl(mine, F_GETFD) >= 0;
+    /* the new owner still gets its bytes, and nothing from s */
+    x->new_gets = (int)tide_read(mine, x->buf, sizeof x->buf);
+    tide_sleep(5);
+    x->peer_got = recv(other, b, sizeof b, MSG_DONTWAIT);
+    tide_close(x->nv[0]);
+    tide_close(x->nv[1]);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_fd_closed_and_reused(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    reuse x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(reuse_main, &x);
+    assert_true(x.same_number);
+    assert_int_equal(x.read_rc, -EBADF);
+    assert_int_equal(x.write_rc, -EBADF);
+    assert_int_equal(x.close_rc, -EBADF);
+    assert_true(x.new_alive);
+    assert_int_equal(x.new_gets, 3);
+    assert_memory_equal(x.buf, "NEW", 3);
+    assert_true(x.peer_got < 0); /* s wrote nothing into the new socket */
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- two tasks reading one stream: the second is refused, nothing lost */
+
+typedef struct twor {
+    int sv[2];
+    tide_stream *s;
+    ssize_t a_rc, b_rc, b2_rc;
+    char a[32], b[32];
+} twor;
+
+static int twor_a(void *arg)
+{
+    twor *x = arg;
+    x->a_rc = tide_stream_readline(x->s, x->a, sizeof x->a);
+    return 0;
+}
+
+static int twor_main(void *arg)
+{
+    twor *x = arg;
+    tide_task *a;
+    tide_stream_open(&x->s, x->sv[0], NULL);
+    spawn(&a, twor_a, x);
+    tide_sleep(5); /* A waits in readline */
+    tide_write(x->sv[1], "abc", 3);
+    tide_sleep(5); /* A has "abc" buffered, waits for the rest of the line */
+    x->b_rc = tide_stream_read(x->s, x->b, sizeof x->b); /* B, meanwhile */
+    tide_write(x->sv[1], "XYZ\n", 4);
+    tide_await(a);
+    x->b2_rc = tide_stream_read(x->s, x->b, 0); /* A is done: B may read */
+    tide_stream_close(x->s);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_two_readers(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    twor x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(twor_main, &x);
+    assert_int_equal(x.b_rc, -EBUSY);
+    assert_int_equal(x.a_rc, 7);
+    assert_memory_equal(x.a, "abcXYZ\n", 7);
+    assert_int_equal(x.b2_rc, 0);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- a big write whose queue cannot grow: all or a sticky error */
+
+typedef struct nomem {
+    int sv[2];
+    ssize_t w1, w2;
+    int drain_rc, close_rc;
+    size_t peer_got;
+    long bad_at;
+} nomem;
+
+static int nomem_reader(void *arg)
+{
+    nomem *x = arg;
+    uint8_t *buf = malloc(65536);
+    x->bad_at = -1;
+    for (;;) {
+        ssize_t n = tide_read(x->sv[1], buf, 65536);
+        if (n <= 0)
+            break;
+        long b = tt_pat_check(buf, x->peer_got, (size_t)n);
+        if (b >= 0 && x->bad_at < 0)
+            x->bad_at = (long)x->peer_got + b;
+        x->peer_got += (size_t)n;
+    }
+    free(buf);
+    return 0;
+}
+
+static int nomem_main(void *arg)
+{
+    nomem *x = arg;
+    tide_stream *s;
+    tide_task *r;
+    uint8_t *big = malloc(MIB);
+    tt_pat_fill(big, 0, MIB);
+    tide_stream_open(&s, x->sv[0], NULL);
+    g_fail_over = 512 * 1024; /* the queue for most of 1 MiB cannot be had */
+    x->w1 = tide_stream_write(s, big, MIB);
+    g_fail_over = SIZE_MAX;
+    /* the error sticks: nothing after the hole is ever sent */
+    tt_pat_fill(big, 0, 100);
+    x->w2 = tide_stream_write(s, big, 100);
+    x->drain_rc = tide_stream_drain(s);
+    spawn(&r, nomem_reader, x);
+    x->close_rc = tide_stream_close(s);
+    tide_await(r);
+    tide_close(x->sv[1]);
+    free(big);
+    return 0;
+}
+
+static void test_stream_write_nomem(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    nomem x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 4096), 0);
+    TT_RUN(nomem_main, &x);
+    assert_int_equal(x.w1, -ENOMEM);
+    assert_int_equal(x.w2, -ENOMEM);
+    assert_int_equal(x.drain_rc, -ENOMEM);
+    assert_int_equal(x.close_rc, -ENOMEM);
+    /* what went out is a prefix of the data, never more */
+    assert_true(x.peer_got < MIB);
+    assert_int_equal(x.bad_at, -1);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- a stream write timeout: a peer that never reads */
+
+typedef struct wto {
+    int sv[2];
+    int drain_rc, close_rc;
+    ssize_t w_after;
+    int64_t drain_ms, close_ms;
+} wto;
+
+static int wto_main(void *arg)
+{
+    wto *x = arg;
+    tide_stream *s;
+    tide_stream_opts o;
+    static char chunk[256 * 1024];
+    tide_stream_opts_init(&o);
+    o.write_timeout_ms = 300;
+    tide_stream_open(&s, x->sv[0], &o);
+    tide_stream_write(s, chunk, sizeof chunk);
+    int64_t t0 = tide_now();
+    x->drain_rc = tide_stream_drain(s);
+    x->drain_ms = tide_now() - t0;
+    x->w_after = tide_stream_write(s, "x", 1); /* sticky */
+    t0 = tide_now();
+    x->close_rc = tide_stream_close(s);
+    x->close_ms = tide_now() - t0;
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_write_timeout(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    wto x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 4096), 0);
+    TT_RUN(wto_main, &x);
+    assert_int_equal(x.drain_rc, -ETIMEDOUT);
+    assert_true(x.drain_ms >= 290 && x.drain_ms < 3000);
+    assert_int_equal(x.w_after, -ETIMEDOUT);
+    assert_int_equal(x.close_rc, -ETIMEDOUT);
+    assert_true(x.close_ms < 200); /* dropped: no second wait */
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* A slow reader that keeps reading is not cut off: the timeout counts time
+ * without progress, not the length of the whole flush. */
+typedef struct wslow {
+    int sv[2];
+    int flush_rc, stop;
+    size_t got;
+} wslow;
+
+static int wslow_reader(void *arg)
+{
+    wslow *x = arg;
+    char b[4096];
+    while (!x->stop) {
+        ssize_t n = tide_read(x->sv[1], b, sizeof b);
+        if (n <= 0)
+            break;
+        x->got += (size_t)n;
+        tide_sleep(20); /* 4 KiB every 20 ms: 256 KiB take > 1.2 s */
+    }
+    return 0;
+}
+
+static int wslow_main(void *arg)
+{
+    wslow *x = arg;
+    tide_stream *s;
+    tide_stream_opts o;
+    tide_task *r;
+    static char chunk[256 * 1024];
+    tide_stream_opts_init(&o);
+    o.write_timeout_ms = 500; /* far shorter than the whole flush */
+    tide_stream_open(&s, x->sv[0], &o);
+    tide_stream_write(s, chunk, sizeof chunk);
+    spawn(&r, wslow_reader, x);
+    x->flush_rc = tide_stream_flush(s);
+    tide_stream_close(s);
+    tide_await(r);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_write_timeout_progress(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    wslow x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 4096), 0);
+    TT_RUN(wslow_main, &x);
+    assert_int_equal(x.flush_rc, 0);
+    assert_int_equal(x.got, 256 * 1024);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* ============================================================ newer API */
+
+/* --- write_eof: half-close after what is queued; reading goes on */
+
+typedef struct weof {
+    int sv[2], pv[2];
+    ssize_t w, after, peer_total, echo_rc;
+    int eof1, eof2, flush_rc, close_rc, pipe_rc, pipe_w, null_rc;
+    long bad_at;
+    char echo[16];
+} weof;
+
+static int weof_peer(void *arg)
+{
+    weof *x = arg;
+    uint8_t *buf = malloc(65536);
+    x->bad_at = -1;
+    for (;;) {
+        ssize_t n = tide_read(x->sv[1], buf, 65536);
+        if (n <= 0)
+            break;
+        long b = tt_pat_check(buf, (uint64_t)x->peer_total, (size_t)n);
+        if (b >= 0 && x->bad_at < 0)
+            x->bad_at = x->peer_total + b;
+        x->peer_total += n;
+    }
+    free(buf);
+    /* the other direction still works after our EOF */
+    tide_write(x->sv[1], "pong", 4);
+    tide_shutdown(x->sv[1], SHUT_WR);
+    return 0;
+}
+
+static int weof_main(void *arg)
+{
+    weof *x = arg;
+    tide_stream *s, *p;
+    tide_task *t;
+    uint8_t *big = malloc(MIB);
+    tt_pat_fill(big, 0, MIB);
+    tide_stream_open(&s, x->sv[0], NULL);
+    x->w = tide_stream_write(s, big, MIB); /* mostly queued: small buffers */
+    x->eof1 = tide_stream_write_eof(s);    /* shut once the queue is out */
+    x->eof2 = tide_stream_write_eof(s);    /* again: nothing */
+    x->after = tide_stream_write(s, "x", 1);
+    spawn(&t, weof_peer, x);
+    x->flush_rc = tide_stream_flush(s);
+    free(big);
+    char *echo = NULL;
+    x->echo_rc = tide_stream_read_all(s, &echo, sizeof x->echo);
+    if (x->echo_rc > 0)
+        memcpy(x->echo, echo, (size_t)x->echo_rc);
+    free(echo);
+    tide_await(t);
+    x->close_rc = tide_stream_close(s);
+    /* a pipe cannot be half-closed */
+    tide_stream_open(&p, x->pv[1], NULL);
+    x->pipe_rc = tide_stream_write_eof(p);
+    x->pipe_w = (int)tide_stream_write(p, "x", 1);
+    tide_stream_close(p);
+    x->null_rc = tide_stream_write_eof(NULL);
+    tide_close(x->pv[0]);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_write_eof(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    weof x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 4096), 0);
+    assert_int_equal(pipe2(x.pv, O_CLOEXEC), 0);
+    TT_RUN(weof_main, &x);
+    assert_int_equal(x.w, MIB);
+    assert_int_equal(x.eof1, 0);
+    assert_int_equal(x.eof2, 0);
+    assert_int_equal(x.after, -EPIPE);
+    assert_int_equal(x.flush_rc, 0);
+    assert_int_equal(x.peer_total, MIB); /* all of it, then EOF */
+    assert_int_equal(x.bad_at, -1);
+    assert_int_equal(x.echo_rc, 4);
+    assert_memory_equal(x.echo, "pong", 4);
+    assert_int_equal(x.close_rc, 0);
+    assert_int_equal(x.pipe_rc, -ENOTSOCK);
+    assert_int_equal(x.pipe_w, -ENOTSOCK);
+    assert_int_equal(x.null_rc, -EINVAL);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- at_eof and read_all */
+
+typedef struct rall {
+    int sv[2];
+    size_t total;
+    int eof_before, eof_mid, eof_after, eof_null;
+    ssize_t capped, rest, timed, again, empty, null_out, after_close;
+    char *a, *b, *c, *e;
+    long bad_a, bad_b, bad_c;
+} rall;
+
+static int rall_writer(void *arg)
+{
+    rall *x = arg;
+    uint8_t *buf = malloc(x->total);
+    tt_pat_fill(buf, 0, x->total);
+    tide_write(x->sv[1], buf, 1000);
+    tide_sleep(60); /* the reader times out meanwhile */
+    tide_write(x->sv[1], buf + 1000, x->total - 1000);
+    tide_shutdown(x->sv[1], SHUT_WR);
+    free(buf);
+    return 0;
+}
+
+static int rall_main(void *arg)
+{
+    rall *x = arg;
+    tide_stream *s;
+    tide_task *w;
+    tide_scope sc;
+    char *junk = (char *)x;
+    tide_stream_open(&s, x->sv[0], NULL);
+    x->eof_before = tide_stream_at_eof(s);
+    spawn(&w, rall_writer, x);
+    /* interrupted half way: nothing read is lost */
+    tide_timeout_begin(&sc, 30);
+    x->timed = tide_stream_read_all(s, &junk, 0);
+    tide_timeout_end(&sc);
+    x->c = junk;
+    /* at most 300 bytes */
+    x->capped = tide_stream_read_all(s, &x->a, 300);
+    x->eof_mid = tide_stream_at_eof(s);
+    /* the rest, until EOF */
+    x->rest = tide_stream_read_all(s, &x->b, 0);
+    x->eof_after = tide_stream_at_eof(s);
+    x->empty = tide_stream_read_all(s, &x->e, 0);
+    x->null_out = tide_stream_read_all(s, NULL, 0);
+    tide_await(w);
+    tide_stream_close(s);
+    x->after_close = tide_stream_read_all(s, &junk, 0);
+    x->eof_null = tide_stream_at_eof(NULL);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_read_all(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    rall x;
+    memset(&x, 0, sizeof x);
+    x.total = 300000;
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(rall_main, &x);
+    assert_int_equal(x.eof_before, 0);
+    assert_int_equal(x.timed, -ETIMEDOUT);
+    assert_null(x.c);
+    assert_int_equal(x.capped, 300);
+    assert_int_equal(tt_pat_check(x.a, 0, 300), -1);
+    assert_int_equal(x.a[300], '\0');
+    assert_int_equal(x.eof_mid, 0);
+    assert_int_equal(x.rest, (ssize_t)x.total - 300);
+    assert_int_equal(tt_pat_check(x.b, 300, x.total - 300), -1);
+    assert_int_equal(x.eof_after, 1);
+    assert_int_equal(x.empty, 0);
+    assert_non_null(x.e);
+    assert_int_equal(x.e[0], '\0');
+    assert_int_equal(x.null_out, -EINVAL);
+    assert_int_equal(x.after_close, -EBADF);
+    assert_int_equal(x.eof_null, -EINVAL);
+    free(x.a);
+    free(x.b);
+    free(x.e);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- readuntil with several delimiters */
+
+typedef struct rany {
+    int sv[2];
+    ssize_t r[8];
+    int w[8];
+    char b[8][32];
+    ssize_t bad_empty, bad_null, bad_none, nobufs, over;
+    int which_err;
+} rany;
+
+static int rany_writer(void *arg)
+{
+    rany *x = arg;
+    tide_write(x->sv[1], "one\ntwo\r", 8);
+    tide_sleep(5);
+    tide_write(x->sv[1], "\nthreeEN", 8); /* "\r\n" split; "END" split */
+    tide_sleep(5);
+    tide_write(x->sv[1], "Dfour\r\n\r\nfive", 13);
+    tide_sleep(5);
+    tide_shutdown(x->sv[1], SHUT_WR);
+    return 0;
+}
+
+static int rany_main(void *arg)
+{
+    rany *x = arg;
+    tide_stream *s;
+    tide_task *t;
+    const tide_stream_delim d[] = {{"\n", 1}, {"\r\n", 2}, {"END", 3}, {"\r\n\r\n", 4}};
+    const tide_stream_delim bad[] = {{"\n", 1}, {"", 0}};
+    char small[4];
+    tide_stream_opts o;
+    tide_stream_opts_init(&o);
+    o.limit = 16;
+    tide_stream_open(&s, x->sv[0], &o);
+    x->bad_empty = tide_stream_readuntil_any(s, bad, 2, x->b[0], 32, NULL);
+    x->bad_null = tide_stream_readuntil_any(s, NULL, 1, x->b[0], 32, NULL);
+    x->bad_none = tide_stream_readuntil_any(s, d, 0, x->b[0], 32, NULL);
+    spawn(&t, rany_writer, x);
+    for (int i = 0; i < 3; i++)
+        x->r[i] = tide_stream_readuntil_any(s, d, 4, x->b[i], 32, &x->w[i]);
+    /* too small a buffer: the bytes stay */
+    x->which_err = 7;
+    x->nobufs = tide_stream_readuntil_any(s, d, 4, small, sizeof small, &x->which_err);
+    for (int i = 3; i < 6; i++)
+        x->r[i] = tide_stream_readuntil_any(s, d, 4, x->b[i], 32, &x->w[i]);
+    tide_await(t);
+    tide_stream_close(s);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_readuntil_any(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    rany x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(rany_main, &x);
+    assert_int_equal(x.bad_empty, -EINVAL);
+    assert_int_equal(x.bad_null, -EINVAL);
+    assert_int_equal(x.bad_none, -EINVAL);
+    assert_int_equal(x.r[0], 4);
+    assert_memory_equal(x.b[0], "one\n", 4);
+    assert_int_equal(x.w[0], 0);
+    /* "\r\n" and "\n" end at the same byte: the longer one is reported */
+    assert_int_equal(x.r[1], 5);
+    assert_memory_equal(x.b[1], "two\r\n", 5);
+    assert_int_equal(x.w[1], 1);
+    assert_int_equal(x.r[2], 8);
+    assert_memory_equal(x.b[2], "threeEND", 8);
+    assert_int_equal(x.w[2], 2);
+    assert_int_equal(x.nobufs, -ENOBUFS);
+    assert_int_equal(x.which_err, -1);
+    /* the shortest piece wins: "four\r\n" ends before "four\r\n\r\n" */
+    assert_int_equal(x.r[3], 6);
+    assert_memory_equal(x.b[3], "four\r\n", 6);
+    assert_int_equal(x.w[3], 1);
+    assert_int_equal(x.r[4], 2);
+    assert_memory_equal(x.b[4], "\r\n", 2);
+    assert_int_equal(x.w[4], 1);
+    assert_int_equal(x.r[5], 4); /* EOF: the unterminated rest */
+    assert_memory_equal(x.b[5], "five", 4);
+    assert_int_equal(x.w[5], -1);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* a long line over the limit with several delimiters: -EMSGSIZE, kept */
+typedef struct rlong {
+    int sv[2];
+    ssize_t over, got;
+    char buf[64];
+} rlong;
+
+static int rlong_main(void *arg)
+{
+    rlong *x = arg;
+    tide_stream *s;
+    tide_stream_opts o;
+    const tide_stream_delim d[] = {{"\n", 1}, {";", 1}};
+    tide_stream_opts_init(&o);
+    o.limit = 10;
+    tide_stream_open(&s, x->sv[0], &o);
+    tide_write(x->sv[1], "0123456789ab;", 13);
+    x->over = tide_stream_readuntil_any(s, d, 2, x->buf, sizeof x->buf, NULL);
+    x->got = tide_stream_readexactly(s, x->buf, 13);
+    tide_stream_close(s);
+    tide_close(x->sv[1]);
+    return 0;
+}
+
+static void test_stream_readuntil_any_limit(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    rlong x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    TT_RUN(rlong_main, &x);
+    assert_int_equal(x.over, -EMSGSIZE);
+    assert_int_equal(x.got, 13);
+    assert_memory_equal(x.buf, "0123456789ab;", 13);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- peer and local addresses */
+
+typedef struct addrs {
+    int tv[2], uv[2], pv[2];
+    int peer_rc, local_rc, unix_rc, pipe_rc, null_rc, small_rc, closed_rc;
+    int peer_port, local_port, want_peer_port, want_local_port, family, unix_family;
+    socklen_t small_len;
+} addrs;
+
+static int addrs_main(void *arg)
+{
+    addrs *x = arg;
+    tide_stream *t, *u, *p;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    tide_stream_open(&t, x->tv[0], NULL);
+    tide_stream_open(&u, x->uv[0], NULL);
+    tide_stream_open(&p, x->pv[0], NULL);
+    len = sizeof ss;
+    x->peer_rc = tide_stream_peer_addr(t, (struct sockaddr *)&ss, &len);
+    x->family = ss.ss_family;
+    x->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    len = sizeof ss;
+    x->local_rc = tide_stream_local_addr(t, (struct sockaddr *)&ss, &len);
+    x->local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    x->want_local_port = tide_sock_port(x->tv[0]);
+    x->want_peer_port = tide_sock_port(x->tv[1]);
+    len = sizeof ss;
+    x->unix_rc = tide_stream_peer_addr(u, (struct sockaddr *)&ss, &len);
+    x->unix_family = ss.ss_family;
+    len = sizeof ss;
+    x->pipe_rc = tide_stream_local_addr(p, (struct sockaddr *)&ss, &len);
+    x->null_rc = tide_stream_peer_addr(t, NULL, &len);
+    len = 4; /* too small: truncated, the full length reported */
+    x->small_rc = tide_stream_peer_addr(t, (struct sockaddr *)&ss, &len);
+    x->small_len = len;
+    tide_stream_close(t);
+    len = sizeof ss;
+    x->closed_rc = tide_stream_peer_addr(t, (struct sockaddr *)&ss, &len);
+    tide_stream_close(u);
+    tide_stream_close(p);
+    tide_close(x->tv[1]);
+    tide_close(x->uv[1]);
+    tide_close(x->pv[1]);
+    return 0;
+}
+
+static void test_stream_addresses(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    addrs x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_tcp_pair(x.tv, 0), 0);
+    assert_int_equal(tt_socketpair(x.uv, 0), 0);
+    assert_int_equal(pipe2(x.pv, O_CLOEXEC), 0);
+    TT_RUN(addrs_main, &x);
+    assert_int_equal(x.peer_rc, 0);
+    assert_int_equal(x.family, AF_INET);
+    assert_int_equal(x.peer_port, x.want_peer_port);
+    assert_int_equal(x.local_rc, 0);
+    assert_int_equal(x.local_port, x.want_local_port);
+    assert_int_equal(x.unix_rc, 0);
+    assert_int_equal(x.unix_family, AF_UNIX);
+    assert_int_equal(x.pipe_rc, -ENOTSOCK);
+    assert_int_equal(x.null_rc, -EINVAL);
+    assert_int_equal(x.small_rc, 0);
+    assert_int_equal(x.small_len, sizeof(struct sockaddr_in));
+    assert_int_equal(x.closed_rc, -EBADF);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- writev: many buffers, more than IOV_MAX, and its errors */
+
+#define WV_N 3000
+
+typedef struct wv {
+    int sv[2];
+    ssize_t w, w2, e_null, e_neg, e_base, empty;
+    size_t got, total;
+    long bad_at;
+} wv;
+
+static int wv_reader(void *arg)
+{
+    wv *x = arg;
+    uint8_t *buf = malloc(65536);
+    x->bad_at = -1;
+    for (;;) {
+        ssize_t n = tide_read(x->sv[1], buf, 65536);
+        if (n <= 0)
+            break;
+        long b = tt_pat_check(buf, x->got, (size_t)n);
+        if (b >= 0 && x->bad_at < 0)
+            x->bad_at = (long)x->got + b;
+        x->got += (size_t)n;
+    }
+    free(buf);
+    return 0;
+}
+
+static int wv_main(void *arg)
+{
+    wv *x = arg;
+    tide_stream *s;
+    tide_task *r;
+    struct iovec *iov = calloc(WV_N, sizeof *iov);
+    uint8_t *data;
+    size_t off = 0;
+    for (int i = 0; i < WV_N; i++)
+        x->total += (size_t)(i % 7) * 100 + (i % 3 == 0 ? 0 : 1);
+    data = malloc(x->total);
+    tt_pat_fill(data, 0, x->total);
+    for (int i = 0; i < WV_N; i++) {
+        size_t len = (size_t)(i % 7) * 100 + (i % 3 == 0 ? 0 : 1);
+        iov[i].iov_base = len ? data + off : NULL; /* empty ones may be NULL */
+        iov[i].iov_len = len;
+        off += len;
+    }
+    tide_stream_open(&s, x->sv[0], NULL);
+    spawn(&r, wv_reader, x);
+    x->w = tide_stream_writev(s, iov, WV_N);
+    x->w2 = tide_stream_writev(s, iov, 0);
+    x->e_null = tide_stream_writev(s, NULL, 2);
+    x->e_neg = tide_stream_writev(s, iov, -1);
+    struct iovec badv = {NULL, 5};
+    x->e_base = tide_stream_writev(s, &badv, 1);
+    x->empty = tide_stream_writev(NULL, iov, 1);
+    tide_stream_flush(s);
+    tide_stream_close(s);
+    tide_await(r);
+    tide_close(x->sv[1]);
+    free(iov);
+    free(data);
+    return 0;
+}
+
+static void test_stream_writev(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    wv x;
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 4096), 0);
+    TT_RUN(wv_main, &x);
+    assert_int_equal(x.w, (ssize_t)x.total);
+    assert_int_equal(x.w2, 0);
+    assert_int_equal(x.e_null, -EINVAL);
+    assert_int_equal(x.e_neg, -EINVAL);
+    assert_int_equal(x.e_base, -EINVAL);
+    assert_int_equal(x.empty, -EINVAL);
+    assert_int_equal(x.got, x.total);
+    assert_int_equal(x.bad_at, -1);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+/* --- streams left open when the loop ends are closed with it; a forgotten
+ * fd is no longer the stream's to close */
+
+typedef struct left {
+    int sv[2], fv[2];
+    int forget_close, forgotten_alive;
+} left;
+
+static int left_main(void *arg)
+{
+    left *x = arg;
+    tide_stream *s, *f;
+    tide_stream_open(&s, x->sv[0], NULL); /* never closed: the loop does it */
+    tide_stream_write(s, "bye", 3);
+    tide_stream_open(&f, x->fv[0], NULL);
+    tide_fd_forget(x->fv[0]); /* handed to someone else */
+    x->forget_close = tide_stream_close(f);
+    x->forgotten_alive = fcntl(x->fv[0], F_GETFD) >= 0;
+    return 0;
+}
+
+static void test_stream_left_open_and_forgotten(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    left x;
+    char b[8];
+    memset(&x, 0, sizeof x);
+    assert_int_equal(tt_socketpair(x.sv, 0), 0);
+    assert_int_equal(tt_socketpair(x.fv, 0), 0);
+    TT_RUN(left_main, &x);
+    assert_int_equal(fcntl(x.sv[0], F_GETFD), -1); /* closed by the loop's end */
+    assert_int_equal(read(x.sv[1], b, sizeof b), 3);
+    assert_int_equal(x.forget_close, 0);
+    assert_true(x.forgotten_alive);
+    close(x.fv[0]);
+    close(x.fv[1]);
+    close(x.sv[1]);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -875,6 +1745,20 @@ int main(void)
         cmocka_unit_test(test_stream_reset_mid_read),
         cmocka_unit_test(test_open_connection),
         cmocka_unit_test(test_stream_misuse),
+        cmocka_unit_test(test_stream_stale_handle),
+        cmocka_unit_test(test_stream_fd_closed_and_reused),
+        cmocka_unit_test(test_stream_two_readers),
+        cmocka_unit_test(test_stream_write_nomem),
+        cmocka_unit_test(test_stream_write_timeout),
+        cmocka_unit_test(test_stream_write_timeout_progress),
+        cmocka_unit_test(test_stream_write_eof),
+        cmocka_unit_test(test_stream_read_all),
+        cmocka_unit_test(test_stream_readuntil_any),
+        cmocka_unit_test(test_stream_readuntil_any_limit),
+        cmocka_unit_test(test_stream_addresses),
+        cmocka_unit_test(test_stream_writev),
+        cmocka_unit_test(test_stream_left_open_and_forgotten),
     };
+    tide_replace_allocator(t_malloc, t_realloc, t_calloc, t_free);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

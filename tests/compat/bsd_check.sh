@@ -35,7 +35,7 @@ SHIM=tests/compat/kqueue_shim
 CCS=${TIDE_BSD_CHECK_CC:-"gcc clang"}
 # io.c and stream.c belong to the I/O path work (accept, sendfile and sends
 # move to src/sys_*.c): drop these entries as that lands.
-KNOWN=${TIDE_BSD_CHECK_KNOWN-"stream.c:MSG_NOSIGNAL"}
+KNOWN=${TIDE_BSD_CHECK_KNOWN-""}
 
 LINUX_ONLY="epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait epoll_event
  EPOLLIN EPOLLOUT EPOLLET eventfd eventfd_read eventfd_write EFD_NONBLOCK EFD_CLOEXEC
