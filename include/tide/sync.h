@@ -114,7 +114,10 @@ TIDE_API int tide_lock_init(tide_lock *l);
 /* Errors: -EINVAL, -EPERM, -EDEADLK (the task holds it), -ECANCELED,
  * -ETIMEDOUT. */
 TIDE_API int tide_lock_acquire(tide_lock *l);
-/* Takes the lock if it is free: 0, or -EBUSY. */
+/* Takes the lock if it is free, without waiting: 0, -EBUSY (another task
+ * holds it), -EDEADLK (the calling task holds it already: as
+ * tide_lock_acquire, so "do I hold it?" has an answer), -EINVAL, -EPERM
+ * (not in a task). */
 TIDE_API int tide_lock_try_acquire(tide_lock *l);
 /* Errors: -EINVAL, -EPERM (the current task does not hold it). */
 TIDE_API int tide_lock_release(tide_lock *l);
@@ -159,20 +162,24 @@ TIDE_API int tide_cond_notify_all(tide_cond *c);
 
 typedef struct tide_sem {
     long value;            /* private */
-    long bound;            /* private: 0, or the bounded semaphore's maximum */
+    long bound;            /* private: the most value may reach (LONG_MAX: unbounded) */
     tide_waitlist waiters; /* private */
 } tide_sem;
 
 /* A semaphore with value permits; tide_bsem_init: a bounded one, whose
- * release past value is an error.  Errors: -EINVAL (value < 0). */
+ * release past value is an error (as Python's BoundedSemaphore: one made
+ * with value 0 has bound 0, and every release of it fails).
+ * Errors: -EINVAL (s NULL or value < 0). */
 TIDE_API int tide_sem_init(tide_sem *s, long value);
 TIDE_API int tide_bsem_init(tide_sem *s, long value);
 /* Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_sem_acquire(tide_sem *s);
-/* 0, or -EBUSY if no permit is free. */
+/* 0, or -EBUSY if no permit is free; -EINVAL.  Never waits, so it may be
+ * called outside a task. */
 TIDE_API int tide_sem_try_acquire(tide_sem *s);
-/* Gives a permit back (to the first waiter, if any).  Errors: -EINVAL,
- * -EOVERFLOW (a bounded semaphore released more than acquired). */
+/* Gives a permit back (to the first waiter, if any); may be called outside
+ * a task.  Errors: -EINVAL, -EOVERFLOW (a bounded semaphore released more
+ * than acquired, or a count that would pass LONG_MAX). */
 TIDE_API int tide_sem_release(tide_sem *s);
 TIDE_API long tide_sem_value(const tide_sem *s);
 
