@@ -58,12 +58,13 @@ TIDE_API int tide_group_cancel(tide_group *g);
 /* Waits until every task of the group has ended, including tasks they
  * spawned into it meanwhile.  Returns 0, the first failure, or -ECANCELED /
  * -ETIMEDOUT if the waiting task was cancelled / timed out (the group was
- * then cancelled and waited for).  Errors: -EINVAL, -EPERM, -EBUSY
- * (another task waits). */
+ * then cancelled and waited for).  Errors: -EINVAL (NULL, or already waited
+ * for), -EPERM (not in a task on the group's loop), -EBUSY (another task
+ * waits). */
 TIDE_API int tide_group_wait(tide_group *g);
 /* The failures seen so far, in the order they happened: copies at most cap
  * (and at most TIDE_GROUP_MAX_ERRORS) into errs and returns how many tasks
- * failed in all. */
+ * failed in all.  Errors: -EINVAL (g NULL). */
 TIDE_API int tide_group_errors(const tide_group *g, int *errs, size_t cap);
 
 /* ------------------------------------------------- wait, as_completed */
@@ -75,8 +76,10 @@ TIDE_API int tide_group_errors(const tide_group *g, int *errs, size_t cap);
 /* asyncio.wait: waits until the condition holds for the n tasks and returns
  * how many have ended (tide_task_get_state(t) == TIDE_TASK_DONE tells which).
  * The tasks are not released: await the ended ones for their results.
- * Errors: -EINVAL (also for group members and detached tasks), -EPERM,
- * -ECANCELED, -ETIMEDOUT (use a timeout scope), -ENOMEM. */
+ * Errors: -EINVAL (mode unknown; also for group members, detached tasks,
+ * the calling task and a task listed twice), -EPERM (not in a task, or a
+ * task of another loop), -ECANCELED, -ETIMEDOUT (use a timeout scope),
+ * -ENOMEM. */
 TIDE_API int tide_wait(tide_task **ts, size_t n, int mode);
 
 typedef struct tide_as_completed tide_as_completed;
@@ -130,8 +133,9 @@ typedef struct tide_event {
     tide_waitlist waiters; /* private */
 } tide_event;
 
+/* init, set, clear: 0, or -EINVAL (e NULL); none of them waits. */
 TIDE_API int tide_event_init(tide_event *e);
-/* Sets the event and wakes every waiter.  Errors: -EINVAL. */
+/* Sets the event and wakes every waiter. */
 TIDE_API int tide_event_set(tide_event *e);
 TIDE_API int tide_event_clear(tide_event *e);
 TIDE_API int tide_event_is_set(const tide_event *e);
@@ -147,7 +151,8 @@ typedef struct tide_cond {
     tide_waitlist waiters; /* private */
 } tide_cond;
 
-/* A condition variable over lock (NULL: its own lock, see tide_cond_lock). */
+/* A condition variable over lock (NULL: its own lock, see tide_cond_lock).
+ * Errors: -EINVAL (c NULL). */
 TIDE_API int tide_cond_init(tide_cond *c, tide_lock *lock);
 TIDE_API tide_lock *tide_cond_lock(tide_cond *c);
 /* Releases the lock, waits for a notify, takes the lock back: the lock is
@@ -227,14 +232,16 @@ TIDE_API int tide_queue_put(tide_queue *q, void *item);
 /* Takes an item, waiting while the queue is empty.  Errors: -EINVAL,
  * -EPERM, -ESHUTDOWN (shut down and empty), -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_queue_get(tide_queue *q, void **item);
-/* Without waiting: -EAGAIN when full / empty. */
+/* Without waiting (so also outside a task): -EAGAIN when full / empty;
+ * -EINVAL, -ESHUTDOWN and (put) -ENOMEM as above. */
 TIDE_API int tide_queue_put_nowait(tide_queue *q, void *item);
 TIDE_API int tide_queue_get_nowait(tide_queue *q, void **item);
 /* One item taken earlier is processed.  Errors: -EINVAL (called more
  * times than items were put). */
 TIDE_API int tide_queue_task_done(tide_queue *q);
 /* Waits until every item put was taken and marked done.
- * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT, -ESHUTDOWN (the queue
+ * was freed meanwhile). */
 TIDE_API int tide_queue_join(tide_queue *q);
 /* asyncio 3.13: from now on put fails with -ESHUTDOWN; get returns the
  * items left, then -ESHUTDOWN.  immediate: also drop the items left (and
