@@ -227,12 +227,19 @@ TIDE_API int tide_wait_for(tide_task *t, int64_t timeout_ms);
 /* ------------------------------------------------- cancel scopes/timeouts */
 
 /* A cancel scope, kept on the caller's stack.  Scopes nest per task and must
- * end in reverse order of their begin. */
+ * end in reverse order of their begin, in the function that began them.
+ * A scope left open when that function returns would leave the task linked
+ * to a dead frame (a later suspension reads it, a deadline writes into it):
+ * this is reported instead -- when the task returns with a scope open, or
+ * when a later scope or suspending call finds the dead one -- as a stack
+ * overflow is: a line naming the task and the kind of scope on stderr, then
+ * abort().  So is beginning a scope that is still open. */
 typedef struct tide_scope {
     struct tide_scope *parent; /* private */
     tide_task *task;           /* private */
     int64_t deadline;          /* private: ns on the monotonic clock, INT64_MAX = none */
     int flags;                 /* private */
+    unsigned check;            /* private: tells a live scope from a dead frame's */
 } tide_scope;
 
 /* Every suspending call of the current task inside the scope fails with

@@ -30,7 +30,14 @@ typedef struct tide_waitlist {
  * detached.  The first failure (a negative result other than -ECANCELED)
  * cancels the other tasks; tide_group_wait returns it.  Cancelling the task
  * in tide_group_wait (or a timeout) cancels the whole group.  Every group
- * must end with tide_group_wait: no task outlives its group.
+ * must end with tide_group_wait: no task outlives its group.  A group on a
+ * task's stack that the function holding it leaves without tide_group_wait
+ * would have its tasks write into the dead frame as they end: that is
+ * reported instead (when the task returns, or when a later suspension,
+ * group call or member's end finds the dead group), with a line naming the
+ * task on stderr, then abort().  So is tide_group_init on a group still
+ * open.  A group kept elsewhere (on the heap) must stay until
+ * tide_group_wait returns, and may be waited for by any task of its loop.
  */
 typedef struct tide_group {
     tide_loop *loop;       /* private */
@@ -41,6 +48,9 @@ typedef struct tide_group {
     int nerrors;           /* private: failures so far */
     int errors[TIDE_GROUP_MAX_ERRORS]; /* private */
     int flags;             /* private */
+    unsigned check;        /* private: tells a live group from a dead frame's */
+    tide_task *owner;      /* private: the task on whose stack it lives, or NULL */
+    struct tide_group *outer; /* private: the owner's next open group */
 } tide_group;
 
 /* Makes an empty group on the current loop.  Errors: -EINVAL, -EPERM. */
