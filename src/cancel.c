@@ -27,13 +27,21 @@
 
 #include <errno.h>
 
-/* A word over what scope_begin wrote and nothing changes later: a scope
- * whose memory a later frame overwrote no longer matches it. */
+/* A word over every field of s (and its address and task), renewed when
+ * the scope fires: a scope whose memory a later frame wrote into no longer
+ * matches it. */
 TIDE__NO_ASAN static inline unsigned scope_check(const tide_scope *s, const tide_task *t)
 {
     uint64_t x = (uint64_t)(uintptr_t)s ^ ((uint64_t)(uintptr_t)s->parent << 1) ^
-                 ((uint64_t)(uintptr_t)t << 2) ^ (uint64_t)s->deadline;
+                 ((uint64_t)(uintptr_t)t << 2) ^ (uint64_t)s->deadline ^
+                 ((uint64_t)(unsigned)s->flags << 48);
     return (unsigned)((x * 0x9e3779b97f4a7c15u) >> 32);
+}
+
+static inline void fire(tide_task *t, tide_scope *s)
+{
+    s->flags |= TIDE__SCOPE_FIRED;
+    s->check = scope_check(s, t);
 }
 
 /* s, a link of t's chain, must be a live scope of t; sp: see tide_int.h. */
@@ -67,7 +75,7 @@ int tide__cancel_check(tide_task *t, int64_t *deadline)
         if (dl <= now) {
             for (s = t->scope; s != end; s = s->parent) {
                 if (s->deadline <= now) {
-                    s->flags |= TIDE__SCOPE_FIRED;
+                    fire(t, s);
                     break;
                 }
             }
@@ -103,7 +111,7 @@ void tide__scope_fire(tide_task *t, int64_t when)
         if (s->flags & TIDE__SCOPE_SHIELD)
             return;
         if (s->deadline <= when) {
-            s->flags |= TIDE__SCOPE_FIRED;
+            fire(t, s);
             return;
         }
     }

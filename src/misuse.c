@@ -170,10 +170,11 @@ static int holds(const tide_task *t, const void *p)
     return (uintptr_t)p - (uintptr_t)t->stack_lo < (uintptr_t)t - (uintptr_t)t->stack_lo;
 }
 
-void tide__misuse_group(const tide_group *g, int why, const tide_task *member)
+void tide__misuse_group(const tide_group *g, int why, const tide_task *owner,
+                        const tide_task *member)
 {
     tide_loop *loop = member ? member->loop : tide__tls_loop;
-    const tide_task *o = NULL, *t;
+    const tide_task *o = owner, *t;
     msg m = {.n = 0};
 
     /* Whose stack holds it (g's own fields may be garbage by now). */

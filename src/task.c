@@ -61,7 +61,7 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
     /* A group left open by a frame that returned would be written into as
      * its members end: the innermost one is the likeliest (misuse.c). */
     if (TIDE__UNLIKELY(t->groups != NULL) && tide__frame_left(t, t->groups, TIDE__SP()))
-        tide__misuse_group(t->groups, TIDE__MISUSE_LEFT, NULL);
+        tide__misuse_group(t->groups, TIDE__MISUSE_LEFT, t, NULL);
     if (!(flags & TIDE__WAIT_NOCANCEL) && (t->scope || t->cancel_req)) {
         int rc = tide__cancel_check(t, &deadline);
         if (rc < 0) {

@@ -262,9 +262,11 @@ __attribute__((noreturn, cold)) void tide__misuse_returned(tide_task *t);
 /* s, a link of t's scope chain, is dead (LEFT) or is being begun again. */
 __attribute__((noreturn, cold)) void tide__misuse_scope(tide_task *t, const tide_scope *s,
                                                         int why);
-/* g is dead or is being initialised again; member: the task whose end
- * noticed it, or NULL.  The owner is found from g's address. */
+/* g is dead or is being initialised again; owner: the task it belongs to,
+ * or NULL to find it from g's address (g's fields may be garbage); member:
+ * the task whose end noticed it, or NULL. */
 __attribute__((noreturn, cold)) void tide__misuse_group(const tide_group *g, int why,
+                                                        const tide_task *owner,
                                                         const tide_task *member);
 
 /* The running task of this thread, or NULL. */
