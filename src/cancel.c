@@ -129,7 +129,7 @@ static int scope_begin(tide_scope *s, int64_t deadline, int flags, const void *s
     if (!cur)
         return -EPERM;
     for (x = cur->scope; x; x = x->parent) { /* the chain is short */
-        if (x == s) /* would make a cycle */
+        if (x == s)                          /* would make a cycle */
             tide__misuse_scope(cur, x, TIDE__MISUSE_AGAIN);
         verify(cur, x, sp);
     }

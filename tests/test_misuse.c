@@ -139,8 +139,7 @@ static void expect_abort_v(tide_fn body, int dead, const char *const *needles)
     print_message("child stderr: <<%s>>\n", o->err);
     if (dead && asan_fake_stacks()) {
         if (strstr(o->err, "AddressSanitizer: stack-use-after-return") ||
-            (WIFSIGNALED(o->status) && WTERMSIG(o->status) == SIGABRT &&
-             strstr(o->err, "tide: ")))
+            (WIFSIGNALED(o->status) && WTERMSIG(o->status) == SIGABRT && strstr(o->err, "tide: ")))
             return;
         fail_msg("neither ASan nor tide reported the dead frame: <<%s>>", o->err);
     }
@@ -155,15 +154,15 @@ static void expect_abort_v(tide_fn body, int dead, const char *const *needles)
             fail_msg("no \"%s\" in the child's stderr: <<%s>>", *needles, o->err);
 }
 
-#define expect_abort(body, ...)                                                                  \
-    do {                                                                                         \
-        static const char *const needles_[] = {__VA_ARGS__, NULL};                               \
-        expect_abort_v(body, 0, needles_);                                                       \
+#define expect_abort(body, ...)                                                                    \
+    do {                                                                                           \
+        static const char *const needles_[] = {__VA_ARGS__, NULL};                                 \
+        expect_abort_v(body, 0, needles_);                                                         \
     } while (0)
-#define expect_dead(body, ...)                                                                   \
-    do {                                                                                         \
-        static const char *const needles_[] = {__VA_ARGS__, NULL};                               \
-        expect_abort_v(body, 1, needles_);                                                       \
+#define expect_dead(body, ...)                                                                     \
+    do {                                                                                           \
+        static const char *const needles_[] = {__VA_ARGS__, NULL};                                 \
+        expect_abort_v(body, 1, needles_);                                                         \
     } while (0)
 
 /* ------------------------------------------------------------ helpers */
@@ -333,10 +332,10 @@ static void test_dead_timeout_then_sleep(void **state)
 {
     (void)state;
     expect_dead(dead_timeout_then_sleep, LEAKY,
-                 "a timeout scope was left open by a function that returned",
-                 "tide_timeout_begin without tide_timeout_end");
+                "a timeout scope was left open by a function that returned",
+                "tide_timeout_begin without tide_timeout_end");
     expect_dead(dead_timeout_padded_then_sleep, LEAKY,
-                 "a timeout scope was left open by a function that returned");
+                "a timeout scope was left open by a function that returned");
 }
 
 static int dead_expired_then_yield(void *arg)
@@ -365,9 +364,8 @@ static int dead_shield_then_begin(void *arg)
 static void test_dead_shield_then_begin(void **state)
 {
     (void)state;
-    expect_dead(dead_shield_then_begin, LEAKY,
-                 "a shield was left open by a function that returned",
-                 "tide_shield_begin without tide_shield_end");
+    expect_dead(dead_shield_then_begin, LEAKY, "a shield was left open by a function that returned",
+                "tide_shield_begin without tide_shield_end");
 }
 
 /* The caller ends its own scope with the leaked one still inside it: an
@@ -417,8 +415,8 @@ static void test_dead_group_then_sleep(void **state)
 {
     (void)state;
     expect_dead(dead_group_then_sleep, LEAKY,
-                 "a task group was left open by a function that returned",
-                 "tide_group_init without tide_group_wait");
+                "a task group was left open by a function that returned",
+                "tide_group_init without tide_group_wait");
     expect_dead(dead_group_padded_then_sleep, LEAKY, "a task group was left open");
 }
 
@@ -464,7 +462,7 @@ static void test_dead_group_overwritten_member_ends(void **state)
 {
     (void)state;
     expect_dead(dead_group_overwritten, LEAKY, "a task group was left open",
-                 "noticed as its task 'member' (id 3) ended");
+                "noticed as its task 'member' (id 3) ended");
 }
 
 static int dead_group_then_init(void *arg)
@@ -522,7 +520,7 @@ static void test_group_init_twice(void **state)
 
 typedef struct nest {
     int depth_seen;
-    int timeouts;  /* inner scopes that fired */
+    int timeouts; /* inner scopes that fired */
     int errors;
     int members;
 } nest;
@@ -725,6 +723,21 @@ static void noop_cb(void *arg)
     (void)arg;
 }
 
+/* Begins a scope, lets main try to end it, ends it itself. */
+typedef struct foreign {
+    tide_scope s;
+    tide_event begun, tried;
+} foreign;
+
+static int scope_owner(void *arg)
+{
+    foreign *f = arg;
+    tide_timeout_begin(&f->s, 10000);
+    tide_event_set(&f->begun);
+    tide_event_wait(&f->tried);
+    return tide_timeout_end(&f->s);
+}
+
 static tide_loop *g_other_loop;
 static tide_task *g_other_task;
 
@@ -738,25 +751,25 @@ static int codes_main(void *arg)
 
     /* await: a detached task, itself, twice, a group member, another loop's */
     tide_create_task(&t, sleeper, (void *)(intptr_t)20);
-    c->rc[i++] = tide_detach(t);           /* 0 */
-    c->rc[i++] = tide_await(t);            /* -EINVAL: detached */
+    c->rc[i++] = tide_detach(t);                  /* 0 */
+    c->rc[i++] = tide_await(t);                   /* -EINVAL: detached */
     c->rc[i++] = tide_await(tide_current_task()); /* -EINVAL: itself */
     tide_create_task(&t, sleeper, (void *)(intptr_t)20);
     tide_create_task(&a, await_target, t);
-    tide_sleep(1);                         /* a awaits t */
-    c->rc[i++] = tide_await(t);            /* -EBUSY */
-    c->rc[i++] = tide_detach(t);           /* -EBUSY */
-    c->rc[i++] = tide_await(a);            /* 0 (t's result) */
-    c->rc[i++] = tide_await(a);            /* -EINVAL: released (no task made since) */
+    tide_sleep(1);               /* a awaits t */
+    c->rc[i++] = tide_await(t);  /* -EBUSY */
+    c->rc[i++] = tide_detach(t); /* -EBUSY */
+    c->rc[i++] = tide_await(a);  /* 0 (t's result) */
+    c->rc[i++] = tide_await(a);  /* -EINVAL: released (no task made since) */
     tide_group_init(&g);
     tide_group_spawn(&g, sleeper, (void *)(intptr_t)5, NULL, &gm);
-    c->rc[i++] = tide_await(gm);           /* -EINVAL: a group member */
-    c->rc[i++] = tide_detach(gm);          /* -EINVAL */
-    c->rc[i++] = tide_wait(&gm, 1, TIDE_ALL_COMPLETED); /* -EINVAL */
-    c->rc[i++] = tide_group_wait(&g);      /* 0 */
-    c->rc[i++] = tide_group_wait(&g);      /* -EINVAL: waited for already */
+    c->rc[i++] = tide_await(gm);                                /* -EINVAL: a group member */
+    c->rc[i++] = tide_detach(gm);                               /* -EINVAL */
+    c->rc[i++] = tide_wait(&gm, 1, TIDE_ALL_COMPLETED);         /* -EINVAL */
+    c->rc[i++] = tide_group_wait(&g);                           /* 0 */
+    c->rc[i++] = tide_group_wait(&g);                           /* -EINVAL: waited for already */
     c->rc[i++] = tide_group_spawn(&g, quick, NULL, NULL, NULL); /* -EINVAL */
-    c->rc[i++] = tide_await(g_other_task); /* -EPERM: another loop's */
+    c->rc[i++] = tide_await(g_other_task);                      /* -EPERM: another loop's */
     tide_future *f;
     tide_future_new_on(&f, g_other_loop);
     c->rc[i++] = tide_future_await(f, NULL); /* -EPERM: another loop's */
@@ -766,50 +779,59 @@ static int codes_main(void *arg)
     tide_task *two[2];
     tide_create_task(&two[0], quick, NULL);
     two[1] = two[0];
-    c->rc[i++] = tide_gather(two, 2, NULL); /* -EINVAL: twice */
+    c->rc[i++] = tide_gather(two, 2, NULL);             /* -EINVAL: twice */
     c->rc[i++] = tide_wait(two, 2, TIDE_ALL_COMPLETED); /* -EINVAL: twice */
     two[1] = tide_current_task();
     c->rc[i++] = tide_wait(two, 2, TIDE_ALL_COMPLETED); /* -EINVAL: itself */
-    c->rc[i++] = tide_wait(two, 1, 99);     /* -EINVAL: mode */
-    c->rc[i++] = tide_await(two[0]);        /* 0: still ours after all that */
+    c->rc[i++] = tide_wait(two, 1, 99);                 /* -EINVAL: mode */
+    c->rc[i++] = tide_await(two[0]);                    /* 0: still ours after all that */
 
     /* scopes: end twice, of the wrong kind, out of order (live), outside */
     tide_timeout_begin(&s1, 1000);
-    c->rc[i++] = tide_shield_end(&s1);      /* -EINVAL: wrong kind */
-    c->rc[i++] = tide_timeout_end(&s1);     /* 0 */
-    c->rc[i++] = tide_timeout_end(&s1);     /* -EINVAL: twice */
+    c->rc[i++] = tide_shield_end(&s1);  /* -EINVAL: wrong kind */
+    c->rc[i++] = tide_timeout_end(&s1); /* 0 */
+    c->rc[i++] = tide_timeout_end(&s1); /* -EINVAL: twice */
     tide_timeout_begin(&s1, 1000);
     tide_shield_begin(&s2);
-    c->rc[i++] = tide_timeout_end(&s1);     /* -EINVAL: s2 still open inside */
-    c->rc[i++] = tide_shield_end(&s2);      /* 0 */
-    c->rc[i++] = tide_timeout_end(&s1);     /* 0 */
-    c->rc[i++] = tide_sleep(0);             /* 0: nothing left behind */
+    c->rc[i++] = tide_timeout_end(&s1); /* -EINVAL: s2 still open inside */
+    c->rc[i++] = tide_shield_end(&s2);  /* 0 */
+    c->rc[i++] = tide_timeout_end(&s1); /* 0 */
+    c->rc[i++] = tide_sleep(0);         /* 0: nothing left behind */
+    foreign fs;
+    tide_event_init(&fs.begun);
+    tide_event_init(&fs.tried);
+    tide_create_task(&t, scope_owner, &fs);
+    tide_event_wait(&fs.begun);
+    c->rc[i++] = tide_timeout_end(&fs.s); /* -EINVAL: another task's scope */
+    c->rc[i++] = tide_shield_end(&fs.s);  /* -EINVAL */
+    tide_event_set(&fs.tried);
+    c->rc[i++] = tide_await(t); /* 0: its owner ended it */
 
     /* locks, semaphores, conditions, queues, barriers */
     tide_lock l;
     tide_lock_init(&l);
-    c->rc[i++] = tide_lock_release(&l);     /* -EPERM: not held */
+    c->rc[i++] = tide_lock_release(&l); /* -EPERM: not held */
     tide_lock_acquire(&l);
     c->rc[i++] = tide_lock_acquire(&l);     /* -EDEADLK */
     c->rc[i++] = tide_lock_try_acquire(&l); /* -EDEADLK */
     tide_lock_release(&l);
     tide_sem bs;
     tide_bsem_init(&bs, 1);
-    c->rc[i++] = tide_sem_release(&bs);     /* -EOVERFLOW */
+    c->rc[i++] = tide_sem_release(&bs); /* -EOVERFLOW */
     tide_bsem_init(&bs, 0);
-    c->rc[i++] = tide_sem_release(&bs);     /* -EOVERFLOW: bound 0 */
+    c->rc[i++] = tide_sem_release(&bs); /* -EOVERFLOW: bound 0 */
     tide_cond cv;
     tide_cond_init(&cv, NULL);
-    c->rc[i++] = tide_cond_wait(&cv);       /* -EPERM: lock not held */
-    c->rc[i++] = tide_cond_notify(&cv, 1);  /* -EPERM */
+    c->rc[i++] = tide_cond_wait(&cv);      /* -EPERM: lock not held */
+    c->rc[i++] = tide_cond_notify(&cv, 1); /* -EPERM */
     tide_queue *q;
     tide_queue_new(&q, NULL);
-    c->rc[i++] = tide_queue_task_done(q);   /* -EINVAL: nothing taken */
+    c->rc[i++] = tide_queue_task_done(q); /* -EINVAL: nothing taken */
     tide_queue_shutdown(q, 0);
-    c->rc[i++] = tide_queue_put(q, NULL);   /* -ESHUTDOWN */
+    c->rc[i++] = tide_queue_put(q, NULL); /* -ESHUTDOWN */
     tide_queue_free(q);
     tide_barrier b;
-    c->rc[i++] = tide_barrier_init(&b, 0);  /* -EINVAL */
+    c->rc[i++] = tide_barrier_init(&b, 0); /* -EINVAL */
     tide_event e;
     tide_event_init(&e);
 
@@ -821,12 +843,19 @@ static int codes_main(void *arg)
     tide_future_free(f);
     tide_timer tm;
     tide_call_later(tide_loop_current(), 1000, noop_cb, NULL, &tm);
-    c->rc[i++] = tide_timer_cancel(&tm);    /* 0 */
-    c->rc[i++] = tide_timer_cancel(&tm);    /* -EALREADY */
+    c->rc[i++] = tide_timer_cancel(&tm); /* 0 */
+    c->rc[i++] = tide_timer_cancel(&tm); /* -EALREADY */
 
-    /* a loop inside a task */
-    c->rc[i++] = tide_run(noop_main, NULL); /* -EBUSY */
+    /* a loop inside a task; freeing the running loop */
+    c->rc[i++] = tide_run(noop_main, NULL);   /* -EBUSY */
     c->rc[i++] = tide_loop_run(g_other_loop); /* -EBUSY */
+    tt_capture cap;
+    tt_capture_begin(&cap);
+    tide_loop_free(tide_loop_current()); /* ignored, said on stderr */
+    char *said = tt_capture_end(&cap);
+    c->rc[i++] = strstr(said, "tide_loop_free called on a running loop") ? 0 : -1;
+    free(said);
+    c->rc[i++] = tide_sleep(1); /* 0: the loop is still there */
     c->rc[63] = i;
     return 0;
 }
@@ -835,14 +864,12 @@ static void test_documented_error_codes(void **state)
 {
     (void)state;
     static const int want[] = {
-        0, -EINVAL, -EINVAL, -EBUSY, -EBUSY, 0, -EINVAL, -EINVAL, -EINVAL, -EINVAL, 0,
-        -EINVAL, -EINVAL, -EPERM, -EPERM,
-        -EINVAL, -EINVAL, -EINVAL, -EINVAL, 0,
-        -EINVAL, 0, -EINVAL, -EINVAL, 0, 0, 0,
-        -EPERM, -EDEADLK, -EDEADLK, -EOVERFLOW, -EOVERFLOW, -EPERM, -EPERM, -EINVAL,
-        -ESHUTDOWN, -EINVAL,
-        -EALREADY, -EALREADY, 0, -EALREADY,
-        -EBUSY, -EBUSY,
+        0,         -EINVAL,    -EINVAL,    -EBUSY,    -EBUSY,  0,       -EINVAL,    -EINVAL,
+        -EINVAL,   -EINVAL,    0,          -EINVAL,   -EINVAL, -EPERM,  -EPERM,     -EINVAL,
+        -EINVAL,   -EINVAL,    -EINVAL,    0,         -EINVAL, 0,       -EINVAL,    -EINVAL,
+        0,         0,          0,          -EINVAL,   -EINVAL, 0,       -EPERM,     -EDEADLK,
+        -EDEADLK,  -EOVERFLOW, -EOVERFLOW, -EPERM,    -EPERM,  -EINVAL, -ESHUTDOWN, -EINVAL,
+        -EALREADY, -EALREADY,  0,          -EALREADY, -EBUSY,  -EBUSY,  0,          0,
     };
     codes *c = calloc(1, sizeof *c);
     assert_non_null(c);
