@@ -231,12 +231,15 @@ TIDE_API int tide_create_task_ex(tide_task **t, tide_loop *loop, tide_fn fn, voi
  * waiting task is cancelled (or a timeout scope expires) while it waits, t is
  * cancelled too (as in asyncio), t is NOT released and the call returns
  * -ECANCELED (or -ETIMEDOUT): await or detach t again later.
- * Errors: -EINVAL (NULL, a released task, or a task awaiting itself),
- * -EBUSY (another task already awaits t), -EPERM (not in a task on t's loop). */
+ * Errors: -EINVAL (NULL, a released task, a task awaiting itself, a
+ * detached task or a group member), -EBUSY (another task already awaits t),
+ * -EPERM (not in a task on t's loop). */
 TIDE_API int tide_await(tide_task *t);
 /* Nobody will await t: it is released when it ends; if it fails (returns a
  * negative value other than -ECANCELED) a line naming it goes to stderr.
- * Errors: -EINVAL (NULL or released), -EBUSY (a task awaits t). */
+ * The handle must not be used once t may have ended.
+ * Errors: -EINVAL (NULL, released, or a group member), -EBUSY (a task
+ * awaits t). */
 TIDE_API int tide_detach(tide_task *t);
 /* Requests cancellation of t (level-triggered, see top).  A task that has not
  * started yet never runs and ends with -ECANCELED.  Cancelling twice, or a
@@ -275,14 +278,17 @@ TIDE_API ssize_t tide_task_list(tide_loop *loop, tide_task_info *out, size_t cap
 
 /* Suspends the current task for ms milliseconds; tide_sleep(0) yields to the
  * other ready tasks (round-robin).  Returns 0, -ECANCELED, -ETIMEDOUT (a
- * timeout scope expired), -EPERM (not in a task), -EINVAL (ms < 0). */
+ * timeout scope expired), -EPERM (not in a task), -EINVAL (ms < 0),
+ * -ENOMEM (no room for the timer). */
 TIDE_API int tide_sleep(int64_t ms);
 
 /* Waits for all n tasks and releases them.  results (may be NULL) receives
  * each task's result.  Returns 0, or the first failure in array order.
  * If the caller is cancelled (or times out) while waiting, every task not yet
  * ended is cancelled and waited for (all are released) and the call returns
- * -ECANCELED (-ETIMEDOUT).  Errors: -EINVAL, -EPERM. */
+ * -ECANCELED (-ETIMEDOUT).  Errors (nothing is waited for then): -EINVAL
+ * (as tide_await, or a task listed twice), -EBUSY (another task awaits one
+ * of them), -EPERM. */
 TIDE_API int tide_gather(tide_task **ts, size_t n, int *results);
 
 /* Waits for t at most timeout_ms.  On timeout t is cancelled and waited for,
@@ -294,12 +300,19 @@ TIDE_API int tide_wait_for(tide_task *t, int64_t timeout_ms);
 /* ------------------------------------------------- cancel scopes/timeouts */
 
 /* A cancel scope, kept on the caller's stack.  Scopes nest per task and must
- * end in reverse order of their begin. */
+ * end in reverse order of their begin, in the function that began them.
+ * A scope left open when that function returns would leave the task linked
+ * to a dead frame (a later suspension reads it, a deadline writes into it):
+ * this is reported instead -- when the task returns with a scope open, or
+ * when a later scope or suspending call finds the dead one -- as a stack
+ * overflow is: a line naming the task and the kind of scope on stderr, then
+ * abort().  So is beginning a scope that is still open. */
 typedef struct tide_scope {
     struct tide_scope *parent; /* private */
     tide_task *task;           /* private */
     int64_t deadline;          /* private: ns on the monotonic clock, INT64_MAX = none */
     int flags;                 /* private */
+    unsigned check;            /* private: tells a live scope from a dead frame's */
 } tide_scope;
 
 /* Every suspending call of the current task inside the scope fails with
@@ -311,13 +324,16 @@ TIDE_API int tide_timeout_begin(tide_scope *s, int64_t ms);
 TIDE_API int tide_deadline_begin(tide_scope *s, int64_t deadline_ms);
 /* Ends a timeout scope.  Returns -ETIMEDOUT if this scope's deadline
  * interrupted (or refused) a suspending call, else 0.
- * Errors: -EINVAL (s NULL, or not the innermost scope of this task). */
+ * Errors: -EINVAL (s NULL, a shield, already ended, or not the innermost
+ * scope of the calling task: nothing is ended then). */
 TIDE_API int tide_timeout_end(tide_scope *s);
 
 /* A shield: inside it, cancellation of the task and the deadlines of the
  * enclosing scopes do not apply (timeouts begun inside it still do).  For
  * cleanup that must finish, like closing a connection politely.
- * Errors: -EINVAL, -EPERM.  tide_shield_end returns 0 or -EINVAL. */
+ * Errors: -EINVAL, -EPERM.  tide_shield_end returns 0 or -EINVAL (as
+ * tide_timeout_end: s NULL, a timeout scope, already ended, not the
+ * innermost). */
 TIDE_API int tide_shield_begin(tide_scope *s);
 TIDE_API int tide_shield_end(tide_scope *s);
 
@@ -326,7 +342,8 @@ TIDE_API int tide_shield_end(tide_scope *s);
 /* Makes a pending future on the current loop.  Errors: -EINVAL, -ENOMEM,
  * -EPERM (no loop runs on this thread). */
 TIDE_API int tide_future_new(tide_future **f);
-/* As tide_future_new, on a given loop (-EPERM from another thread). */
+/* As tide_future_new, on a given loop (NULL, or another thread than the
+ * loop's: -EPERM). */
 TIDE_API int tide_future_new_on(tide_future **f, tide_loop *loop);
 /* Frees f.  If it is still pending it is cancelled first (waiters get
  * -ECANCELED, done callbacks still run).  NULL is ignored. */
@@ -349,7 +366,8 @@ TIDE_API int tide_future_add_done_callback(tide_future *f, tide_future_cb cb, vo
 /* Waits for f.  Returns 0 and stores the result in *value (if value is not
  * NULL), the error given to set_error, -ECANCELED if f was cancelled or the
  * task is, -ETIMEDOUT if a timeout scope expires.  Several tasks may await
- * the same future.  Errors: -EINVAL, -EPERM. */
+ * the same future.  Errors: -EINVAL (NULL or freed), -EPERM (not in a task
+ * on f's loop, as tide_await). */
 TIDE_API int tide_future_await(tide_future *f, void **value);
 /* The result of a done future, as tide_future_await would return it, without
  * waiting; -EAGAIN if f is pending. */

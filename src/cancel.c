@@ -14,17 +14,51 @@
  * timer.  When that timer fires, the scope whose deadline passed is marked
  * fired, so tide_timeout_end can tell the scope that expired from one an
  * outer deadline cut short.
+ *
+ * A scope must end in the function that began it.  One left open when that
+ * function returns is a dead link: walking it would read, and firing it
+ * write, whatever frame now uses that memory.  Every walk therefore checks
+ * each link it follows (verify: a check word over the scope's fields, and
+ * that it does not lie below the stack pointer of the code walking), and
+ * the task's return checks that no scope is left; a dead link is reported
+ * and the process aborts (misuse.c).
  */
 #include "tide_int.h"
 
 #include <errno.h>
 
+/* A word over every field of s (and its address and task), renewed when
+ * the scope fires: a scope whose memory a later frame wrote into no longer
+ * matches it. */
+TIDE__NO_ASAN static inline unsigned scope_check(const tide_scope *s, const tide_task *t)
+{
+    uint64_t x = (uint64_t)(uintptr_t)s ^ ((uint64_t)(uintptr_t)s->parent << 1) ^
+                 ((uint64_t)(uintptr_t)t << 2) ^ (uint64_t)s->deadline ^
+                 ((uint64_t)(unsigned)s->flags << 48);
+    return (unsigned)((x * 0x9e3779b97f4a7c15u) >> 32);
+}
+
+static inline void fire(tide_task *t, tide_scope *s)
+{
+    s->flags |= TIDE__SCOPE_FIRED;
+    s->check = scope_check(s, t);
+}
+
+/* s, a link of t's chain, must be a live scope of t; sp: see tide_int.h. */
+TIDE__NO_ASAN static inline void verify(tide_task *t, const tide_scope *s, const void *sp)
+{
+    if (TIDE__UNLIKELY(s->check != scope_check(s, t) || tide__frame_left(t, s, sp)))
+        tide__misuse_scope(t, s, TIDE__MISUSE_LEFT);
+}
+
 int tide__cancel_check(tide_task *t, int64_t *deadline)
 {
+    const void *sp = TIDE__SP(); /* t is the running task */
     int64_t dl = TIDE__NEVER, now;
     tide_scope *s, *end = NULL;
 
     for (s = t->scope; s; s = s->parent) {
+        verify(t, s, sp);
         if (s->flags & TIDE__SCOPE_SHIELD) {
             end = s;
             break;
@@ -41,7 +75,7 @@ int tide__cancel_check(tide_task *t, int64_t *deadline)
         if (dl <= now) {
             for (s = t->scope; s != end; s = s->parent) {
                 if (s->deadline <= now) {
-                    s->flags |= TIDE__SCOPE_FIRED;
+                    fire(t, s);
                     break;
                 }
             }
@@ -53,49 +87,84 @@ int tide__cancel_check(tide_task *t, int64_t *deadline)
     return 0;
 }
 
+/* t is switched out (waiting): its saved stack pointer bounds its frames. */
 int tide__shielded(const tide_task *t)
 {
+    const void *sp = tide__task_sp(t);
     const tide_scope *s;
-    for (s = t->scope; s; s = s->parent)
+
+    for (s = t->scope; s; s = s->parent) {
+        verify((tide_task *)t, s, sp);
         if (s->flags & TIDE__SCOPE_SHIELD)
             return 1;
+    }
     return 0;
 }
 
 void tide__scope_fire(tide_task *t, int64_t when)
 {
+    const void *sp = tide__task_sp(t); /* t waits: the timer runs on the loop */
     tide_scope *s;
-    for (s = t->scope; s && !(s->flags & TIDE__SCOPE_SHIELD); s = s->parent) {
+
+    for (s = t->scope; s; s = s->parent) {
+        verify(t, s, sp);
+        if (s->flags & TIDE__SCOPE_SHIELD)
+            return;
         if (s->deadline <= when) {
-            s->flags |= TIDE__SCOPE_FIRED;
+            fire(t, s);
             return;
         }
     }
 }
 
-static int scope_begin(tide_scope *s, int64_t deadline, int flags)
+/* sp: the frame address of the public function, so that a scope of any
+ * frame its caller has left lies below it. */
+static int scope_begin(tide_scope *s, int64_t deadline, int flags, const void *sp)
 {
     tide_task *cur = tide__current();
+    const tide_scope *x;
 
     if (!s)
         return -EINVAL;
     if (!cur)
         return -EPERM;
+    for (x = cur->scope; x; x = x->parent) { /* the chain is short */
+        if (x == s)                          /* would make a cycle */
+            tide__misuse_scope(cur, x, TIDE__MISUSE_AGAIN);
+        verify(cur, x, sp);
+    }
     s->parent = cur->scope;
     s->task = cur;
     s->deadline = deadline;
     s->flags = flags;
+    s->check = scope_check(s, cur);
     cur->scope = s;
+    cur->scope_kinds = cur->scope_kinds << 1 | ((flags & TIDE__SCOPE_SHIELD) != 0);
+    cur->nscopes++;
     return 0;
 }
 
-static int scope_end(tide_scope *s, int kind)
+static int scope_end(tide_scope *s, int kind, const void *sp)
 {
     tide_task *cur = tide__current();
 
-    if (!s || !cur || cur->scope != s || s->task != cur || !(s->flags & kind))
+    if (!s || !cur)
+        return -EINVAL;
+    if (cur->scope != s) {
+        /* Ended twice, out of order, or not ours: -EINVAL, unless the scope
+         * still open inside it belongs to a frame that has returned. */
+        if (cur->scope)
+            verify(cur, cur->scope, sp);
+        return -EINVAL;
+    }
+    verify(cur, s, sp);
+    if (!(s->flags & kind))
         return -EINVAL;
     cur->scope = s->parent;
+    cur->scope_kinds >>= 1;
+    cur->nscopes--;
+    if (cur->scope)
+        verify(cur, cur->scope, sp);
     return 0;
 }
 
@@ -110,7 +179,7 @@ static int64_t ms_to_deadline(int64_t ms)
 
 int tide_timeout_begin(tide_scope *s, int64_t ms)
 {
-    return scope_begin(s, ms_to_deadline(ms), TIDE__SCOPE_TIMEOUT);
+    return scope_begin(s, ms_to_deadline(ms), TIDE__SCOPE_TIMEOUT, TIDE__SP());
 }
 
 int tide_deadline_begin(tide_scope *s, int64_t deadline_ms)
@@ -123,12 +192,12 @@ int tide_deadline_begin(tide_scope *s, int64_t deadline_ms)
         dl = 0;
     else
         dl = deadline_ms * 1000000;
-    return scope_begin(s, dl, TIDE__SCOPE_TIMEOUT);
+    return scope_begin(s, dl, TIDE__SCOPE_TIMEOUT, TIDE__SP());
 }
 
 int tide_timeout_end(tide_scope *s)
 {
-    int rc = scope_end(s, TIDE__SCOPE_TIMEOUT);
+    int rc = scope_end(s, TIDE__SCOPE_TIMEOUT, TIDE__SP());
     if (rc < 0)
         return rc;
     return (s->flags & TIDE__SCOPE_FIRED) ? -ETIMEDOUT : 0;
@@ -136,10 +205,10 @@ int tide_timeout_end(tide_scope *s)
 
 int tide_shield_begin(tide_scope *s)
 {
-    return scope_begin(s, TIDE__NEVER, TIDE__SCOPE_SHIELD);
+    return scope_begin(s, TIDE__NEVER, TIDE__SCOPE_SHIELD, TIDE__SP());
 }
 
 int tide_shield_end(tide_scope *s)
 {
-    return scope_end(s, TIDE__SCOPE_SHIELD);
+    return scope_end(s, TIDE__SCOPE_SHIELD, TIDE__SP());
 }

@@ -34,4 +34,20 @@ void tide__ctx_make(tide__ctx *c, void *lo, size_t size, void (*entry)(void *), 
  * other context switches back to from. */
 void tide__ctx_switch(tide__ctx *from, tide__ctx *to);
 
+/* The stack pointer saved in c by its last switch away, or NULL where the
+ * implementation cannot tell (only a misuse check uses it). */
+static inline void *tide__ctx_sp(const tide__ctx *c)
+{
+#ifndef TIDE_CONTEXT_UCONTEXT
+    return c->sp;
+#elif defined(__x86_64__) && defined(REG_RSP)
+    return (void *)c->uc.uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__) && defined(__linux__)
+    return (void *)c->uc.uc_mcontext.sp;
+#else
+    (void)c;
+    return NULL;
+#endif
+}
+
 #endif

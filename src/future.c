@@ -242,7 +242,7 @@ int tide_future_await(tide_future *f, void **value)
     if (!cur)
         return -EPERM;
     if (cur->loop != f->loop)
-        return -EINVAL;
+        return -EPERM; /* as tide_await of another loop's task */
     if (f->state != F_PENDING)
         return tide_future_result(f, value);
     w.f = f;

@@ -9,6 +9,14 @@
  * cancelled, the group is cancelled and still waited for (uncancellably):
  * no member outlives tide_group_wait.
  *
+ * A group on its task's stack (the usual case) is linked on that task's
+ * chain of open groups until tide_group_wait closes it.  Leaving it open
+ * when its frame returns would let members write into the dead frame as
+ * they end, so the task's return, its suspensions and every group call
+ * check that chain (as cancel.c does scopes: a check word over the group's
+ * fields, renewed at each change, and its address against the owner's
+ * stack pointer), and report a dead group before anything writes into it.
+ *
  * tide_wait and as_completed hang a watcher on each task they watch; a task
  * tells its watchers when it ends.
  */
@@ -17,16 +25,131 @@
 #include <errno.h>
 #include <string.h>
 
+#ifdef TIDE__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define G_CANCELLING 0x1
 #define G_CLOSED 0x2
 
+/* A word over every field and the group's address, renewed (seal) after
+ * each change: memory that a later frame wrote into no longer matches, so
+ * nothing writes into a group that is not there any more. */
+TIDE__NO_ASAN static unsigned group_hash(const tide_group *g)
+{
+    uint64_t h = (uint64_t)(uintptr_t)g;
+    int i;
+
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 0x9e3779b97f4a7c15u)
+    MIX((uintptr_t)g->loop);
+    MIX((uintptr_t)g->members);
+    MIX(g->live);
+    MIX((uintptr_t)g->waiter);
+    MIX((uint32_t)g->first_error | (uint64_t)(uint32_t)g->nerrors << 32);
+    for (i = 0; i < TIDE_GROUP_MAX_ERRORS; i += 2)
+        MIX((uint32_t)g->errors[i] | (uint64_t)(uint32_t)g->errors[i + 1] << 32);
+    MIX((uint32_t)g->flags);
+    MIX((uintptr_t)g->owner);
+    MIX((uintptr_t)g->outer);
+#undef MIX
+    return (unsigned)(h >> 32);
+}
+
+static void seal(tide_group *g)
+{
+    g->check = group_hash(g);
+}
+
+static int on_stack(const tide_task *t, const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)t->stack_lo < (uintptr_t)t - (uintptr_t)t->stack_lo;
+}
+
+/* A local of the running task, though ASan (detect_stack_use_after_return)
+ * may keep it on its fake stack rather than on the task's. */
+static int local_of(const tide_task *cur, const void *p)
+{
+#ifdef TIDE__ASAN
+    void *fake = __asan_get_current_fake_stack(), *real;
+    if (fake && (real = __asan_addr_is_in_fake_stack(fake, (void *)p, NULL, NULL)))
+        p = real;
+#endif
+    return on_stack(cur, p);
+}
+
+/* g must be a live group: its memory as init left it and, if it lives on
+ * its owner's stack, not below the owner's stack pointer (sp, when the
+ * owner is cur, the running task; else the owner's saved one).  member:
+ * for the report, the task whose end is being recorded, or NULL. */
+TIDE__NO_ASAN static void group_verify(const tide_group *g, const tide_task *cur,
+                                       const void *sp, const tide_task *member)
+{
+    const tide_task *o;
+
+    if (TIDE__UNLIKELY(g->check != group_hash(g)))
+        tide__misuse_group(g, TIDE__MISUSE_LEFT, NULL, member);
+    o = g->owner;
+    if (!o)
+        return;
+    if (o != cur) {
+        if (o->state == TIDE_TASK_RUNNING)
+            return; /* its saved stack pointer is stale: nothing to compare */
+        sp = tide__task_sp(o);
+    }
+    if (TIDE__UNLIKELY(tide__frame_left(o, g, sp)))
+        tide__misuse_group(g, TIDE__MISUSE_LEFT, o, member);
+}
+
 int tide_group_init(tide_group *g)
 {
+    tide_task *cur = tide__current();
+    const void *sp = TIDE__SP();
+    const tide_group *x;
+    int mine;
+
     if (!g)
         return -EINVAL;
+    mine = cur && local_of(cur, g);
+    if (mine) {
+        for (x = cur->groups; x; x = x->outer) { /* the chain is short */
+            if (x == g) /* members still point at it */
+                tide__misuse_group(x, TIDE__MISUSE_AGAIN, cur, NULL);
+            group_verify(x, cur, sp, NULL);
+        }
+    }
     memset(g, 0, sizeof *g);
     g->loop = tide__tls_loop;
-    return g->loop ? 0 : -EPERM;
+    if (!g->loop)
+        return -EPERM;
+    if (mine) {
+        g->owner = cur;
+        g->outer = cur->groups;
+        cur->groups = g;
+        cur->ngroups++;
+    }
+    seal(g);
+    return 0;
+}
+
+/* Takes the closed group g off its owner's chain. */
+static void group_unlink(tide_group *g, const tide_task *cur, const void *sp)
+{
+    tide_task *o = g->owner;
+    tide_group **pp = &o->groups, *x;
+
+    while ((x = *pp) != g) {
+        if (!x) /* not linked: nothing else could have taken it off */
+            tide__misuse_group(g, TIDE__MISUSE_LEFT, o, NULL);
+        group_verify(x, cur, sp, NULL);
+        pp = &x->outer;
+    }
+    *pp = g->outer;
+    if (pp != &o->groups) /* x's outer link changed */
+        seal(tide__container_of(pp, tide_group, outer));
+    o->ngroups--;
+    g->owner = NULL;
+    g->outer = NULL;
+    seal(g);
 }
 
 static void cancel_members(tide_group *g)
@@ -34,6 +157,7 @@ static void cancel_members(tide_group *g)
     tide_task *t;
 
     g->flags |= G_CANCELLING;
+    seal(g);
     for (t = g->members; t; t = t->gnext)
         tide_cancel(t);
 }
@@ -42,6 +166,7 @@ int tide_group_cancel(tide_group *g)
 {
     if (!g || !g->loop)
         return -EINVAL;
+    group_verify(g, tide__current(), TIDE__SP(), NULL);
     cancel_members(g);
     return 0;
 }
@@ -56,6 +181,7 @@ int tide_group_spawn(tide_group *g, tide_fn fn, void *arg, const tide_task_opts 
         *out = NULL;
     if (!g || !g->loop || !fn || (g->flags & G_CLOSED))
         return -EINVAL;
+    group_verify(g, tide__current(), TIDE__SP(), NULL);
     if (g->flags & G_CANCELLING)
         return -ECANCELED;
     rc = tide_create_task_ex(&t, g->loop, fn, arg, o);
@@ -68,6 +194,7 @@ int tide_group_spawn(tide_group *g, tide_fn fn, void *arg, const tide_task_opts 
         g->members->gprev = t;
     g->members = t;
     g->live++;
+    seal(g);
     if (out)
         *out = t;
     return 0;
@@ -77,6 +204,11 @@ void tide__group_child_ended(tide_task *t)
 {
     tide_group *g = t->group;
     int r = t->result;
+
+    /* Before writing into g: is it still there?  (Runs on the loop.) */
+    group_verify(g, NULL, NULL, t);
+    if (TIDE__UNLIKELY(g->live == 0 || (t->gprev ? t->gprev->gnext != t : g->members != t)))
+        tide__misuse_group(g, TIDE__MISUSE_LEFT, g->owner, t);
 
     if (t->gprev)
         t->gprev->gnext = t->gnext;
@@ -101,11 +233,15 @@ void tide__group_child_ended(tide_task *t)
         g->waiter = NULL;
         tide__wake(w, 0);
     }
+    seal(g);
 }
 
 static void unlink_group_waiter(void *arg)
 {
-    ((tide_group *)arg)->waiter = NULL;
+    tide_group *g = arg;
+
+    g->waiter = NULL;
+    seal(g);
 }
 
 int tide_group_wait(tide_group *g)
@@ -117,11 +253,13 @@ int tide_group_wait(tide_group *g)
         return -EINVAL;
     if (!cur || cur->loop != g->loop)
         return -EPERM;
+    group_verify(g, cur, TIDE__SP(), NULL);
     if (g->waiter)
         return -EBUSY;
     while (g->live) {
         int rc;
         g->waiter = cur;
+        seal(g);
         rc = tide__suspend(cur, TIDE__NEVER, unlink_group_waiter, g,
                            interrupted ? TIDE__WAIT_NOCANCEL : 0);
         if (rc < 0 && !interrupted) {
@@ -130,6 +268,10 @@ int tide_group_wait(tide_group *g)
         }
     }
     g->flags |= G_CLOSED;
+    if (g->owner)
+        group_unlink(g, cur, TIDE__SP()); /* seals it */
+    else
+        seal(g);
     return interrupted ? interrupted : g->first_error;
 }
 

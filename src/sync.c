@@ -16,6 +16,7 @@
 #include "tide_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 /* ------------------------------------------------------------ wait list */
@@ -274,6 +275,7 @@ int tide_sem_init(tide_sem *s, long value)
         return -EINVAL;
     memset(s, 0, sizeof *s);
     s->value = value;
+    s->bound = LONG_MAX; /* unbounded: only the count's range limits it */
     return 0;
 }
 
@@ -318,10 +320,12 @@ int tide_sem_release(tide_sem *s)
 {
     if (!s)
         return -EINVAL;
+    /* Checked first: with waiters queued the value is 0 (permits are handed
+     * over), so this only refuses a bound of 0, which nothing may pass. */
+    if (s->value >= s->bound)
+        return -EOVERFLOW;
     if (tide__wl_wake_one(&s->waiters, 0))
         return 0; /* handed to the first waiter */
-    if (s->bound && s->value >= s->bound)
-        return -EOVERFLOW;
     s->value++;
     return 0;
 }

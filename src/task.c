@@ -58,6 +58,10 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
 {
     int64_t deadline = TIDE__NEVER;
 
+    /* A group left open by a frame that returned would be written into as
+     * its members end: the innermost one is the likeliest (misuse.c). */
+    if (TIDE__UNLIKELY(t->groups != NULL) && tide__frame_left(t, t->groups, TIDE__SP()))
+        tide__misuse_group(t->groups, TIDE__MISUSE_LEFT, t, NULL);
     if (!(flags & TIDE__WAIT_NOCANCEL) && (t->scope || t->cancel_req)) {
         int rc = tide__cancel_check(t, &deadline);
         if (rc < 0) {
@@ -156,7 +160,11 @@ static void task_entry(void *arg)
     __sanitizer_finish_switch_fiber(NULL, &t->loop->asan_stack_bottom,
                                     &t->loop->asan_stack_size);
 #endif
-    task_finish(t, t->fn(t->arg));
+    int result = t->fn(t->arg);
+    /* Every scope and group the task began must have ended with it. */
+    if (TIDE__UNLIKELY(t->scope != NULL || t->groups != NULL))
+        tide__misuse_returned(t);
+    task_finish(t, result);
     tide__switch_to_loop(t);
     abort(); /* a DONE task is never resumed */
 }

@@ -140,6 +140,10 @@ struct tide_task {
     int result;          /* fn's return value, once DONE */
     int wake_rc;         /* what the current suspension returns */
     tide_scope *scope;   /* innermost cancel scope, or NULL */
+    tide_group *groups;  /* innermost open group on this task's stack, or NULL */
+    uint32_t scope_kinds; /* bit i set: the i-th innermost scope is a shield */
+    uint16_t nscopes;    /* open scopes (links of the scope chain) */
+    uint16_t ngroups;    /* open groups on this task's stack (links of groups) */
     tide__tnode timer;   /* armed while waiting with a deadline */
     int64_t wait_until;  /* the wait's own deadline (sleep), TIDE__NEVER */
     void (*unlink)(void *arg); /* detaches a waiting task from what it waits on */
@@ -218,10 +222,57 @@ void tide__interrupt(tide_task *t, int rc);
 /* The cancel state of the running task t: 0, -ECANCELED or -ETIMEDOUT.
  * *deadline (if not NULL) receives the earliest deadline that applies. */
 int tide__cancel_check(tide_task *t, int64_t *deadline);
-/* 1 if a shield covers the task's current position. */
+/* 1 if a shield covers the task's current position (t is WAITING). */
 int tide__shielded(const tide_task *t);
 /* Marks the scope whose deadline expired at now as fired. */
 void tide__scope_fire(tide_task *t, int64_t now);
+
+/* ------------------------------------------------ misuse detection (misuse.c)
+ *
+ * Cancel scopes and groups live on their task's stack, which grows down: one
+ * that lies on the stack below the stack pointer of the task's running code
+ * belongs to a frame that has returned.  tide__frame_left is that test (a
+ * subtraction and an unsigned compare), made where scopes and groups are
+ * already walked; sp is the frame address of a tide function the task runs
+ * (TIDE__SP()), or the saved stack pointer of a switched-out task
+ * (tide__task_sp).  Besides, each scope and group carries a check word over
+ * its links, so one whose memory later frames overwrote is caught too.  What
+ * is caught is reported like a stack overflow: a line naming the task on
+ * stderr, then abort(). */
+#define TIDE__SP() __builtin_frame_address(0)
+/* The checks read a dead scope or group on purpose (is it still what we
+ * wrote?), often where live frames now keep their redzones: under ASan
+ * they are not instrumented, so tide's report comes out, not ASan's. */
+#ifdef TIDE__ASAN
+#define TIDE__NO_ASAN __attribute__((no_sanitize_address))
+#else
+#define TIDE__NO_ASAN
+#endif
+static inline int tide__frame_left(const tide_task *t, const void *obj, const void *sp)
+{
+    uintptr_t lo = (uintptr_t)t->stack_lo;
+    return (uintptr_t)obj - lo < (uintptr_t)sp - lo;
+}
+/* The saved stack pointer of a task that is switched out (not RUNNING);
+ * its stack_lo (nothing lies below it) where the context cannot tell. */
+static inline const void *tide__task_sp(const tide_task *t)
+{
+    const void *sp = tide__ctx_sp(&t->ctx);
+    return sp ? sp : t->stack_lo;
+}
+#define TIDE__MISUSE_LEFT 1  /* left open by a frame that returned (or overwritten) */
+#define TIDE__MISUSE_AGAIN 2 /* begun / initialised again while still open */
+/* t returned from its function with scopes or groups still open. */
+__attribute__((noreturn, cold)) void tide__misuse_returned(tide_task *t);
+/* s, a link of t's scope chain, is dead (LEFT) or is being begun again. */
+__attribute__((noreturn, cold)) void tide__misuse_scope(tide_task *t, const tide_scope *s,
+                                                        int why);
+/* g is dead or is being initialised again; owner: the task it belongs to,
+ * or NULL to find it from g's address (g's fields may be garbage); member:
+ * the task whose end noticed it, or NULL. */
+__attribute__((noreturn, cold)) void tide__misuse_group(const tide_group *g, int why,
+                                                        const tide_task *owner,
+                                                        const tide_task *member);
 
 /* The running task of this thread, or NULL. */
 tide_task *tide__current(void);

@@ -1,7 +1,10 @@
 /*
  * Tests of task stacks: a guard-page overflow is reported (task name, stack
- * size) and aborts; deep recursion within the stack size works; stacks are
- * reused and not leaked when many tasks come and go.
+ * size) and aborts; so is a frame larger than the guard, which without
+ * -fstack-clash-protection would jump over the guard into a neighbouring
+ * stack (the neighbours are checked untouched); deep recursion within the
+ * stack size works; stacks are reused and not leaked when many tasks come
+ * and go.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -23,6 +26,7 @@
 #include "util.h"
 
 #define OVERFLOW_FLAG "--overflow-child"
+#define CLASH_FLAG "--clash-child"
 #define CHILD_STACK (16 * 1024)
 
 /* -------------------------------------------------------- recursion */
@@ -67,9 +71,117 @@ static int overflow_child(void)
     return 3;
 }
 
-static void test_overflow_is_reported(void **state)
+/* ------------------------------------------ the stack-clash child
+ *
+ * NEIGHBOURS tasks with 16 KiB stacks fill half their stack with a canary
+ * and wait; then one more ('clash'), carved after them (above them in the
+ * same mapping), calls a function whose frame is about 1 MiB -- far larger
+ * than the guard -- sized to end in the middle of the canary of the
+ * neighbour nearest 1 MiB down, and touches that far end first.  Unprobed,
+ * the store jumps the guard and lands in that neighbour's stack: silent
+ * corruption (what this test saw before tide was built with the flag).
+ * Built with -fstack-clash-protection, the frame is touched a page at a
+ * time from the top, so the first touch below the stack hits the guard and
+ * tide reports the overflow.  A SIGABRT handler then checks the canaries,
+ * before the process dies. */
+
+#define NEIGHBOURS 40
+#define CANARY_LEN (8 * 1024)
+#define CANARY_BYTE 0xa5
+#define BIG_FRAME (1 << 20)
+
+static unsigned char *volatile g_canary[NEIGHBOURS];
+
+static int neighbour_fn(void *arg)
 {
-    (void)state;
+    unsigned char buf[CANARY_LEN];
+    memset(buf, CANARY_BYTE, sizeof buf);
+    g_canary[(intptr_t)arg] = buf;
+    tide_sleep(1000000);
+    return buf[0] == CANARY_BYTE ? 0 : -1;
+}
+
+__attribute__((noinline)) static int big_frame(size_t n)
+{
+    volatile char big[n];
+    big[0] = 1; /* the far end: the lowest address, n bytes below the frame's top */
+    return big[0] + big[n - 1];
+}
+
+static int clash_fn(void *arg)
+{
+    char *sp = __builtin_frame_address(0), *want = sp - BIG_FRAME, *best = NULL;
+    (void)arg;
+    for (int i = 0; i < NEIGHBOURS; i++) {
+        char *mid = (char *)g_canary[i] + CANARY_LEN / 2;
+        if (mid < sp - 4 * CHILD_STACK &&
+            (!best || (mid > want ? mid - want : want - mid) < (best > want ? best - want : want - best)))
+            best = mid;
+    }
+    return big_frame(best ? (size_t)(sp - best) : BIG_FRAME);
+}
+
+static void check_canaries(int sig)
+{
+    char msg[96];
+    int bad = -1, n;
+    (void)sig;
+    for (int i = 0; i < NEIGHBOURS && bad < 0; i++) {
+        const unsigned char *c = g_canary[i];
+        for (size_t k = 0; c && k < CANARY_LEN; k++)
+            if (c[k] != CANARY_BYTE) {
+                bad = i;
+                break;
+            }
+        if (!c)
+            bad = i;
+    }
+    if (bad < 0)
+        n = snprintf(msg, sizeof msg, "child: %d neighbour canaries intact\n", NEIGHBOURS);
+    else
+        n = snprintf(msg, sizeof msg, "child: neighbour %d's canary CLOBBERED\n", bad);
+    if (write(2, msg, (size_t)n) < 0) {
+        /* nothing to do */
+    }
+}
+
+static int clash_main(void *arg)
+{
+    (void)arg;
+    tide_task_opts o;
+    tide_task *t;
+    tide_task_opts_init(&o);
+    o.stack_size = CHILD_STACK;
+    for (intptr_t i = 0; i < NEIGHBOURS; i++) {
+        o.name = "neighbour";
+        if (tide_create_task_ex(&t, NULL, neighbour_fn, (void *)i, &o) != 0 || tide_detach(t) != 0)
+            return -1;
+    }
+    tide_sleep(10); /* they all fill their canaries */
+    o.name = "clash";
+    if (tide_create_task_ex(&t, NULL, clash_fn, NULL, &o) != 0)
+        return -1;
+    int rc = tide_await(t);
+    check_canaries(0); /* not caught: say whether a neighbour paid for it */
+    return rc;
+}
+
+static int clash_child(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = check_canaries; /* returns: abort() then kills us anyway */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGABRT, &sa, NULL);
+    int rc = tide_run(clash_main, NULL);
+    fprintf(stderr, "child: tide_run returned %d (the big frame went unnoticed)\n", rc);
+    return 3;
+}
+
+/* Runs this test program again with flag (or, without exec, child() in the
+ * fork); its stderr goes to out. */
+static void run_self(const char *flag, int (*child)(void), char *out, size_t cap, int *status)
+{
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     assert_true(n > 0);
@@ -86,18 +198,18 @@ static void test_overflow_is_reported(void **state)
         dup2(p[1], 2);
         close(p[0]);
         close(p[1]);
-        char *argv[] = {self, OVERFLOW_FLAG, NULL};
+        char *argv[] = {self, (char *)flag, NULL};
         execv(self, argv);
         /* No exec (e.g. under qemu-user without binfmt): overflow here, with
          * cmocka's fault handlers put back to the default; tide installs its
          * own again when the loop starts. */
         signal(SIGSEGV, SIG_DFL);
         signal(SIGBUS, SIG_DFL);
-        _exit(overflow_child());
+        signal(SIGABRT, SIG_DFL);
+        _exit(child());
     }
     close(p[1]);
 
-    char out[8192];
     size_t len = 0;
     int64_t deadline = tide_now() + 30000;
     for (;;) {
@@ -110,30 +222,40 @@ static void test_overflow_is_reported(void **state)
             continue;
         if (r <= 0)
             break;
-        ssize_t k = read(p[0], out + len, sizeof out - 1 - len);
+        ssize_t k = read(p[0], out + len, cap - 1 - len);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
             break;
         len += (size_t)k;
-        if (len == sizeof out - 1)
+        if (len == cap - 1)
             break;
     }
     out[len] = '\0';
     close(p[0]);
-    int status = 0;
     pid_t w;
-    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && tide_now() < deadline)
+    *status = 0;
+    while ((w = waitpid(pid, status, WNOHANG)) == 0 && tide_now() < deadline)
         usleep(10000);
     if (w == 0) {
         kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
+        waitpid(pid, status, 0);
         fail_msg("overflowing child did not end; stderr: <<%s>>", out);
     }
     print_message("child stderr: <<%s>>\n", out);
-    if (!WIFSIGNALED(status))
-        fail_msg("child exited with status %d instead of dying by a signal", WEXITSTATUS(status));
-    assert_int_equal(WTERMSIG(status), SIGABRT);
+    if (!WIFSIGNALED(*status))
+        fail_msg("child exited with status %d instead of dying by a signal; stderr: <<%s>>",
+                 WEXITSTATUS(*status), out);
+    if (WTERMSIG(*status) != SIGABRT)
+        fail_msg("child died of signal %d, not SIGABRT; stderr: <<%s>>", WTERMSIG(*status), out);
+}
+
+static void test_overflow_is_reported(void **state)
+{
+    (void)state;
+    char out[8192];
+    int status;
+    run_self(OVERFLOW_FLAG, overflow_child, out, sizeof out, &status);
     assert_non_null(strcasestr(out, "stack overflow"));
     assert_non_null(strstr(out, "deep"));
     /* the stack size, in bytes or KiB */
@@ -141,6 +263,18 @@ static void test_overflow_is_reported(void **state)
                    strcasestr(out, "16KiB") != NULL || strcasestr(out, "16 KB") != NULL ||
                    strcasestr(out, "16K") != NULL;
     assert_true(has_size);
+}
+
+static void test_stack_clash_is_reported(void **state)
+{
+    (void)state;
+    char out[8192];
+    int status;
+    run_self(CLASH_FLAG, clash_child, out, sizeof out, &status);
+    assert_non_null(strstr(out, "tide: stack overflow in task 'clash'"));
+    assert_non_null(strstr(out, "stack size 16384 bytes"));
+    if (!strstr(out, "neighbour canaries intact"))
+        fail_msg("a neighbour's stack was written: <<%s>>", out);
 }
 
 /* -------------------------------------------------- deep but within */
@@ -291,8 +425,11 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], OVERFLOW_FLAG) == 0)
         return overflow_child();
+    if (argc > 1 && strcmp(argv[1], CLASH_FLAG) == 0)
+        return clash_child();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_overflow_is_reported),
+        cmocka_unit_test(test_stack_clash_is_reported),
         cmocka_unit_test(test_deep_recursion_within_stack),
         cmocka_unit_test(test_stacks_reused),
     };

@@ -261,7 +261,7 @@ static int lock_misuse_main(void *arg)
     s->rc_main[4] = tide_lock_release(&s->lock); /* not held */
     s->rc_main[5] = tide_lock_acquire(&s->lock);
     s->rc_main[6] = tide_lock_acquire(&s->lock); /* twice */
-    s->rc_main[7] = tide_lock_try_acquire(&s->lock);
+    s->rc_main[7] = tide_lock_try_acquire(&s->lock); /* held by us: -EDEADLK */
     tide_create_task(&t, lock_misuse_other, s);
     tide_await(t);
     s->rc_main[8] = tide_lock_release(&s->lock);
@@ -720,6 +720,48 @@ static void test_bsem_overflow(void **state)
     assert_int_equal(s.rc_main[13], 1);
 }
 
+/* A bounded semaphore made with value 0 has bound 0 (it used to be taken
+ * for "no bound": a release then succeeded and the value became 1).  Every
+ * release fails, even with a waiter queued: it would pass the bound. */
+static int bsem_zero_main(void *arg)
+{
+    shared *s = arg;
+    s->rc_main[0] = tide_bsem_init(&s->sem, 0);
+    s->rc_main[1] = tide_sem_release(&s->sem);
+    s->rc_main[2] = (int)tide_sem_value(&s->sem);
+    s->rc_main[3] = tide_sem_try_acquire(&s->sem);
+    s->w[0].timeout_ms = 20;
+    spawn_waiters(s, 1, sem_waiter);
+    settle();
+    s->rc_main[4] = tide_sem_release(&s->sem); /* not handed to w[0] either */
+    s->rc_main[5] = tide_await(s->t[0]);
+    s->rc_main[6] = (int)tide_sem_value(&s->sem);
+    /* a plain semaphore at 0 still counts up */
+    tide_sem plain;
+    tide_sem_init(&plain, 0);
+    s->rc_main[7] = tide_sem_release(&plain);
+    s->rc_main[8] = (int)tide_sem_value(&plain);
+    return 0;
+}
+
+static void test_bsem_zero_bound(void **state)
+{
+    (void)state;
+    shared s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(tide_run(bsem_zero_main, &s), 0);
+    assert_int_equal(s.rc_main[0], 0);
+    assert_int_equal(s.rc_main[1], -EOVERFLOW);
+    assert_int_equal(s.rc_main[2], 0);
+    assert_int_equal(s.rc_main[3], -EBUSY);
+    assert_int_equal(s.rc_main[4], -EOVERFLOW);
+    assert_int_equal(s.rc_main[5], 0);
+    assert_int_equal(s.w[0].rc, -ETIMEDOUT); /* never got a permit */
+    assert_int_equal(s.rc_main[6], 0);
+    assert_int_equal(s.rc_main[7], 0);
+    assert_int_equal(s.rc_main[8], 1);
+}
+
 static int sem_misuse_main(void *arg)
 {
     shared *s = arg;
@@ -1084,6 +1126,7 @@ int main(void)
         cmocka_unit_test(test_sem_fifo),
         cmocka_unit_test(test_sem_cancel_timeout_handed),
         cmocka_unit_test(test_bsem_overflow),
+        cmocka_unit_test(test_bsem_zero_bound),
         cmocka_unit_test(test_sem_misuse),
         cmocka_unit_test(test_barrier_rounds),
         cmocka_unit_test(test_barrier_cancelled_party),

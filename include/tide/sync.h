@@ -30,7 +30,14 @@ typedef struct tide_waitlist {
  * detached.  The first failure (a negative result other than -ECANCELED)
  * cancels the other tasks; tide_group_wait returns it.  Cancelling the task
  * in tide_group_wait (or a timeout) cancels the whole group.  Every group
- * must end with tide_group_wait: no task outlives its group.
+ * must end with tide_group_wait: no task outlives its group.  A group on a
+ * task's stack that the function holding it leaves without tide_group_wait
+ * would have its tasks write into the dead frame as they end: that is
+ * reported instead (when the task returns, or when a later suspension,
+ * group call or member's end finds the dead group), with a line naming the
+ * task on stderr, then abort().  So is tide_group_init on a group still
+ * open.  A group kept elsewhere (on the heap) must stay until
+ * tide_group_wait returns, and may be waited for by any task of its loop.
  */
 typedef struct tide_group {
     tide_loop *loop;       /* private */
@@ -41,6 +48,9 @@ typedef struct tide_group {
     int nerrors;           /* private: failures so far */
     int errors[TIDE_GROUP_MAX_ERRORS]; /* private */
     int flags;             /* private */
+    unsigned check;        /* private: tells a live group from a dead frame's */
+    tide_task *owner;      /* private: the task on whose stack it lives, or NULL */
+    struct tide_group *outer; /* private: the owner's next open group */
 } tide_group;
 
 /* Makes an empty group on the current loop.  Errors: -EINVAL, -EPERM. */
@@ -58,12 +68,13 @@ TIDE_API int tide_group_cancel(tide_group *g);
 /* Waits until every task of the group has ended, including tasks they
  * spawned into it meanwhile.  Returns 0, the first failure, or -ECANCELED /
  * -ETIMEDOUT if the waiting task was cancelled / timed out (the group was
- * then cancelled and waited for).  Errors: -EINVAL, -EPERM, -EBUSY
- * (another task waits). */
+ * then cancelled and waited for).  Errors: -EINVAL (NULL, or already waited
+ * for), -EPERM (not in a task on the group's loop), -EBUSY (another task
+ * waits). */
 TIDE_API int tide_group_wait(tide_group *g);
 /* The failures seen so far, in the order they happened: copies at most cap
  * (and at most TIDE_GROUP_MAX_ERRORS) into errs and returns how many tasks
- * failed in all. */
+ * failed in all.  Errors: -EINVAL (g NULL). */
 TIDE_API int tide_group_errors(const tide_group *g, int *errs, size_t cap);
 
 /* ------------------------------------------------- wait, as_completed */
@@ -75,8 +86,10 @@ TIDE_API int tide_group_errors(const tide_group *g, int *errs, size_t cap);
 /* asyncio.wait: waits until the condition holds for the n tasks and returns
  * how many have ended (tide_task_get_state(t) == TIDE_TASK_DONE tells which).
  * The tasks are not released: await the ended ones for their results.
- * Errors: -EINVAL (also for group members and detached tasks), -EPERM,
- * -ECANCELED, -ETIMEDOUT (use a timeout scope), -ENOMEM. */
+ * Errors: -EINVAL (mode unknown; also for group members, detached tasks,
+ * the calling task and a task listed twice), -EPERM (not in a task, or a
+ * task of another loop), -ECANCELED, -ETIMEDOUT (use a timeout scope),
+ * -ENOMEM. */
 TIDE_API int tide_wait(tide_task **ts, size_t n, int mode);
 
 typedef struct tide_as_completed tide_as_completed;
@@ -114,7 +127,10 @@ TIDE_API int tide_lock_init(tide_lock *l);
 /* Errors: -EINVAL, -EPERM, -EDEADLK (the task holds it), -ECANCELED,
  * -ETIMEDOUT. */
 TIDE_API int tide_lock_acquire(tide_lock *l);
-/* Takes the lock if it is free: 0, or -EBUSY. */
+/* Takes the lock if it is free, without waiting: 0, -EBUSY (another task
+ * holds it), -EDEADLK (the calling task holds it already: as
+ * tide_lock_acquire, so "do I hold it?" has an answer), -EINVAL, -EPERM
+ * (not in a task). */
 TIDE_API int tide_lock_try_acquire(tide_lock *l);
 /* Errors: -EINVAL, -EPERM (the current task does not hold it). */
 TIDE_API int tide_lock_release(tide_lock *l);
@@ -127,8 +143,9 @@ typedef struct tide_event {
     tide_waitlist waiters; /* private */
 } tide_event;
 
+/* init, set, clear: 0, or -EINVAL (e NULL); none of them waits. */
 TIDE_API int tide_event_init(tide_event *e);
-/* Sets the event and wakes every waiter.  Errors: -EINVAL. */
+/* Sets the event and wakes every waiter. */
 TIDE_API int tide_event_set(tide_event *e);
 TIDE_API int tide_event_clear(tide_event *e);
 TIDE_API int tide_event_is_set(const tide_event *e);
@@ -144,7 +161,8 @@ typedef struct tide_cond {
     tide_waitlist waiters; /* private */
 } tide_cond;
 
-/* A condition variable over lock (NULL: its own lock, see tide_cond_lock). */
+/* A condition variable over lock (NULL: its own lock, see tide_cond_lock).
+ * Errors: -EINVAL (c NULL). */
 TIDE_API int tide_cond_init(tide_cond *c, tide_lock *lock);
 TIDE_API tide_lock *tide_cond_lock(tide_cond *c);
 /* Releases the lock, waits for a notify, takes the lock back: the lock is
@@ -159,20 +177,24 @@ TIDE_API int tide_cond_notify_all(tide_cond *c);
 
 typedef struct tide_sem {
     long value;            /* private */
-    long bound;            /* private: 0, or the bounded semaphore's maximum */
+    long bound;            /* private: the most value may reach (LONG_MAX: unbounded) */
     tide_waitlist waiters; /* private */
 } tide_sem;
 
 /* A semaphore with value permits; tide_bsem_init: a bounded one, whose
- * release past value is an error.  Errors: -EINVAL (value < 0). */
+ * release past value is an error (as Python's BoundedSemaphore: one made
+ * with value 0 has bound 0, and every release of it fails).
+ * Errors: -EINVAL (s NULL or value < 0). */
 TIDE_API int tide_sem_init(tide_sem *s, long value);
 TIDE_API int tide_bsem_init(tide_sem *s, long value);
 /* Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_sem_acquire(tide_sem *s);
-/* 0, or -EBUSY if no permit is free. */
+/* 0, or -EBUSY if no permit is free; -EINVAL.  Never waits, so it may be
+ * called outside a task. */
 TIDE_API int tide_sem_try_acquire(tide_sem *s);
-/* Gives a permit back (to the first waiter, if any).  Errors: -EINVAL,
- * -EOVERFLOW (a bounded semaphore released more than acquired). */
+/* Gives a permit back (to the first waiter, if any); may be called outside
+ * a task.  Errors: -EINVAL, -EOVERFLOW (a bounded semaphore released more
+ * than acquired, or a count that would pass LONG_MAX). */
 TIDE_API int tide_sem_release(tide_sem *s);
 TIDE_API long tide_sem_value(const tide_sem *s);
 
@@ -220,14 +242,16 @@ TIDE_API int tide_queue_put(tide_queue *q, void *item);
 /* Takes an item, waiting while the queue is empty.  Errors: -EINVAL,
  * -EPERM, -ESHUTDOWN (shut down and empty), -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_queue_get(tide_queue *q, void **item);
-/* Without waiting: -EAGAIN when full / empty. */
+/* Without waiting (so also outside a task): -EAGAIN when full / empty;
+ * -EINVAL, -ESHUTDOWN and (put) -ENOMEM as above. */
 TIDE_API int tide_queue_put_nowait(tide_queue *q, void *item);
 TIDE_API int tide_queue_get_nowait(tide_queue *q, void **item);
 /* One item taken earlier is processed.  Errors: -EINVAL (called more
  * times than items were put). */
 TIDE_API int tide_queue_task_done(tide_queue *q);
 /* Waits until every item put was taken and marked done.
- * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT, -ESHUTDOWN (the queue
+ * was freed meanwhile). */
 TIDE_API int tide_queue_join(tide_queue *q);
 /* asyncio 3.13: from now on put fails with -ESHUTDOWN; get returns the
  * items left, then -ESHUTDOWN.  immediate: also drop the items left (and
