@@ -438,7 +438,8 @@ TIDE_API ssize_t tide_stream_readuntil(tide_stream *s, const void *delim, size_t
 /* tide_stream_readuntil with "\n". */
 TIDE_API ssize_t tide_stream_readline(tide_stream *s, char *buf, size_t cap);
 /* Queues n bytes (written at once when possible); never waits.  Returns n,
- * or the stream's first write error (-EPIPE, -ECONNRESET...), which sticks.
+ * or the stream's first write error (-EPIPE, -ECONNRESET...), which sticks;
+ * -ENOMEM if the bytes cannot be queued (sticky too if part went out).
  * Follow with tide_stream_drain to respect backpressure. */
 TIDE_API ssize_t tide_stream_write(tide_stream *s, const void *buf, size_t n);
 /* If more than the high-water mark is queued, waits until no more than the

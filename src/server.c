@@ -160,7 +160,10 @@ static int acceptor_main(void *arg)
         int fd = tide_accept(srv->fd, NULL, NULL);
         if (fd >= 0) {
             backoff = BACKOFF_MIN_MS;
-            (void)start_conn(srv, fd); /* out of memory: that one is dropped */
+            rc = start_conn(srv, fd); /* out of memory: that one is dropped */
+            if (rc < 0) /* nobody else can learn of it */
+                fprintf(stderr, "tide: server on port %d dropped a connection: %s\n",
+                        tide_sock_port(srv->fd), tide_strerror(rc));
             continue;
         }
         switch (fd) {

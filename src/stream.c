@@ -431,8 +431,8 @@ ssize_t tide_stream_write(tide_stream *s, const void *buf, size_t n)
             while (cap < s->wlen + (n - done))
                 cap *= 2;
             b = tide__realloc(s->wbuf, cap);
-            if (!b)
-                return done ? (ssize_t)done : -ENOMEM;
+            if (!b) /* part went out: the stream is broken, say so (sticky) */
+                return done ? (s->werr = -ENOMEM) : -ENOMEM;
             s->wbuf = b;
             s->wcap = cap;
         }

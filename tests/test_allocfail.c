@@ -37,7 +37,10 @@
  * (deterministically) so that no sweep makes more than MAX_RUNS runs.
  * Environment: TIDE_ALLOCFAIL_FULL=1 sweeps every N; TIDE_ALLOCFAIL_N=k runs
  * only N = k (both modes) and shows its output; TIDE_ALLOCFAIL_VERBOSE=1
- * prints every run's outcome.
+ * prints every run's outcome and where its allocation failed;
+ * TIDE_ALLOCFAIL_TRACE=1 makes each run print the stack of every allocation
+ * (shown with TIDE_ALLOCFAIL_N).  Stacks are offsets in the executable, for
+ * addr2line -f -i -e test_allocfail.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,29 +103,42 @@ static int a_mode;
 static uint64_t a_failed;  /* calls that failed */
 static size_t a_nlive, a_live_bytes;
 static uint64_t a_sig;     /* hash of the sequence of sizes: same program path? */
+static int a_trace;        /* TIDE_ALLOCFAIL_TRACE: print every call's stack */
+static uintptr_t a_base;   /* where this executable is loaded (for addr2line) */
 static int a_fail_nbt;     /* the stack of the first failed call */
 static void *a_fail_bt[BT_DEPTH];
 
-/* Counts a call; 1 if it must fail.  Called with a_mu held. */
-static int a_decide(size_t size, uint64_t *seq)
+/* Counts a call made from the stack bt; 1 if it must fail.  Called with
+ * a_mu held. */
+static int a_decide(void *const *bt, int nbt, uint64_t *seq)
 {
     uint64_t n = ++a_calls;
 
     *seq = n;
-    a_sig = (a_sig ^ (uint64_t)size) * 1099511628211ull;
+    for (int i = 1; i < nbt && i < 5; i++) /* the call site, not the size */
+        a_sig = (a_sig ^ (uint64_t)(uintptr_t)bt[i]) * 1099511628211ull;
+    if (a_trace) {
+        fprintf(stderr, "allocation %" PRIu64 ":", n);
+        for (int i = 1; i < nbt && i < 6; i++)
+            fprintf(stderr, " %#" PRIxPTR, (uintptr_t)bt[i] - a_base - 1);
+        fputc('\n', stderr);
+    }
     if (a_mode == MODE_NONE || n < a_fail_at || (a_mode == MODE_ONE && n != a_fail_at))
         return 0;
-    if (a_failed++ == 0)
-        a_fail_nbt = backtrace(a_fail_bt, BT_DEPTH);
+    if (a_failed++ == 0) {
+        a_fail_nbt = nbt;
+        memcpy(a_fail_bt, bt, sizeof a_fail_bt);
+    }
     return 1;
 }
 
-static void *a_track(blk *b, size_t size, uint64_t seq)
+static void *a_track(blk *b, size_t size, uint64_t seq, void *const *bt, int nbt)
 {
     b->magic = BLK_MAGIC;
     b->size = size;
     b->seq = seq;
-    b->nbt = backtrace(b->bt, BT_DEPTH);
+    b->nbt = nbt;
+    memcpy(b->bt, bt, sizeof b->bt);
     pthread_mutex_lock(&a_mu);
     b->next = a_live.next;
     b->prev = &a_live;
@@ -155,12 +171,14 @@ static blk *a_untrack(void *p)
 
 static void *t_malloc(size_t size)
 {
+    void *bt[BT_DEPTH] = {0};
+    int nbt = backtrace(bt, BT_DEPTH);
     uint64_t seq;
     blk *b;
     int fail;
 
     pthread_mutex_lock(&a_mu);
-    fail = a_decide(size, &seq);
+    fail = a_decide(bt, nbt, &seq);
     pthread_mutex_unlock(&a_mu);
     if (fail || size > SIZE_MAX - HDR)
         return NULL;
@@ -168,24 +186,26 @@ static void *t_malloc(size_t size)
     if (!b)
         return NULL;
     memset((char *)b + HDR, 0xa5, size); /* nobody may count on zeroed memory */
-    return a_track(b, size, seq);
+    return a_track(b, size, seq, bt, nbt);
 }
 
 static void *t_calloc(size_t n, size_t size)
 {
+    void *bt[BT_DEPTH] = {0};
+    int nbt = backtrace(bt, BT_DEPTH);
     uint64_t seq;
     blk *b;
     int fail;
 
     pthread_mutex_lock(&a_mu);
-    fail = a_decide(n * size, &seq);
+    fail = a_decide(bt, nbt, &seq);
     pthread_mutex_unlock(&a_mu);
     if (fail || (size && n > (SIZE_MAX - HDR) / size))
         return NULL;
     b = calloc(1, HDR + n * size);
     if (!b)
         return NULL;
-    return a_track(b, n * size, seq);
+    return a_track(b, n * size, seq, bt, nbt);
 }
 
 static void t_free(void *p)
@@ -204,6 +224,8 @@ static void t_free(void *p)
  * the old block as it was. */
 static void *t_realloc(void *p, size_t size)
 {
+    void *bt[BT_DEPTH] = {0};
+    int nbt;
     uint64_t seq;
     blk *ob;
     void *np;
@@ -216,8 +238,9 @@ static void *t_realloc(void *p, size_t size)
         fprintf(stderr, "allocfail: realloc of %p, not a live block\n", p);
         abort();
     }
+    nbt = backtrace(bt, BT_DEPTH);
     pthread_mutex_lock(&a_mu);
-    fail = a_decide(size, &seq);
+    fail = a_decide(bt, nbt, &seq);
     pthread_mutex_unlock(&a_mu);
     if (fail || size > SIZE_MAX - HDR)
         return NULL;
@@ -227,7 +250,7 @@ static void *t_realloc(void *p, size_t size)
             return NULL;
         memset((char *)b + HDR, 0xa5, size);
         memcpy((char *)b + HDR, p, ob->size < size ? ob->size : size);
-        np = a_track(b, size, seq);
+        np = a_track(b, size, seq, bt, nbt);
     }
     t_free(p);
     return np;
@@ -261,7 +284,8 @@ static void a_disarm(void)
 #define NLOCKERS 2
 #define NEVWAITERS 2
 #define NTICKS 300    /* call_soon callbacks at once: more than one slab of nodes */
-#define NFAN 70       /* sleeping tasks at once: the timer heap grows past 64 */
+#define NFAN 80       /* tasks at once, most sleeping: the timer heap grows past 64 */
+#define NFAN_QUICK 10
 #define NPQ 40        /* items in the priority / LIFO queues: they grow */
 #define BULK_LINES 4  /* long lines: read buffers grow, write buffers queue */
 #define BULK_LEN 30000
@@ -295,6 +319,7 @@ typedef struct prog {
     int pool_ok;
     int fan_ok, pq_ok, wf_ok, ticks;
     int port;
+    tide_stream *pre;    /* main's connection, for client 1 */
     int clients_ok;
     int handlers_done;
     tide_local_key key;
@@ -306,7 +331,7 @@ static int note_err(int rc, const char *where)
 {
     if (rc < 0 && !P.err) {
         P.err = rc;
-        snprintf(P.err_where, sizeof P.err_where, "%s", where);
+        snprintf(P.err_where, sizeof P.err_where, "%.95s", where);
     }
     return rc;
 }
@@ -491,7 +516,9 @@ static int sleeper(void *arg)
 }
 
 /* Many tasks of their own (not in the group): tide_wait, as_completed,
- * tide_gather. */
+ * tide_gather.  NFAN_QUICK of them end after a yield; the others sleep
+ * long (their timers make the heap grow) until they are cancelled.  No
+ * short timed sleep here, so the allocations do not depend on timing. */
 static int fan_body(tide_task **ts, int *n)
 {
     tide_task_opts o;
@@ -501,12 +528,13 @@ static int fan_body(tide_task **ts, int *n)
     tide_task_opts_init(&o);
     o.stack_size = TIDE_MIN_STACK_SIZE;
     for (*n = 0; *n < NFAN; (*n)++)
-        CK(tide_create_task_ex(&ts[*n], NULL, sleeper, (void *)(intptr_t)(1 + *n % 3), &o));
+        CK(tide_create_task_ex(&ts[*n], NULL, sleeper,
+                               (void *)(intptr_t)(*n < NFAN_QUICK ? 0 : 60000), &o));
     rc = tide_wait(ts, NFAN, TIDE_FIRST_COMPLETED);
     CK(rc);
     expect(rc >= 1, "tide_wait: one ended");
-    CK(tide_as_completed_new(&it, ts, 10));
-    for (int i = 0; i < 10; i++) {
+    CK(tide_as_completed_new(&it, ts, NFAN_QUICK));
+    for (int i = 0; i < NFAN_QUICK; i++) {
         tide_task *t = NULL;
         rc = tide_as_completed_next(it, &t);
         if (rc < 0) {
@@ -521,18 +549,20 @@ static int fan_body(tide_task **ts, int *n)
 
 static int fan(void *arg)
 {
-    static __thread int results[NFAN];
+    int results[NFAN];
     tide_task *ts[NFAN];
-    int n = 0, rc, grc;
+    int n = 0, rc;
 
     (void)arg;
     rc = fan_body(ts, &n);
-    if (rc < 0)
-        for (int i = 0; i < n; i++)
-            (void)tide_cancel(ts[i]);
-    grc = tide_gather(ts, (size_t)n, results);
+    for (int i = rc < 0 ? 0 : NFAN_QUICK; i < n; i++)
+        (void)tide_cancel(ts[i]);
+    (void)tide_gather(ts, (size_t)n, results); /* releases them all */
     CK(rc);
-    CK(grc);
+    for (int i = 0; i < n; i++) {
+        if (results[i] != (i < NFAN_QUICK ? 0 : -ECANCELED))
+            CK(results[i] < 0 ? results[i] : -EPROTO);
+    }
     P.fan_ok = 1;
     return 0;
 }
@@ -667,8 +697,13 @@ static int client(void *arg)
     tide_stream *s;
     int rc, crc;
 
+    if (arg) { /* client 1 talks over the connection main made */
+        CK(client_talk(P.pre, 1));
+        P.clients_ok++;
+        return 0;
+    }
     CK(tide_open_connection("127.0.0.1", P.port, &s));
-    rc = client_talk(s, (int)(intptr_t)arg);
+    rc = client_talk(s, 0);
     crc = tide_stream_close(s);
     CK(rc);
     CK(crc);
@@ -679,20 +714,23 @@ static int client(void *arg)
 /* Long lines, all written before the first is read back: the read buffers
  * grow to hold them, and with a small socket send buffer the writes queue
  * in the stream and drain waits. */
-static char bulk_out[BULK_LEN + 1], bulk_in[BULK_LEN + 64];
+static char bulk_out[2 * BULK_LEN], bulk_in[BULK_LEN + 64];
 
 static int bulk_talk(tide_stream *s)
 {
     int sz = 4096;
 
     CK(setsockopt(tide_stream_fd(s), SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz) < 0 ? -errno : 0);
-    memset(bulk_out, 'b', BULK_LEN - 1);
-    bulk_out[BULK_LEN - 1] = '\n';
-    for (int i = 0; i < BULK_LINES; i++) {
-        ssize_t w = tide_stream_write(s, bulk_out, BULK_LEN);
+    memset(bulk_out, 'b', sizeof bulk_out);
+    bulk_out[BULK_LEN - 1] = bulk_out[2 * BULK_LEN - 1] = '\n';
+    /* Two lines in one call (the kernel takes part, the stream queues the
+     * rest), then one line per call (queued behind). */
+    for (int i = 0; i < BULK_LINES; i += i ? 1 : 2) {
+        size_t len = i ? BULK_LEN : 2 * BULK_LEN;
+        ssize_t w = tide_stream_write(s, i ? bulk_out + BULK_LEN : bulk_out, len);
         if (w < 0)
             return note_err((int)w, "bulk: tide_stream_write");
-        expect(w == BULK_LEN, "tide_stream_write wrote everything it returned");
+        expect(w == (ssize_t)len, "tide_stream_write wrote everything it returned");
     }
     CK(tide_stream_drain(s));
     for (int i = 0; i < BULK_LINES; i++) {
@@ -720,6 +758,16 @@ static int bulk_client(void *arg)
     CK(crc);
     P.clients_ok++;
     return 0;
+}
+
+/* Detached, waiting for an event nobody sets: tide_run's ending cancels
+ * it.  One per round, so the loop is freed with tasks still alive. */
+static tide_event never_ev;
+
+static int background(void *arg)
+{
+    (void)arg;
+    return tide_event_wait(&never_ev) == -ECANCELED ? 0 : -EPROTO;
 }
 
 /* ---- one round */
@@ -773,9 +821,18 @@ static int round_body(tide_group *g, tide_server **srv)
     CK(tide_lock_init(&P.lock));
     CK(tide_event_init(&P.ev));
     CK(tide_local_set(&P.key, &P));
+    {
+        tide_task *bg;
+        CK(tide_create_task(&bg, background, NULL));
+        CK(tide_detach(bg));
+    }
     CK(tide_start_server("127.0.0.1", 0, handler, NULL, NULL, srv));
     CK(P.port = tide_server_port(*srv));
     expect(tide_task_list(NULL, &info, 1) >= 1 && info.task == cur, "the main task is listed");
+    /* "localhost" needs a lookup, on the pool: done here, while the other
+     * tasks wait, so the order of allocations does not depend on when the
+     * lookup comes back. */
+    CK(tide_open_connection("localhost", P.port, &P.pre));
     return spawn_all(g);
 }
 
@@ -793,6 +850,7 @@ static int run_round(void)
     P.cb_expected = 5 + NTICKS;
     P.fut = NULL;
     P.q = NULL;
+    P.pre = NULL;
     (void)tide_event_init(&P.cb_ev);
 
     rc = round_body(&g, &srv);
@@ -802,6 +860,11 @@ static int run_round(void)
         grc = tide_group_wait(&g);
         if (grc < 0 && rc == 0)
             rc = note_err(grc, "tide_group_wait");
+    }
+    if (P.pre) {
+        int crc = tide_stream_close(P.pre);
+        if (crc < 0 && rc == 0)
+            rc = note_err(crc, "tide_stream_close(main's)");
     }
     if (srv) {
         int src = tide_server_close(srv, rc < 0 ? TIDE_SERVER_CANCEL : TIDE_SERVER_WAIT);
@@ -898,6 +961,7 @@ static void run_once(int mode, uint64_t at, result *r)
     int fds0 = tt_count_fds();
 
     memset(&P, 0, sizeof P);
+    (void)tide_event_init(&never_ev);
     if (tide_local_key_init(&P.key) < 0)
         abort();
     a_arm(mode, at);
@@ -992,21 +1056,21 @@ static int run_child(int mode, uint64_t at, int twice, result *r, char *errbuf, 
 }
 
 /* Errors a run may end with when N failed.  -ENOMEM is what tide must
- * report.  PEER_GONE: the server's acceptor drops a connection it cannot
- * serve (start_conn out of memory) by design, and the client then meets
- * EOF. */
-static int rc_allowed(int rc)
+ * report.  The server's acceptor drops a connection it cannot set up
+ * (start_conn out of memory), by design, and says so on stderr: its client
+ * then meets EOF (PEER_GONE), -ECONNRESET or -EPIPE. */
+static int rc_allowed(int rc, const char *errbuf)
 {
-    return rc == 0 || rc == -ENOMEM || rc == PEER_GONE;
+    if (rc == 0 || rc == -ENOMEM)
+        return 1;
+    return (rc == PEER_GONE || rc == -ECONNRESET || rc == -EPIPE) &&
+           strstr(errbuf, "dropped a connection: Cannot allocate memory");
 }
 
 static void print_bt(const char *what, void *const *bt, int n)
 {
-    Dl_info di;
-    uintptr_t base = 0;
+    uintptr_t base = a_base;
 
-    if (dladdr((void *)print_bt, &di) && di.dli_fbase)
-        base = (uintptr_t)di.dli_fbase;
     fprintf(stderr, "    %s (addr2line -f -i -e test_allocfail):", what);
     for (int i = 1; i < n; i++)
         fprintf(stderr, " %#" PRIxPTR, (uintptr_t)bt[i] - base - 1);
@@ -1034,7 +1098,7 @@ static int judge(int mode, uint64_t n, int st, const result *r, const char *errb
             snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(st));
     } else if (r->lost) {
         snprintf(why, sizeof why, "lost error: %s", r->lost_what);
-    } else if (!rc_allowed(r->rc)) {
+    } else if (!rc_allowed(r->rc, errbuf)) {
         snprintf(why, sizeof why, "wrong error %d (%s) from %s", r->rc, tide_strerror(r->rc),
                  r->err_where[0] ? r->err_where : "?");
     } else if (r->nlive) {
@@ -1049,6 +1113,8 @@ static int judge(int mode, uint64_t n, int st, const result *r, const char *errb
             fprintf(stderr, "  [%s N=%" PRIu64 "] ok: rc %d (%s)%s%s, %" PRIu64 " calls\n",
                     mode_name(mode), n, r->rc, tide_strerror(r->rc), r->err_where[0] ? " from " : "",
                     r->err_where, r->calls);
+        if (verbose && r->fail_nbt)
+            print_bt("failed allocation", r->fail_bt, r->fail_nbt);
         return 0;
     }
     fprintf(stderr, "  [%s N=%" PRIu64 "] FAIL: %s\n", mode_name(mode), n, why);
@@ -1067,7 +1133,7 @@ static int judge(int mode, uint64_t n, int st, const result *r, const char *errb
 
 /* ============================================================== tests */
 
-static char errbuf[16384];
+static char errbuf[1 << 17];
 
 static void install_allocator(void)
 {
@@ -1232,6 +1298,12 @@ int main(void)
         cmocka_unit_test(test_sweep_one),
         cmocka_unit_test(test_sweep_from),
     };
+    Dl_info di;
+    const char *trace = getenv("TIDE_ALLOCFAIL_TRACE");
+
+    if (dladdr((void *)main, &di) && di.dli_fbase)
+        a_base = (uintptr_t)di.dli_fbase;
+    a_trace = trace && *trace && *trace != '0';
     signal(SIGPIPE, SIG_IGN);
     save_signals();
     return cmocka_run_group_tests(tests, NULL, NULL);
