@@ -14,6 +14,9 @@
  *  - Cancellation is level-triggered: once a task is cancelled, every
  *    suspending call it makes returns -ECANCELED until it returns.  A task that
  *    never suspends cannot be cancelled.
+ *  - A suspending call whose wait needs a timer (a sleep, a wait_for, the
+ *    deadline of a timeout scope) may also fail with -ENOMEM when the timer
+ *    cannot be armed; it then behaves as when it is cancelled.
  */
 #ifndef TIDE_H
 #define TIDE_H
@@ -218,7 +221,8 @@ TIDE_API ssize_t tide_task_list(tide_loop *loop, tide_task_info *out, size_t cap
 
 /* Suspends the current task for ms milliseconds; tide_sleep(0) yields to the
  * other ready tasks (round-robin).  Returns 0, -ECANCELED, -ETIMEDOUT (a
- * timeout scope expired), -EPERM (not in a task), -EINVAL (ms < 0). */
+ * timeout scope expired), -EPERM (not in a task), -EINVAL (ms < 0), -ENOMEM
+ * (no timer could be armed; tide_sleep(0) never fails so). */
 TIDE_API int tide_sleep(int64_t ms);
 
 /* Waits for all n tasks and releases them.  results (may be NULL) receives
