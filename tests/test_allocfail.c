@@ -318,8 +318,10 @@ typedef struct prog {
     /* callbacks of this round */
     int ncb, cb_expected, cb_never;
     tide_event cb_ev;
-    tide_future *fut;
-    int fut_value_ok;
+    tide_future *fut, *fut2; /* fut2 fails with -EXDEV */
+    int fut_value_ok, fut2_seen;
+    tide_group *outer;
+    int nest_ok;
     tide_queue *q;
     int consumed;
     tide_lock lock;
@@ -409,6 +411,14 @@ static void on_done(tide_future *f, void *arg)
     cb_count((int)(intptr_t)arg);
 }
 
+static void on_done2(tide_future *f, void *arg)
+{
+    if ((int)(intptr_t)arg != P.round)
+        return;
+    expect(tide_future_result(f, NULL) == -EXDEV, "failed future's done callback");
+    cb_count((int)(intptr_t)arg);
+}
+
 /* ---- group members */
 
 static int producer(void *arg)
@@ -493,6 +503,58 @@ static int fut_setter(void *arg)
     (void)arg;
     CK(tide_sleep(0));
     CK(tide_future_set_result(P.fut, &P));
+    CK(tide_future_set_error(P.fut2, -EXDEV));
+    return 0;
+}
+
+/* Two tasks await the future that fails; each then adds a done callback
+ * to it, done already: scheduled at once. */
+static int fut2_waiter(void *arg)
+{
+    int rc = tide_future_await(P.fut2, NULL);
+
+    if (rc != -EXDEV) {
+        expect(rc < 0, "a failed future's error reaches its awaiters");
+        return note_err(rc < 0 ? rc : -EPROTO, "tide_future_await(fut2)");
+    }
+    CK(tide_future_add_done_callback(P.fut2, on_done2, (void *)(intptr_t)P.round));
+    P.fut2_seen++;
+    (void)arg;
+    return 0;
+}
+
+/* A nested group; its members also spawn into the outer group while it is
+ * being waited for. */
+static int nest_leaf(void *arg)
+{
+    (void)arg;
+    CK(tide_sleep(0));
+    return 0;
+}
+
+static int nest_child(void *arg)
+{
+    (void)arg;
+    CK(tide_group_spawn(P.outer, nest_leaf, NULL, NULL, NULL));
+    CK(tide_sleep(0));
+    return 0;
+}
+
+static int nester(void *arg)
+{
+    tide_group inner;
+    int rc = 0, grc;
+
+    (void)arg;
+    CK(tide_group_init(&inner));
+    for (int i = 0; i < 2 && rc == 0; i++)
+        rc = note_err(tide_group_spawn(&inner, nest_child, NULL, NULL, NULL), "nested spawn");
+    if (rc < 0)
+        (void)tide_group_cancel(&inner);
+    grc = tide_group_wait(&inner);
+    CK(rc);
+    CK(grc);
+    P.nest_ok = 1;
     return 0;
 }
 
@@ -812,7 +874,7 @@ static int spawn_all(tide_group *g)
         {ev_waiter, NEVWAITERS, 0}, {ev_setter, 1, 0},        {fut_waiter, 1, 0},
         {fut_setter, 1, 0},         {pool_user, 1, 0},        {client, NCLIENTS, 128 * 1024},
         {bulk_client, 1, 0},        {fan, 1, 0},              {pq_user, 1, 0},
-        {wf_user, 1, 0},
+        {wf_user, 1, 0},            {fut2_waiter, 2, 0},      {nester, 1, 0},
     };
     for (size_t m = 0; m < sizeof members / sizeof members[0]; m++) {
         for (int i = 0; i < members[m].n; i++) {
@@ -836,6 +898,7 @@ static int round_body(tide_group *g, tide_server **srv)
 
     CK(tide_group_init(g));
     CK(tide_future_new(&P.fut));
+    CK(tide_future_new_on(&P.fut2, P.loop));
     CK(tide_future_add_done_callback(P.fut, on_done, r));
     CK(tide_future_add_done_callback(P.fut, on_done, r));
     CK(tide_call_soon(P.loop, on_soon, r));
@@ -878,9 +941,12 @@ static int run_round(void)
     P.in_cs = P.cs_done = P.ev_woken = P.pool_ok = 0;
     P.clients_ok = P.handlers_done = 0;
     P.fan_ok = P.pq_ok = P.wf_ok = P.ticks = 0;
-    /* 2 done callbacks, call_soon, call_later, threadsafe, the ticks */
-    P.cb_expected = 5 + NTICKS;
-    P.fut = NULL;
+    /* 2 done callbacks, call_soon, call_later, threadsafe, the ticks, 2 on
+     * fut2 */
+    P.cb_expected = 5 + NTICKS + 2;
+    P.fut = P.fut2 = NULL;
+    P.fut2_seen = P.nest_ok = 0;
+    P.outer = &g;
     P.q = NULL;
     P.pre = NULL;
     (void)tide_event_init(&P.cb_ev);
@@ -925,10 +991,13 @@ static int run_round(void)
                "every client served");
         expect(P.ticks == NTICKS, "every tick ran");
         expect(P.fan_ok && P.pq_ok && P.wf_ok, "fan, queues, wait_for");
+        expect(P.fut2_seen == 2 && P.nest_ok, "failed future, nested group");
         expect(tide_queue_size(P.q) == 0, "queue empty");
     }
     tide_queue_free(P.q);
     tide_future_free(P.fut);
+    tide_future_free(P.fut2);
+    P.outer = NULL;
     return rc;
 }
 
