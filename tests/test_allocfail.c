@@ -106,15 +106,15 @@ enum { MODE_NONE = 0, MODE_ONE, MODE_FROM };
 
 static pthread_mutex_t a_mu = PTHREAD_MUTEX_INITIALIZER;
 static blk a_live = {.prev = &a_live, .next = &a_live};
-static uint64_t a_calls;   /* allocation calls so far */
+static uint64_t a_calls;               /* allocation calls so far */
 static uint64_t a_fail_at, a_fail_end; /* calls [at, end] fail */
 static int a_mode;
-static uint64_t a_failed;  /* calls that failed */
+static uint64_t a_failed; /* calls that failed */
 static size_t a_nlive, a_live_bytes;
-static uint64_t a_sig;     /* hash of the sequence of call sites: same path? */
-static int a_trace;        /* TIDE_ALLOCFAIL_TRACE: print every call's stack */
-static uintptr_t a_base;   /* where this executable is loaded (for addr2line) */
-static int a_fail_nbt;     /* the stack of the first failed call */
+static uint64_t a_sig;   /* hash of the sequence of call sites: same path? */
+static int a_trace;      /* TIDE_ALLOCFAIL_TRACE: print every call's stack */
+static uintptr_t a_base; /* where this executable is loaded (for addr2line) */
+static int a_fail_nbt;   /* the stack of the first failed call */
 static void *a_fail_bt[BT_DEPTH];
 
 /* Counts a call made from the stack bt; 1 if it must fail.  Called with
@@ -303,13 +303,13 @@ static void a_disarm(void)
 #define NITEMS 6
 #define NLOCKERS 2
 #define NEVWAITERS 2
-#define NTICKS 300    /* call_soon callbacks at once: more than one slab of nodes */
-#define NFAN 80       /* tasks at once, most sleeping: the timer heap grows past 64 */
+#define NTICKS 300 /* call_soon callbacks at once: more than one slab of nodes */
+#define NFAN 80    /* tasks at once, most sleeping: the timer heap grows past 64 */
 #define NFAN_QUICK 10
-#define NPQ 40        /* items in the priority / LIFO queues: they grow */
-#define BULK_LINES 4  /* long lines: read buffers grow, write buffers queue */
+#define NPQ 40       /* items in the priority / LIFO queues: they grow */
+#define BULK_LINES 4 /* long lines: read buffers grow, write buffers queue */
 #define BULK_LEN 30000
-#define LOST_RC (-EPROTO) /* what main returns for a lost error */
+#define LOST_RC (-EPROTO)         /* what main returns for a lost error */
 #define PEER_GONE (-ECONNABORTED) /* a client met EOF before its reply */
 
 typedef struct pool_arg {
@@ -320,9 +320,9 @@ typedef struct pool_arg {
 typedef struct prog {
     int round;
     tide_loop *loop;
-    int err;             /* the first error any call returned, 0 */
+    int err; /* the first error any call returned, 0 */
     char err_where[96];
-    int lost;            /* a check failed while every call had succeeded */
+    int lost; /* a check failed while every call had succeeded */
     char lost_what[160];
     /* callbacks of this round */
     int ncb, cb_expected, cb_never;
@@ -337,11 +337,11 @@ typedef struct prog {
     int in_cs, cs_done;
     tide_event ev;
     int ev_woken;
-    pool_arg parg;       /* outlives a cancelled tide_to_thread: global */
+    pool_arg parg; /* outlives a cancelled tide_to_thread: global */
     int pool_ok;
     int fan_ok, pq_ok, wf_ok, ticks;
     int port;
-    tide_stream *pre;    /* main's connection, for client 1 */
+    tide_stream *pre; /* main's connection, for client 1 */
     int clients_ok;
     int handlers_done;
     tide_local_key key;
@@ -368,11 +368,11 @@ static void expect(int ok, const char *what)
     }
 }
 
-#define CK(call)                                                                               \
-    do {                                                                                       \
-        int ck_rc_ = (int)(call);                                                              \
-        if (ck_rc_ < 0)                                                                        \
-            return note_err(ck_rc_, #call);                                                    \
+#define CK(call)                                                                                   \
+    do {                                                                                           \
+        int ck_rc_ = (int)(call);                                                                  \
+        if (ck_rc_ < 0)                                                                            \
+            return note_err(ck_rc_, #call);                                                        \
     } while (0)
 
 /* ---- callbacks: args carry the round, so a late one of an abandoned
@@ -767,8 +767,8 @@ static int client_talk(tide_stream *s, int id)
     char out[64], want[64], in[128];
 
     for (int i = 0; i < NLINES; i++) {
-        int len = snprintf(out, sizeof out, "hello %d from client %d of round %d\n", i, id,
-                           P.round);
+        int len =
+            snprintf(out, sizeof out, "hello %d from client %d of round %d\n", i, id, P.round);
         ssize_t w = tide_stream_write(s, out, (size_t)len);
         if (w < 0)
             return note_err((int)w, "client: tide_stream_write");
@@ -873,11 +873,21 @@ static int spawn_all(tide_group *g)
         int n;
         size_t stack;
     } members[] = {
-        {producer, 1, 0},          {consumer, 1, 64 * 1024}, {locker, NLOCKERS, 32 * 1024},
-        {ev_waiter, NEVWAITERS, 0}, {ev_setter, 1, 0},        {fut_waiter, 1, 0},
-        {fut_setter, 1, 0},         {pool_user, 1, 0},        {client, NCLIENTS, 128 * 1024},
-        {bulk_client, 1, 0},        {fan, 1, 0},              {pq_user, 1, 0},
-        {wf_user, 1, 0},            {fut2_waiter, 2, 0},      {nester, 1, 0},
+        {producer, 1, 0},
+        {consumer, 1, 64 * 1024},
+        {locker, NLOCKERS, 32 * 1024},
+        {ev_waiter, NEVWAITERS, 0},
+        {ev_setter, 1, 0},
+        {fut_waiter, 1, 0},
+        {fut_setter, 1, 0},
+        {pool_user, 1, 0},
+        {client, NCLIENTS, 128 * 1024},
+        {bulk_client, 1, 0},
+        {fan, 1, 0},
+        {pq_user, 1, 0},
+        {wf_user, 1, 0},
+        {fut2_waiter, 2, 0},
+        {nester, 1, 0},
     };
     for (size_t m = 0; m < sizeof members / sizeof members[0]; m++) {
         for (int i = 0; i < members[m].n; i++) {
@@ -1098,8 +1108,8 @@ static int backoff_main(void *arg)
 /* ============================================================ the runs */
 
 typedef struct result {
-    int completed;   /* the child wrote this */
-    int rc;          /* tide_run's result */
+    int completed; /* the child wrote this */
+    int rc;        /* tide_run's result */
     int lost;
     char lost_what[160];
     char err_where[96];
@@ -1284,8 +1294,8 @@ static int judge(int mode, uint64_t n, int st, const result *r, const char *errb
         snprintf(why, sizeof why, "wrong error %d (%s) from %s", r->rc, tide_strerror(r->rc),
                  r->err_where[0] ? r->err_where : "?");
     } else if (r->nlive) {
-        snprintf(why, sizeof why, "leak: %zu blocks (%zu bytes) live, oldest: call %" PRIu64
-                                  " of %zu bytes",
+        snprintf(why, sizeof why,
+                 "leak: %zu blocks (%zu bytes) live, oldest: call %" PRIu64 " of %zu bytes",
                  r->nlive, r->live_bytes, r->leak_seq[0], r->leak_size[0]);
     } else if (r->fd_delta) {
         snprintf(why, sizeof why, "%d fds leaked", r->fd_delta);
@@ -1293,8 +1303,8 @@ static int judge(int mode, uint64_t n, int st, const result *r, const char *errb
     if (!why[0]) {
         if (verbose)
             fprintf(stderr, "  [%s N=%" PRIu64 "] ok: rc %d (%s)%s%s, %" PRIu64 " calls\n",
-                    mode_name(mode), n, r->rc, tide_strerror(r->rc), r->err_where[0] ? " from " : "",
-                    r->err_where, r->calls);
+                    mode_name(mode), n, r->rc, tide_strerror(r->rc),
+                    r->err_where[0] ? " from " : "", r->err_where, r->calls);
         if (verbose && r->fail_nbt)
             print_bt("failed allocation", r->fail_bt, r->fail_nbt);
         return 0;
@@ -1365,8 +1375,9 @@ static void test_no_failure_twice(void **state)
     assert_int_equal(r.nlive, 0);
     assert_int_equal(r.rc2, 0);
     assert_int_equal(r.nlive2, 0);
-    fprintf(stderr, "allocfail: %" PRIu64 " allocations per run (second run in the same "
-                    "process: %" PRIu64 ")\n",
+    fprintf(stderr,
+            "allocfail: %" PRIu64 " allocations per run (second run in the same "
+            "process: %" PRIu64 ")\n",
             r.calls, r.calls2);
     assert_true(r.calls > 0);
 }
@@ -1426,7 +1437,8 @@ static int sweep(int mode, uint64_t total)
         clock_gettime(CLOCK_MONOTONIC, &r1);
         if (verbose)
             fprintf(stderr, "  [%s N=%" PRIu64 "] %.1f ms\n", mode_name(mode), n,
-                    (double)(r1.tv_sec - r0.tv_sec) * 1e3 + (double)(r1.tv_nsec - r0.tv_nsec) / 1e6);
+                    (double)(r1.tv_sec - r0.tv_sec) * 1e3 +
+                        (double)(r1.tv_nsec - r0.tv_nsec) / 1e6);
         runs++;
         if (judge(mode, n, st, &r, errbuf, verbose)) {
             failures++;
