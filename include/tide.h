@@ -14,6 +14,9 @@
  *  - Cancellation is level-triggered: once a task is cancelled, every
  *    suspending call it makes returns -ECANCELED until it returns.  A task that
  *    never suspends cannot be cancelled.
+ *  - A suspending call whose wait needs a timer (a sleep, a wait_for, the
+ *    deadline of a timeout scope) may also fail with -ENOMEM when the timer
+ *    cannot be armed; it then behaves as when it is cancelled.
  */
 #ifndef TIDE_H
 #define TIDE_H

@@ -169,6 +169,14 @@ static void unlink_slot(void *arg)
     *(tide_task **)arg = NULL;
 }
 
+/* Sleeps ms; only yields if no timer can be had (out of memory), so that
+ * only cancellation ends the acceptor. */
+static int backoff_sleep(int ms)
+{
+    int rc = tide_sleep(ms);
+    return rc == -ENOMEM ? tide_sleep(0) : rc;
+}
+
 static int acceptor_main(void *arg)
 {
     tide_server *srv = arg;
@@ -186,7 +194,10 @@ static int acceptor_main(void *arg)
         int fd = tide_accept(srv->fd, NULL, NULL);
         if (fd >= 0) {
             backoff = BACKOFF_MIN_MS;
-            (void)start_conn(srv, fd); /* out of memory: that one is dropped */
+            rc = start_conn(srv, fd); /* out of memory: that one is dropped */
+            if (rc < 0) /* nobody else can learn of it */
+                fprintf(stderr, "tide: server on port %d dropped a connection: %s\n",
+                        tide_sock_port(srv->fd), tide_strerror(rc));
             continue;
         }
         switch (fd) {
@@ -196,7 +207,7 @@ static int acceptor_main(void *arg)
         case -ENOMEM:
             /* Out of fds or memory: leave the connection in the backlog and
              * try again later; no spinning, the listener stays. */
-            rc = tide_sleep(backoff);
+            rc = backoff_sleep(backoff);
             if (rc < 0)
                 return 0;
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -206,7 +217,7 @@ static int acceptor_main(void *arg)
         case -EBADF:
             return 0;
         default: /* a network error on one connection (EPERM from a firewall...) */
-            if (tide_sleep(BACKOFF_MIN_MS) < 0)
+            if (backoff_sleep(BACKOFF_MIN_MS) < 0)
                 return 0;
             break;
         }
