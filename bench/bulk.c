@@ -41,27 +41,39 @@
  *
  * Per run: start the server, connect, warm up (0.5 s, and until every
  * connection has had a message back), measure over a fixed window (3 s),
- * stop the server.  The servers run in turn, their order alternated between
- * runs; the summary takes each server's best run figure by figure (highest
- * MB/s, lowest of each percentile: noise only makes things worse).  Every run
- * is printed as well.  Every byte is verified: message m of connection c is
- * its own window of a pseudo-random pattern, so a lost, repeated, reordered,
- * misrouted or corrupted byte stops the benchmark.
+ * stop the load and check that every timed message still comes back (a lost
+ * wake-up would show there), stop the server.  The servers run in turn,
+ * their order alternated between runs.  Every run is printed; a run is
+ * "noisy" when the server or the client spent 10% of the window runnable but
+ * waiting for its CPU (the machine is shared: another process had it), and
+ * is then measured once more.  The summary takes each server's best quiet
+ * run figure by figure (highest MB/s, lowest of each percentile and of the
+ * CPU cost: noise only makes things worse), its best noisy ones if it had no
+ * quiet run (marked ~).  Ratios are tide / ref.  Every byte is verified:
+ * message m of connection c is its own window of a pseudo-random pattern, so
+ * a lost, repeated, reordered, misrouted or corrupted byte stops the
+ * benchmark.
  *
  * Latency is measured so that the client's own loop does not count: the send
  * time is CLOCK_REALTIME just before the send call, the arrival time is the
  * kernel's receive timestamp (SO_TIMESTAMPNS) of the last data returned by
  * the recv that completed the message (on loopback: when the server's send
- * put it on the wire; -c times them when the client sees them instead, which
- * adds the client's own delays).  A message still unanswered when the window closes
- * counts with its age so far (a lower bound), so a starved connection shows
- * as such rather than as missing samples.  The client (one thread, epoll,
- * edge-triggered, at most one 64 KiB recv and one 64 KiB sendmsg per
- * connection per turn, so that no connection delays the others).  Each run
- * line shows, from /proc/.../schedstat over the window, the server's and the
- * client's share of a CPU ("cpu": a client near 100% may be the bottleneck)
- * and of the window spent runnable but waiting for their CPU ("wait": another
- * process had it; the machine is shared, such a run is noise).
+ * put it on the wire; -c times arrivals when the client sees them instead,
+ * which adds the client's own delays).  A message still unanswered when the
+ * window closes counts with its age so far (a lower bound), so a starved
+ * connection shows as such rather than as missing samples.
+ *
+ * The client is one thread: epoll, edge-triggered, at most one 64 KiB recv
+ * and one 64 KiB sendmsg per connection per turn, so that no connection
+ * delays the others.  Each run line shows, from /proc/.../schedstat over the
+ * window, the server's and the client's share of a CPU ("cpu") and of the
+ * window spent waiting for it ("wait"), and the server's CPU time per MB
+ * echoed ("us/MB": its cost, which noise disturbs much less than MB/s).  An
+ * echo client does at least the server's work per byte (plus the check), so
+ * against the reference it runs near 100% too: ref's MB/s is then what one
+ * client core can drive, a lower bound of the server's capacity; a server
+ * whose MB/s falls short of it while at ~100% CPU with the client below is
+ * the bottleneck, and us/MB says by how much.
  */
 #include "bench.h"
 #include "tide.h"
@@ -826,6 +838,7 @@ typedef struct result {
     double p50, p99, p999; /* ms: bulk: messages; fair: ping-pong */
     size_t samples;
     double srv_cpu, cli_cpu;   /* share of one CPU over the window, -1: n/a */
+    double cpu_mb;             /* server CPU us per MB echoed (the MB/s counted), -1: n/a */
     double srv_wait, cli_wait; /* share of the window runnable but not running */
     uint64_t untimed;
 } result;
@@ -884,6 +897,7 @@ static result measure(load *l, int sc, int srv)
     r.p999 = pct_ms(&l->lat, 0.999);
     r.samples = l->lat.n;
     r.srv_cpu = sok ? (double)(s1 - s0) / (double)(t1 - t0) : -1;
+    r.cpu_mb = sok && bytes ? (double)(s1 - s0) / 1e3 / ((double)bytes / 1e6) : -1;
     r.srv_wait = sok ? (double)(sw1 - sw0) / (double)(t1 - t0) : -1;
     r.cli_cpu = cok ? (double)(c1 - c0) / (double)(t1 - t0) : -1;
     r.cli_wait = cok ? (double)(cw1 - cw0) / (double)(t1 - t0) : -1;
@@ -910,16 +924,18 @@ static void merge(result *best, const result *r)
         best->p99 = r->p99;
     if (r->p999 < best->p999)
         best->p999 = r->p999;
+    if (r->cpu_mb >= 0 && (best->cpu_mb < 0 || r->cpu_mb < best->cpu_mb))
+        best->cpu_mb = r->cpu_mb;
     best->samples += r->samples;
     best->untimed += r->untimed;
 }
 
 static void print_run(int srv, int rep, const result *r)
 {
-    printf("  run %d %-8s %7.1f MB/s  p50 %6.3f  p99 %7.3f  p99.9 %7.3f ms (%6zu)"
-           "  server %3.0f%% cpu %3.0f%% wait  client %3.0f%% %3.0f%%\n",
+    printf("  run %d %-8s %7.1f MB/s  p50 %6.3f  p99 %7.3f  p99.9 %7.3f ms (%6zu)  server %3.0f%% "
+           "cpu %3.0f%% wait %4.0f us/MB  client %3.0f%% %3.0f%%\n",
            rep + 1, g_srv_name[srv], r->mbs, r->p50, r->p99, r->p999, r->samples, r->srv_cpu * 100,
-           r->srv_wait * 100, r->cli_cpu * 100, r->cli_wait * 100);
+           r->srv_wait * 100, r->cpu_mb, r->cli_cpu * 100, r->cli_wait * 100);
     if (noisy(r))
         printf("        ^ noisy: another process had the CPU for part of the window\n");
     fflush(stdout);
@@ -943,9 +959,11 @@ static void summarize(int sc, const result all[NSRV], const result quiet[NSRV])
         mixed |= all[k].ok && !quiet[k].ok;
     }
     if (sc == SC_BULK)
-        printf("%-26s|    MB/s  ratio |  p50 ms  ratio |  p99 ms  ratio\n", "bulk, best runs");
+        printf("%-26s|    MB/s  ratio |  p50 ms  ratio |  p99 ms  ratio | srv us/MB ratio\n",
+               "bulk, best runs");
     else
-        printf("%-26s| bulk MB/s ratio | ping p50 ms  ratio |  p99 ms  ratio | p99.9 ms  ratio\n",
+        printf("%-26s| bulk MB/s ratio | ping p50 ms  ratio |  p99 ms  ratio | p99.9 ms  ratio "
+               "| srv us/MB ratio\n",
                "fair, best runs");
     for (k = 0; k < NSRV; k++) {
         const result *r = &res[k];
@@ -955,13 +973,16 @@ static void summarize(int sc, const result all[NSRV], const result quiet[NSRV])
             continue;
         }
         if (sc == SC_BULK)
-            printf("%-7s%c %-17.17s| %7.1f %6.2f | %7.3f %6.2f | %7.3f %6.2f\n", g_srv_name[k],
-                   mark, g_srv_desc[k], r->mbs, r->mbs / ref->mbs, r->p50, r->p50 / ref->p50,
-                   r->p99, r->p99 / ref->p99);
-        else
-            printf("%-7s%c %-17.17s| %9.1f %5.2f | %11.3f %6.2f | %7.3f %6.2f | %8.3f %6.2f\n",
+            printf("%-7s%c %-17.17s| %7.1f %6.2f | %7.3f %6.2f | %7.3f %6.2f | %9.0f %5.2f\n",
                    g_srv_name[k], mark, g_srv_desc[k], r->mbs, r->mbs / ref->mbs, r->p50,
-                   r->p50 / ref->p50, r->p99, r->p99 / ref->p99, r->p999, r->p999 / ref->p999);
+                   r->p50 / ref->p50, r->p99, r->p99 / ref->p99, r->cpu_mb,
+                   r->cpu_mb / ref->cpu_mb);
+        else
+            printf("%-7s%c %-17.17s| %9.1f %5.2f | %11.3f %6.2f | %7.3f %6.2f | %8.3f %6.2f "
+                   "| %9.0f %5.2f\n",
+                   g_srv_name[k], mark, g_srv_desc[k], r->mbs, r->mbs / ref->mbs, r->p50,
+                   r->p50 / ref->p50, r->p99, r->p99 / ref->p99, r->p999, r->p999 / ref->p999,
+                   r->cpu_mb, r->cpu_mb / ref->cpu_mb);
     }
     if (mixed)
         printf("(~: no quiet run of that server, its best noisy runs are used)\n");
@@ -971,10 +992,10 @@ static void summarize(int sc, const result all[NSRV], const result quiet[NSRV])
             continue;
         if (sc == SC_BULK)
             printf("SUMMARY bulk %-7s %.0f MB/s = %.2f x ref %.0f (aim >= 0.90: %s); "
-                   "p99 %.2f ms = %.2f x ref %.2f (aim <= 2: %s)\n",
+                   "p99 %.2f ms = %.2f x ref %.2f (aim <= 2: %s); server CPU/MB %.2f x ref\n",
                    g_srv_name[k], r->mbs, r->mbs / ref->mbs, ref->mbs,
                    verdict(r->mbs >= 0.9 * ref->mbs), r->p99, r->p99 / ref->p99, ref->p99,
-                   verdict(r->p99 <= 2 * ref->p99));
+                   verdict(r->p99 <= 2 * ref->p99), r->cpu_mb / ref->cpu_mb);
         else
             printf("SUMMARY fair %-7s ping p99 %.2f ms (aim < 2 ms: %s) = %.2f x ref %.2f; "
                    "p99.9 %.2f ms = %.2f x ref %.2f; bulk %.0f MB/s = %.2f x ref %.0f\n",
