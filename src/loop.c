@@ -273,6 +273,7 @@ static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg,
         tide__runnable *r = runq_pop(&loop->ready);
         r->run(loop, r);
     }
+    tide__run_deferred(loop); /* what callbacks left */
     /* A closing loop runs until everything finished, whatever stop says:
      * "stop on error" in a cancelled task must not cut its cleanup. */
     if ((loop->stop && !loop->closing) || (done ? done(loop, arg) : !has_work(loop)))

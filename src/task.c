@@ -182,6 +182,8 @@ static void run_task(tide_loop *loop, tide__runnable *r)
     loop->current = t;
     tide__switch_to_task(loop, t);
     loop->current = NULL;
+    if (loop->deferred)
+        tide__run_deferred(loop); /* what t's step left for its end (writes) */
     if (t->state == TIDE_TASK_DONE)
         tide__task_ended(loop, t);
 }

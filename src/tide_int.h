@@ -56,6 +56,15 @@ typedef struct tide__runq {
     size_t n;
 } tide__runq;
 
+/* Work deferred to the end of the running task's step: run right after the
+ * task switches back to the loop (it suspended, yielded or ended), before
+ * any other task runs; and at the end of each batch, for callbacks.  A
+ * stream's writes made during one step go out in one syscall this way. */
+typedef struct tide__deferred {
+    struct tide__deferred *next, **pprev; /* pprev NULL: not queued */
+    void (*fn)(struct tide__deferred *d);
+} tide__deferred;
+
 /* ---------------------------------------------------------------- timers */
 
 #define TIDE__NOT_IN_HEAP UINT32_MAX
@@ -440,6 +449,7 @@ struct tide_loop {
     tide__ctx ctx;          /* the scheduler's context (the thread's stack) */
     tide_task *current;     /* the task running now, or NULL */
     tide__runq ready;       /* tasks and callbacks to run, FIFO */
+    tide__deferred *deferred; /* run at the end of the current step */
     int64_t now;            /* ns, cached once per iteration */
     tide__clock clock;
     uint32_t refs;          /* things that keep the loop alive (armed timers,
@@ -525,6 +535,39 @@ static inline const void *tide__thread_self(void)
 static inline int tide__loop_thread_check(const tide_loop *loop)
 {
     return TIDE__LIKELY(loop->owner == tide__thread_self()) ? 0 : -EPERM;
+}
+
+/* Queues d (once) to run at the end of the current step. */
+static inline void tide__defer(tide_loop *loop, tide__deferred *d)
+{
+    if (!d->pprev) {
+        d->next = loop->deferred;
+        if (d->next)
+            d->next->pprev = &d->next;
+        loop->deferred = d;
+        d->pprev = &loop->deferred;
+    }
+}
+
+static inline void tide__defer_cancel(tide__deferred *d)
+{
+    if (d->pprev) {
+        *d->pprev = d->next;
+        if (d->next)
+            d->next->pprev = d->pprev;
+        d->pprev = NULL;
+        d->next = NULL;
+    }
+}
+
+static inline void tide__run_deferred(tide_loop *loop)
+{
+    tide__deferred *d;
+
+    while ((d = loop->deferred)) {
+        tide__defer_cancel(d);
+        d->fn(d);
+    }
 }
 
 /* Keep-alive references (see struct tide_loop). */

@@ -1670,6 +1670,57 @@ static int wv_main(void *arg)
     return 0;
 }
 
+/* Writes of one step: the first goes out at once, the rest are corked until
+ * the task suspends or yields, then go out together, in order. */
+typedef struct cork {
+    int sv[2];
+    ssize_t seen_in_step, seen_after;
+    char got[8 * 1024];
+} cork;
+
+static int cork_main(void *arg)
+{
+    cork *c = arg;
+    tide_stream *s;
+    char piece[1024];
+    ssize_t n, total = 0;
+    int i;
+
+    assert_int_equal(tide_stream_open(&s, c->sv[0], NULL), 0);
+    for (i = 0; i < 8; i++) {
+        memset(piece, 'a' + i, sizeof piece);
+        assert_int_equal(tide_stream_write(s, piece, sizeof piece), (ssize_t)sizeof piece);
+    }
+    /* still in the step: only the first piece reached the kernel */
+    c->seen_in_step = recv(c->sv[1], c->got, sizeof c->got, MSG_DONTWAIT);
+    assert_int_equal(tide_sleep(0), 0); /* the step ends: the rest goes out */
+    total = c->seen_in_step > 0 ? c->seen_in_step : 0;
+    while (total < (ssize_t)sizeof c->got) {
+        n = recv(c->sv[1], c->got + total, sizeof c->got - (size_t)total, MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        total += n;
+    }
+    c->seen_after = total;
+    assert_int_equal(tide_stream_close(s), 0);
+    return 0;
+}
+
+static void test_stream_corked_writes(void **state)
+{
+    (void)state;
+    cork c;
+    int i;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, c.sv), 0);
+    assert_int_equal(tide_run(cork_main, &c), 0);
+    assert_int_equal(c.seen_in_step, 1024);
+    assert_int_equal(c.seen_after, (ssize_t)sizeof c.got);
+    for (i = 0; i < 8; i++)
+        assert_int_equal(c.got[i * 1024], 'a' + i);
+    close(c.sv[1]);
+}
+
 static void test_stream_writev(void **state)
 {
     (void)state;
@@ -1757,6 +1808,7 @@ int main(void)
         cmocka_unit_test(test_stream_readuntil_any_limit),
         cmocka_unit_test(test_stream_addresses),
         cmocka_unit_test(test_stream_writev),
+        cmocka_unit_test(test_stream_corked_writes),
         cmocka_unit_test(test_stream_left_open_and_forgotten),
     };
     tide_replace_allocator(t_malloc, t_realloc, t_calloc, t_free);
