@@ -109,7 +109,9 @@ struct tide_stream {
     size_t rcap, rpos, rlen;
     size_t limit; /* most bytes a fill buffers (the longest line) */
     size_t rsize; /* buffer a fill starts with: min(limit, RSIZE_MAX) */
-    /* writing: queued bytes are wbuf[wpos, wpos + wlen); no buffer while empty */
+    /* writing: a ring: queued bytes are wlen bytes from wbuf[wpos], wrapping
+     * at wcap (so appending behind a part-written queue never moves bytes);
+     * no buffer while empty */
     char *wbuf;
     size_t wcap, wpos, wlen;
     size_t high, low;
@@ -916,10 +918,16 @@ static void flush(tide_stream *s)
         int rc;
 
         if (s->wlen) {
-            struct iovec v = {s->wbuf + s->wpos, s->wlen};
-            ssize_t n = s->tp->ops->writev(s->tp, &v, 1, &wait);
+            struct iovec v[2];
+            size_t first = s->wcap - s->wpos < s->wlen ? s->wcap - s->wpos : s->wlen;
+            ssize_t n;
+            v[0].iov_base = s->wbuf + s->wpos;
+            v[0].iov_len = first;
+            v[1].iov_base = s->wbuf;
+            v[1].iov_len = s->wlen - first;
+            n = s->tp->ops->writev(s->tp, v, v[1].iov_len ? 2 : 1, &wait);
             if (n > 0) {
-                s->wpos += (size_t)n;
+                s->wpos = (s->wpos + (size_t)n) % s->wcap;
                 s->wlen -= (size_t)n;
                 if (s->wtimeout)
                     s->wprogress = tide__loop_ns(s->loop);
@@ -980,27 +988,41 @@ static void flush_cb(void *arg, int rc)
     flush(s);
 }
 
+/* Appends n bytes to the ring (wbuf_reserve made room). */
+static void ring_put(tide_stream *s, const char *p, size_t n)
+{
+    size_t end = (s->wpos + s->wlen) % s->wcap, first = s->wcap - end < n ? s->wcap - end : n;
+
+    memcpy(s->wbuf + end, p, first);
+    memcpy(s->wbuf, p + first, n - first);
+    s->wlen += n;
+}
+
 /* Room for extra more queued bytes.  0 or -ENOMEM. */
 static int wbuf_reserve(tide_stream *s, size_t extra)
 {
-    size_t need = s->wlen + extra, cap;
+    size_t need = s->wlen + extra, cap, want;
     uint8_t cls;
     char *b;
 
     if (need < extra)
         return -ENOMEM;
-    if (s->wbuf && s->wpos + need <= s->wcap)
-        return 0;
-    if (s->wbuf && need <= s->wcap) {
-        memmove(s->wbuf, s->wbuf + s->wpos, s->wlen);
-        s->wpos = 0;
-        return 0;
-    }
-    b = buf_get(s->loop, need, &cls, &cap);
+    if (s->wbuf && need <= s->wcap)
+        return 0; /* the ring has room */
+    /* Start at the cork size and double: a queue that builds up 8 KiB at a
+     * time is copied into a bigger buffer once or twice, not at every
+     * power of two on the way. */
+    want = need < CORK_MAX ? CORK_MAX : need;
+    if (s->wbuf && want < 2 * s->wcap)
+        want = 2 * s->wcap;
+    b = buf_get(s->loop, want, &cls, &cap);
     if (!b)
         return -ENOMEM;
-    if (s->wlen)
-        memcpy(b, s->wbuf + s->wpos, s->wlen);
+    if (s->wlen) { /* unwrap into the bigger buffer */
+        size_t first = s->wcap - s->wpos < s->wlen ? s->wcap - s->wpos : s->wlen;
+        memcpy(b, s->wbuf + s->wpos, first);
+        memcpy(b + first, s->wbuf, s->wlen - first);
+    }
     buf_put(s->loop, s->wbuf, s->wcls);
     s->wbuf = b;
     s->wcap = cap;
@@ -1084,8 +1106,7 @@ queue:
             skip -= len;
             continue;
         }
-        memcpy(s->wbuf + s->wpos + s->wlen, (const char *)iov[i].iov_base + skip, len - skip);
-        s->wlen += len - skip;
+        ring_put(s, (const char *)iov[i].iov_base + skip, len - skip);
         skip = 0;
     }
     if (s->flushing)
