@@ -30,10 +30,18 @@
  * pointer pop.  Shrinking in place (realloc) would copy and call malloc on
  * the steady path; freeing per wait would call malloc/free per round trip.
  *
- * Writing never waits.  tide_stream_write(v) tries the transport at once
- * when nothing is queued (the common case costs one syscall and no copy)
- * and queues the rest, which the loop flushes from the transport's
- * callback (the fd's writable event) without any task.  Either all of a
+ * Writing never waits.  The first tide_stream_write(v) of a task's step
+ * tries the transport at once when nothing is queued (the common case, a
+ * request answered by one write, costs one syscall and no copy, and its
+ * errors show at once); later writes of the same step are corked: copied
+ * into the queue and written together when the step ends (the task
+ * suspends or yields: the scheduler's deferred-work list), so an echo loop
+ * that writes each 8 KiB piece of a 64 KiB read makes two syscalls instead
+ * of eight.  Past CORK_MAX queued bytes go at once.  What the transport
+ * does not take is queued in a ring (appending behind a part-written queue
+ * never moves bytes) that the loop flushes from the transport's callback
+ * (the fd's writable event) without any task.  The ring starts at the
+ * cork size and doubles, so a growing queue is copied once or twice.  Either all of a
  * write is accepted, or it fails and the error sticks: the first write
  * error (-EPIPE, -ECONNRESET, -ENOMEM when the queue cannot grow,
  * -ETIMEDOUT when the write timeout expired) drops the queue, and every
