@@ -36,7 +36,7 @@ typedef struct worker {
     int rc;                  /* tide_run's */
     int line;                /* first failed check, 0 if none */
     int to_thread_sum;
-    int signals_seen;
+    int signals_seen, signals_sent;
     long tasks_done;
     tide_local_key key;      /* made by each thread (the key ids are global) */
 } worker;
@@ -130,10 +130,17 @@ static int thread_main(void *arg)
         return 0;
     }
     CHECK(w, rc == 0);
-    CHECK(w, kill(getpid(), w->signo) == 0);
-    for (i = 0; i < 500 && !w->signals_seen; i++)
-        tide_sleep(2);
-    CHECK(w, w->signals_seen == 1);
+    /* Under TSan a signal that lands on a thread while it runs a task is
+     * queued on that task's TSan fiber and handled only when the fiber next
+     * enters libc; a task that ends first takes it along (seen about once in
+     * 15 runs).  So there, and only there, it is sent again until it comes. */
+    for (int sent = 0; !w->signals_seen && sent < (tt_under_tsan() ? 10 : 1); sent++) {
+        CHECK(w, kill(getpid(), w->signo) == 0);
+        w->signals_sent++;
+        for (i = 0; i < (tt_under_tsan() ? 100 : 500) && !w->signals_seen; i++)
+            tide_sleep(2);
+    }
+    CHECK(w, w->signals_seen >= 1 && w->signals_seen <= w->signals_sent);
     CHECK(w, tide_signal_handler_remove(w->signo) == 0);
     return 0;
 }
@@ -178,7 +185,7 @@ static void run_round(void)
         assert_int_equal(ws[i].rc, 0);
         assert_int_equal(ws[i].tasks_done, 32);
         assert_int_equal(ws[i].to_thread_sum, 2870); /* 1 + 4 + ... + 400 */
-        assert_int_equal(ws[i].signals_seen, 1);
+        assert_true(ws[i].signals_seen >= 1);
     }
 }
 
