@@ -326,8 +326,7 @@ static void orphans_parent(void)
 
 static void orphans_child(void)
 {
-    orphans = NULL; /* the parent's memory: leaked in the child */
-    norphans = orphans_cap = 0;
+    norphans = 0; /* (the array is kept for the child's own) */
     reaper_running = orphans_kick = 0;
     pthread_mutex_unlock(&orphans_lock);
 }
