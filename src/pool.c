@@ -10,12 +10,16 @@
  * late result is then dropped.  The loop counts its jobs in flight and does
  * not finish (tide_run, tide_loop_free) until every one has come back, so a
  * job never posts to a freed loop.
+ *
+ * The workers live until the process exits; then (a destructor) the idle
+ * ones end and are joined.
  */
 #include "tide_int.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_THREADS 4
 #define MAX_THREADS 128
@@ -38,6 +42,11 @@ static job *qhead, **qtail = &qhead;
 static int nthreads;   /* running workers */
 static int started;    /* start_pool ran (in this process) */
 static int atfork_set;
+/* Ending at exit (pool_stop). */
+static pthread_t workers[MAX_THREADS];
+static uint8_t exited[MAX_THREADS]; /* worker i ended: join it */
+static int quitting, nidle, nexited;
+static pthread_cond_t exit_cond = PTHREAD_COND_INITIALIZER;
 
 /* Workers take no asynchronous signals: those belong to the program's
  * threads.  Faults (SIGSEGV...) stay unblocked: blocking them only turns a
@@ -56,16 +65,21 @@ static void block_signals(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-static void *worker(void *unused)
+static void *worker(void *arg)
 {
-    (void)unused;
+    int idx = (int)(intptr_t)arg;
+
     block_signals();
+    pthread_mutex_lock(&lock);
     for (;;) {
         job *j;
 
-        pthread_mutex_lock(&lock);
-        while (!qhead)
+        nidle++;
+        while (!qhead && !quitting)
             pthread_cond_wait(&cond, &lock);
+        nidle--;
+        if (quitting)
+            break;
         j = qhead;
         qhead = j->next;
         if (!qhead)
@@ -74,8 +88,43 @@ static void *worker(void *unused)
 
         j->result = j->fn(j->arg);
         tide__post(j->loop, &j->done); /* j belongs to the loop from here */
+        pthread_mutex_lock(&lock);
     }
+    exited[idx] = 1;
+    nexited++;
+    pthread_cond_broadcast(&exit_cond);
+    pthread_mutex_unlock(&lock);
     return NULL;
+}
+
+/* At exit (or when a shared libtide is unloaded): the idle workers end and
+ * are joined, so that none is left running tide's code or holding thread
+ * memory (that valgrind would report as lost).  A worker busy with a job is
+ * not waited for (the job may block for any time): it ends after it. */
+__attribute__((destructor)) static void pool_stop(void)
+{
+    pthread_t join[MAX_THREADS];
+    struct timespec until;
+    int i, n = 0, want;
+
+    pthread_mutex_lock(&lock);
+    if (!started || nthreads == 0) {
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    quitting = 1;
+    want = nidle + nexited;
+    pthread_cond_broadcast(&cond);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    while (nexited < want && pthread_cond_timedwait(&exit_cond, &lock, &until) == 0)
+        ;
+    for (i = 0; i < nthreads; i++)
+        if (exited[i])
+            join[n++] = workers[i];
+    pthread_mutex_unlock(&lock);
+    for (i = 0; i < n; i++)
+        pthread_join(join[i], NULL);
 }
 
 /* The child of a fork has none of the workers: start afresh if it asks. */
@@ -83,10 +132,13 @@ static void after_fork_child(void)
 {
     pthread_mutex_init(&lock, NULL);
     pthread_cond_init(&cond, NULL);
+    pthread_cond_init(&exit_cond, NULL);
     qhead = NULL;
     qtail = &qhead;
     nthreads = 0;
     started = 0;
+    quitting = nidle = nexited = 0;
+    memset(exited, 0, sizeof exited);
 }
 
 static int pool_size(void)
@@ -118,13 +170,11 @@ static int start_pool(void)
             pthread_atfork(NULL, NULL, after_fork_child);
             atfork_set = 1;
         }
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        for (i = 0; i < want; i++) {
-            pthread_t th;
-            if (pthread_create(&th, &attr, worker, NULL) == 0)
+        pthread_attr_init(&attr); /* joinable: pool_stop joins them at exit */
+        for (i = 0; i < want; i++)
+            if (pthread_create(&workers[nthreads], &attr, worker,
+                               (void *)(intptr_t)nthreads) == 0)
                 nthreads++;
-        }
         pthread_attr_destroy(&attr);
     }
     if (nthreads == 0)

@@ -22,8 +22,9 @@
  * does not return while someone waits for a child.
  *
  * No zombie: tide_process_free reaps an ended child; a child still running
- * is handed to a detached thread that blocks in waitpid(pid) (Python's
- * ThreadedChildWatcher), which needs neither the loop nor the handle.
+ * goes on the process's list of orphans, which one reaper thread (for all
+ * the orphans of the process, not one per child) reaps as they end; it
+ * needs neither the loop nor the handle (see "orphans" below).
  */
 #include "tide_int.h"
 #include "transport.h"
@@ -35,6 +36,7 @@
 #include <spawn.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__linux__)
@@ -224,56 +226,156 @@ static void on_pidfd(tide__fd *f, int rc)
 
 /* ------------------------------------------------- orphans (freed unreaped) */
 
-static void *reaper(void *arg)
-{
-    pid_t pid = (pid_t)(intptr_t)arg;
-    sigset_t all;
+/*
+ * A child still running when its handle is freed becomes an orphan: one
+ * reaper thread for the whole process (started with the first orphan, gone
+ * once none is left) checks every orphan with waitpid(pid, WNOHANG), first
+ * every REAP_MIN_MS, backing off to every REAP_MAX_MS, and back to the
+ * fastest when another orphan comes.  Never waitpid(-1): that would take
+ * children that a loop or the program still waits for.  It holds no fd and
+ * needs neither the loop nor the handle, and it works the same with pidfds
+ * and without (the SIGCHLD path only serves processes with waiters).  If the
+ * thread cannot start, the orphans wait on the list: each spawn checks them
+ * and tries to start it again.
+ */
+#define REAP_MIN_MS 5
+#define REAP_MAX_MS 200
 
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    return NULL;
-}
-
-/* Children whose reaper thread could not start: retried on each spawn. */
-#define MAX_ORPHANS 64
-static pid_t orphans[MAX_ORPHANS];
-static int norphans;
 static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t orphans_cond;  /* CLOCK_MONOTONIC; set up by orphans_init */
+static pthread_once_t orphans_once = PTHREAD_ONCE_INIT;
+static pid_t *orphans;               /* orphans_lock guards all of these */
+static size_t norphans, orphans_cap;
+static int reaper_running;           /* a reaper thread owns the list */
+static int orphans_kick;             /* an orphan was added: check soon */
 
-static void orphans_retry(void)
+/* Reaps what ended among the orphans (lock held). */
+static void orphans_check(void)
 {
-    int i;
-    pthread_mutex_lock(&orphans_lock);
+    size_t i;
+
     for (i = 0; i < norphans;) {
         pid_t r = waitpid(orphans[i], NULL, WNOHANG);
-        if (r != 0 && !(r < 0 && errno == EINTR))
+        if (r != 0 && !(r < 0 && errno == EINTR)) /* reaped, or not ours any more */
             orphans[i] = orphans[--norphans];
         else
             i++;
+    }
+}
+
+static void *reaper(void *arg)
+{
+    long delay_ms = REAP_MIN_MS;
+    sigset_t all;
+
+    (void)arg;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_mutex_lock(&orphans_lock);
+    for (;;) {
+        struct timespec until;
+
+        orphans_check();
+        if (norphans == 0)
+            break;
+        if (orphans_kick) {
+            orphans_kick = 0;
+            delay_ms = REAP_MIN_MS;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += delay_ms * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        (void)pthread_cond_timedwait(&orphans_cond, &orphans_lock, &until);
+        if (!orphans_kick)
+            delay_ms = delay_ms * 2 > REAP_MAX_MS ? REAP_MAX_MS : delay_ms * 2;
+    }
+    reaper_running = 0;
+    tide__free(orphans);
+    orphans = NULL;
+    orphans_cap = 0;
+    pthread_mutex_unlock(&orphans_lock);
+    return NULL;
+}
+
+/* Starts the reaper if there is work and none runs (lock held). */
+static void reaper_start(void)
+{
+    pthread_attr_t attr;
+    pthread_t th;
+
+    if (reaper_running || norphans == 0)
+        return;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    if (pthread_create(&th, &attr, reaper, NULL) == 0)
+        reaper_running = 1;
+    pthread_attr_destroy(&attr);
+}
+
+/* fork: the child has no reaper thread and none of these orphans. */
+static void orphans_prepare(void)
+{
+    pthread_mutex_lock(&orphans_lock);
+}
+
+static void orphans_parent(void)
+{
+    pthread_mutex_unlock(&orphans_lock);
+}
+
+static void orphans_child(void)
+{
+    norphans = 0; /* (the array is kept for the child's own) */
+    reaper_running = orphans_kick = 0;
+    pthread_mutex_unlock(&orphans_lock);
+}
+
+static void orphans_init(void)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&orphans_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_atfork(orphans_prepare, orphans_parent, orphans_child);
+}
+
+/* On each spawn: if no reaper runs (it could not start), do its work. */
+static void orphans_retry(void)
+{
+    pthread_once(&orphans_once, orphans_init);
+    pthread_mutex_lock(&orphans_lock);
+    if (!reaper_running && norphans) {
+        orphans_check();
+        reaper_start();
     }
     pthread_mutex_unlock(&orphans_lock);
 }
 
 static void orphan(pid_t pid)
 {
-    pthread_attr_t attr;
-    pthread_t th;
-    int rc;
-
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    rc = pthread_create(&th, &attr, reaper, (void *)(intptr_t)pid);
-    pthread_attr_destroy(&attr);
-    if (rc == 0)
-        return;
+    pthread_once(&orphans_once, orphans_init);
     pthread_mutex_lock(&orphans_lock);
-    if (norphans < MAX_ORPHANS)
-        orphans[norphans++] = pid;
+    if (norphans == orphans_cap) {
+        size_t cap = orphans_cap ? orphans_cap * 2 : 16;
+        pid_t *v = tide__realloc(orphans, cap * sizeof *v);
+        if (!v) {
+            pthread_mutex_unlock(&orphans_lock);
+            fprintf(stderr, "tide: cannot reap child %ld: out of memory\n", (long)pid);
+            return;
+        }
+        orphans = v;
+        orphans_cap = cap;
+    }
+    orphans[norphans++] = pid;
+    orphans_kick = 1;
+    if (reaper_running)
+        pthread_cond_signal(&orphans_cond);
     else
-        fprintf(stderr, "tide: cannot reap child %ld: no thread and no room\n", (long)pid);
+        reaper_start();
     pthread_mutex_unlock(&orphans_lock);
 }
 

@@ -40,6 +40,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -148,30 +149,77 @@ static unsigned nsigloops; /* loops with a sigloop (lock held) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 #ifdef USE_SIGNALFD
-static volatile pid_t fwd_tid[NSIG]; /* the loop thread to forward to */
+/* The loop thread to forward to.  Atomic: written under the lock, read by
+ * on_signal on whatever thread the signal lands. */
+static pid_t fwd_tid[NSIG];
 
 static void on_signal(int sig)
 {
     int saved = errno;
-    pid_t tid = fwd_tid[sig];
+    pid_t tid = __atomic_load_n(&fwd_tid[sig], __ATOMIC_RELAXED);
     if (tid > 0)
         syscall(SYS_tgkill, (long)getpid(), (long)tid, (long)sig);
     errno = saved;
 }
 #else
-static volatile int sp_wr = -1; /* the self-pipe's write end */
-static int sp_rd = -1;
+/* A self-pipe's write end, as the handlers see it on whatever thread the
+ * signal lands.  Taking it back (sigpipe_close) waits until no handler still
+ * holds the number: a handler that read it just before could otherwise
+ * write its byte after the close, into whatever file got the number next. */
+typedef struct sigpipe {
+    int fd;    /* atomic: the write end, or -1 */
+    int users; /* atomic: handlers between reading fd and done with it */
+} sigpipe;
 
-static void on_signal(int sig)
+static void sigpipe_write(sigpipe *sp, int sig)
 {
-    int saved = errno;
+    int saved = errno, fd;
     unsigned char b = (unsigned char)sig;
-    int fd = sp_wr;
+
+    __atomic_add_fetch(&sp->users, 1, __ATOMIC_SEQ_CST);
+    fd = __atomic_load_n(&sp->fd, __ATOMIC_SEQ_CST);
     if (fd >= 0) {
         ssize_t w = write(fd, &b, 1); /* full pipe: the delivery merges */
         (void)w;
     }
+    __atomic_sub_fetch(&sp->users, 1, __ATOMIC_SEQ_CST);
     errno = saved;
+}
+
+static void sigpipe_open(sigpipe *sp, int fd)
+{
+    __atomic_store_n(&sp->fd, fd, __ATOMIC_SEQ_CST);
+}
+
+/* Called once the handlers are gone, so none can start anew with the fd;
+ * one still running (on another thread) ends in a write. */
+static void sigpipe_close(sigpipe *sp)
+{
+    int fd = __atomic_exchange_n(&sp->fd, -1, __ATOMIC_SEQ_CST);
+
+    while (__atomic_load_n(&sp->users, __ATOMIC_SEQ_CST) > 0)
+        sched_yield();
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Makes a pipe for signal bytes: both ends close-on-exec, the write end
+ * non-blocking.  Returns 0 or -errno. */
+static int sigpipe_make(int p[2])
+{
+    if (pipe(p) < 0)
+        return -errno;
+    fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    return 0;
+}
+
+static sigpipe sp = {-1, 0}; /* the handlers' self-pipe */
+
+static void on_signal(int sig)
+{
+    sigpipe_write(&sp, sig);
 }
 #endif
 
@@ -310,14 +358,10 @@ static int sigloop_get(tide_loop *loop, int sig, sigloop **out)
         (void)sig;
         if (nsigloops)
             return -EBUSY; /* one self-pipe: one loop handles the process's signals */
-        if (pipe(p) < 0)
-            return -errno;
-        fcntl(p[0], F_SETFD, FD_CLOEXEC);
-        fcntl(p[1], F_SETFD, FD_CLOEXEC);
-        fcntl(p[1], F_SETFL, O_NONBLOCK);
+        if ((err = sigpipe_make(p)) < 0)
+            return err;
         fd = p[0];
-        sp_rd = p[0];
-        sp_wr = p[1];
+        sigpipe_open(&sp, p[1]);
     }
 #endif
     sl = tide__calloc(1, sizeof *sl);
@@ -342,8 +386,7 @@ fail:
     tide__free(sl);
     close_on(loop, fd);
 #ifndef USE_SIGNALFD
-    close(sp_wr);
-    sp_wr = sp_rd = -1;
+    sigpipe_close(&sp);
 #endif
     return err;
 }
@@ -356,12 +399,7 @@ static void sigloop_close(sigloop *sl, int final)
     nsigloops--;
     close_on(sl->loop, sl->fd);
 #ifndef USE_SIGNALFD
-    {
-        int w = sp_wr;
-        sp_wr = -1;
-        close(w);
-        sp_rd = -1;
-    }
+    sigpipe_close(&sp); /* the last handler is gone (slot_release) */
 #endif
     if (final) {
         sl->queued = 0;
@@ -383,7 +421,7 @@ static int slot_take(int sig, tide_loop *loop)
     block_sig(sig);
     /* Where to forward a delivery that lands on another thread: set before
      * the handler exists, so none is dropped in between. */
-    fwd_tid[sig] = (pid_t)syscall(SYS_gettid);
+    __atomic_store_n(&fwd_tid[sig], (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
 #endif
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -392,7 +430,7 @@ static int slot_take(int sig, tide_loop *loop)
     if (sigaction(sig, &sa, &slots[sig].old) < 0) {
         rc = -errno;
 #ifdef USE_SIGNALFD
-        fwd_tid[sig] = 0;
+        __atomic_store_n(&fwd_tid[sig], 0, __ATOMIC_RELAXED);
         unblock_sig(sig);
 #endif
         if (sl->nsigs == 0)
@@ -419,7 +457,7 @@ static void slot_release(int sig, int final)
     if (!sl)
         return;
 #ifdef USE_SIGNALFD
-    fwd_tid[sig] = 0;
+    __atomic_store_n(&fwd_tid[sig], 0, __ATOMIC_RELAXED);
 #endif
     sigaction(sig, &slots[sig].old, NULL);
     slots[sig].sl = NULL;
@@ -604,15 +642,12 @@ int tide_signal_wait(const sigset_t *set)
 
 #else /* self-pipe */
 
-static volatile int wait_wr = -1;
+static sigpipe wait_sp = {-1, 0}; /* the waiter's pipe */
+static int wait_claimed;            /* atomic: one waiter at a time */
 
 static void on_wait_signal(int sig)
 {
-    int saved = errno;
-    unsigned char b = (unsigned char)sig;
-    ssize_t w = write(wait_wr, &b, 1);
-    (void)w;
-    errno = saved;
+    sigpipe_write(&wait_sp, sig);
 }
 
 int tide_signal_wait(const sigset_t *set)
@@ -628,14 +663,13 @@ int tide_signal_wait(const sigset_t *set)
         return -EPERM;
     if (set_has_handler(set))
         return -EBUSY;
-    if (wait_wr >= 0)
+    if (__atomic_exchange_n(&wait_claimed, 1, __ATOMIC_ACQUIRE))
         return -EBUSY; /* one waiter at a time in this fallback */
-    if (pipe(p) < 0)
-        return -errno;
-    fcntl(p[0], F_SETFD, FD_CLOEXEC);
-    fcntl(p[1], F_SETFD, FD_CLOEXEC);
-    fcntl(p[1], F_SETFL, O_NONBLOCK);
-    wait_wr = p[1];
+    if ((rc = sigpipe_make(p)) < 0) {
+        __atomic_store_n(&wait_claimed, 0, __ATOMIC_RELEASE);
+        return rc;
+    }
+    sigpipe_open(&wait_sp, p[1]);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_wait_signal;
     sigemptyset(&sa.sa_mask);
@@ -647,8 +681,8 @@ int tide_signal_wait(const sigset_t *set)
         if (sigismember(set, sig) == 1)
             sigaction(sig, &old[sig], NULL);
     tide_close(p[0]);
-    close(p[1]);
-    wait_wr = -1;
+    sigpipe_close(&wait_sp);
+    __atomic_store_n(&wait_claimed, 0, __ATOMIC_RELEASE);
     rc = n == 1 ? b : n < 0 ? (int)n : -EIO;
     return rc;
 }

@@ -18,6 +18,19 @@ void tide__switch_to_task(tide_loop *loop, tide_task *t)
     __sanitizer_start_switch_fiber(&loop->asan_fake, t->stack_lo,
                                    (size_t)((char *)t - (char *)t->stack_lo));
 #endif
+#ifdef TIDE__TSAN
+    /* TSan keeps a shadow call stack per thread: a task's frames must go on
+     * a fiber of its own, or every started task leaves its frames on the
+     * loop's.  The switch (flags 0) orders the two sides, as the real switch
+     * does.  tide__task_release destroys the fiber with the task. */
+    loop->tsan_fiber = __tsan_get_current_fiber();
+    if (!t->tsan_fiber) {
+        t->tsan_fiber = __tsan_create_fiber(0);
+        if (t->name[0])
+            __tsan_set_fiber_name(t->tsan_fiber, t->name);
+    }
+    __tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
     tide__ctx_switch(&loop->ctx, &t->ctx);
 #ifdef TIDE__ASAN
     __sanitizer_finish_switch_fiber(loop->asan_fake, NULL, NULL);
@@ -31,6 +44,9 @@ void tide__switch_to_loop(tide_task *t)
     /* A task that ended switches away for good: let ASan drop its fake stack. */
     __sanitizer_start_switch_fiber(t->state == TIDE_TASK_DONE ? NULL : &t->asan_fake,
                                    loop->asan_stack_bottom, loop->asan_stack_size);
+#endif
+#ifdef TIDE__TSAN
+    __tsan_switch_to_fiber(loop->tsan_fiber, 0);
 #endif
     tide__ctx_switch(&t->ctx, &loop->ctx);
 #ifdef TIDE__ASAN

@@ -227,6 +227,12 @@ void tide__task_release(tide_task *t)
         tide__free(t->locals);
         t->locals = NULL;
     }
+#ifdef TIDE__TSAN
+    if (t->tsan_fiber) { /* made by its first start (loop.c) */
+        __tsan_destroy_fiber(t->tsan_fiber);
+        t->tsan_fiber = NULL;
+    }
+#endif
     t->magic = TIDE__TASK_FREED;
     tide__stack_put(t->pool, t->stack_lo);
 }

@@ -31,6 +31,18 @@
 #endif
 #endif
 
+/* ThreadSanitizer: every task is a TSan fiber (see tide__switch_to_task). */
+#if defined(TIDE_TSAN) || defined(__SANITIZE_THREAD__)
+#define TIDE__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TIDE__TSAN 1
+#endif
+#endif
+#ifdef TIDE__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 /* ------------------------------------------------------------- allocator */
 
 void *tide__malloc(size_t n);
@@ -174,6 +186,9 @@ struct tide_task {
     uint64_t id;
 #ifdef TIDE__ASAN
     void *asan_fake;     /* ASan's fake stack while switched out */
+#endif
+#ifdef TIDE__TSAN
+    void *tsan_fiber;    /* TSan's fiber: made at the first start, destroyed on release */
 #endif
     char name[TIDE_TASK_NAME_MAX]; /* "" until named: "task-<id>" made on demand */
 };
@@ -482,6 +497,9 @@ struct tide_loop {
     void *asan_fake;
     const void *asan_stack_bottom;
     size_t asan_stack_size;
+#endif
+#ifdef TIDE__TSAN
+    void *tsan_fiber;       /* TSan's fiber of the thread running the loop */
 #endif
 };
 

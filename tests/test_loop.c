@@ -163,6 +163,10 @@ static void schedule_timers_cb(void *arg)
 static void test_call_later_order(void **state)
 {
     (void)state;
+    /* Each deadline is taken when its timer is added: the 40 must be added
+     * within 10 ms for the expected order, far too little under valgrind. */
+    if (tt_under_valgrind())
+        skip();
     order_log *lg = calloc(1, sizeof *lg);
     timer_setup *ts = calloc(1, sizeof *ts);
     tide_loop *loop;

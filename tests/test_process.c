@@ -2,7 +2,8 @@
  * Tests of subprocesses (src/process.c): pipes, exit codes, signals,
  * communicate with more than a pipe buffer each way, 100 children in
  * parallel and no zombie, env and cwd, exec errors from spawn itself,
- * feeding stdin, timeout + kill, several waiters, free without wait, the
+ * feeding stdin, timeout + kill, several waiters, free without wait (and
+ * 200 freed while running: one reaper thread, no zombie), the
  * child's signal state, and no fd left behind.
  */
 #define _GNU_SOURCE
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -630,6 +632,135 @@ static void test_free_without_wait(void **state)
     assert_true(no_children());
 }
 
+/* -------------------------------------- many freed while they still run */
+
+#define NFREED 200
+
+/* Threads of this process (entries of /proc/self/task). */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Zombie children of this process, per /proc (reaps nothing). */
+static int count_zombie_children(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[512], state;
+        int ppid;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        char *p = strrchr(buf, ')');
+        if (p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 && ppid == (int)getpid() &&
+            state == 'Z')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* 1 if this process has no child at all, running or zombie.  waitid with
+ * WNOWAIT only looks: it never reaps a child that someone else owns. */
+static int no_child_peek(void)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == -1 && errno == ECHILD;
+}
+
+typedef struct freed {
+    pid_t pids[NFREED];
+    int running_at_free; /* still running when their handle was freed */
+    int threads_before, threads_max;
+} freed;
+
+static int free_many_main(void *arg)
+{
+    freed *fm = arg;
+    const char *argv[] = {"sleep", "30", NULL}; /* ended by the test (SIGKILL) */
+    tide_process *p[NFREED];
+
+    for (int i = 0; i < NFREED; i++) {
+        CHECK(tide_process_spawn(&p[i], argv, NULL) == 0);
+        fm->pids[i] = tide_process_pid(p[i]);
+    }
+    for (int i = 0; i < NFREED; i++) {
+        if (tide_process_poll(p[i], NULL) == -EAGAIN)
+            fm->running_at_free++;
+        tide_process_free(p[i]);
+        int n = count_threads();
+        if (n > fm->threads_max)
+            fm->threads_max = n;
+    }
+    return 0;
+}
+
+/* 200 handles freed while their children run: one reaper thread for them
+ * all (not one each), and no zombie once they ended.  The children sleep
+ * long and the test kills them once every handle is gone (their pids stay
+ * theirs until reaped), so it does not depend on how fast spawning is. */
+static void test_free_many_running(void **state)
+{
+    (void)state;
+    freed fm;
+    int fds = tt_count_fds(), i, left;
+
+    memset(&fm, 0, sizeof fm);
+    assert_true(no_child_peek());
+    fm.threads_before = fm.threads_max = count_threads();
+    assert_true(fm.threads_before > 0);
+    assert_int_equal(tide_run(free_many_main, &fm), 0);
+    assert_int_equal(tt_count_fds(), fds); /* the reaper holds no fd */
+    usleep(50000); /* the reaper polls them a few times */
+    for (i = 0; i < NFREED; i++)
+        kill(fm.pids[i], SIGKILL);
+    /* Until they end: the thread count stays where it was, plus the reaper. */
+    for (i = 0; i < 1500; i++) {
+        int n = count_threads();
+        if (n > fm.threads_max)
+            fm.threads_max = n;
+        left = 0;
+        for (int j = 0; j < NFREED; j++)
+            left += !gone(fm.pids[j]);
+        if (!left)
+            break;
+        usleep(10000);
+    }
+    print_message("%d of %d still running when freed; threads %d -> at most %d; "
+                  "all reaped %d ms after the kill\n",
+                  fm.running_at_free, NFREED, fm.threads_before, fm.threads_max, i * 10);
+    assert_int_equal(fm.running_at_free, NFREED);
+    assert_true(fm.threads_max <= fm.threads_before + 1);
+    assert_int_equal(left, 0);
+    assert_int_equal(count_zombie_children(), 0);
+    assert_true(no_child_peek());
+    /* With nothing left to reap the reaper goes away. */
+    for (i = 0; i < 300 && count_threads() > fm.threads_before; i++)
+        usleep(10000);
+    assert_int_equal(count_threads(), fm.threads_before);
+}
+
 /* Freeing a process wakes the tasks waiting for it with -EBADF. */
 static int leftover_waiter(void *arg)
 {
@@ -771,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_timeout_kill),
         cmocka_unit_test(test_several_waiters),
         cmocka_unit_test(test_free_without_wait),
+        cmocka_unit_test(test_free_many_running),
         cmocka_unit_test(test_free_wakes_waiters),
         cmocka_unit_test(test_child_signal_state),
         cmocka_unit_test(test_process_group),

@@ -445,6 +445,11 @@ static int em_main(void *arg)
 static void test_server_emfile(void **state)
 {
     (void)state;
+    /* valgrind emulates RLIMIT_NOFILE: the kernel still accepts the pending
+     * connection, then valgrind closes the new fd and returns EMFILE, so the
+     * client sees its connection dropped.  Nothing to test there. */
+    if (tt_under_valgrind())
+        skip();
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
     fflush(NULL);

@@ -37,6 +37,24 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define TT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TT_TSAN 1
+#endif
+#endif
+
+/* 1 in a ThreadSanitizer build. */
+static inline int tt_under_tsan(void)
+{
+#ifdef TT_TSAN
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 #define TT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* 1 when running under valgrind (used only to scale down the heaviest

@@ -167,9 +167,10 @@ TIDE_API int tide_process_communicate(tide_process *p, const void *in, size_t in
  * Closes the pipes (data still queued for stdin is dropped: use
  * tide_process_close_stdin to deliver it), wakes tasks waiting for p with
  * -EBADF, and frees p.  Never suspends.  It never leaves a zombie: a child
- * that still runs is reaped in the background when it ends (a small
- * detached thread blocked in waitpid(pid)), whether or not the loop still
- * exists; it is not killed.  Call it on p's loop thread while the loop
+ * that still runs is reaped in the background soon after it ends (by one
+ * small reaper thread for all such children of the process, which checks
+ * each with waitpid(pid, WNOHANG) every 5 to 200 ms and ends once none is
+ * left), whether or not the loop still exists; it is not killed.  Call it on p's loop thread while the loop
  * exists (the streams belong to it).  NULL is ignored.
  */
 TIDE_API void tide_process_free(tide_process *p);
