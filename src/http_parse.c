@@ -419,6 +419,7 @@ static void hp_init(hp *c, const char *buf, size_t len, size_t max_head)
         c->full = 1;
     } else {
         c->end = buf + len;
+        c->full = 0;
     }
 }
 
@@ -1277,7 +1278,7 @@ const char *tide_http_method_name(tide_http_method m)
 enum {
     CH_SIZE0 = 0,   /* first hex digit of a chunk size */
     CH_SIZE,        /* more digits, BWS, ';' or CR */
-    CH_SIZE_BWS,    /* after size and BWS: BWS or ';' */
+    CH_SIZE_BWS,    /* after the size or a token value, and BWS: BWS or ';' */
     CH_EXT_PRE,     /* after ';': BWS or the name */
     CH_EXT_NAME,    /* in a name: tchar, BWS, '=', ';', CR */
     CH_EXT_NAME_BWS, /* after a name and BWS: BWS, '=' or ';' */
@@ -1285,7 +1286,7 @@ enum {
     CH_EXT_TOK,     /* in a token value: tchar, BWS, ';', CR */
     CH_EXT_QS,      /* in a quoted string */
     CH_EXT_QS_ESC,  /* after a backslash in it */
-    CH_EXT_AFTER,   /* after a value: BWS, ';', CR */
+    CH_EXT_AFTER,   /* after a quoted value: BWS, ';', CR */
     CH_SIZE_LF,     /* after the CR of a size line */
     CH_DATA,
     CH_DATA_CR,
@@ -1418,7 +1419,9 @@ int tide_http_chunked_decode(tide_http_chunked *d, const char *in, size_t in_len
                 st = CH_EXT_EQ;
             else if (ch == '\r' && st == CH_EXT_AFTER)
                 st = CH_SIZE_LF;
-            else if (!is_ows(ch))
+            else if (is_ows(ch))
+                st = st == CH_EXT_NAME_BWS ? CH_EXT_NAME_BWS : CH_SIZE_BWS;
+            else
                 CH_FAIL(ch == '\n' ? "bare LF" : "invalid chunk extension");
             break;
         case CH_EXT_PRE:
@@ -1457,7 +1460,7 @@ int tide_http_chunked_decode(tide_http_chunked *d, const char *in, size_t in_len
             else if (ch == '\r')
                 st = CH_SIZE_LF;
             else if (is_ows(ch))
-                st = CH_EXT_AFTER;
+                st = CH_SIZE_BWS;
             else
                 CH_FAIL(ch == '\n' ? "bare LF" : "invalid chunk extension");
             break;
