@@ -893,11 +893,11 @@ static ssize_t request_head(hp *c, tide_http_request *r)
             p++;
             continue;
         case T_PCT:
+            /* The two digits first, the length after (at the loop's top):
+             * a prefix ending inside "%xx" must not decide otherwise. */
             for (int i = 1; i <= 2; i++) {
                 if (p + i == end)
-                    return (size_t)(p + i - r->target) > max_target
-                               ? fail(c, 414, "request target longer than max_target")
-                               : more(c);
+                    return more(c);
                 if (hexval((unsigned char)p[i]) < 0)
                     return fail(c, 400, "invalid percent-encoding in the request target");
             }
@@ -1378,13 +1378,14 @@ int tide_http_chunked_decode(tide_http_chunked *d, const char *in, size_t in_len
             if (ch != '\r' && ++d->line > d->max_line)
                 CH_FAIL("chunk-size line longer than max_line");
         } else if (st >= CH_TR_START && st <= CH_FINAL_LF) {
-            if (++d->trailer_len > d->max_trailers)
+            if (d->trailer_len == d->max_trailers)
                 CH_FAIL("trailer section larger than max_trailers");
             if (d->trailer_buf) {
-                if (d->trailer_len > d->trailer_cap)
+                if (d->trailer_len == d->trailer_cap)
                     CH_FAIL("trailer section larger than trailer_cap");
-                d->trailer_buf[d->trailer_len - 1] = (char)ch;
+                d->trailer_buf[d->trailer_len] = (char)ch;
             }
+            d->trailer_len++;
         }
 
         switch (st) {
