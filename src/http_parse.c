@@ -20,16 +20,19 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__SSE2__)
+/* -DTIDE_HTTP_NO_SIMD: no SSE2/NEON; -DTIDE_HTTP_NO_SWAR: no word-at-a-time
+ * either (the byte loops every platform can run; tests build both). */
+#if defined(__SSE2__) && !defined(TIDE_HTTP_NO_SIMD)
 #include <emmintrin.h>
 #define HP_SSE2 1
-#elif (defined(__aarch64__) || defined(__ARM_NEON)) && defined(__ARM_NEON)
+#elif defined(__ARM_NEON) && !defined(TIDE_HTTP_NO_SIMD)
 #include <arm_neon.h>
 #define HP_NEON 1
 #endif
 
 #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
-    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__GNUC__) || defined(__clang__))
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(TIDE_HTTP_NO_SWAR)
 #define HP_SWAR 1
 #endif
 
