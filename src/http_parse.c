@@ -535,32 +535,36 @@ static ssize_t field_host(hp *c, const char *v, size_t len)
     return 0;
 }
 
-/* The fields that decide framing, recognised by length first. */
+/* The fields that decide framing, recognised by length and first letter
+ * (sparse cases: compares, not an indirect jump), then by word compares. */
+#define NAME_KEY(len, ch) ((unsigned)(len) << 8 | (unsigned)(ch))
 static inline ssize_t field_semantics(hp *c, const char *name, size_t nlen, const char *v,
                                       size_t vlen)
 {
-    switch (nlen) {
-    case 4:
+    if (nlen > 17)
+        return 0;
+    switch (NAME_KEY(nlen, (unsigned char)name[0] | 0x20)) {
+    case NAME_KEY(4, 'h'):
         if (c->request && tok_is(name, "host", 4))
             return field_host(c, v, vlen);
         break;
-    case 6:
+    case NAME_KEY(6, 'e'):
         if (c->request && tok_is(name, "expect", 6) && IEQ(v, vlen, "100-continue"))
             c->expect100 = 1;
         break;
-    case 7:
+    case NAME_KEY(7, 'u'):
         if (tok_is(name, "upgrade", 7) && vlen)
             c->upgrade_field = 1;
         break;
-    case 10:
+    case NAME_KEY(10, 'c'):
         if (tok_is(name, "connection", 10))
             field_connection(c, v, vlen);
         break;
-    case 14:
+    case NAME_KEY(14, 'c'):
         if (tok_is(name, "content-length", 14))
             return field_content_length(c, v, vlen);
         break;
-    case 17:
+    case NAME_KEY(17, 't'):
         if (tok_is(name, "transfer-encoding", 17))
             return field_transfer_encoding(c, v, vlen);
         break;
@@ -572,80 +576,104 @@ static inline ssize_t field_semantics(hp *c, const char *name, size_t nlen, cons
 
 /* --------------------------------------------------------- field section */
 
-/* Field lines from p through the empty line: the head's length, or < 0. */
+/* Field lines from p through the empty line: the head's length, or < 0.
+ * The header slot and the end are kept in locals (stores to the array
+ * could alias the struct's members otherwise); c->n is written on the way
+ * out. */
 static ssize_t parse_fields(hp *c, const char *p)
 {
-    const char *end = c->end;
+    const char *const end = c->end;
+    tide_http_header *hdr = c->h + c->n, *const hend = c->h + c->cap;
+    const int semantics = c->semantics;
+    ssize_t rc;
 
     for (;;) {
         const char *name, *value, *vend;
         size_t nlen;
 
         if (HP_UNLIKELY(p == end))
-            return more(c);
+            goto need_more;
         if (*p == '\r') {
             if (p + 1 == end)
-                return more(c);
+                goto need_more;
             if (p[1] != '\n')
-                return fail(c, 400, "bare CR");
-            return p + 2 - c->start;
+                goto bare_cr;
+            rc = p + 2 - c->start;
+            goto out;
         }
         name = p;
         p = scan_name(p, end);
         if (HP_UNLIKELY(p == end))
-            return more(c);
-        if (HP_UNLIKELY(*p != ':')) {
+            goto need_more;
+        if (HP_UNLIKELY(*p != ':' || p == name)) {
             unsigned char ch = (unsigned char)*p;
             if (p == name && is_ows(ch))
-                return fail(c, 400, "line folding (obs-fold) or whitespace before a field");
-            if (ch == '\n')
-                return fail(c, 400, "bare LF");
-            if (is_ows(ch))
-                return fail(c, 400, "whitespace between field name and colon");
-            if (ch == '\r')
-                return fail(c, 400, "field line without a colon");
-            return fail(c, 400, "invalid character in field name");
+                rc = fail(c, 400, "line folding (obs-fold) or whitespace before a field");
+            else if (ch == ':')
+                rc = fail(c, 400, "empty field name");
+            else if (ch == '\n')
+                rc = fail(c, 400, "bare LF");
+            else if (is_ows(ch))
+                rc = fail(c, 400, "whitespace between field name and colon");
+            else if (ch == '\r')
+                rc = fail(c, 400, "field line without a colon");
+            else
+                rc = fail(c, 400, "invalid character in field name");
+            goto out;
         }
-        if (HP_UNLIKELY(p == name))
-            return fail(c, 400, "empty field name");
         nlen = (size_t)(p - name);
         p++;
         if (HP_LIKELY(p < end && *p == ' '))
             p++;
-        while (HP_UNLIKELY(p < end && is_ows((unsigned char)*p)))
-            p++;
         value = p;
         for (;;) {
             p = scan_ctl(p, end);
-            if (HP_UNLIKELY(p == end))
-                return more(c);
-            if (*p != '\t')
+            if (HP_LIKELY(p < end && *p == '\r'))
                 break;
+            if (p == end)
+                goto need_more;
+            if (*p != '\t') {
+                rc = fail(c, 400, *p == '\n' ? "bare LF" : "control character in field value");
+                goto out;
+            }
             p++;
         }
-        if (HP_UNLIKELY(*p != '\r'))
-            return fail(c, 400, *p == '\n' ? "bare LF" : "control character in field value");
-        if (HP_UNLIKELY(p + 1 == end))
-            return more(c);
-        if (HP_UNLIKELY(p[1] != '\n'))
-            return fail(c, 400, "bare CR");
+        if (HP_UNLIKELY(end - p < 2 || p[1] != '\n')) {
+            if (p + 1 == end)
+                goto need_more;
+            goto bare_cr;
+        }
+        /* Between value and vend every byte is HTAB or >= 0x20, so
+         * "<= 0x20" is "SP or HTAB": one compare to trim each end. */
         vend = p;
-        while (HP_UNLIKELY(vend > value && is_ows((unsigned char)vend[-1])))
+        while (HP_UNLIKELY(value < vend && (unsigned char)*value <= 0x20))
+            value++;
+        while (HP_UNLIKELY(vend > value && (unsigned char)vend[-1] <= 0x20))
             vend--;
         p += 2;
-        if (HP_UNLIKELY(c->n == c->cap))
-            return fail(c, 431, "more header fields than header_cap");
-        c->h[c->n].name = name;
-        c->h[c->n].name_len = nlen;
-        c->h[c->n].value = value;
-        c->h[c->n].value_len = (size_t)(vend - value);
-        c->n++;
-        if (c->semantics) {
-            ssize_t rc = field_semantics(c, name, nlen, value, (size_t)(vend - value));
-            if (rc < 0)
-                return rc;
+        if (HP_UNLIKELY(hdr == hend)) {
+            rc = fail(c, 431, "more header fields than header_cap");
+            goto out;
+        }
+        hdr->name = name;
+        hdr->name_len = nlen;
+        hdr->value = value;
+        hdr->value_len = (size_t)(vend - value);
+        hdr++;
+        if (semantics) {
+            rc = field_semantics(c, name, nlen, value, (size_t)(vend - value));
+            if (HP_UNLIKELY(rc < 0))
+                goto out;
         }
     }
+need_more:
+    rc = more(c);
+    goto out;
+bare_cr:
+    rc = fail(c, 400, "bare CR");
+out:
+    c->n = (size_t)(hdr - c->h);
+    return rc;
 }
 
 /* "HTTP/1.1" at *pp; *minor gets the minor version; 1 for a version
