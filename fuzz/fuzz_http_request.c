@@ -39,7 +39,7 @@ static ssize_t parse(const char *buf, size_t len, unsigned opt, tide_http_reques
                      tide_http_header *h)
 {
     static const size_t caps[4] = {64, 0, 3, 16};
-    tide_http_request_init(r, h, caps[opt & 3]);
+    tide_http_request_init(r, caps[opt & 3] ? h : NULL, caps[opt & 3]); /* no array at all */
     r->max_head = opt & 4 ? 200 : 0;
     r->max_target = opt & 8 ? 20 : 0;
     return tide_http_parse_request(buf, len, r);

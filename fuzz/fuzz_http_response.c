@@ -24,7 +24,7 @@ static ssize_t parse(const char *buf, size_t len, unsigned opt, tide_http_respon
                      tide_http_header *h)
 {
     static const size_t caps[4] = {64, 0, 2, 16};
-    tide_http_response_init(r, h, caps[(opt >> 2) & 3]);
+    tide_http_response_init(r, caps[(opt >> 2) & 3] ? h : NULL, caps[(opt >> 2) & 3]);
     r->flags = opt & 3;
     r->max_head = opt & 0x10 ? 128 : 0;
     return tide_http_parse_response(buf, len, r);

@@ -583,7 +583,8 @@ static inline ssize_t field_semantics(hp *c, const char *name, size_t nlen, cons
 static ssize_t parse_fields(hp *c, const char *p)
 {
     const char *const end = c->end;
-    tide_http_header *hdr = c->h + c->n, *const hend = c->h + c->cap;
+    /* (no arithmetic on a NULL array: a caller may give none) */
+    tide_http_header *hdr = c->h ? c->h + c->n : NULL, *const hend = c->h ? c->h + c->cap : NULL;
     const int semantics = c->semantics;
     ssize_t rc;
 
@@ -672,7 +673,7 @@ need_more:
 bare_cr:
     rc = fail(c, 400, "bare CR");
 out:
-    c->n = (size_t)(hdr - c->h);
+    c->n = c->h ? (size_t)(hdr - c->h) : 0;
     return rc;
 }
 
