@@ -235,9 +235,10 @@ TIDE_API void tide_http_chunked_init(tide_http_chunked *d, const tide_http_chunk
  * Returns 1 when the body is complete (the last chunk and the trailer
  * section are consumed: in[*consumed..] is the next message), 0 when all
  * the input was used (*consumed == in_len) or out is full, -EBADMSG for a
- * malformed body (d->error says why; every later call fails the same way),
- * -EINVAL for NULL arguments.  After completion it returns 1 consuming
- * nothing. */
+ * malformed body (d->error says why; *consumed and *produced say how far
+ * it got, the data before the fault is in out; every later call fails the
+ * same way, consuming nothing), -EINVAL for NULL arguments.  After
+ * completion it returns 1 consuming nothing. */
 TIDE_API int tide_http_chunked_decode(tide_http_chunked *d, const char *in, size_t in_len,
                                       size_t *consumed, char *out, size_t out_cap,
                                       size_t *produced);
