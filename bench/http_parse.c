@@ -182,8 +182,7 @@ int main(void)
         for (int k = 0; k < 3; k++)
             best[k] = bench_min(best[k], measure(fns[k]));
     for (int k = 0; k < 3; k++)
-        printf("%-7s %7.1f ns/head  %6.2f GB/s\n", names[k], best[k],
-               (double)head_len / best[k]);
+        printf("%-7s %7.1f ns/head  %6.2f GB/s\n", names[k], best[k], (double)head_len / best[k]);
     printf("RATIO tide/naive  = %.2f (throughput; > 1: tide is faster)\n", best[1] / best[0]);
     printf("RATIO tide/memchr = %.2f (of reading the bytes once)\n", best[2] / best[0]);
     return 0;

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)               \
-    do {                       \
-        if (!(c))              \
-            __builtin_trap();  \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_trap();                                                                      \
     } while (0)
 
 static ssize_t parse(const char *buf, size_t len, unsigned opt, tide_http_response *r,

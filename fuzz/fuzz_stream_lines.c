@@ -17,10 +17,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define CHECK(c)               \
-    do {                       \
-        if (!(c))              \
-            __builtin_trap();  \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_trap();                                                                      \
     } while (0)
 
 typedef struct fz {

@@ -30,8 +30,8 @@
 #define HP_NEON 1
 #endif
 
-#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
-    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__GNUC__) || defined(__clang__)) && \
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) &&                                 \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__GNUC__) || defined(__clang__)) &&      \
     !defined(TIDE_HTTP_NO_SWAR)
 #define HP_SWAR 1
 #endif
@@ -46,6 +46,7 @@
 
 /* ----------------------------------------------------------- char classes */
 
+/* clang-format off */
 /* tchar (RFC 9110 5.6.2): "!#$%&'*+-.^_`|~", DIGIT, ALPHA. */
 static const unsigned char tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
@@ -61,6 +62,7 @@ static const unsigned char tchar[256] = {
     ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
     ['y'] = 1, ['z'] = 1,
 };
+/* clang-format on */
 
 /* Request-target bytes.  T_OK: the URI characters of RFC 3986 (unreserved,
  * gen-delims but '#', sub-delims) plus those WHATWG URL lets browsers send
@@ -69,25 +71,24 @@ static const unsigned char tchar[256] = {
  * '\' and every byte >= 0x80 (clients percent-encode them). */
 enum { T_BAD = 0, T_OK, T_PCT, T_QM, T_SP };
 static const unsigned char tgt[256] = {
-    [' '] = T_SP, ['%'] = T_PCT, ['?'] = T_QM,
-    ['!'] = T_OK, ['$'] = T_OK, ['&'] = T_OK, ['\''] = T_OK, ['('] = T_OK, [')'] = T_OK,
-    ['*'] = T_OK, ['+'] = T_OK, [','] = T_OK, ['-'] = T_OK, ['.'] = T_OK, ['/'] = T_OK,
-    ['0'] = T_OK, ['1'] = T_OK, ['2'] = T_OK, ['3'] = T_OK, ['4'] = T_OK, ['5'] = T_OK,
-    ['6'] = T_OK, ['7'] = T_OK, ['8'] = T_OK, ['9'] = T_OK, [':'] = T_OK, [';'] = T_OK,
-    ['='] = T_OK, ['@'] = T_OK,
-    ['A'] = T_OK, ['B'] = T_OK, ['C'] = T_OK, ['D'] = T_OK, ['E'] = T_OK, ['F'] = T_OK,
-    ['G'] = T_OK, ['H'] = T_OK, ['I'] = T_OK, ['J'] = T_OK, ['K'] = T_OK, ['L'] = T_OK,
-    ['M'] = T_OK, ['N'] = T_OK, ['O'] = T_OK, ['P'] = T_OK, ['Q'] = T_OK, ['R'] = T_OK,
-    ['S'] = T_OK, ['T'] = T_OK, ['U'] = T_OK, ['V'] = T_OK, ['W'] = T_OK, ['X'] = T_OK,
-    ['Y'] = T_OK, ['Z'] = T_OK, ['['] = T_OK, [']'] = T_OK, ['^'] = T_OK, ['_'] = T_OK,
-    ['`'] = T_OK,
-    ['a'] = T_OK, ['b'] = T_OK, ['c'] = T_OK, ['d'] = T_OK, ['e'] = T_OK, ['f'] = T_OK,
-    ['g'] = T_OK, ['h'] = T_OK, ['i'] = T_OK, ['j'] = T_OK, ['k'] = T_OK, ['l'] = T_OK,
-    ['m'] = T_OK, ['n'] = T_OK, ['o'] = T_OK, ['p'] = T_OK, ['q'] = T_OK, ['r'] = T_OK,
-    ['s'] = T_OK, ['t'] = T_OK, ['u'] = T_OK, ['v'] = T_OK, ['w'] = T_OK, ['x'] = T_OK,
-    ['y'] = T_OK, ['z'] = T_OK, ['{'] = T_OK, ['|'] = T_OK, ['}'] = T_OK, ['~'] = T_OK,
+    [' '] = T_SP,  ['%'] = T_PCT, ['?'] = T_QM, ['!'] = T_OK, ['$'] = T_OK, ['&'] = T_OK,
+    ['\''] = T_OK, ['('] = T_OK,  [')'] = T_OK, ['*'] = T_OK, ['+'] = T_OK, [','] = T_OK,
+    ['-'] = T_OK,  ['.'] = T_OK,  ['/'] = T_OK, ['0'] = T_OK, ['1'] = T_OK, ['2'] = T_OK,
+    ['3'] = T_OK,  ['4'] = T_OK,  ['5'] = T_OK, ['6'] = T_OK, ['7'] = T_OK, ['8'] = T_OK,
+    ['9'] = T_OK,  [':'] = T_OK,  [';'] = T_OK, ['='] = T_OK, ['@'] = T_OK, ['A'] = T_OK,
+    ['B'] = T_OK,  ['C'] = T_OK,  ['D'] = T_OK, ['E'] = T_OK, ['F'] = T_OK, ['G'] = T_OK,
+    ['H'] = T_OK,  ['I'] = T_OK,  ['J'] = T_OK, ['K'] = T_OK, ['L'] = T_OK, ['M'] = T_OK,
+    ['N'] = T_OK,  ['O'] = T_OK,  ['P'] = T_OK, ['Q'] = T_OK, ['R'] = T_OK, ['S'] = T_OK,
+    ['T'] = T_OK,  ['U'] = T_OK,  ['V'] = T_OK, ['W'] = T_OK, ['X'] = T_OK, ['Y'] = T_OK,
+    ['Z'] = T_OK,  ['['] = T_OK,  [']'] = T_OK, ['^'] = T_OK, ['_'] = T_OK, ['`'] = T_OK,
+    ['a'] = T_OK,  ['b'] = T_OK,  ['c'] = T_OK, ['d'] = T_OK, ['e'] = T_OK, ['f'] = T_OK,
+    ['g'] = T_OK,  ['h'] = T_OK,  ['i'] = T_OK, ['j'] = T_OK, ['k'] = T_OK, ['l'] = T_OK,
+    ['m'] = T_OK,  ['n'] = T_OK,  ['o'] = T_OK, ['p'] = T_OK, ['q'] = T_OK, ['r'] = T_OK,
+    ['s'] = T_OK,  ['t'] = T_OK,  ['u'] = T_OK, ['v'] = T_OK, ['w'] = T_OK, ['x'] = T_OK,
+    ['y'] = T_OK,  ['z'] = T_OK,  ['{'] = T_OK, ['|'] = T_OK, ['}'] = T_OK, ['~'] = T_OK,
 };
 
+/* clang-format off */
 /* Bytes of a host[:port] (Host field, authority of a target): unreserved,
  * sub-delims, ':', '[' and ']' (IP literals), '%' (pct-encoded, zone ids). */
 static const unsigned char hostc[256] = {
@@ -105,6 +106,7 @@ static const unsigned char hostc[256] = {
     ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
     ['y'] = 1, ['z'] = 1,
 };
+/* clang-format on */
 
 static inline int is_digit(unsigned char c)
 {
@@ -348,9 +350,8 @@ static inline const char *scan_target(const char *p, const char *end)
         p += 16;
     }
 #endif
-    while (end - p >= 4 && tgt[(unsigned char)p[0]] == T_OK &&
-           tgt[(unsigned char)p[1]] == T_OK && tgt[(unsigned char)p[2]] == T_OK &&
-           tgt[(unsigned char)p[3]] == T_OK)
+    while (end - p >= 4 && tgt[(unsigned char)p[0]] == T_OK && tgt[(unsigned char)p[1]] == T_OK &&
+           tgt[(unsigned char)p[2]] == T_OK && tgt[(unsigned char)p[3]] == T_OK)
         p += 4;
     while (p < end && tgt[(unsigned char)*p] == T_OK)
         p++;
@@ -684,8 +685,7 @@ static ssize_t parse_version(hp *c, const char **pp, int *minor)
     static const char http[5] = {'H', 'T', 'T', 'P', '/'};
     const char *p = *pp, *end = c->end;
 
-    if (HP_LIKELY(end - p >= 8) && memcmp(p, "HTTP/1.", 7) == 0 &&
-        (p[7] == '1' || p[7] == '0')) {
+    if (HP_LIKELY(end - p >= 8) && memcmp(p, "HTTP/1.", 7) == 0 && (p[7] == '1' || p[7] == '0')) {
         *minor = p[7] - '0';
         *pp = p + 8;
         return 0;
@@ -694,8 +694,8 @@ static ssize_t parse_version(hp *c, const char **pp, int *minor)
         if (p == end)
             return more(c);
         if (*p != http[i])
-            return fail(c, 400, *p == ' ' ? "extra space in the start line"
-                                         : "invalid HTTP version");
+            return fail(c, 400,
+                        *p == ' ' ? "extra space in the start line" : "invalid HTTP version");
     }
     for (int i = 0; i < 3; i++, p++) {
         if (p == end)
@@ -837,8 +837,8 @@ static ssize_t split_target(hp *c, tide_http_request *r, const char *qm)
         const char *p = t, *pe = qm ? qm : te, *a, *ae;
         if (p == pe || (unsigned)(lower((unsigned char)*p) - 'a') >= 26u)
             return fail(c, 400, "invalid request target");
-        while (p < pe && ((unsigned)(lower((unsigned char)*p) - 'a') < 26u || is_digit((unsigned char)*p) ||
-                          *p == '+' || *p == '-' || *p == '.'))
+        while (p < pe && ((unsigned)(lower((unsigned char)*p) - 'a') < 26u ||
+                          is_digit((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.'))
             p++;
         if (pe - p < 3 || memcmp(p, "://", 3) != 0)
             return fail(c, 400, "invalid request target");
@@ -1028,8 +1028,7 @@ ssize_t tide_http_parse_request(const char *buf, size_t len, tide_http_request *
 
 /* ------------------------------------------------------------ responses */
 
-void tide_http_response_init(tide_http_response *resp, tide_http_header *headers,
-                             size_t header_cap)
+void tide_http_response_init(tide_http_response *resp, tide_http_header *headers, size_t header_cap)
 {
     if (!resp)
         return;
@@ -1073,8 +1072,9 @@ static ssize_t response_head(hp *c, tide_http_response *r)
         }
     }
     r->reason_len = (size_t)(p - r->reason);
-    if ((rc = parse_eol(c, &p, is_digit((unsigned char)*p) ? "invalid status code"
-                                                           : "invalid reason phrase")) < 0)
+    if ((rc = parse_eol(c, &p,
+                        is_digit((unsigned char)*p) ? "invalid status code"
+                                                    : "invalid reason phrase")) < 0)
         return rc;
     if (minor > 1)
         return fail(c, 505, "HTTP version not supported");
@@ -1176,8 +1176,8 @@ ssize_t tide_http_header_find(const tide_http_header *headers, size_t n, size_t 
     for (size_t i = from; i < n; i++)
         if (headers[i].name_len == nl) {
             size_t k = 0;
-            while (k < nl && lower((unsigned char)headers[i].name[k]) ==
-                                 lower((unsigned char)name[k]))
+            while (k < nl &&
+                   lower((unsigned char)headers[i].name[k]) == lower((unsigned char)name[k]))
                 k++;
             if (k == nl)
                 return (ssize_t)i;
@@ -1230,6 +1230,7 @@ int tide_http_list_has(const char *v, size_t len, const char *token)
 
 const char *tide_http_reason(int status)
 {
+    /* clang-format off */
     switch (status) {
     case 100: return "Continue";
     case 101: return "Switching Protocols";
@@ -1279,10 +1280,12 @@ const char *tide_http_reason(int status)
     case 505: return "HTTP Version Not Supported";
     default: return "";
     }
+    /* clang-format on */
 }
 
 const char *tide_http_method_name(tide_http_method m)
 {
+    /* clang-format off */
     switch (m) {
     case TIDE_HTTP_GET: return "GET";
     case TIDE_HTTP_HEAD: return "HEAD";
@@ -1296,6 +1299,7 @@ const char *tide_http_method_name(tide_http_method m)
     case TIDE_HTTP_OTHER:
     default: return "";
     }
+    /* clang-format on */
 }
 
 /* ------------------------------------------------------- chunked bodies */
@@ -1308,22 +1312,22 @@ const char *tide_http_method_name(tide_http_method m)
  * A state per position; one byte at a time outside chunk data.
  */
 enum {
-    CH_SIZE0 = 0,   /* first hex digit of a chunk size */
-    CH_SIZE,        /* more digits, BWS, ';' or CR */
-    CH_SIZE_BWS,    /* after the size or a token value, and BWS: BWS or ';' */
-    CH_EXT_PRE,     /* after ';': BWS or the name */
-    CH_EXT_NAME,    /* in a name: tchar, BWS, '=', ';', CR */
+    CH_SIZE0 = 0,    /* first hex digit of a chunk size */
+    CH_SIZE,         /* more digits, BWS, ';' or CR */
+    CH_SIZE_BWS,     /* after the size or a token value, and BWS: BWS or ';' */
+    CH_EXT_PRE,      /* after ';': BWS or the name */
+    CH_EXT_NAME,     /* in a name: tchar, BWS, '=', ';', CR */
     CH_EXT_NAME_BWS, /* after a name and BWS: BWS, '=' or ';' */
-    CH_EXT_EQ,      /* after '=': BWS or the value */
-    CH_EXT_TOK,     /* in a token value: tchar, BWS, ';', CR */
-    CH_EXT_QS,      /* in a quoted string */
-    CH_EXT_QS_ESC,  /* after a backslash in it */
-    CH_EXT_AFTER,   /* after a quoted value: BWS, ';', CR */
-    CH_SIZE_LF,     /* after the CR of a size line */
+    CH_EXT_EQ,       /* after '=': BWS or the value */
+    CH_EXT_TOK,      /* in a token value: tchar, BWS, ';', CR */
+    CH_EXT_QS,       /* in a quoted string */
+    CH_EXT_QS_ESC,   /* after a backslash in it */
+    CH_EXT_AFTER,    /* after a quoted value: BWS, ';', CR */
+    CH_SIZE_LF,      /* after the CR of a size line */
     CH_DATA,
     CH_DATA_CR,
     CH_DATA_LF,
-    CH_TR_START,    /* start of a trailer line (or of the final CRLF) */
+    CH_TR_START, /* start of a trailer line (or of the final CRLF) */
     CH_TR_NAME,
     CH_TR_VALUE,
     CH_TR_LF,
@@ -1358,8 +1362,8 @@ static inline int is_vchar_ws(unsigned char ch)
     return ch == '\t' || (ch >= 0x20 && ch != 0x7f);
 }
 
-int tide_http_chunked_decode(tide_http_chunked *d, const char *in, size_t in_len,
-                             size_t *consumed, char *out, size_t out_cap, size_t *produced)
+int tide_http_chunked_decode(tide_http_chunked *d, const char *in, size_t in_len, size_t *consumed,
+                             char *out, size_t out_cap, size_t *produced)
 {
     size_t i = 0, o = 0;
     int st;
@@ -1374,11 +1378,11 @@ int tide_http_chunked_decode(tide_http_chunked *d, const char *in, size_t in_len
     if (st == CH_DONE)
         return 1;
 
-#define CH_FAIL(why)       \
-    do {                   \
-        d->error = (why);  \
-        st = CH_ERROR;     \
-        goto out;          \
+#define CH_FAIL(why)                                                                               \
+    do {                                                                                           \
+        d->error = (why);                                                                          \
+        st = CH_ERROR;                                                                             \
+        goto out;                                                                                  \
     } while (0)
 
     while (i < in_len) {

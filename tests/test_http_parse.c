@@ -35,11 +35,11 @@ static int streq(const char *p, size_t n, const char *s)
 {
     return p && strlen(s) == n && memcmp(p, s, n) == 0;
 }
-#define assert_str(p, n, s)                                                              \
-    do {                                                                                 \
-        if (!streq((p), (n), (s)))                                                       \
-            fail_msg("%s:%d: got \"%.*s\", want \"%s\"", __FILE__, __LINE__,            \
-                     (p) ? (int)(n) : 6, (p) ? (p) : "(null)", (s));                     \
+#define assert_str(p, n, s)                                                                        \
+    do {                                                                                           \
+        if (!streq((p), (n), (s)))                                                                 \
+            fail_msg("%s:%d: got \"%.*s\", want \"%s\"", __FILE__, __LINE__, (p) ? (int)(n) : 6,   \
+                     (p) ? (p) : "(null)", (s));                                                   \
     } while (0)
 
 /* Offset of p in buf, or -1 for NULL (results of two buffers compared). */
@@ -48,8 +48,8 @@ static long off(const char *p, const char *buf)
     return p ? (long)(p - buf) : -1;
 }
 
-static void same_request(const tide_http_request *a, const char *abuf,
-                         const tide_http_request *b, const char *bbuf)
+static void same_request(const tide_http_request *a, const char *abuf, const tide_http_request *b,
+                         const char *bbuf)
 {
     assert_int_equal(off(a->method, abuf), off(b->method, bbuf));
     assert_int_equal(a->method_len, b->method_len);
@@ -110,9 +110,8 @@ static ssize_t t_req_ex(const char *s, size_t n, tide_http_request *r, const req
         } else if (prc != -EAGAIN) {
             if (prc != rc || rc != -EBADMSG || p.error_status != r->error_status ||
                 strcmp(p.error, r->error) != 0)
-                fail_msg("prefix %zu: %zd (%d %s), whole: %zd (%d %s)", k, prc,
-                         p.error_status, p.error ? p.error : "", rc, r->error_status,
-                         r->error ? r->error : "");
+                fail_msg("prefix %zu: %zd (%d %s), whole: %zd (%d %s)", k, prc, p.error_status,
+                         p.error ? p.error : "", rc, r->error_status, r->error ? r->error : "");
         }
         free(buf);
     }
@@ -196,12 +195,12 @@ static void test_methods(void **state)
         const char *m;
         tide_http_method id;
     } ms[] = {
-        {"GET", TIDE_HTTP_GET},         {"HEAD", TIDE_HTTP_HEAD},
-        {"POST", TIDE_HTTP_POST},       {"PUT", TIDE_HTTP_PUT},
-        {"DELETE", TIDE_HTTP_DELETE},   {"OPTIONS", TIDE_HTTP_OPTIONS},
-        {"TRACE", TIDE_HTTP_TRACE},     {"PATCH", TIDE_HTTP_PATCH},
-        {"PROPFIND", TIDE_HTTP_OTHER},  {"get", TIDE_HTTP_OTHER}, /* methods are case-sensitive */
-        {"M-SEARCH", TIDE_HTTP_OTHER},  {"X!#$%&'*+-.^_`|~9", TIDE_HTTP_OTHER},
+        {"GET", TIDE_HTTP_GET},        {"HEAD", TIDE_HTTP_HEAD},
+        {"POST", TIDE_HTTP_POST},      {"PUT", TIDE_HTTP_PUT},
+        {"DELETE", TIDE_HTTP_DELETE},  {"OPTIONS", TIDE_HTTP_OPTIONS},
+        {"TRACE", TIDE_HTTP_TRACE},    {"PATCH", TIDE_HTTP_PATCH},
+        {"PROPFIND", TIDE_HTTP_OTHER}, {"get", TIDE_HTTP_OTHER}, /* methods are case-sensitive */
+        {"M-SEARCH", TIDE_HTTP_OTHER}, {"X!#$%&'*+-.^_`|~9", TIDE_HTTP_OTHER},
     };
     char buf[256];
     tide_http_request r;
@@ -575,10 +574,8 @@ static void test_limits(void **state)
         tide_http_request_init(&q, g_h, NH);
         assert_int_equal(tide_http_parse_request(buf, n, &q), -EBADMSG);
         assert_int_equal(q.error_status, 431);
-        assert_int_equal(tide_http_parse_request(buf, TIDE_HTTP_MAX_HEAD_DEFAULT - 1, &q),
-                         -EAGAIN);
-        assert_int_equal(tide_http_parse_request(buf, TIDE_HTTP_MAX_HEAD_DEFAULT, &q),
-                         -EBADMSG);
+        assert_int_equal(tide_http_parse_request(buf, TIDE_HTTP_MAX_HEAD_DEFAULT - 1, &q), -EAGAIN);
+        assert_int_equal(tide_http_parse_request(buf, TIDE_HTTP_MAX_HEAD_DEFAULT, &q), -EBADMSG);
         q.max_head = sizeof buf;
         assert_int_equal(tide_http_parse_request(buf, n, &q), (ssize_t)n);
     }
@@ -594,8 +591,8 @@ static void test_cl_te(void **state)
         400, "both Content-Length and Transfer-Encoding");
     BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
         400, "both Content-Length and Transfer-Encoding");
-    BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n",
-        400, "both Content-Length and Transfer-Encoding");
+    BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n", 400,
+        "both Content-Length and Transfer-Encoding");
 }
 
 static void test_content_length(void **state)
@@ -604,16 +601,26 @@ static void test_content_length(void **state)
         const char *v;
         uint64_t n;
     } ok[] = {
-        {"0", 0},
-        {"42", 42},
-        {"007", 7},
-        {"42, 42", 42},
-        {"42,42,42", 42},
-        {"9223372036854775807", 9223372036854775807ULL},
+        {"0", 0},       {"42", 42},       {"007", 7},
+        {"42, 42", 42}, {"42,42,42", 42}, {"9223372036854775807", 9223372036854775807ULL},
     };
     static const char *bad[] = {
-        "", "+5", "-5", "5 5", "0x10", "5a", "5,", ",5", "5,,5", "5, 6", "1e3", "5;q",
-        "\"5\"", "9223372036854775808", "99999999999999999999", "18446744073709551616",
+        "",
+        "+5",
+        "-5",
+        "5 5",
+        "0x10",
+        "5a",
+        "5,",
+        ",5",
+        "5,,5",
+        "5, 6",
+        "1e3",
+        "5;q",
+        "\"5\"",
+        "9223372036854775808",
+        "99999999999999999999",
+        "18446744073709551616",
     };
     char buf[256];
     tide_http_request r;
@@ -652,30 +659,34 @@ static void test_transfer_encoding(void **state)
     assert_int_equal(r.body, TIDE_HTTP_BODY_CHUNKED);
     assert_true(t_req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: CHUNKED\r\n\r\n", &r) > 0);
     assert_int_equal(r.body, TIDE_HTTP_BODY_CHUNKED);
-    assert_true(t_req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-                      &r) > 0);
+    assert_true(
+        t_req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &r) > 0);
     assert_int_equal(r.body, TIDE_HTTP_BODY_CHUNKED);
     assert_true(t_req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n"
                       "Transfer-Encoding: chunked\r\n\r\n",
                       &r) > 0);
     assert_int_equal(r.body, TIDE_HTTP_BODY_CHUNKED);
-    assert_true(t_req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,deflate ,, chunked,\r\n\r\n",
-                      &r) > 0);
+    assert_true(
+        t_req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,deflate ,, chunked,\r\n\r\n", &r) >
+        0);
     assert_int_equal(r.body, TIDE_HTTP_BODY_CHUNKED);
 
     BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400,
         "chunked is not the final");
     BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400,
         "chunked is not the final");
-    BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+    BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+        "gzip\r\n\r\n",
         400, "chunked is not the final");
     BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400,
         "chunked applied more than once");
     BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
         "Transfer-Encoding: chunked\r\n\r\n",
         400, "chunked applied more than once");
-    BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n", 400, "empty Transfer-Encoding");
-    BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,\r\n\r\n", 400, "empty Transfer-Encoding");
+    BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n", 400,
+        "empty Transfer-Encoding");
+    BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,\r\n\r\n", 400,
+        "empty Transfer-Encoding");
     BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;a=b\r\n\r\n", 400, "parameters");
     BAD("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip;q=1, chunked\r\n\r\n", 400,
         "parameters");
@@ -789,9 +800,11 @@ static void test_expect_upgrade(void **state)
     assert_int_equal(r.upgrade, 0); /* no "Connection: upgrade" */
     assert_true(t_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n\r\n", &r) > 0);
     assert_int_equal(r.upgrade, 0); /* no Upgrade field */
-    assert_true(t_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade:\r\n\r\n", &r) > 0);
+    assert_true(t_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade:\r\n\r\n", &r) >
+                0);
     assert_int_equal(r.upgrade, 0); /* an empty one */
-    assert_true(t_req("GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", &r) > 0);
+    assert_true(t_req("GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", &r) >
+                0);
     assert_int_equal(r.upgrade, 0); /* ignored in HTTP/1.0 (RFC 9110 7.8) */
 }
 
@@ -897,8 +910,8 @@ static ssize_t t_resp_n(const char *s, size_t n, unsigned flags, tide_http_respo
             assert_int_equal(p.reason_len, r->reason_len);
         } else if (prc != -EAGAIN) {
             if (prc != -EBADMSG || rc != -EBADMSG || strcmp(p.error, r->error) != 0)
-                fail_msg("prefix %zu: %zd (%s), whole: %zd (%s)", k, prc,
-                         p.error ? p.error : "", rc, r->error ? r->error : "");
+                fail_msg("prefix %zu: %zd (%s), whole: %zd (%s)", k, prc, p.error ? p.error : "",
+                         rc, r->error ? r->error : "");
         }
         free(buf);
     }
@@ -909,13 +922,13 @@ static void test_responses(void **state)
 {
     static const resp_case cs[] = {
         {"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", 0, 200, TIDE_HTTP_BODY_LENGTH, 12, 1},
-        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 200, TIDE_HTTP_BODY_CHUNKED,
-         0, 1},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 200, TIDE_HTTP_BODY_CHUNKED, 0,
+         1},
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 0, 200,
          TIDE_HTTP_BODY_CHUNKED, 0, 1},
         /* chunked not last in a response: until close (RFC 9112 6.3) */
-        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 0, 200,
-         TIDE_HTTP_BODY_UNTIL_CLOSE, 0, 0},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 0, 200, TIDE_HTTP_BODY_UNTIL_CLOSE,
+         0, 0},
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, br\r\n\r\n", 0, 200,
          TIDE_HTTP_BODY_UNTIL_CLOSE, 0, 0},
         {"HTTP/1.1 200 OK\r\n\r\n", 0, 200, TIDE_HTTP_BODY_UNTIL_CLOSE, 0, 0},
@@ -926,8 +939,8 @@ static void test_responses(void **state)
          TIDE_HTTP_BODY_LENGTH, 1, 0},
         /* no body whatever the fields say */
         {"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 0, 204, TIDE_HTTP_BODY_NONE, 0, 1},
-        {"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", 0, 304, TIDE_HTTP_BODY_NONE,
-         0, 1},
+        {"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", 0, 304, TIDE_HTTP_BODY_NONE, 0,
+         1},
         {"HTTP/1.1 304 Not Modified\r\n\r\n", 0, 304, TIDE_HTTP_BODY_NONE, 0, 1},
         {"HTTP/1.1 100 Continue\r\n\r\n", 0, 100, TIDE_HTTP_BODY_NONE, 0, 1},
         {"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", 0, 103,
@@ -944,8 +957,8 @@ static void test_responses(void **state)
         /* reason phrases: empty, missing with or without its space, odd bytes */
         {"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n", 0, 200, TIDE_HTTP_BODY_LENGTH, 0, 1},
         {"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", 0, 200, TIDE_HTTP_BODY_LENGTH, 0, 1},
-        {"HTTP/1.1 599 W\t\xe9ird (!) \r\nContent-Length: 0\r\n\r\n", 0, 599,
-         TIDE_HTTP_BODY_LENGTH, 0, 1},
+        {"HTTP/1.1 599 W\t\xe9ird (!) \r\nContent-Length: 0\r\n\r\n", 0, 599, TIDE_HTTP_BODY_LENGTH,
+         0, 1},
     };
     tide_http_response r;
     (void)state;
@@ -972,9 +985,10 @@ static void test_responses(void **state)
 
 static void test_response_upgrade(void **state)
 {
-    static const char s[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                            "Connection: Upgrade\r\n"
-                            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x05hello";
+    static const char s[] =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x05hello";
     tide_http_response r;
     (void)state;
 
@@ -1030,9 +1044,8 @@ static void test_response_errors(void **state)
         tide_http_header h[1];
         tide_http_response r;
         tide_http_response_init(&r, h, 1);
-        assert_int_equal(tide_http_parse_response("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n", 31,
-                                                  &r),
-                         -EBADMSG);
+        assert_int_equal(
+            tide_http_parse_response("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n", 31, &r), -EBADMSG);
         assert_int_equal(r.error_status, 502);
         assert_string_equal(r.error, "more header fields than header_cap");
         r.max_head = 20;
@@ -1119,8 +1132,8 @@ static void test_list_has_and_reason(void **state)
 /* ------------------------------------------------------- chunked bodies */
 
 typedef struct dec_result {
-    int rc;            /* last return */
-    size_t consumed;   /* total */
+    int rc;          /* last return */
+    size_t consumed; /* total */
     char out[8192];
     size_t produced;
     const char *error;
@@ -1305,23 +1318,23 @@ static void test_chunked_extensions(void **state)
         "5;!#$%&'*+-.^_`|~=!#$%&'*+-.^_`|~\r\nhello\r\n0\r\n\r\n",
     };
     static const char *bad[] = {
-        "5;\r\nhello\r\n0\r\n\r\n",          /* no name */
-        "5;=b\r\nhello\r\n0\r\n\r\n",        /* no name */
-        "5;a=\r\nhello\r\n0\r\n\r\n",        /* no value */
-        "5;a b\r\nhello\r\n0\r\n\r\n",       /* two tokens */
-        "5;a=b c\r\nhello\r\n0\r\n\r\n",     /* two tokens */
-        "5;a=\"b\r\nhello\r\n0\r\n\r\n",     /* unterminated quote */
-        "5;a=\"b\"c\r\nhello\r\n0\r\n\r\n",  /* junk after a quoted value */
-        "5;a=\"b\x01\"\r\nhello\r\n0\r\n\r\n", /* control in a quoted string */
+        "5;\r\nhello\r\n0\r\n\r\n",              /* no name */
+        "5;=b\r\nhello\r\n0\r\n\r\n",            /* no name */
+        "5;a=\r\nhello\r\n0\r\n\r\n",            /* no value */
+        "5;a b\r\nhello\r\n0\r\n\r\n",           /* two tokens */
+        "5;a=b c\r\nhello\r\n0\r\n\r\n",         /* two tokens */
+        "5;a=\"b\r\nhello\r\n0\r\n\r\n",         /* unterminated quote */
+        "5;a=\"b\"c\r\nhello\r\n0\r\n\r\n",      /* junk after a quoted value */
+        "5;a=\"b\x01\"\r\nhello\r\n0\r\n\r\n",   /* control in a quoted string */
         "5;a=\"b\\\x7f\"\r\nhello\r\n0\r\n\r\n", /* control in a quoted-pair */
-        "5;a(b\r\nhello\r\n0\r\n\r\n",       /* not a token */
+        "5;a(b\r\nhello\r\n0\r\n\r\n",           /* not a token */
         "5;a=b(\r\nhello\r\n0\r\n\r\n",
-        "5;a \r\nhello\r\n0\r\n\r\n",        /* BWS before CRLF */
+        "5;a \r\nhello\r\n0\r\n\r\n", /* BWS before CRLF */
         "5;a=b \r\nhello\r\n0\r\n\r\n",
         "5 \r\nhello\r\n0\r\n\r\n",
-        "5;a\nhello\r\n0\r\n\r\n",           /* bare LF */
+        "5;a\nhello\r\n0\r\n\r\n", /* bare LF */
         "5;a=\"\n\"\r\nhello\r\n0\r\n\r\n",
-        "5;a\rhello\r\n0\r\n\r\n",           /* bare CR */
+        "5;a\rhello\r\n0\r\n\r\n", /* bare CR */
         "5;a\0\r\nhello\r\n0\r\n\r\n",
     };
     static dec_result r;
@@ -1361,8 +1374,8 @@ static void test_chunked_size_errors(void **state)
         {"5\r\nhello\n0\r\n\r\n", "bare LF"},
         {"5\r\nhello\rx", "bare CR"},
         {"5\r\nhello\r\n\r\n", "empty chunk size"},
-        {"10000000000000000\r\n", "chunk size too large"},  /* 2^64 */
-        {"8000000000000000\r\n", "chunk size too large"},   /* 2^63 */
+        {"10000000000000000\r\n", "chunk size too large"}, /* 2^64 */
+        {"8000000000000000\r\n", "chunk size too large"},  /* 2^63 */
         {"0000000000000000000000008000000000000000\r\n", "chunk size too large"},
         {"0\n\r\n", "bare LF"},
         {"0\r\n\n", "bare LF"},
@@ -1525,9 +1538,8 @@ static void test_chunked_api(void **state)
     assert_int_equal(p, 0);
 
     /* out full: 0 with input left; then the rest */
-    assert_int_equal(tide_http_chunked_decode(&d, "a\r\n0123456789\r\n0\r\n\r\nX", 21, &c, out, 4,
-                                              &p),
-                     0);
+    assert_int_equal(
+        tide_http_chunked_decode(&d, "a\r\n0123456789\r\n0\r\n\r\nX", 21, &c, out, 4, &p), 0);
     assert_int_equal(c, 7);
     assert_int_equal(p, 4);
     assert_int_equal(tide_http_chunked_decode(&d, "456789\r\n0\r\n\r\nX", 14, &c, out, 16, &p), 1);

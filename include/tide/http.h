@@ -135,8 +135,8 @@ typedef struct tide_http_response {
     /* In. */
     tide_http_header *headers;
     size_t header_cap;
-    size_t max_head;   /* 0: TIDE_HTTP_MAX_HEAD_DEFAULT */
-    unsigned flags;    /* TIDE_HTTP_RESP_TO_HEAD, TIDE_HTTP_RESP_TO_CONNECT */
+    size_t max_head; /* 0: TIDE_HTTP_MAX_HEAD_DEFAULT */
+    unsigned flags;  /* TIDE_HTTP_RESP_TO_HEAD, TIDE_HTTP_RESP_TO_CONNECT */
 
     /* Out. */
     int version_minor; /* 0 or 1 */
@@ -195,7 +195,7 @@ TIDE_API const char *tide_http_method_name(tide_http_method m);
 
 /* ------------------------------------------------------- chunked bodies */
 
-#define TIDE_HTTP_CHUNK_LINE_DEFAULT 4096      /* chunk-size line, extensions included */
+#define TIDE_HTTP_CHUNK_LINE_DEFAULT 4096     /* chunk-size line, extensions included */
 #define TIDE_HTTP_TRAILERS_DEFAULT (8 * 1024) /* trailer section, final CRLF included */
 
 typedef struct tide_http_chunked_opts {
