@@ -1,0 +1,250 @@
+/*
+ * tide: HTTP/1.1 message heads and chunked bodies (RFC 9112), parsed in
+ * place.  Part of the public API; include <tide.h>.
+ *
+ * Pure functions: no loop, no allocation, no global state; usable from any
+ * thread and without a tide loop.  Heads are zero-copy: every string a parse
+ * returns (method, target, path, query, header names and values...) is a
+ * (pointer, length) pair into the caller's buffer, valid while it is.
+ *
+ * The parsers are strict by default (docs/design.md, "HTTP parser"): what
+ * request smuggling or response splitting relies on is refused, never
+ * repaired.  Every line must end in CRLF: a bare LF (and a bare CR) is an
+ * error, in heads as in chunked bodies.
+ */
+#ifndef TIDE_HTTP_H
+#define TIDE_HTTP_H
+
+#include "../tide.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Defaults of the limits (a limit of 0 in a struct means these). */
+#define TIDE_HTTP_MAX_HEAD_DEFAULT (16 * 1024)  /* request/status line + fields + CRLF */
+#define TIDE_HTTP_MAX_TARGET_DEFAULT (8 * 1024) /* request target */
+#define TIDE_HTTP_MAX_METHOD 32                 /* longer methods: 501 */
+
+/* One header field line: name and value (leading and trailing spaces and
+ * tabs stripped from the value), pointing into the parsed buffer. */
+typedef struct tide_http_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} tide_http_header;
+
+typedef enum tide_http_method {
+    TIDE_HTTP_OTHER = 0, /* a valid method not below: see method/method_len */
+    TIDE_HTTP_GET,
+    TIDE_HTTP_HEAD,
+    TIDE_HTTP_POST,
+    TIDE_HTTP_PUT,
+    TIDE_HTTP_DELETE,
+    TIDE_HTTP_CONNECT,
+    TIDE_HTTP_OPTIONS,
+    TIDE_HTTP_TRACE,
+    TIDE_HTTP_PATCH
+} tide_http_method;
+
+/* The four forms of request target (RFC 9112 section 3.2). */
+typedef enum tide_http_target_form {
+    TIDE_HTTP_ORIGIN_FORM = 0, /* /path?query */
+    TIDE_HTTP_ABSOLUTE_FORM,   /* http://authority/path?query (to proxies) */
+    TIDE_HTTP_AUTHORITY_FORM,  /* host:port (CONNECT only, and CONNECT only takes it) */
+    TIDE_HTTP_ASTERISK_FORM    /* * (OPTIONS only) */
+} tide_http_target_form;
+
+/* How the message body is delimited (RFC 9112 section 6.3). */
+typedef enum tide_http_body {
+    TIDE_HTTP_BODY_NONE = 0,   /* no body follows the head */
+    TIDE_HTTP_BODY_LENGTH,     /* content_length bytes follow (possibly 0) */
+    TIDE_HTTP_BODY_CHUNKED,    /* chunked: use tide_http_chunked_decode */
+    TIDE_HTTP_BODY_UNTIL_CLOSE /* responses only: the body ends when the connection does */
+} tide_http_body;
+
+/* ------------------------------------------------------------- requests */
+
+typedef struct tide_http_request {
+    /* In: set by tide_http_request_init, then by the caller if it wishes. */
+    tide_http_header *headers; /* where the header lines go (may be NULL with cap 0) */
+    size_t header_cap;         /* more header lines than this: 431 */
+    size_t max_head;           /* 0: TIDE_HTTP_MAX_HEAD_DEFAULT; a longer head: 431 */
+    size_t max_target;         /* 0: TIDE_HTTP_MAX_TARGET_DEFAULT; a longer target: 414 */
+
+    /* Out: the request line. */
+    const char *method;
+    size_t method_len;
+    tide_http_method method_id;
+    const char *target; /* the whole request target */
+    size_t target_len;
+    tide_http_target_form target_form;
+    const char *authority; /* absolute- and authority-form: host[:port]; else NULL */
+    size_t authority_len;
+    const char *path; /* origin- and absolute-form (an empty absolute path reads "/"),
+                       * asterisk-form ("*"); NULL for authority-form */
+    size_t path_len;
+    const char *query; /* after the '?' (without it); NULL when there is no '?' */
+    size_t query_len;
+    int version_minor; /* HTTP/1.<version_minor>: 0 or 1 */
+
+    /* Out: the header fields and what they decide. */
+    size_t num_headers;
+    const char *host; /* the Host field's value (NULL if absent: only HTTP/1.0) */
+    size_t host_len;
+    tide_http_body body;     /* NONE, LENGTH or CHUNKED */
+    uint64_t content_length; /* with TIDE_HTTP_BODY_LENGTH */
+    int keep_alive;          /* 1: the connection may carry another request after this one */
+    int expect_continue;     /* HTTP/1.1 and "Expect: 100-continue" */
+    int upgrade;             /* HTTP/1.1, "Connection: upgrade" and an Upgrade field */
+
+    /* Out, on -EBADMSG: the status to answer (400, 414, 431, 501 or 505)
+     * and why, in words (a static string; NULL when the parse did not fail). */
+    int error_status;
+    const char *error;
+} tide_http_request;
+
+/* Clears *req and sets its headers array and capacity; limits at defaults. */
+TIDE_API void tide_http_request_init(tide_http_request *req, tide_http_header *headers,
+                                     size_t header_cap);
+
+/* Parses a request head from buf[0..len).  Leading empty lines (CRLF) are
+ * skipped (RFC 9112 section 2.2) and counted in the length.  Returns:
+ *  - the length of the head once it is complete (through the empty line
+ *    that ends it; the body, if any, starts there), with every field of the
+ *    "out" part set;
+ *  - -EAGAIN when buf is a valid beginning of a head: call again with more
+ *    bytes (from the start of the head; the same buffer grown is fine);
+ *  - -EBADMSG when the head is malformed, too large or not supported:
+ *    req->error_status says what to answer, req->error why, and the
+ *    connection must be closed after the answer (keep_alive is 0).
+ *    An error is reported as soon as the bytes that show it are there.
+ *  - -EINVAL: buf or req NULL.
+ * For every valid head, each shorter prefix gives -EAGAIN and the whole
+ * head the same result whatever follows it. */
+TIDE_API ssize_t tide_http_parse_request(const char *buf, size_t len, tide_http_request *req);
+
+/* ------------------------------------------------------------ responses */
+
+/* What the response answers, for its body framing (RFC 9112 section 6.3). */
+#define TIDE_HTTP_RESP_TO_HEAD 0x1    /* a HEAD request: no body whatever the fields say */
+#define TIDE_HTTP_RESP_TO_CONNECT 0x2 /* a CONNECT: a 2xx has no body (a tunnel follows) */
+
+typedef struct tide_http_response {
+    /* In. */
+    tide_http_header *headers;
+    size_t header_cap;
+    size_t max_head; /* 0: TIDE_HTTP_MAX_HEAD_DEFAULT */
+    unsigned flags;  /* TIDE_HTTP_RESP_TO_HEAD, TIDE_HTTP_RESP_TO_CONNECT */
+
+    /* Out. */
+    int version_minor; /* 0 or 1 */
+    int status;        /* 100..599 */
+    const char *reason;
+    size_t reason_len;
+    size_t num_headers;
+    tide_http_body body; /* NONE for 1xx, 204, 304, HEAD and CONNECT 2xx */
+    uint64_t content_length;
+    int keep_alive; /* 0 with BODY_UNTIL_CLOSE */
+    int upgrade;    /* 101 Switching Protocols with an Upgrade field */
+
+    /* Out, on -EBADMSG: 502 (what a gateway answers its client) and why. */
+    int error_status;
+    const char *error;
+} tide_http_response;
+
+TIDE_API void tide_http_response_init(tide_http_response *resp, tide_http_header *headers,
+                                      size_t header_cap);
+
+/* Parses a response head (status line and fields): as
+ * tide_http_parse_request.  A missing reason phrase, with or without the
+ * space before it ("HTTP/1.1 200\r\n"), is accepted.  A 1xx other than 101
+ * is complete in itself: the caller parses the final response after it. */
+TIDE_API ssize_t tide_http_parse_response(const char *buf, size_t len, tide_http_response *resp);
+
+/* --------------------------------------------------------------- fields */
+
+/* Parses a bare field section ending with an empty line (the trailer
+ * section a chunked decoder kept, say), with the rules of heads: *n gets
+ * the number of lines (at most cap; more is an error).  Returns the length
+ * through the empty line, -EAGAIN, -EBADMSG (*error, if not NULL, says
+ * why) or -EINVAL. */
+TIDE_API ssize_t tide_http_parse_fields(const char *buf, size_t len, tide_http_header *headers,
+                                        size_t cap, size_t *n, const char **error);
+
+/* The value of the first field called name (case-insensitive) among
+ * headers[0..n), with its length in *len (if len is not NULL); NULL if there
+ * is none. */
+TIDE_API const char *tide_http_header_get(const tide_http_header *headers, size_t n,
+                                          const char *name, size_t *len);
+/* The index of the first field called name at or after index from, or -1:
+ * for fields that may come several times (Set-Cookie...). */
+TIDE_API ssize_t tide_http_header_find(const tide_http_header *headers, size_t n, size_t from,
+                                       const char *name);
+
+/* Does the comma-separated list value[0..len) hold token (case-insensitive,
+ * spaces around the elements ignored)?  1 or 0.  For Connection, Upgrade,
+ * TE, Accept-Encoding without q-values... */
+TIDE_API int tide_http_list_has(const char *value, size_t len, const char *token);
+
+/* The reason phrase of a status code ("Not Found"), "" if unknown. */
+TIDE_API const char *tide_http_reason(int status);
+/* The name of a method ("GET"); "" for TIDE_HTTP_OTHER. */
+TIDE_API const char *tide_http_method_name(tide_http_method m);
+
+/* ------------------------------------------------------- chunked bodies */
+
+#define TIDE_HTTP_CHUNK_LINE_DEFAULT 4096     /* chunk-size line, extensions included */
+#define TIDE_HTTP_TRAILERS_DEFAULT (8 * 1024) /* trailer section, final CRLF included */
+
+typedef struct tide_http_chunked_opts {
+    size_t max_line;     /* longest chunk-size line (before its CRLF); 0: the default */
+    size_t max_trailers; /* largest trailer section; 0: the default */
+    /* Where the raw trailer section goes (parse it afterwards with
+     * tide_http_parse_fields): NULL to drop it (it is still validated).
+     * A section longer than trailer_cap is an error. */
+    char *trailer_buf;
+    size_t trailer_cap;
+} tide_http_chunked_opts;
+
+TIDE_API void tide_http_chunked_opts_init(tide_http_chunked_opts *o);
+
+/* An incremental decoder of a chunked body.  The members are private but for
+ * the ones marked "out". */
+typedef struct tide_http_chunked {
+    uint64_t remaining; /* private: data bytes left in the current chunk */
+    uint64_t total;     /* out: data bytes decoded so far */
+    size_t line;        /* private: length of the current line so far */
+    size_t max_line, max_trailers, trailer_cap;
+    char *trailer_buf;
+    size_t trailer_len; /* out: bytes of the trailer section (in trailer_buf if given) */
+    int state;          /* private */
+    int done;           /* out: 1 once the body is complete */
+    const char *error;  /* out: why it failed (static string) */
+} tide_http_chunked;
+
+/* Starts a decoder (o may be NULL: defaults). */
+TIDE_API void tide_http_chunked_init(tide_http_chunked *d, const tide_http_chunked_opts *o);
+
+/* Decodes in[0..in_len) into out[0..out_cap): *consumed gets the input
+ * bytes used, *produced the data bytes written.  out may be in itself
+ * (in-place decoding: the data is moved down) or NULL to drop the data
+ * (then out_cap is ignored and *produced still counts it).  Input may be cut
+ * anywhere: one byte at a time decodes to the same bytes as all at once.
+ * Returns 1 when the body is complete (the last chunk and the trailer
+ * section are consumed: in[*consumed..] is the next message), 0 when all
+ * the input was used (*consumed == in_len) or out is full, -EBADMSG for a
+ * malformed body (d->error says why; *consumed and *produced say how far
+ * it got, the data before the fault is in out; every later call fails the
+ * same way, consuming nothing), -EINVAL for NULL arguments.  After
+ * completion it returns 1 consuming nothing. */
+TIDE_API int tide_http_chunked_decode(tide_http_chunked *d, const char *in, size_t in_len,
+                                      size_t *consumed, char *out, size_t out_cap,
+                                      size_t *produced);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TIDE_HTTP_H */
