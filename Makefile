@@ -35,7 +35,7 @@ build: configure
 
 demo: deps configure
 	$(CMAKE) --build $(BUILD) -j $(JOBS) --target example_demo
-	./$(BUILD)/examples/demo $(ARGS)
+	$(abspath $(BUILD))/examples/demo $(ARGS)
 
 test: deps build
 	cd $(BUILD) && $(CTEST) --output-on-failure -j $(JOBS)
