@@ -139,10 +139,13 @@ static int sni_select(SSL *ssl, int *alert, void *arg)
 
 /* ------------------------------------------------- the client session cache */
 
-/* A TLS 1.3 ticket is taken out of the cache when offered (single use,
- * RFC 8446 C.4; the resumed handshake brings a new one).  A TLS 1.2 session
- * stays: a server resuming it sends no new ticket, and the next connection
- * may offer it again. */
+/* Several sessions may be kept per key (many connections to one server
+ * each bring tickets, and each reconnection needs one); the oldest goes
+ * when the cache is full.  A connection offers the newest for its key.  A
+ * TLS 1.3 ticket is taken out when offered (single use, RFC 8446 C.4; the
+ * resumed handshake brings a new one).  A TLS 1.2 session stays: a server
+ * resuming it sends no new ticket, and the next connection may offer it
+ * again. */
 
 static void sess_clear(tide__tls_sess *e)
 {
@@ -153,6 +156,7 @@ static void sess_clear(tide__tls_sess *e)
 
 SSL_SESSION *tide__tls_cache_take(tide_tls_ctx *c, const char *key)
 {
+    tide__tls_sess *best = NULL;
     SSL_SESSION *s = NULL;
     size_t i;
 
@@ -161,15 +165,16 @@ SSL_SESSION *tide__tls_cache_take(tide_tls_ctx *c, const char *key)
     pthread_mutex_lock(&c->lock);
     for (i = 0; i < TIDE__TLS_CACHE_MAX; i++) {
         tide__tls_sess *e = &c->cache[i];
-        if (e->key && !strcmp(e->key, key)) {
-            s = e->sess;
-            if (SSL_SESSION_get_protocol_version(s) >= TLS1_3_VERSION) {
-                e->sess = NULL; /* TLS 1.3 tickets are used once */
-                sess_clear(e);
-            } else if (!SSL_SESSION_up_ref(s)) {
-                s = NULL; /* a TLS 1.2 session serves again (no new ticket comes) */
-            }
-            break;
+        if (e->key && !strcmp(e->key, key) && (!best || e->stamp > best->stamp))
+            best = e; /* the newest for this key */
+    }
+    if (best) {
+        s = best->sess;
+        if (SSL_SESSION_get_protocol_version(s) >= TLS1_3_VERSION) {
+            best->sess = NULL; /* TLS 1.3 tickets are used once */
+            sess_clear(best);
+        } else if (!SSL_SESSION_up_ref(s)) {
+            s = NULL; /* a TLS 1.2 session serves again (no new ticket comes) */
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -180,31 +185,26 @@ void tide__tls_cache_put(tide_tls_ctx *c, const char *key, SSL_SESSION *sess)
 {
     tide__tls_sess *slot = NULL;
     size_t i, n = strlen(key) + 1;
-    char *k;
+    char *k = tide__malloc(n);
 
+    if (!k) {
+        SSL_SESSION_free(sess);
+        return;
+    }
+    memcpy(k, key, n);
     pthread_mutex_lock(&c->lock);
     for (i = 0; i < TIDE__TLS_CACHE_MAX; i++) {
         tide__tls_sess *e = &c->cache[i];
-        if (e->key && !strcmp(e->key, key)) {
-            slot = e; /* the newer ticket replaces the older */
+        if (!e->key) {
+            slot = e; /* a free slot */
             break;
         }
-        if (!slot || (slot->key && (!e->key || e->stamp < slot->stamp)))
-            slot = e; /* a free slot, else the oldest */
+        if (!slot || e->stamp < slot->stamp)
+            slot = e; /* else the oldest */
     }
-    if (slot->key && strcmp(slot->key, key) != 0)
+    if (slot->key)
         sess_clear(slot);
-    if (!slot->key) {
-        k = tide__malloc(n);
-        if (!k) {
-            pthread_mutex_unlock(&c->lock);
-            SSL_SESSION_free(sess);
-            return;
-        }
-        memcpy(k, key, n);
-        slot->key = k;
-    }
-    SSL_SESSION_free(slot->sess);
+    slot->key = k;
     slot->sess = sess;
     slot->stamp = ++c->stamp;
     pthread_mutex_unlock(&c->lock);

@@ -20,7 +20,7 @@
 
 /* ------------------------------------------------------------- contexts */
 
-#define TIDE__TLS_CACHE_MAX 64 /* client sessions kept per context */
+#define TIDE__TLS_CACHE_MAX 256 /* client sessions kept per context (all keys) */
 
 typedef struct tide__tls_sess {
     char *key;            /* server name + peer address */
