@@ -366,6 +366,7 @@ static int configure(tide_tls_ctx *c, const tide_tls_opts *o, char *why, size_t 
     /* servers */
     SSL_CTX_set_options(sc, SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_session_id_context(sc, (const unsigned char *)"tide", 4);
+    SSL_CTX_set_num_tickets(sc, 1);
     if (c->no_resumption) {
         SSL_CTX_set_options(sc, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(sc, 0);
