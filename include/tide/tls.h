@@ -3,7 +3,8 @@
  * Part of the public API; include <tide/tls.h> (not included by <tide.h>:
  * a program that uses it links OpenSSL too, which pkg-config and
  * find_package(tide) carry).  Built when CMake finds OpenSSL 3
- * (-DTIDE_TLS=AUTO|ON|OFF); this header itself needs no OpenSSL header.
+ * (-DTIDE_TLS=AUTO|ON|OFF; without it these functions do not exist in the
+ * library); this header itself needs no OpenSSL header.
  *
  * TLS is a stream transport: a TLS stream is a tide_stream, and
  * tide_stream_read, readline, readexactly, write, drain, write_eof, close...
@@ -115,12 +116,12 @@ TIDE_API void tide_tls_opts_init(tide_tls_opts *o);
  * tide_tls_ctx_free.  Needs no loop.
  * Errors: -EINVAL (bad role or option, a server without a certificate and
  * without sni), -ENOENT (a file named in o does not exist),
- * TIDE_TLS_ERR_CONFIG, -ENOMEM, -ENOTSUP (tide was built without TLS). */
+ * TIDE_TLS_ERR_CONFIG, -ENOMEM. */
 TIDE_API int tide_tls_ctx_new(tide_tls_ctx **ctx, int role, const tide_tls_opts *o);
 /* A context over a prepared SSL_CTX (an SSL_CTX *: we take a reference,
  * the caller keeps its own), for settings tide has no option for.  tide
  * adds its session cache (clients) and its modes; verification, ALPN and
- * certificates are the SSL_CTX's.  Errors: -EINVAL, -ENOMEM, -ENOTSUP. */
+ * certificates are the SSL_CTX's.  Errors: -EINVAL, -ENOMEM. */
 TIDE_API int tide_tls_ctx_wrap(tide_tls_ctx **ctx, int role, void *ssl_ctx);
 /* The context's SSL_CTX (an SSL_CTX *), to adjust before first use. */
 TIDE_API void *tide_tls_ctx_ssl_ctx(tide_tls_ctx *ctx);
@@ -144,8 +145,7 @@ TIDE_API void tide_tls_ctx_free(tide_tls_ctx *ctx);
  * it.  A cancelled handshake stops at once and frees its TLS state.
  * Errors: -EINVAL, -EPERM, -EBADF, -EBUSY (another task is inside s), the
  * stream's write error, -ECANCELED, -ETIMEDOUT, TIDE_TLS_ERR_*, -ENOENT /
- * TIDE_TLS_ERR_CONFIG (from the context o describes), -ECONNRESET, -ENOMEM,
- * -ENOTSUP. */
+ * TIDE_TLS_ERR_CONFIG (from the context o describes), -ECONNRESET, -ENOMEM. */
 TIDE_API int tide_tls_start(tide_stream *s, int role, const tide_tls_opts *o);
 
 /* open_connection with TLS: tide_open_connection(host, port) then

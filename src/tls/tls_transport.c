@@ -309,6 +309,8 @@ ssize_t tide__tls_read(tide__transport *tp, void *buf, size_t len, unsigned *wai
 
     if (rc < 0)
         return rc;
+    if (!t->hs_done)
+        return -ENOTCONN; /* another task reads while start_tls runs */
     if (t->peer_shut)
         return 0;
     /* Several records per call, until the buffer is full or the socket dry:
@@ -346,6 +348,8 @@ static ssize_t tls_writev(tide__transport *tp, const struct iovec *iov, int iovc
 
     if (rc < 0)
         return rc;
+    if (!t->hs_done)
+        return -ENOTCONN;
     if (t->shut_sent)
         return -EPIPE;
     if (iovcnt > 1 && len < GATHER_MAX) {
