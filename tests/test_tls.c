@@ -914,6 +914,45 @@ static void test_close_without_close_notify(void **state)
     assert_int_equal(tt_count_fds(), before);
 }
 
+/* An idle connection's record buffers are freed by a timer (a second of
+ * no use); the connection then works as before. */
+typedef struct idle {
+    pair p;
+    int armed_busy, armed_idle, ok;
+} idle;
+
+static int idle_main(void *arg)
+{
+    idle *x = arg;
+    char b[8];
+    server_opts(&x->p.srv.o, "server");
+    client_opts(&x->p.cli.o);
+    if (pair_handshake(&x->p) < 0 || x->p.srv.rc || x->p.cli.rc)
+        return -1;
+    tide_stream_write(x->p.cli.s, "ping", 4);
+    x->ok = tide_stream_readexactly(x->p.srv.s, b, 4) == 4;
+    x->armed_busy = tide__tls_of(x->p.srv.s)->idle_armed;
+    tide_sleep(1300);
+    x->armed_idle = tide__tls_of(x->p.srv.s)->idle_armed; /* fired, freed, not re-armed */
+    tide_stream_write(x->p.srv.s, "pong", 4);
+    x->ok = x->ok && tide_stream_readexactly(x->p.cli.s, b, 4) == 4 && !memcmp(b, "pong", 4);
+    tide_stream_write(x->p.cli.s, "more", 4);
+    x->ok = x->ok && tide_stream_readexactly(x->p.srv.s, b, 4) == 4 && !memcmp(b, "more", 4);
+    pair_close(&x->p);
+    return 0;
+}
+
+static void test_idle_connection_frees_buffers(void **state)
+{
+    (void)state;
+    idle x;
+    memset(&x, 0, sizeof x);
+    TT_RUN(idle_main, &x);
+    assert_int_equal(x.armed_busy, 1);
+    assert_int_equal(x.armed_idle, 0);
+    assert_true(x.ok);
+}
+
 /* --------------------------------------------------------- cancellation */
 
 typedef struct cancel {
@@ -1174,6 +1213,7 @@ int main(void)
         cmocka_unit_test(test_reset_mid_handshake),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_close_without_close_notify),
+        cmocka_unit_test(test_idle_connection_frees_buffers),
         cmocka_unit_test(test_cancel_each_stage),
         cmocka_unit_test(test_scope_bounds_handshake),
         cmocka_unit_test(test_sendfile_and_half_close),

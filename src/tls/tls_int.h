@@ -80,6 +80,9 @@ typedef struct tide__tls {
     int sys_err;           /* an errno a BIO saw (the socket, the inner stream) */
     long verify;           /* SSL_get_verify_result after the handshake, -1 */
     char *sess_key;        /* clients: the session cache's key */
+    int64_t last_use;      /* loop time (ns) of the last read or write */
+    tide_timer idle;       /* frees the record buffers of an idle connection */
+    uint8_t idle_armed;
     char reason[256];      /* OpenSSL's reason for err */
     char alpn[64];         /* negotiated ALPN protocol, NUL-terminated */
 } tide__tls;
