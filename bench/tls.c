@@ -30,7 +30,14 @@
  *     AES-256-GCM itself (EVP, 16 KiB records) in this process.  Aim:
  *     >= 1.5 GB/s per core.
  *  4. 64-byte echo round trips, one connection, TLS vs plain TCP (both tide
- *     servers): server CPU per round trip.  Aim: TLS <= +2 us.
+ *     servers): server CPU per round trip.  Aim: TLS <= +2 us.  Also the
+ *     simplest blocking OpenSSL echo server ("server ossl": SSL_read,
+ *     SSL_write, no event loop): what OpenSSL itself costs.
+ *  5. the same with 100 connections at once (tide clients in the driver,
+ *     one message in flight each), where the server's wake-ups are shared
+ *     and what remains is the per-message cost.
+ *
+ * BENCH_TLS_PARTS (e.g. "45") runs only those parts.
  *
  * BENCH_TLS_QUICK=1 cuts every workload by 10 (a smoke run).
  */
@@ -121,12 +128,54 @@ static int srv_main(void *arg)
     return 0;
 }
 
+/* The reference for the echo: the simplest OpenSSL echo server there is,
+ * blocking, one connection at a time, no event loop ("echo\n" first, as
+ * to the tide server). */
+static int ossl_server(const char *cert, const char *key)
+{
+    SSL_CTX *sc = SSL_CTX_new(TLS_server_method());
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    signal(SIGPIPE, SIG_IGN);
+    if (SSL_CTX_use_certificate_chain_file(sc, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(sc, key, SSL_FILETYPE_PEM) != 1)
+        return 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 128) ||
+        getsockname(l, (struct sockaddr *)&a, &len))
+        return 1;
+    printf("%d\n", ntohs(a.sin_port));
+    fflush(stdout);
+    for (;;) {
+        char buf[16384];
+        int fd = accept(l, NULL, NULL), n, skip = 5;
+        SSL *ssl;
+        if (fd < 0)
+            continue;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ssl = SSL_new(sc);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) == 1)
+            while ((n = SSL_read(ssl, buf, sizeof buf)) > 0) {
+                int k = n < skip ? n : skip;
+                skip -= k;
+                if (n > k && SSL_write(ssl, buf + k, n - k) <= 0)
+                    break;
+            }
+        SSL_free(ssl);
+        close(fd);
+    }
+}
+
 static int server_role(int argc, char **argv)
 {
     struct srv_cfg c = {0, NULL, NULL};
     sigset_t set;
     if (argc < 3)
         return 2;
+    if (!strcmp(argv[2], "ossl") && argc >= 5)
+        return ossl_server(argv[3], argv[4]);
     c.tls = !strcmp(argv[2], "tls");
     if (c.tls && argc < 5)
         return 2;
@@ -366,6 +415,85 @@ static double echo64(child *c, int tls, int n)
     return per;
 }
 
+/* 5. 64-byte echo over many connections at once (tide clients, one message
+ * in flight each): server CPU ns per round trip. */
+typedef struct many {
+    int port, tls, conns, rts, ready, failed;
+    const char *ca;
+    tide_event go;
+    pid_t pid;
+    double per;
+} many;
+
+static int many_client(void *arg)
+{
+    many *m = arg;
+    tide_stream *s;
+    char out[64], in[64];
+    int rc;
+    memset(out, 'm', sizeof out);
+    if (m->tls) {
+        tide_tls_opts o;
+        tide_tls_opts_init(&o);
+        o.ca_file = m->ca;
+        rc = tide_open_tls_connection("localhost", m->port, &o, &s);
+    } else {
+        rc = tide_open_connection("127.0.0.1", m->port, &s);
+    }
+    if (rc < 0) {
+        m->failed++;
+        return 0;
+    }
+    tide_stream_write(s, "echo\n", 5);
+    for (int i = 0; i < 20; i++) /* warm up */
+        if (tide_stream_write(s, out, 64) != 64 || tide_stream_readexactly(s, in, 64) != 64)
+            m->failed++;
+    m->ready++;
+    tide_event_wait(&m->go);
+    for (int i = 0; i < m->rts; i++)
+        if (tide_stream_write(s, out, 64) != 64 || tide_stream_readexactly(s, in, 64) != 64) {
+            m->failed++;
+            break;
+        }
+    tide_stream_close(s);
+    return 0;
+}
+
+static int many_main(void *arg)
+{
+    many *m = arg;
+    tide_group g;
+    tide_task_opts to;
+    int64_t c0;
+    tide_event_init(&m->go);
+    tide_group_init(&g);
+    tide_task_opts_init(&to);
+    to.stack_size = 64 * 1024;
+    for (int i = 0; i < m->conns; i++)
+        tide_group_spawn(&g, many_client, m, &to, NULL);
+    while (m->ready + m->failed < m->conns)
+        tide_sleep(5);
+    c0 = cpu_of(m->pid);
+    tide_event_set(&m->go);
+    tide_group_wait(&g);
+    m->per = (double)(cpu_of(m->pid) - c0) / ((double)m->conns * m->rts);
+    return 0;
+}
+
+static double echo_many(child *c, int tls, const char *ca, int conns, int rts)
+{
+    many m;
+    memset(&m, 0, sizeof m);
+    m.port = c->port;
+    m.tls = tls;
+    m.ca = ca;
+    m.conns = conns;
+    m.rts = rts;
+    m.pid = c->pid;
+    BENCH_CHECK(tide_run(many_main, &m) == 0 && m.failed == 0, "echo_many: %d failed", m.failed);
+    return m.per;
+}
+
 /* The reference for bulk: AES-256-GCM over 16 KiB records, ns per byte. */
 static double aes_gcm_ns_per_byte(void)
 {
@@ -395,8 +523,10 @@ int main(int argc, char **argv)
     const char *kind[2] = {"ECDSA P-256", "RSA-2048"};
     double tide_hs[2] = {1e18, 1e18}, ossl_hs[2] = {1e18, 1e18};
     double full = 1e18, resumed = 1e18, rx = 1e18, tx = 1e18, e_tls = 1e18, e_tcp = 1e18;
+    double m_tls = 1e18, m_tcp = 1e18, e_ossl = 1e18;
+    char ca[128];
     int nhs, nres, nrt, reused = 0;
-    const char *parts = "1234";
+    const char *parts = "12345";
     size_t nbulk;
 
     if (argc > 1 && !strcmp(argv[1], "server"))
@@ -412,6 +542,7 @@ int main(int argc, char **argv)
     BENCH_CHECK(mkdtemp(dir) && tt_certs_make(dir) == 0, "certificates");
     snprintf(cert[0], sizeof cert[0], "%s/server.pem", dir);
     snprintf(key[0], sizeof key[0], "%s/server.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
     snprintf(cert[1], sizeof cert[1], "%s/rsa.pem", dir);
     snprintf(key[1], sizeof key[1], "%s/rsa.key", dir);
     {
@@ -457,29 +588,50 @@ int main(int argc, char **argv)
             }
             if (strchr(parts, '4'))
                 e_tls = bench_min(e_tls, echo64(&t, 1, nrt));
+            if (strchr(parts, '5'))
+                m_tls = bench_min(m_tls, echo_many(&t, 1, ca, 100, nrt / 100));
             stop(&t);
             if (strchr(parts, '4')) {
+                char *oargv[] = {self, "server", "ossl", cert[0], key[0], NULL};
+                child o = start(oargv, 0);
+                e_ossl = bench_min(e_ossl, echo64(&o, 1, nrt));
+                stop(&o);
+            }
+            if (strchr(parts, '4') || strchr(parts, '5')) {
                 p = start(pargv, 0);
-                e_tcp = bench_min(e_tcp, echo64(&p, 0, nrt));
+                if (strchr(parts, '4'))
+                    e_tcp = bench_min(e_tcp, echo64(&p, 0, nrt));
+                if (strchr(parts, '5'))
+                    m_tcp = bench_min(m_tcp, echo_many(&p, 0, ca, 100, nrt / 100));
                 stop(&p);
             }
         }
     }
     {
-        double aes = aes_gcm_ns_per_byte();
-        printf("\n1. full handshakes per second of server CPU (TLS 1.3)\n");
-        for (int k = 0; k < 2; k++)
+        double aes = strchr(parts, '3') ? aes_gcm_ns_per_byte() : 1;
+        printf("\n");
+        if (strchr(parts, '1'))
+            printf("1. full handshakes per second of server CPU (TLS 1.3)\n");
+        for (int k = 0; k < 2 && strchr(parts, '1'); k++)
             printf("   %-12s tide %7.0f/s   openssl s_server %7.0f/s   ratio %.2f (aim >= 0.95)\n",
                    kind[k], 1e9 / tide_hs[k], 1e9 / ossl_hs[k], ossl_hs[k] / tide_hs[k]);
-        printf("2. server CPU per handshake (+1-byte echo), tide: full %.0f us, resumed %.0f us"
+        if (strchr(parts, '2'))
+            printf("2. server CPU per handshake (+1-byte echo), tide: full %.0f us, resumed %.0f us"
                " (%d/%d resumed)\n   ratio full/resumed %.2f (aim >= 3)\n",
                full / 1e3, resumed / 1e3, reused, nres, full / resumed);
-        printf("3. bulk, GB/s per core of server CPU: receive %.2f, send %.2f (aim >= 1.5);\n"
+        if (strchr(parts, '3'))
+            printf("3. bulk, GB/s per core of server CPU: receive %.2f, send %.2f (aim >= 1.5);\n"
                "   AES-256-GCM alone %.2f GB/s: ratios %.2f, %.2f\n",
                1 / rx, 1 / tx, 1 / aes, aes / rx, aes / tx);
-        printf("4. 64-byte echo, server CPU per round trip: TLS %.2f us, TCP %.2f us,"
-               " +%.2f us (aim <= +2)\n",
-               e_tls / 1e3, e_tcp / 1e3, (e_tls - e_tcp) / 1e3);
+        if (strchr(parts, '4'))
+            printf("4. 64-byte echo, server CPU per round trip: TLS %.2f us, TCP %.2f us,"
+               " +%.2f us (aim <= +2);\n   a blocking OpenSSL echo server (no loop) %.2f us:"
+               " tide TLS / it %.2f\n",
+               e_tls / 1e3, e_tcp / 1e3, (e_tls - e_tcp) / 1e3, e_ossl / 1e3, e_tls / e_ossl);
+        if (strchr(parts, '5'))
+            printf("5. the same over 100 connections at once: TLS %.2f us, TCP %.2f us, +%.2f us"
+               " (ratio %.2f)\n",
+               m_tls / 1e3, m_tcp / 1e3, (m_tls - m_tcp) / 1e3, m_tls / m_tcp);
     }
     SSL_CTX_free(g_cctx);
     for (int k = 0; k < 2; k++) {
