@@ -914,6 +914,64 @@ static void test_close_without_close_notify(void **state)
     assert_int_equal(tt_count_fds(), before);
 }
 
+/* A TLS stream closed while another task waits in its read: the reader
+ * wakes with -EBADF, nothing leaks (both modes: fd, and over a stream). */
+typedef struct clr {
+    pair p;
+    int layered;
+    ssize_t r;
+    int close_rc;
+} clr;
+
+static int clr_reader(void *arg)
+{
+    clr *x = arg;
+    char b[16];
+    x->r = tide_stream_read(x->p.cli.s, b, sizeof b);
+    return 0;
+}
+
+static int clr_main(void *arg)
+{
+    clr *x = arg;
+    tide_task *t;
+    server_opts(&x->p.srv.o, "server");
+    client_opts(&x->p.cli.o);
+    if (pair_handshake(&x->p) < 0 || x->p.srv.rc || x->p.cli.rc)
+        return -1;
+    if (x->layered) { /* TLS inside TLS: the outer one is over a stream */
+        side a = x->p.srv, b = x->p.cli;
+        tide_task *ta, *tb;
+        spawn(&ta, side_start, &a);
+        spawn(&tb, side_start, &b);
+        tide_await(ta);
+        tide_await(tb);
+        if (a.rc || b.rc)
+            return -1;
+    }
+    spawn(&t, clr_reader, x);
+    tide_sleep(10);
+    x->close_rc = tide_stream_close(x->p.cli.s);
+    tide_await(t);
+    tide_stream_close(x->p.srv.s);
+    return 0;
+}
+
+static void test_close_wakes_reader(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    for (int layered = 0; layered < 2; layered++) {
+        clr x;
+        memset(&x, 0, sizeof x);
+        x.layered = layered;
+        TT_RUN(clr_main, &x);
+        assert_int_equal(x.close_rc, 0);
+        assert_int_equal(x.r, -EBADF);
+    }
+    assert_int_equal(tt_count_fds(), before);
+}
+
 /* An idle connection's record buffers are freed by a timer (a second of
  * no use); the connection then works as before. */
 typedef struct idle {
@@ -1213,6 +1271,7 @@ int main(void)
         cmocka_unit_test(test_reset_mid_handshake),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_close_without_close_notify),
+        cmocka_unit_test(test_close_wakes_reader),
         cmocka_unit_test(test_idle_connection_frees_buffers),
         cmocka_unit_test(test_cancel_each_stage),
         cmocka_unit_test(test_scope_bounds_handshake),

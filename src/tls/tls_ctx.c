@@ -259,7 +259,6 @@ static tide_tls_ctx *ctx_alloc(SSL_CTX *sc, int role)
     c->ssl_ctx = sc;
     c->role = role;
     c->refs = 1;
-    SSL_CTX_set_app_data(sc, c);
     if (role == TIDE_TLS_CLIENT) {
         SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(sc, new_session);

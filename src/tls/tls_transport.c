@@ -705,6 +705,7 @@ static void handshake_done(tide__tls *t)
         memcpy(t->alpn, p, n);
     t->alpn[n] = '\0';
     ERR_clear_error();
+    touch(t); /* the handshake's buffers go too if nothing follows */
 }
 
 int tide__tls_handshake(tide__tls *t, tide_task *cur)
