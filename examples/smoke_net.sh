@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke tests of the network examples, run by ctest (see CMakeLists.txt):
 #
-#   smoke_net.sh echo|chat|http|port_scan|glib BINDIR
+#   smoke_net.sh echo|chat|http|https|port_scan|glib BINDIR
 #
 # Each starts a server from BINDIR on a free port (port 0; the server prints
 # the port it got), talks to it over loopback, then sends SIGTERM and expects
@@ -159,6 +159,43 @@ http)
     printf 'NONSENSE\r\n\r\n' >&3
     expect_line 3 'HTTP/1.1 400 Bad Request'
     exec 3>&-
+    stop_server
+    ;;
+
+https)
+    # https_hello with a throw-away certificate; curl and tls_client check
+    # it for real (--cacert / --cafile, name "localhost").
+    command -v openssl >/dev/null 2>&1 || fail "the openssl tool is needed"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -days 2 \
+        -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null || fail "openssl req"
+    start_server https_hello --cert "$tmp/cert.pem" --key "$tmp/key.pem"
+    if command -v curl >/dev/null 2>&1; then
+        out=$(curl -sS --max-time 5 --cacert "$tmp/cert.pem" \
+            --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/" \
+            "https://localhost:$port/again") || fail "curl failed"
+        [ "$out" = $'Hello, world!\nHello, world!' ] || fail "curl got '$out'"
+        echo "  curl: two requests answered over TLS"
+    else
+        echo "  (curl not found: skipping the curl part)"
+    fi
+    req=$'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
+    out=$(printf '%s' "$req" | timeout 10 "$bin/tls_client" localhost "$port" \
+        --cafile "$tmp/cert.pem" --alpn http/1.1 2>"$tmp/client.err") ||
+        { cat "$tmp/client.err" >&2; fail "tls_client failed"; }
+    grep -q '^Hello, world!' <<<"$out" || fail "tls_client got '$out'"
+    grep -q '^\* protocol: TLSv1.3' "$tmp/client.err" || fail "no protocol line"
+    grep -q '^\* ALPN: http/1.1' "$tmp/client.err" || fail "no ALPN line"
+    grep -q '^\* server certificate: CN = localhost' "$tmp/client.err" || fail "no subject line"
+    echo "  tls_client: verified, TLSv1.3, ALPN http/1.1, answered"
+    # Without the CA the certificate is refused; --insecure gets through.
+    if printf '%s' "$req" | timeout 10 "$bin/tls_client" localhost "$port" >/dev/null \
+        2>"$tmp/client.err"; then fail "an unknown CA was accepted"; fi
+    grep -q 'certificate refused' "$tmp/client.err" || fail "refusal not explained"
+    out=$(printf '%s' "$req" | timeout 10 "$bin/tls_client" localhost "$port" --insecure \
+        2>/dev/null) || fail "tls_client --insecure failed"
+    grep -q '^Hello, world!' <<<"$out" || fail "tls_client --insecure got '$out'"
+    echo "  tls_client: unknown CA refused; --insecure accepted"
     stop_server
     ;;
 

@@ -3,7 +3,9 @@
 #
 #   scripts/deps.sh [extra-debian-package ...]
 #
-# Always needed: cmake, a C compiler, make, pkg-config, cmocka (libcmocka-dev).
+# Always needed: cmake, a C compiler, make, pkg-config, cmocka (libcmocka-dev),
+# OpenSSL 3 (libssl-dev: TLS is built and tested) and the openssl command
+# line tool (the TLS tests' peer).
 # Extra Debian packages (e.g. clang, libcmocka-dev:arm64) can be named on the
 # command line; an ":arm64" package enables that dpkg architecture first.
 #
@@ -36,6 +38,13 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists cmocka; } &&
    ! have_pkg libcmocka-dev; then
     add libcmocka-dev
 fi
+
+# OpenSSL 3 for TLS (src/tls/), and its command line tool for the tests.
+if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 openssl; } &&
+   ! have_pkg libssl-dev; then
+    add libssl-dev
+fi
+command -v openssl >/dev/null 2>&1 || add openssl
 
 archs=""
 for p in "$@"; do

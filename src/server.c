@@ -25,6 +25,7 @@
  */
 #include "tide_int.h"
 #include "sys.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <string.h>
@@ -59,6 +60,7 @@ struct tide_server {
     char *unix_path;        /* a Unix server's socket file, removed at close */
     dev_t unix_dev;         /* ... if it is still this one */
     ino_t unix_ino;
+    tide__server_hooks hooks; /* a step before the handler (TLS), or zeros */
 };
 
 void tide_server_opts_init(tide_server_opts *o)
@@ -84,7 +86,8 @@ static int conn_main(void *arg)
     conn *c = arg;
     tide_server *srv = c->srv;
 
-    (void)srv->handler(c->stream, srv->arg);
+    if (!srv->hooks.conn_start || srv->hooks.conn_start(c->stream, srv->hooks.arg) >= 0)
+        (void)srv->handler(c->stream, srv->arg);
     (void)tide_stream_close(c->stream); /* flushes, in the task */
     c->stream = NULL;
     return 0;
@@ -250,6 +253,8 @@ static int start(tide_server *srv, int fd, tide_server_handler handler, void *ar
     to.stack_size = 64 * 1024;
     rc = tide_create_task_ex(&srv->acceptor, srv->loop, acceptor_main, srv, &to);
     if (rc < 0) {
+        if (srv->hooks.free)
+            srv->hooks.free(srv->hooks.arg);
         tide_close(srv->fd);
         tide__free(srv->unix_path);
         tide__free(srv);
@@ -276,30 +281,41 @@ static tide_server *server_new(const tide_server_opts *o, tide_listen_opts *lo)
     return srv;
 }
 
-int tide_start_server(const char *host, int port, tide_server_handler handler, void *arg,
-                      const tide_server_opts *o, tide_server **out)
+int tide__start_server_hooked(const char *host, int port, tide_server_handler handler, void *arg,
+                              const tide_server_opts *o, const tide__server_hooks *hooks,
+                              tide_server **out)
 {
     tide_listen_opts lo;
     tide_server *srv;
     int fd, rc;
 
-    if (!out || !handler)
-        return -EINVAL;
-    *out = NULL;
-    rc = check_opts(o);
-    if (rc < 0)
-        return rc;
-    if (!tide__tls_loop)
-        return -EPERM;
-    srv = server_new(o, &lo);
-    if (!srv)
-        return -ENOMEM;
-    fd = tide_tcp_listen(host ? host : "127.0.0.1", port, &lo);
-    if (fd < 0) {
+    rc = !out || !handler ? -EINVAL : check_opts(o);
+    if (rc == 0 && !tide__tls_loop)
+        rc = -EPERM;
+    srv = rc < 0 ? NULL : server_new(o, &lo);
+    if (srv) {
+        fd = tide_tcp_listen(host ? host : "127.0.0.1", port, &lo);
+        if (fd >= 0) {
+            if (hooks)
+                srv->hooks = *hooks;
+            return start(srv, fd, handler, arg, out);
+        }
         tide__free(srv);
-        return fd;
+        rc = fd;
+    } else if (rc == 0) {
+        rc = -ENOMEM;
     }
-    return start(srv, fd, handler, arg, out);
+    if (out)
+        *out = NULL;
+    if (hooks && hooks->free)
+        hooks->free(hooks->arg);
+    return rc;
+}
+
+int tide_start_server(const char *host, int port, tide_server_handler handler, void *arg,
+                      const tide_server_opts *o, tide_server **out)
+{
+    return tide__start_server_hooked(host, port, handler, arg, o, NULL, out);
 }
 
 /* Someone listens at path (a connect is not refused). */
@@ -442,6 +458,8 @@ int tide_server_close(tide_server *srv, int how)
             cancel_conns(srv);
         }
     }
+    if (srv->hooks.free)
+        srv->hooks.free(srv->hooks.arg);
     tide__free(srv->unix_path);
     tide__free(srv);
     return rc;

@@ -1384,3 +1384,76 @@ int tide__stream_arm(tide_stream *s, unsigned wait, tide__transport_cb cb, void 
     s->out_arg = arg;
     return 0;
 }
+
+/* ---------------------------------------------- layers (TLS: start_tls) */
+
+tide__transport *tide__stream_transport(const tide_stream *s)
+{
+    return check(s) == 0 ? s->tp : NULL;
+}
+
+int tide__stream_layer(tide_stream *s, tide__stream_layer_fn make, void *arg)
+{
+    tide__transport *t = NULL;
+    tide_stream *in;
+    int rc = check(s);
+
+    if (rc < 0)
+        return rc;
+    if (s->werr)
+        return s->werr;
+    if (s->users || s->reader || s->drainer || s->wlen || s->flushing || s->out_cb || s->wshut)
+        return -EBUSY;
+    if (s->tp == &s->fdt.base && !s->rlen && !s->eof) {
+        /* The layer works on the fd itself (its own copy of the fd
+         * transport; ours is not used again). */
+        rc = make(arg, &s->fdt, NULL, &t);
+        if (rc < 0)
+            return rc;
+        s->tp = t;
+        return 0;
+    }
+    /* A new inner stream takes the transport and what was read ahead. */
+    in = stream_alloc(s->loop);
+    if (!in)
+        return -ENOMEM;
+    if (s->tp == &s->fdt.base) {
+        in->fdt = s->fdt; /* nothing is armed: a plain copy */
+        in->tp = &in->fdt.base;
+    } else {
+        in->tp = s->tp;
+    }
+    in->limit = s->limit;
+    in->rsize = s->rsize;
+    in->high = s->high;
+    in->low = s->low;
+    in->wtimeout = s->wtimeout;
+    in->eof = s->eof;
+    in->rbuf = s->rbuf;
+    in->rcap = s->rcap;
+    in->rpos = s->rpos;
+    in->rlen = s->rlen;
+    in->rcls = s->rcls;
+    s->rbuf = NULL;
+    s->rcap = s->rpos = s->rlen = 0;
+    s->rcls = BUF_NOCLASS;
+    rc = make(arg, NULL, in, &t);
+    if (rc < 0) {
+        /* Undo: the transport and the bytes go back to s. */
+        s->rbuf = in->rbuf;
+        s->rcap = in->rcap;
+        s->rpos = in->rpos;
+        s->rlen = in->rlen;
+        s->rcls = in->rcls;
+        in->rbuf = NULL;
+        in->rcap = in->rpos = in->rlen = 0;
+        in->rcls = BUF_NOCLASS;
+        in->tp = NULL;
+        in->closed = 1;
+        destroy(in);
+        return rc;
+    }
+    s->tp = t;
+    s->eof = 0;
+    return 0;
+}

@@ -248,7 +248,7 @@ static int fdt_fd(const tide__transport *tp)
     return alive(t) ? t->fd : -EBADF;
 }
 
-static const tide__transport_ops fd_ops = {
+const tide__transport_ops tide__fd_transport_ops = {
     .name = "fd",
     .read = fdt_read,
     .writev = fdt_writev,
@@ -268,7 +268,7 @@ int tide__fd_transport_open(tide__fd_transport *t, tide_loop *loop, int fd)
 
     if (fd < 0)
         return -EBADF;
-    t->base.ops = &fd_ops;
+    t->base.ops = &tide__fd_transport_ops;
     t->loop = loop;
     t->fd = fd;
     t->f = tide__fd_get(loop, fd, &err);

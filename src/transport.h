@@ -108,6 +108,9 @@ typedef struct tide__fd_transport {
  * transport owns fd from now on.  0, -EBADF, -ENOMEM, or a poller error;
  * on failure fd is not closed. */
 int tide__fd_transport_open(tide__fd_transport *t, tide_loop *loop, int fd);
+/* Its ops, for a transport that works on the fd itself and waits as the fd
+ * transport does (TLS on a socket: it embeds a copy of the stream's). */
+extern const tide__transport_ops tide__fd_transport_ops;
 
 /* --------------------------------------------------- internal stream calls */
 
@@ -120,6 +123,23 @@ size_t tide__stream_held(const tide_stream *s);
  * is closed and freed with the stream, and on failure here too).  Errors as
  * tide_stream_open. */
 int tide__stream_open_transport(tide_stream **s, tide__transport *t, const tide_stream_opts *o);
+
+/* The stream's transport (NULL if s is not a live, open stream). */
+tide__transport *tide__stream_transport(const tide_stream *s);
+
+/* Builds the layer that replaces a stream's transport: over fdt (the
+ * stream's fd transport, copied: the layer works on the fd itself) or over
+ * inner (a new stream that took the old transport and the bytes read ahead;
+ * on failure the caller must not touch it).  0 and *out, or -errno. */
+typedef int (*tide__stream_layer_fn)(void *arg, const tide__fd_transport *fdt, tide_stream *inner,
+                                     tide__transport **out);
+/* Puts a layer (TLS: start_tls) in place of s's transport; the handle stays
+ * the same.  make gets the fd transport when s is on one and read nothing
+ * ahead, else a new inner stream over s's old transport holding what s had
+ * buffered (the layer reads those bytes first).  s must be idle: nothing
+ * queued to write, no task inside it.  On failure s is unchanged.
+ * 0, -EBADF, -EBUSY, s's write error, or make's error. */
+int tide__stream_layer(tide_stream *s, tide__stream_layer_fn make, void *arg);
 
 /* What a transport layered on a stream (TLS over any stream) uses.  None
  * waits: they return -EAGAIN with *wait set and the layer's wait calls
@@ -142,5 +162,22 @@ int tide__stream_wait(tide_stream *s, tide_task *cur, unsigned wait);
  * 0, -EALREADY (it may go on now, or the stream failed: try again),
  * -EOPNOTSUPP (TIDE__WANT_IN), -EBADF. */
 int tide__stream_arm(tide_stream *s, unsigned wait, tide__transport_cb cb, void *arg);
+
+/* ------------------------------------------- servers with a setup step */
+
+/* A server whose connections pass through a step before the handler (TLS:
+ * the handshake): conn_start(stream, arg) runs first in the connection's
+ * task; < 0 closes the connection without calling the handler.  free(arg)
+ * runs when the server is closed, or at once if starting it fails. */
+typedef struct tide__server_hooks {
+    int (*conn_start)(tide_stream *s, void *arg);
+    void (*free)(void *arg);
+    void *arg;
+} tide__server_hooks;
+
+/* tide_start_server with hooks (copied).  Errors as tide_start_server. */
+int tide__start_server_hooked(const char *host, int port, tide_server_handler handler, void *arg,
+                              const tide_server_opts *o, const tide__server_hooks *hooks,
+                              tide_server **out);
 
 #endif

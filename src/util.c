@@ -2,6 +2,7 @@
  * Small things every file needs: the allocator hook and error names.
  */
 #include "tide_int.h"
+#include "tide/tls.h"
 
 #include <errno.h>
 #include <string.h>
@@ -54,6 +55,22 @@ const char *tide_strerror(int err)
         err = -err; /* be forgiving: a positive errno names the same error */
     if (err < 0 && TIDE_IS_EAI(err))
         return tide__eai_strerror(err);
+    if (TIDE_IS_TLS_ERR(err)) { /* names only: no OpenSSL needed here */
+        switch (err) {
+        case TIDE_TLS_ERR_VERIFY:
+            return "TLS: certificate verification failed";
+        case TIDE_TLS_ERR_HANDSHAKE:
+            return "TLS: handshake failed";
+        case TIDE_TLS_ERR_PROTOCOL:
+            return "TLS: protocol error";
+        case TIDE_TLS_ERR_TRUNCATED:
+            return "TLS: peer closed the connection without close_notify";
+        case TIDE_TLS_ERR_CONFIG:
+            return "TLS: unusable certificate, key or CA";
+        default:
+            return "TLS: unknown error";
+        }
+    }
     if (err == -EPERM)
         return "Operation not permitted (outside a task?)";
     return strerror(-err);
