@@ -1169,7 +1169,7 @@ typedef struct fnw {
 static int fnw_main(void *arg)
 {
     fnw *x = arg;
-    uint8_t *buf = malloc(FNW_SIZE), small[100];
+    uint8_t *buf = malloc(FNW_SIZE + 65536), small[100]; /* room for the last 64 KiB read */
     char v1[3], v2[4];
     struct iovec wv[2] = {{"abc", 3}, {"defg", 4}}, rv[2] = {{v1, 3}, {v2, 4}};
     off_t off = 0;
