@@ -12,7 +12,7 @@
  * followed by nothing, a truncation): no crash, no leak, no sanitizer
  * report, and every fd closed.
  *
- * Build (clang):
+ * Build (clang; libtide.a built with TLS, so OpenSSL is linked too):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Itests \
  *       fuzz/fuzz_tls_server_hello.c build/libtide.a -lssl -lcrypto -lpthread \
  *       -o fuzz_tls_server_hello
@@ -23,7 +23,7 @@
 #include <tide.h>
 #include <tide/tls.h>
 
-#include "tls_certs.h"
+#include "../tests/tls_certs.h" /* throw-away certificates */
 
 #include <signal.h>
 #include <stdint.h>

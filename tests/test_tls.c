@@ -972,6 +972,43 @@ static void test_close_wakes_reader(void **state)
     assert_int_equal(tt_count_fds(), before);
 }
 
+/* A stream closed by another task during its handshake: the handshake
+ * ends with -EBADF, the stream and its TLS state go once it has left. */
+typedef struct clh {
+    pair p;
+    side cli;
+    int close_rc;
+} clh;
+
+static int clh_main(void *arg)
+{
+    clh *x = arg;
+    tide_task *t;
+    tt_tcp_pair(x->p.sv, 0); /* the server never answers */
+    tide_stream_open(&x->p.srv.s, x->p.sv[1], NULL);
+    tide_stream_open(&x->cli.s, x->p.sv[0], NULL);
+    client_opts(&x->cli.o);
+    x->cli.role = TIDE_TLS_CLIENT;
+    spawn(&t, side_start, &x->cli);
+    tide_sleep(20);
+    x->close_rc = tide_stream_close(x->cli.s);
+    tide_await(t);
+    tide_stream_close(x->p.srv.s);
+    return 0;
+}
+
+static void test_close_during_handshake(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    clh x;
+    memset(&x, 0, sizeof x);
+    TT_RUN(clh_main, &x);
+    assert_int_equal(x.close_rc, 0);
+    assert_int_equal(x.cli.rc, -EBADF);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 /* An idle connection's record buffers are freed by a timer (a second of
  * no use); the connection then works as before. */
 typedef struct idle {
@@ -1272,6 +1309,7 @@ int main(void)
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_close_without_close_notify),
         cmocka_unit_test(test_close_wakes_reader),
+        cmocka_unit_test(test_close_during_handshake),
         cmocka_unit_test(test_idle_connection_frees_buffers),
         cmocka_unit_test(test_cancel_each_stage),
         cmocka_unit_test(test_scope_bounds_handshake),

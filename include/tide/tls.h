@@ -152,7 +152,9 @@ TIDE_API int tide_tls_start(tide_stream *s, int role, const tide_tls_opts *o);
  * tide_tls_start as a client, the name checked being o->server_name or
  * host.  Without o->ctx (and with no field that configures a context) a
  * context shared by the process is used, whose session cache makes
- * reconnections resume.  On failure nothing is left open.
+ * reconnections resume; with such fields and no ctx, a context is made for
+ * this connection alone (no resumption, the CA store loaded again): make
+ * one with tide_tls_ctx_new to share.  On failure nothing is left open.
  * Errors: as tide_open_connection and tide_tls_start. */
 TIDE_API int tide_open_tls_connection(const char *host, int port, const tide_tls_opts *o,
                                       tide_stream **s);

@@ -125,7 +125,12 @@ int tide_tls_start(tide_stream *s, int role, const tide_tls_opts *o)
     timeout = o ? o->handshake_timeout_ms : 0;
     if (timeout == 0 && role == TIDE_TLS_SERVER)
         timeout = SERVER_HANDSHAKE_TIMEOUT_MS;
-    return handshake(t, cur, timeout);
+    /* A close from another task meanwhile wakes the handshake (-EBADF) and
+     * frees s and t only once it has left. */
+    tide__stream_hold(s);
+    rc = handshake(t, cur, timeout);
+    tide__stream_release(s);
+    return rc;
 }
 
 int tide_open_tls_connection(const char *host, int port, const tide_tls_opts *o, tide_stream **out)
@@ -229,18 +234,20 @@ int tide_tls_shutdown(tide_stream *s, int flags)
     rc = tide_stream_flush(s);
     if (rc < 0)
         return rc;
+    tide__stream_hold(s); /* t stays ours across the waits, even if s is closed */
     for (;;) {
         unsigned wait = 0;
         int done;
         rc = tide__tls_shutdown_once(t, &wait, &done);
-        if (rc == 0)
+        if (rc == 0 || rc != -EAGAIN)
             break;
-        if (rc != -EAGAIN)
-            return rc;
         rc = tide__tls_wait(&t->base, cur, wait);
         if (rc < 0)
-            return rc;
+            break;
     }
+    tide__stream_release(s);
+    if (rc < 0)
+        return rc;
     rc = tide_stream_flush(s); /* stream mode: the alert is in the inner queue */
     if (rc < 0 || !(flags & TIDE_TLS_WAIT_PEER))
         return rc;
@@ -313,8 +320,12 @@ ssize_t tide_tls_sendfile(tide_stream *s, int in_fd, off_t *offset, size_t count
     rc = tide_stream_flush(s);
     if (rc < 0)
         return rc;
-    if (t->fdmode && t->ssl && BIO_get_ktls_send(SSL_get_wbio(t->ssl)))
-        return ktls_sendfile(t, cur, in_fd, offset, count);
+    if (t->fdmode && t->ssl && BIO_get_ktls_send(SSL_get_wbio(t->ssl))) {
+        tide__stream_hold(s);
+        rc = ktls_sendfile(t, cur, in_fd, offset, count);
+        tide__stream_release(s);
+        return rc;
+    }
     /* No kTLS: read pieces, write them through the stream (backpressure by
      * drain).  A regular file is read inline, as tide_sendfile does. */
     buf = tide__malloc(SENDFILE_CHUNK);
