@@ -13,9 +13,11 @@
  * report, and every fd closed.
  *
  * Build (clang; libtide.a built with TLS, so OpenSSL is linked too):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Itests \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
  *       fuzz/fuzz_tls_server_hello.c build/libtide.a -lssl -lcrypto -lpthread \
  *       -o fuzz_tls_server_hello
+ * (coverage feedback needs libtide built with -fsanitize=fuzzer-no-link;
+ * OpenSSL itself is the system's, not instrumented)
  *   ./fuzz_tls_server_hello -max_total_time=60
  * With -DTIDE_FUZZ_STANDALONE (no libFuzzer): runs the files named on the
  * command line (or a few built-in inputs) once each.
