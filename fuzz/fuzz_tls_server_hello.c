@@ -18,7 +18,8 @@
  *       -o fuzz_tls_server_hello
  * (coverage feedback needs libtide built with -fsanitize=fuzzer-no-link;
  * OpenSSL itself is the system's, not instrumented)
- *   ./fuzz_tls_server_hello -max_total_time=60
+ *   ./fuzz_tls_server_hello -max_total_time=60 fuzz/corpus/tls_server_hello
+ * (seeds: real ClientHellos, TLS 1.3 and 1.2, from Python's ssl)
  * With -DTIDE_FUZZ_STANDALONE (no libFuzzer): runs the files named on the
  * command line (or a few built-in inputs) once each.
  */

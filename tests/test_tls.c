@@ -1231,6 +1231,59 @@ static void test_sendfile_and_half_close(void **state)
     assert_int_equal(x.after, 4);
 }
 
+/* No common version: a server that wants TLS 1.3, a client that stops at
+ * 1.2 (set on its SSL_CTX, given as a prepared context: tide_tls_ctx_wrap).
+ * Then the same context against a server that accepts 1.2. */
+typedef struct ver {
+    pair p, q;
+    char version[16], err[256];
+} ver;
+
+static int ver_main(void *arg)
+{
+    ver *x = arg;
+    SSL_CTX *sc = SSL_CTX_new(TLS_client_method());
+    tide_tls_ctx *c;
+    SSL_CTX_set_max_proto_version(sc, TLS1_2_VERSION);
+    SSL_CTX_set_verify(sc, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_load_verify_locations(sc, P("ca.pem"), NULL);
+    if (tide_tls_ctx_wrap(&c, TIDE_TLS_CLIENT, sc) < 0)
+        return -1;
+    SSL_CTX_free(sc); /* the context keeps its own reference */
+    server_opts(&x->p.srv.o, "server");
+    x->p.srv.o.min_version = TIDE_TLS_1_3;
+    client_opts(&x->p.cli.o);
+    x->p.cli.o.ctx = c;
+    if (pair_handshake(&x->p) < 0)
+        return -1;
+    pair_close(&x->p);
+    server_opts(&x->q.srv.o, "server");
+    client_opts(&x->q.cli.o);
+    x->q.cli.o.ctx = c;
+    if (pair_handshake(&x->q) < 0)
+        return -1;
+    snprintf(x->version, sizeof x->version, "%s", tide_tls_version(x->q.cli.s));
+    pair_close(&x->q);
+    tide_tls_ctx_free(c);
+    return 0;
+}
+
+static void test_no_common_version_and_wrapped_ctx(void **state)
+{
+    (void)state;
+    ver *x = calloc(1, sizeof *x);
+    TT_RUN(ver_main, x);
+    print_message("1.2 client vs 1.3 server: client %s (%s), server %s (%s)\n",
+                  tide_strerror(x->p.cli.rc), x->p.cli.err, tide_strerror(x->p.srv.rc),
+                  x->p.srv.err);
+    assert_int_equal(x->p.srv.rc, TIDE_TLS_ERR_HANDSHAKE);
+    assert_int_equal(x->p.cli.rc, TIDE_TLS_ERR_HANDSHAKE);
+    assert_int_equal(x->q.cli.rc, 0);
+    assert_int_equal(x->q.srv.rc, 0);
+    assert_string_equal(x->version, "TLSv1.2");
+    free(x);
+}
+
 static void test_strerror_and_misuse(void **state)
 {
     (void)state;
@@ -1314,6 +1367,7 @@ int main(void)
         cmocka_unit_test(test_cancel_each_stage),
         cmocka_unit_test(test_scope_bounds_handshake),
         cmocka_unit_test(test_sendfile_and_half_close),
+        cmocka_unit_test(test_no_common_version_and_wrapped_ctx),
         cmocka_unit_test(test_strerror_and_misuse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
