@@ -181,9 +181,13 @@ typedef struct tide__server_hooks {
     void *arg;
 } tide__server_hooks;
 
-/* tide_start_server with hooks (copied).  Errors as tide_start_server. */
+/* tide_start_server / tide_start_unix_server with hooks (copied).  Errors
+ * as those. */
 int tide__start_server_hooked(const char *host, int port, tide_server_handler handler, void *arg,
                               const tide_server_opts *o, const tide__server_hooks *hooks,
                               tide_server **out);
+int tide__start_unix_server_hooked(const char *path, tide_server_handler handler, void *arg,
+                                   const tide_server_opts *o, const tide__server_hooks *hooks,
+                                   tide_server **out);
 
 #endif

@@ -729,6 +729,52 @@ static void test_resumption_tls12(void **state)
     assert_string_equal(a.version[0], "TLSv1.2");
 }
 
+/* A TLS server on a Unix socket, a client started over a Unix stream. */
+typedef struct unixt {
+    int rc, reused;
+    ssize_t n;
+    char got[8];
+} unixt;
+
+static int unix_main(void *arg)
+{
+    unixt *x = arg;
+    tide_server *srv;
+    tide_tls_opts so, co;
+    tide_stream *s;
+    char path[160];
+    int fd;
+    snprintf(path, sizeof path, "%s/tls.sock", g_dir);
+    server_opts(&so, "server");
+    if (tide_start_unix_tls_server(path, echo_handler, NULL, NULL, &so, &srv) < 0)
+        return -1;
+    fd = tide_unix_connect(path);
+    if (fd < 0 || tide_stream_open(&s, fd, NULL) < 0)
+        return -1;
+    client_opts(&co);
+    x->rc = tide_tls_start(s, TIDE_TLS_CLIENT, &co);
+    if (x->rc == 0) {
+        tide_stream_write(s, "unix", 4);
+        x->n = tide_stream_readexactly(s, x->got, 4);
+    }
+    tide_stream_close(s);
+    tide_server_close(srv, TIDE_SERVER_CANCEL);
+    return 0;
+}
+
+static void test_unix_tls_server(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    unixt x;
+    memset(&x, 0, sizeof x);
+    TT_RUN(unix_main, &x);
+    assert_int_equal(x.rc, 0);
+    assert_int_equal(x.n, 4);
+    assert_memory_equal(x.got, "unix", 4);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 /* ------------------------------------------------------------ broken peers */
 
 typedef struct broken {
@@ -1356,6 +1402,7 @@ int main(void)
         cmocka_unit_test(test_sni_picks_certificate),
         cmocka_unit_test(test_resumption_tls13),
         cmocka_unit_test(test_resumption_tls12),
+        cmocka_unit_test(test_unix_tls_server),
         cmocka_unit_test(test_garbage_instead_of_hello),
         cmocka_unit_test(test_truncated_handshake),
         cmocka_unit_test(test_reset_mid_handshake),

@@ -185,17 +185,13 @@ static void server_tls_free(void *arg)
     tide__free(st);
 }
 
-int tide_start_tls_server(const char *host, int port, tide_server_handler handler, void *arg,
-                          const tide_server_opts *so, const tide_tls_opts *o, tide_server **out)
+/* The hooks of a TLS server: its context for the server's life. */
+static int server_hooks(tide__server_hooks *h, const tide_tls_opts *o)
 {
-    tide__server_hooks h;
     server_tls *st;
     int rc;
 
-    if (!out)
-        return -EINVAL;
-    *out = NULL;
-    if (!handler || !o)
+    if (!o)
         return -EINVAL;
     if (!tide__tls_loop)
         return -EPERM;
@@ -208,10 +204,45 @@ int tide_start_tls_server(const char *host, int port, tide_server_handler handle
         return rc;
     }
     st->timeout_ms = o->handshake_timeout_ms;
-    h.conn_start = server_conn_start;
-    h.free = server_tls_free;
-    h.arg = st;
+    h->conn_start = server_conn_start;
+    h->free = server_tls_free;
+    h->arg = st;
+    return 0;
+}
+
+int tide_start_tls_server(const char *host, int port, tide_server_handler handler, void *arg,
+                          const tide_server_opts *so, const tide_tls_opts *o, tide_server **out)
+{
+    tide__server_hooks h;
+    int rc;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!handler)
+        return -EINVAL;
+    rc = server_hooks(&h, o);
+    if (rc < 0)
+        return rc;
     return tide__start_server_hooked(host, port, handler, arg, so, &h, out);
+}
+
+int tide_start_unix_tls_server(const char *path, tide_server_handler handler, void *arg,
+                               const tide_server_opts *so, const tide_tls_opts *o,
+                               tide_server **out)
+{
+    tide__server_hooks h;
+    int rc;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!handler || !path)
+        return -EINVAL;
+    rc = server_hooks(&h, o);
+    if (rc < 0)
+        return rc;
+    return tide__start_unix_server_hooked(path, handler, arg, so, &h, out);
 }
 
 /* ---------------------------------------------------------------- shutdown */
