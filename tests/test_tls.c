@@ -729,6 +729,47 @@ static void test_resumption_tls12(void **state)
     assert_string_equal(a.version[0], "TLSv1.2");
 }
 
+/* TLS 1.3 KeyUpdate both ways in the middle of an echo (the escape hatch:
+ * tide_tls_ssl): the update and the peer's answer go through the normal
+ * read and write paths, nothing is lost. */
+typedef struct ku {
+    pair p;
+    int ok;
+    long bad;
+} ku;
+
+static int ku_main(void *arg)
+{
+    ku *x = arg;
+    char out[3000], in[3000];
+    server_opts(&x->p.srv.o, "server");
+    client_opts(&x->p.cli.o);
+    if (pair_handshake(&x->p) < 0 || x->p.srv.rc || x->p.cli.rc)
+        return -1;
+    x->ok = 1;
+    for (int i = 0; i < 20 && x->ok; i++) {
+        tide_stream *a = i % 2 ? x->p.srv.s : x->p.cli.s, *b = i % 2 ? x->p.cli.s : x->p.srv.s;
+        if (i % 5 == 0 && SSL_key_update(tide_tls_ssl(a), SSL_KEY_UPDATE_REQUESTED) != 1)
+            x->ok = 0;
+        tt_pat_fill(out, (uint64_t)i * 3000, sizeof out);
+        if (tide_stream_write(a, out, sizeof out) != (ssize_t)sizeof out ||
+            tide_stream_readexactly(b, in, sizeof in) != (ssize_t)sizeof in ||
+            tt_pat_check(in, (uint64_t)i * 3000, sizeof in) != -1)
+            x->ok = 0;
+    }
+    pair_close(&x->p);
+    return 0;
+}
+
+static void test_key_update(void **state)
+{
+    (void)state;
+    ku x;
+    memset(&x, 0, sizeof x);
+    TT_RUN(ku_main, &x);
+    assert_true(x.ok);
+}
+
 /* A TLS server on a Unix socket, a client started over a Unix stream. */
 typedef struct unixt {
     int rc, reused;
@@ -1402,6 +1443,7 @@ int main(void)
         cmocka_unit_test(test_sni_picks_certificate),
         cmocka_unit_test(test_resumption_tls13),
         cmocka_unit_test(test_resumption_tls12),
+        cmocka_unit_test(test_key_update),
         cmocka_unit_test(test_unix_tls_server),
         cmocka_unit_test(test_garbage_instead_of_hello),
         cmocka_unit_test(test_truncated_handshake),
