@@ -12,18 +12,21 @@
  * followed by nothing, a truncation): no crash, no leak, no sanitizer
  * report, and every fd closed.
  *
- * Build (clang):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Itests \
+ * Build (clang; libtide.a built with TLS, so OpenSSL is linked too):
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
  *       fuzz/fuzz_tls_server_hello.c build/libtide.a -lssl -lcrypto -lpthread \
  *       -o fuzz_tls_server_hello
- *   ./fuzz_tls_server_hello -max_total_time=60
+ * (coverage feedback needs libtide built with -fsanitize=fuzzer-no-link;
+ * OpenSSL itself is the system's, not instrumented)
+ *   ./fuzz_tls_server_hello -max_total_time=60 fuzz/corpus/tls_server_hello
+ * (seeds: real ClientHellos, TLS 1.3 and 1.2, from Python's ssl)
  * With -DTIDE_FUZZ_STANDALONE (no libFuzzer): runs the files named on the
  * command line (or a few built-in inputs) once each.
  */
 #include <tide.h>
 #include <tide/tls.h>
 
-#include "tls_certs.h"
+#include "../tests/tls_certs.h" /* throw-away certificates */
 
 #include <signal.h>
 #include <stdint.h>

@@ -253,8 +253,6 @@ static int start(tide_server *srv, int fd, tide_server_handler handler, void *ar
     to.stack_size = 64 * 1024;
     rc = tide_create_task_ex(&srv->acceptor, srv->loop, acceptor_main, srv, &to);
     if (rc < 0) {
-        if (srv->hooks.free)
-            srv->hooks.free(srv->hooks.arg);
         tide_close(srv->fd);
         tide__free(srv->unix_path);
         tide__free(srv);
@@ -281,41 +279,30 @@ static tide_server *server_new(const tide_server_opts *o, tide_listen_opts *lo)
     return srv;
 }
 
-int tide__start_server_hooked(const char *host, int port, tide_server_handler handler, void *arg,
-                              const tide_server_opts *o, const tide__server_hooks *hooks,
-                              tide_server **out)
+int tide_start_server(const char *host, int port, tide_server_handler handler, void *arg,
+                      const tide_server_opts *o, tide_server **out)
 {
     tide_listen_opts lo;
     tide_server *srv;
     int fd, rc;
 
-    rc = !out || !handler ? -EINVAL : check_opts(o);
-    if (rc == 0 && !tide__tls_loop)
-        rc = -EPERM;
-    srv = rc < 0 ? NULL : server_new(o, &lo);
-    if (srv) {
-        fd = tide_tcp_listen(host ? host : "127.0.0.1", port, &lo);
-        if (fd >= 0) {
-            if (hooks)
-                srv->hooks = *hooks;
-            return start(srv, fd, handler, arg, out);
-        }
+    if (!out || !handler)
+        return -EINVAL;
+    *out = NULL;
+    rc = check_opts(o);
+    if (rc < 0)
+        return rc;
+    if (!tide__tls_loop)
+        return -EPERM;
+    srv = server_new(o, &lo);
+    if (!srv)
+        return -ENOMEM;
+    fd = tide_tcp_listen(host ? host : "127.0.0.1", port, &lo);
+    if (fd < 0) {
         tide__free(srv);
-        rc = fd;
-    } else if (rc == 0) {
-        rc = -ENOMEM;
+        return fd;
     }
-    if (out)
-        *out = NULL;
-    if (hooks && hooks->free)
-        hooks->free(hooks->arg);
-    return rc;
-}
-
-int tide_start_server(const char *host, int port, tide_server_handler handler, void *arg,
-                      const tide_server_opts *o, tide_server **out)
-{
-    return tide__start_server_hooked(host, port, handler, arg, o, NULL, out);
+    return start(srv, fd, handler, arg, out);
 }
 
 /* Someone listens at path (a connect is not refused). */
@@ -463,4 +450,32 @@ int tide_server_close(tide_server *srv, int how)
     tide__free(srv->unix_path);
     tide__free(srv);
     return rc;
+}
+
+/* The server's connection tasks have not run yet when start returns (they
+ * run once the caller suspends), so the hooks can be set afterwards. */
+static int hooked(int rc, const tide__server_hooks *hooks, tide_server **out)
+{
+    if (rc < 0) {
+        if (hooks && hooks->free)
+            hooks->free(hooks->arg);
+        return rc;
+    }
+    if (hooks)
+        (*out)->hooks = *hooks;
+    return 0;
+}
+
+int tide__start_server_hooked(const char *host, int port, tide_server_handler handler, void *arg,
+                              const tide_server_opts *o, const tide__server_hooks *hooks,
+                              tide_server **out)
+{
+    return hooked(tide_start_server(host, port, handler, arg, o, out), hooks, out);
+}
+
+int tide__start_unix_server_hooked(const char *path, tide_server_handler handler, void *arg,
+                                   const tide_server_opts *o, const tide__server_hooks *hooks,
+                                   tide_server **out)
+{
+    return hooked(tide_start_unix_server(path, handler, arg, o, out), hooks, out);
 }

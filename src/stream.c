@@ -1387,6 +1387,17 @@ int tide__stream_arm(tide_stream *s, unsigned wait, tide__transport_cb cb, void 
 
 /* ---------------------------------------------- layers (TLS: start_tls) */
 
+void tide__stream_hold(tide_stream *s)
+{
+    s->users++;
+}
+
+void tide__stream_release(tide_stream *s)
+{
+    if (--s->users == 0 && s->closed)
+        destroy(s);
+}
+
 tide__transport *tide__stream_transport(const tide_stream *s)
 {
     return check(s) == 0 ? s->tp : NULL;

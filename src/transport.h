@@ -124,6 +124,12 @@ size_t tide__stream_held(const tide_stream *s);
  * tide_stream_open. */
 int tide__stream_open_transport(tide_stream **s, tide__transport *t, const tide_stream_opts *o);
 
+/* A layer working on s outside the stream's own calls (TLS's handshake)
+ * counts as a user, so a close from another task frees s (and the layer)
+ * only once it has left: hold before, release after (s may be gone then). */
+void tide__stream_hold(tide_stream *s);
+void tide__stream_release(tide_stream *s);
+
 /* The stream's transport (NULL if s is not a live, open stream). */
 tide__transport *tide__stream_transport(const tide_stream *s);
 
@@ -175,9 +181,13 @@ typedef struct tide__server_hooks {
     void *arg;
 } tide__server_hooks;
 
-/* tide_start_server with hooks (copied).  Errors as tide_start_server. */
+/* tide_start_server / tide_start_unix_server with hooks (copied).  Errors
+ * as those. */
 int tide__start_server_hooked(const char *host, int port, tide_server_handler handler, void *arg,
                               const tide_server_opts *o, const tide__server_hooks *hooks,
                               tide_server **out);
+int tide__start_unix_server_hooked(const char *path, tide_server_handler handler, void *arg,
+                                   const tide_server_opts *o, const tide__server_hooks *hooks,
+                                   tide_server **out);
 
 #endif

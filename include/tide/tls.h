@@ -152,7 +152,9 @@ TIDE_API int tide_tls_start(tide_stream *s, int role, const tide_tls_opts *o);
  * tide_tls_start as a client, the name checked being o->server_name or
  * host.  Without o->ctx (and with no field that configures a context) a
  * context shared by the process is used, whose session cache makes
- * reconnections resume.  On failure nothing is left open.
+ * reconnections resume; with such fields and no ctx, a context is made for
+ * this connection alone (no resumption, the CA store loaded again): make
+ * one with tide_tls_ctx_new to share.  On failure nothing is left open.
  * Errors: as tide_open_connection and tide_tls_start. */
 TIDE_API int tide_open_tls_connection(const char *host, int port, const tide_tls_opts *o,
                                       tide_stream **s);
@@ -165,6 +167,12 @@ TIDE_API int tide_open_tls_connection(const char *host, int port, const tide_tls
 TIDE_API int tide_start_tls_server(const char *host, int port, tide_server_handler handler,
                                    void *arg, const tide_server_opts *so, const tide_tls_opts *o,
                                    tide_server **srv);
+/* The same on a Unix stream socket (as tide_start_unix_server).  Its
+ * connections' TLS works through the socket stream like TCP's (fd mode).
+ * Errors: as tide_start_unix_server and tide_tls_ctx_new. */
+TIDE_API int tide_start_unix_tls_server(const char *path, tide_server_handler handler, void *arg,
+                                        const tide_server_opts *so, const tide_tls_opts *o,
+                                        tide_server **srv);
 
 /* tide_tls_shutdown flag: also wait for the peer's close_notify. */
 #define TIDE_TLS_WAIT_PEER 0x1
@@ -199,7 +207,7 @@ TIDE_API const char *tide_tls_version(const tide_stream *s);
 TIDE_API const char *tide_tls_cipher(const tide_stream *s);
 TIDE_API const char *tide_tls_alpn(const tide_stream *s);
 TIDE_API const char *tide_tls_server_name(const tide_stream *s);
-/* The subject of the peer's certificate, one line ("CN=localhost, O=..."),
+/* The subject of the peer's certificate, one line ("O = tide, CN = localhost"),
  * into buf (truncated to cap, NUL-terminated).  Its length, 0 if the peer
  * sent none.  Errors: -EINVAL (not TLS, or buf NULL with cap > 0). */
 TIDE_API int tide_tls_peer_subject(const tide_stream *s, char *buf, size_t cap);

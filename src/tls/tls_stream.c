@@ -125,7 +125,12 @@ int tide_tls_start(tide_stream *s, int role, const tide_tls_opts *o)
     timeout = o ? o->handshake_timeout_ms : 0;
     if (timeout == 0 && role == TIDE_TLS_SERVER)
         timeout = SERVER_HANDSHAKE_TIMEOUT_MS;
-    return handshake(t, cur, timeout);
+    /* A close from another task meanwhile wakes the handshake (-EBADF) and
+     * frees s and t only once it has left. */
+    tide__stream_hold(s);
+    rc = handshake(t, cur, timeout);
+    tide__stream_release(s);
+    return rc;
 }
 
 int tide_open_tls_connection(const char *host, int port, const tide_tls_opts *o, tide_stream **out)
@@ -180,17 +185,13 @@ static void server_tls_free(void *arg)
     tide__free(st);
 }
 
-int tide_start_tls_server(const char *host, int port, tide_server_handler handler, void *arg,
-                          const tide_server_opts *so, const tide_tls_opts *o, tide_server **out)
+/* The hooks of a TLS server: its context for the server's life. */
+static int server_hooks(tide__server_hooks *h, const tide_tls_opts *o)
 {
-    tide__server_hooks h;
     server_tls *st;
     int rc;
 
-    if (!out)
-        return -EINVAL;
-    *out = NULL;
-    if (!handler || !o)
+    if (!o)
         return -EINVAL;
     if (!tide__tls_loop)
         return -EPERM;
@@ -203,10 +204,45 @@ int tide_start_tls_server(const char *host, int port, tide_server_handler handle
         return rc;
     }
     st->timeout_ms = o->handshake_timeout_ms;
-    h.conn_start = server_conn_start;
-    h.free = server_tls_free;
-    h.arg = st;
+    h->conn_start = server_conn_start;
+    h->free = server_tls_free;
+    h->arg = st;
+    return 0;
+}
+
+int tide_start_tls_server(const char *host, int port, tide_server_handler handler, void *arg,
+                          const tide_server_opts *so, const tide_tls_opts *o, tide_server **out)
+{
+    tide__server_hooks h;
+    int rc;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!handler)
+        return -EINVAL;
+    rc = server_hooks(&h, o);
+    if (rc < 0)
+        return rc;
     return tide__start_server_hooked(host, port, handler, arg, so, &h, out);
+}
+
+int tide_start_unix_tls_server(const char *path, tide_server_handler handler, void *arg,
+                               const tide_server_opts *so, const tide_tls_opts *o,
+                               tide_server **out)
+{
+    tide__server_hooks h;
+    int rc;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!handler || !path)
+        return -EINVAL;
+    rc = server_hooks(&h, o);
+    if (rc < 0)
+        return rc;
+    return tide__start_unix_server_hooked(path, handler, arg, so, &h, out);
 }
 
 /* ---------------------------------------------------------------- shutdown */
@@ -229,18 +265,20 @@ int tide_tls_shutdown(tide_stream *s, int flags)
     rc = tide_stream_flush(s);
     if (rc < 0)
         return rc;
+    tide__stream_hold(s); /* t stays ours across the waits, even if s is closed */
     for (;;) {
         unsigned wait = 0;
         int done;
         rc = tide__tls_shutdown_once(t, &wait, &done);
-        if (rc == 0)
+        if (rc == 0 || rc != -EAGAIN)
             break;
-        if (rc != -EAGAIN)
-            return rc;
         rc = tide__tls_wait(&t->base, cur, wait);
         if (rc < 0)
-            return rc;
+            break;
     }
+    tide__stream_release(s);
+    if (rc < 0)
+        return rc;
     rc = tide_stream_flush(s); /* stream mode: the alert is in the inner queue */
     if (rc < 0 || !(flags & TIDE_TLS_WAIT_PEER))
         return rc;
@@ -313,8 +351,12 @@ ssize_t tide_tls_sendfile(tide_stream *s, int in_fd, off_t *offset, size_t count
     rc = tide_stream_flush(s);
     if (rc < 0)
         return rc;
-    if (t->fdmode && t->ssl && BIO_get_ktls_send(SSL_get_wbio(t->ssl)))
-        return ktls_sendfile(t, cur, in_fd, offset, count);
+    if (t->fdmode && t->ssl && BIO_get_ktls_send(SSL_get_wbio(t->ssl))) {
+        tide__stream_hold(s);
+        rc = ktls_sendfile(t, cur, in_fd, offset, count);
+        tide__stream_release(s);
+        return rc;
+    }
     /* No kTLS: read pieces, write them through the stream (backpressure by
      * drain).  A regular file is read inline, as tide_sendfile does. */
     buf = tide__malloc(SENDFILE_CHUNK);

@@ -598,8 +598,13 @@ static int client_name(tide__tls *t, const char *name)
     }
     if (SSL_set_tlsext_host_name(t->ssl, name) != 1)
         return -EINVAL;
-    if (t->ctx->verify && SSL_set1_host(t->ssl, name) != 1)
-        return -ENOMEM;
+    if (t->ctx->verify) {
+        /* "*.example.com" matches "a.example.com", never "a*.example.com"
+         * partial labels (as curl and Python check) */
+        SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (SSL_set1_host(t->ssl, name) != 1)
+            return -ENOMEM;
+    }
     return 0;
 }
 
