@@ -7,6 +7,7 @@
  *   build/bench/bulk                  both scenarios, 2 runs of 3 s each
  *   build/bench/bulk bulk             scenario 1 only      (fair: scenario 2 only)
  *   build/bench/bulk -t 2 -n 3        2 s windows, 3 runs per server
+ *   build/bench/bulk -s example       ref and examples/echo_server only (-s tide64...)
  *   build/bench/bulk -c               arrivals timed by the client (see below)
  *   cmake --build build --target bench  (or make bench): every benchmark, this one too
  *
@@ -770,6 +771,7 @@ static int server_start(server *s, int srv)
         if (g_ncpu >= 2)
             pin(0);
         dup2(p[1], 1);
+        signal(SIGPIPE, SIG_DFL); /* as a shell would start it */
         if (srv == SRV_EXAMPLE)
             execl(g_example, "echo_server", "127.0.0.1", "0", (char *)NULL);
         else
@@ -804,11 +806,18 @@ static void server_stop(server *s)
             break;
     }
     close(s->out);
-    if (waitpid(s->pid, &st, WNOHANG) == 0) {
-        fprintf(stderr, "bulk: a server did not stop within 5 s: killed\n");
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, &st, 0);
+    /* Its stdout closes before it can be reaped: wait for that too. */
+    while (waitpid(s->pid, &st, WNOHANG) == 0) {
+        if (bench_ns() >= end) {
+            fprintf(stderr, "bulk: a server did not stop within 5 s: killed\n");
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+            return;
+        }
+        usleep(1000);
     }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "bulk: a server exited with status 0x%x\n", st);
 }
 
 /* A schedstat file: time on CPU and time runnable but waiting for a CPU
@@ -1040,9 +1049,12 @@ static int run_client(int port, const char *scn, double secs, load *l)
 static int usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [bulk|fair] [-t SECONDS] [-n RUNS] [-c]   the benchmark (default: both, "
-            "3 s, 2 runs;\n"
-            "           -c: arrivals timed by the client's clock, not the kernel's timestamps)\n"
+            "usage: %s [bulk|fair] [-t SECONDS] [-n RUNS] [-s example,tide64] [-c]\n"
+            "           the benchmark (default: both scenarios, 3 s windows, 2 runs, every "
+            "server;\n"
+            "           -s: the tide servers to run beside ref; -c: arrivals timed by the "
+            "client's\n"
+            "           clock, not by the kernel's timestamps)\n"
             "       %s server-ref | server-tide64            a server alone (prints its port)\n"
             "       %s client PORT bulk|fair SECONDS          the load alone\n",
             argv0, argv0, argv0);
@@ -1053,7 +1065,7 @@ int main(int argc, char **argv)
 {
     static load l; /* big: not on the stack */
     result res[NSC][NSRV], quiet[NSC][NSRV];
-    int want[NSC] = {1, 1}, runs = 2, sc, rep, k, i;
+    int want[NSC] = {1, 1}, use[NSRV] = {1, 1, 1}, runs = 2, sc, rep, k, i;
     int64_t start = bench_ns();
 
     signal(SIGPIPE, SIG_IGN);
@@ -1076,6 +1088,12 @@ int main(int argc, char **argv)
             if (t <= 0 || t > 60)
                 return usage(argv[0]);
             g_window_ns = (int64_t)(t * 1e9);
+        } else if (!strcmp(argv[i], "-s") && i + 1 < argc) {
+            const char *list = argv[++i];
+            use[SRV_EXAMPLE] = strstr(list, "example") != NULL;
+            use[SRV_TIDE64] = strstr(list, "tide64") != NULL;
+            if (!use[SRV_EXAMPLE] && !use[SRV_TIDE64])
+                return usage(argv[0]);
         } else if (!strcmp(argv[i], "-c")) {
             g_client_clock = 1;
         } else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
@@ -1116,7 +1134,7 @@ int main(int argc, char **argv)
             for (k = 0; k < NSRV; k++) {
                 int srv = rep % 2 ? NSRV - 1 - k : k; /* alternate the order */
                 result r;
-                if (srv == SRV_EXAMPLE && !g_example[0])
+                if (!use[srv] || (srv == SRV_EXAMPLE && !g_example[0]))
                     continue;
                 r = measure(&l, sc, srv);
                 print_run(srv, rep, &r);
