@@ -321,14 +321,15 @@ static inline int checkpoint(tide_task *cur)
     return 0;
 }
 
-/* The yield of the I/O budget: cur goes to the back of the ready queue, as
- * with tide_sleep(0), and the loop runs the others (and polls) before it
- * comes back.  A cancellation or a deadline that came meanwhile is
+/* The yield of the I/O budget: cur goes to the loop's queue of yielded
+ * tasks, which gets one slice per iteration after what the poll woke (so
+ * a ping-pong connection beside nine busy bulk ones waits for one slice,
+ * not nine).  A cancellation or a deadline that came meanwhile is
  * reported: the operation is then not made. */
 static int coop_yield(tide_task *cur)
 {
     cur->state = TIDE_TASK_READY;
-    tide__runq_push(&cur->loop->ready, &cur->r);
+    tide__runq_push(&cur->loop->yielded, &cur->r);
     tide__switch_to_loop(cur);
     cur->io_streak = 0;
     return checkpoint(cur);
@@ -336,7 +337,7 @@ static int coop_yield(tide_task *cur)
 
 int tide__io_budget(tide_task *cur)
 {
-    if (TIDE__UNLIKELY(cur->io_streak >= TIDE__IO_BUDGET))
+    if (TIDE__UNLIKELY(tide__io_budget_spent(cur)))
         return coop_yield(cur);
     cur->io_streak++;
     return 0;
@@ -388,7 +389,7 @@ static inline ssize_t fd_run(tide_task *cur, tide__fd *f, unsigned dir, tide__fd
     for (;;) {
         if (TIDE__LIKELY((f->ready & dir) || f->always_ready)) {
             /* May proceed without waiting: the budget applies. */
-            if (TIDE__UNLIKELY(cur->io_streak >= TIDE__IO_BUDGET)) {
+            if (TIDE__UNLIKELY(tide__io_budget_spent(cur))) {
                 rc = coop_yield(cur);
                 if (rc == 0 && f->gen != gen)
                     rc = -EBADF;
@@ -480,7 +481,7 @@ static int wait_dir(int fd, unsigned dir)
         return rc;
     gen = f->gen;
     if (f->always_ready || (f->ready & dir)) {
-        if (TIDE__UNLIKELY(cur->io_streak >= TIDE__IO_BUDGET)) {
+        if (TIDE__UNLIKELY(tide__io_budget_spent(cur))) {
             rc = coop_yield(cur);
             if (rc < 0)
                 return rc;

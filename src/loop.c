@@ -105,6 +105,7 @@ int tide_loop_new(tide_loop **out)
     if (!loop)
         return -ENOMEM;
     loop->ready.tailp = &loop->ready.head;
+    loop->yielded.tailp = &loop->yielded.head;
     loop->owner = tide__thread_self();
     loop->fork_gen = tide__fork_gen;
     tide__clock_init(loop);
@@ -146,6 +147,8 @@ static void drop_ready(tide_loop *loop)
 {
     tide__runnable *r;
 
+    while ((r = runq_pop(&loop->yielded)))
+        tide__runq_push(&loop->ready, r);
     while ((r = runq_pop(&loop->ready)))
         if (r->drop)
             r->drop(loop, r);
@@ -241,7 +244,7 @@ static void on_io(void *ctx, void *tag, unsigned events)
 
 static int has_work(tide_loop *loop)
 {
-    return loop->ready.n || loop->refs || tide__xthread_pending(loop);
+    return loop->ready.n || loop->yielded.n || loop->refs || tide__xthread_pending(loop);
 }
 
 /* The poll timeout in ns: 0 when work is ready, -1 when nothing is timed. */
@@ -249,7 +252,7 @@ static int64_t poll_timeout(tide_loop *loop)
 {
     int64_t next;
 
-    if (loop->ready.n || tide__xthread_pending(loop))
+    if (loop->ready.n || loop->yielded.n || tide__xthread_pending(loop))
         return 0;
     if ((next = tide__timers_next(loop)) == TIDE__NEVER)
         return -1;
@@ -261,7 +264,7 @@ static int64_t poll_timeout(tide_loop *loop)
  * (else just look).  Returns 1 when the run should end. */
 static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg, int may_block)
 {
-    size_t batch;
+    size_t batch, yielded;
     int64_t timeout;
 
     if (TIDE__UNLIKELY(loop->fork_gen != tide__fork_gen))
@@ -269,8 +272,13 @@ static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg,
     loop->now = tide__loop_ns(loop);
     tide__xthread_run(loop);
     tide__timers_run(loop);
+    yielded = loop->yielded.n; /* those yielded before this batch */
     for (batch = loop->ready.n; batch > 0; batch--) {
         tide__runnable *r = runq_pop(&loop->ready);
+        r->run(loop, r);
+    }
+    if (yielded) { /* one slice of a task over its I/O budget */
+        tide__runnable *r = runq_pop(&loop->yielded);
         r->run(loop, r);
     }
     tide__run_deferred(loop); /* what callbacks left */

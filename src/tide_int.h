@@ -43,6 +43,9 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+/* The raw monotonic clock, ns (clock.c). */
+int64_t tide__clock_ns(void);
+
 /* ------------------------------------------------------------- allocator */
 
 void *tide__malloc(size_t n);
@@ -158,6 +161,7 @@ struct tide_task {
     uint8_t mark;        /* scratch bit for duplicate checks (always 0 between calls) */
     uint8_t io_streak;   /* fd operations done since the task last suspended: at
                             TIDE__IO_BUDGET the next one yields first (io.c) */
+    int64_t io_t0;       /* raw clock at the streak's first operation (io.c) */
     int result;          /* fn's return value, once DONE */
     int wake_rc;         /* what the current suspension returns */
     tide_scope *scope;   /* innermost cancel scope, or NULL */
@@ -354,6 +358,23 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
  * buffer counts too): after TIDE__IO_BUDGET in a row without suspending,
  * yields first.  0, or -ECANCELED / -ETIMEDOUT that came during the yield. */
 int tide__io_budget(tide_task *cur);
+
+/* The budget is also time: a streak longer than this (checked every 8
+ * operations) yields too, so big transfers (64 KiB reads served 8 KiB at a
+ * time) cannot hold the loop for milliseconds under the count. */
+#define TIDE__IO_SLICE_NS 100000
+
+/* 1 when cur's streak of ready operations must yield before the next. */
+static inline int tide__io_budget_spent(tide_task *cur)
+{
+    if (cur->io_streak == 0) {
+        cur->io_t0 = tide__clock_ns();
+        return 0;
+    }
+    if (cur->io_streak >= TIDE__IO_BUDGET)
+        return 1;
+    return (cur->io_streak & 7) == 0 && tide__clock_ns() - cur->io_t0 > TIDE__IO_SLICE_NS;
+}
 /* One attempt of an fd operation: returns >= 0 or -1 with errno set. */
 typedef ssize_t (*tide__fd_sysfn)(int fd, void *ctx);
 /* Tries op once without waiting: n >= 0, -EAGAIN (readiness bit for dir cleared), or -errno.
@@ -464,6 +485,10 @@ struct tide_loop {
     tide__ctx ctx;          /* the scheduler's context (the thread's stack) */
     tide_task *current;     /* the task running now, or NULL */
     tide__runq ready;       /* tasks and callbacks to run, FIFO */
+    tide__runq yielded;     /* tasks that used up their I/O budget: one runs per
+                               iteration, after what the poll woke, so a task
+                               whose sockets are always ready costs the others
+                               one slice of latency, not one per such task */
     tide__deferred *deferred; /* run at the end of the current step */
     int64_t now;            /* ns, cached once per iteration */
     tide__clock clock;
