@@ -284,7 +284,8 @@ static int ar_main(void *arg)
     a->ready_after = (f->ready & TIDE__EV_IN) != 0;
     c.fake_errno = 0;
 
-    /* The budget: 300 operations in a row yield twice (at 128 and 256). */
+    /* The budget: 300 operations in a row yield at least twice (at 128 and
+     * 256, and whenever a streak passes the time slice). */
     assert_int_equal(tide_create_task(&tk, ar_ticker, a), 0);
     tide_sleep(0); /* the ticker is running now */
     cur->io_streak = 0;
@@ -318,7 +319,9 @@ static void test_always_ready_and_budget(void **state)
     assert_int_equal(a.eagain, -EAGAIN);
     assert_int_equal(a.eagain_calls, 1);
     assert_true(a.ready_after);
-    assert_int_equal(a.ticks_during, 2);
+    /* 2 yields by count (at 128 and 256); the 100 us time slice may add
+     * more where operations are slow (qemu, valgrind), never fewer */
+    assert_true(a.ticks_during >= 2 && a.ticks_during <= 300);
     assert_int_equal(a.streak_after_wait, 1);
     close(a.zfd);
 }
