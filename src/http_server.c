@@ -784,6 +784,29 @@ static int drain_body(tide_http_exchange *x)
     return 0;
 }
 
+/* Closing after a response while the client may still be sending (an
+ * error, a body left unread): closing with unread bytes would make the
+ * kernel send a reset that can destroy the response before the client
+ * reads it.  So shut the write side once the response is out, and read and
+ * drop what comes, for a bounded time and amount, before the close. */
+static void linger(hconn *c)
+{
+    char scratch[4096];
+    size_t total = 0;
+    tide_scope sc;
+
+    if (tide_stream_write_eof(c->s) < 0)
+        return;
+    tide_timeout_begin(&sc, 1000);
+    while (total < 256 * 1024) {
+        ssize_t r = tide_stream_read(c->s, scratch, sizeof scratch);
+        if (r <= 0)
+            break;
+        total += (size_t)r;
+    }
+    tide_timeout_end(&sc);
+}
+
 static int conn_main(tide_stream *s, void *arg)
 {
     tide_http_server *hs = arg;
@@ -845,8 +868,8 @@ static int conn_main(tide_stream *s, void *arg)
     }
     if (!x.taken) {
         conn_unlink(&c);
-        if (x.resp != RESP_NONE && !x.broken)
-            (void)tide_stream_flush(s);
+        if (x.close && !x.broken)
+            linger(&c);
     }
     tide__free(c.buf);
     return 0;
