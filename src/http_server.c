@@ -116,6 +116,13 @@ void tide_http_server_opts_init(tide_http_server_opts *o)
     o->body_timeout_ms = DEF_BODY_MS;
 }
 
+/* The loop's time in ms as of this iteration (cached: no clock read).
+ * Deadlines and the Date line are coarse enough for it. */
+static int64_t loop_ms(void)
+{
+    return tide__tls_loop->now / 1000000;
+}
+
 /* ------------------------------------------------------------------ date */
 
 static const char WDAY[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -125,7 +132,7 @@ static const char MON[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 /* Formats the Date line once a second (the loop's clock decides when). */
 static void date_refresh(tide_http_server *hs)
 {
-    int64_t now = tide_now();
+    int64_t now = loop_ms();
     struct timespec ts;
     struct tm tm;
     int n;
@@ -513,7 +520,7 @@ static ssize_t body_raw(tide_http_exchange *x, char *buf, size_t n, int *from_bu
         c->pos += n;
         return (ssize_t)n;
     }
-    tide_timeout_begin(&sc, c->hs->o.body_timeout_ms);
+    tide_deadline_begin(&sc, loop_ms() + c->hs->o.body_timeout_ms);
     r = tide_stream_read(c->s, buf, n);
     trc = tide_timeout_end(&sc);
     if (r < 0 && trc < 0)
@@ -723,7 +730,7 @@ static ssize_t read_head(hconn *c, tide_http_exchange *x)
                 return -1;
             }
             if (!head_deadline)
-                head_deadline = tide_now() + hs->o.head_timeout_ms;
+                head_deadline = loop_ms() + hs->o.head_timeout_ms;
         }
         if (c->pos) {
             memmove(c->buf, c->buf + c->pos, avail);
@@ -738,7 +745,7 @@ static ssize_t read_head(hconn *c, tide_http_exchange *x)
             if (hs->closing)
                 return 0;
             c->idle = 1;
-            tide_timeout_begin(&sc, hs->o.idle_timeout_ms);
+            tide_deadline_begin(&sc, loop_ms() + hs->o.idle_timeout_ms);
         } else {
             tide_deadline_begin(&sc, head_deadline);
         }
