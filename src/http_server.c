@@ -460,8 +460,10 @@ int tide_http_send_file(tide_http_exchange *x, int status, const tide_http_heade
 
     if (rc < 0)
         return rc;
-    if (fd < 0 || offset < 0)
+    if (fd < 0)
         return -EBADF;
+    if (offset < 0)
+        return -EINVAL;
     if (x->resp != RESP_NONE)
         return -EALREADY;
     rc = send_head(x, status, headers, n, FRAME_LENGTH, len, NULL, 0);

@@ -124,6 +124,9 @@ static int handler(tide_http_exchange *x, void *arg)
         ok &= tide_http_respond(x, 200, &CT, 1, "ok", 2) == -EALREADY;
         ok &= tide_http_begin(x, 200, NULL, 0) == -EALREADY;
         ok &= tide_http_takeover(x) == NULL;
+        ok &= tide_http_send_file(x, 200, NULL, 0, -1, 0, 1) == -EBADF;
+        ok &= tide_http_send_file(x, 200, NULL, 0, 0, -1, 1) == -EINVAL;
+        ok &= tide_http_send_file(x, 200, NULL, 0, 0, 0, 1) == -EALREADY;
         st->misuse_ok = ok;
         return 0;
     }
@@ -795,6 +798,58 @@ static void test_http_1000_keepalive(void **state)
     assert_int_equal(tt_count_fds(), fds);
 }
 
+/* ------------------------------------------- connection limit, max_requests */
+
+static int limit_main(void *arg)
+{
+    tstate st = {0};
+    tide_http_server_opts o;
+    tide_http_server *srv;
+    tide_stream *a, *b;
+    char ch;
+    tide_scope sc;
+    ssize_t n;
+    int port;
+    (void)arg;
+
+    tide_http_server_opts_init(&o);
+    o.server.max_connections = 1;
+    o.max_requests = 2;
+    port = start(&srv, &st, &o);
+    assert_int_equal(tide_open_connection("127.0.0.1", port, &a), 0);
+    send_str(a, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_resp(a, &R, 0), 0);
+    assert_null(strstr(R.head, "Connection: close"));
+    /* a second connection waits in the backlog while the first is open */
+    assert_int_equal(tide_open_connection("127.0.0.1", port, &b), 0);
+    send_str(b, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    tide_timeout_begin(&sc, 200);
+    n = tide_stream_read(b, &ch, 1);
+    tide_timeout_end(&sc);
+    assert_int_equal(n, -ETIMEDOUT);
+    assert_int_equal(tide_http_server_connections(srv), 1);
+    /* the first one's second request is its last (max_requests 2) */
+    send_str(a, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_resp(a, &R, 0), 0);
+    assert_non_null(strstr(R.head, "Connection: close"));
+    assert_true(server_closed(a));
+    tide_stream_close(a);
+    /* then the waiting one is served */
+    assert_int_equal(read_resp(b, &R, 0), 0);
+    assert_string_equal(R.body, "hello");
+    tide_stream_close(b);
+    assert_int_equal(tide_http_server_close(srv, TIDE_SERVER_WAIT), 0);
+    return 0;
+}
+
+static void test_http_limits(void **state)
+{
+    int fds = tt_count_fds();
+    (void)state;
+    TT_RUN(limit_main, NULL);
+    assert_int_equal(tt_count_fds(), fds);
+}
+
 /* ---------------------------------------------------------------- misuse */
 
 static int misuse_main(void *arg)
@@ -860,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_http_timeouts),
         cmocka_unit_test(test_http_graceful_takeover),
         cmocka_unit_test(test_http_1000_keepalive),
+        cmocka_unit_test(test_http_limits),
         cmocka_unit_test(test_http_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -332,8 +332,8 @@ TIDE_API tide_stream *tide_http_exchange_stream(const tide_http_exchange *x);
 
 /* Reads up to n bytes of the request body (Content-Length or chunked,
  * decoded): the count, 0 at its end.  The first read answers
- * "Expect: 100-continue".  Errors: -EINVAL, -EPERM (outside the handler's
- * task), -EMSGSIZE (over max_body: 413 is answered if no response began,
+ * "Expect: 100-continue".  Errors: -EINVAL, -EBADF (after takeover),
+ * -EPERM (not in a task of the server's loop), -EMSGSIZE (over max_body: 413 is answered if no response began,
  * and the connection closes), -EBADMSG (a malformed chunked body: 400 is
  * answered likewise), -ETIMEDOUT (body_timeout_ms), -ECONNRESET (the
  * client closed before the body's end), the stream's errors. */
@@ -343,19 +343,24 @@ TIDE_API ssize_t tide_http_read_body(tide_http_exchange *x, void *buf, size_t n)
  * tide_http_read_body; -ENOMEM; on error *out is NULL. */
 TIDE_API ssize_t tide_http_read_body_all(tide_http_exchange *x, char **out);
 
-/* Sends a whole response: status (100..999, not 1xx), n header fields
- * (the server adds Date, Content-Length, Connection and Server; fields
- * named so by the caller replace them, but Content-Length is always the
- * body's), and len bytes of body (none go out for HEAD and for 204/304).
- * One write for head and body.  Errors: -EINVAL (bad status, NULL with a
- * length, a header with CR/LF), -EALREADY (a response was sent or begun),
- * -EPERM, the stream's write errors. */
+/* Sends a whole response: status (200..999), n header fields and len
+ * bytes of body (none go out for HEAD and for 204/304), head and body in
+ * one write.  The server adds Date and Server (a caller's field of that
+ * name replaces its own), Content-Length, and Connection when the
+ * connection closes after this response or for an HTTP/1.0 keep-alive; the
+ * caller's Content-Length, Transfer-Encoding and Connection fields are
+ * dropped (a caller's "Connection: close" is honoured).  Errors: -EINVAL
+ * (bad status, headers NULL with n > 0, body NULL with len > 0, a field
+ * name that is not a token or a value with CR, LF or NUL), -EALREADY (a
+ * response was sent or begun), -EBADF (after takeover), -EPERM, -ENOMEM,
+ * the stream's write errors. */
 TIDE_API int tide_http_respond(tide_http_exchange *x, int status, const tide_http_header *headers,
                                size_t n, const void *body, size_t len);
 /* Begins a streamed response: chunked for HTTP/1.1 clients, delimited by
  * the connection's close for HTTP/1.0 ones (or length-delimited if the
  * caller gives a Content-Length field: then the caller must write exactly
- * that many bytes).  Errors: as tide_http_respond. */
+ * that many bytes).  Errors: as tide_http_respond; -EINVAL for a
+ * Content-Length value that is not a decimal number. */
 TIDE_API int tide_http_begin(tide_http_exchange *x, int status, const tide_http_header *headers,
                              size_t n);
 /* Writes n bytes of a begun response (one chunk; nothing for HEAD), waiting
@@ -370,8 +375,8 @@ TIDE_API int tide_http_end(tide_http_exchange *x);
 /* Sends len bytes of file fd from offset as the body of a response
  * (Content-Length: len), with sendfile (tide_tls_sendfile over TLS); HEAD
  * gets the head only.  fd stays the caller's.  Errors: as tide_http_respond;
- * -EBADF (fd), -EIO (the file ended early: the connection closes), the
- * errors of tide_sendfile. */
+ * -EBADF (fd < 0), -EINVAL (offset < 0), -EIO (the file ended early: the
+ * connection closes), the errors of tide_sendfile. */
 TIDE_API int tide_http_send_file(tide_http_exchange *x, int status, const tide_http_header *headers,
                                  size_t n, int fd, off_t offset, size_t len);
 /* Takes the connection over (WebSocket, CONNECT...): returns its stream,
