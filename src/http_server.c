@@ -699,8 +699,7 @@ tide_stream *tide_http_takeover(tide_http_exchange *x)
     c->pos = c->len;
     x->taken = 1;
     tide__server_forget(c->hs->srv, c->s);
-    conn_unlink(c);
-    return c->s;
+    return c->s; /* c stays listed (for -EDEADLK) until the handler returns */
 }
 
 /* ------------------------------------------------------------ connection */
@@ -875,11 +874,9 @@ static int conn_main(tide_stream *s, void *arg)
         if (tide_stream_drain(s) < 0)
             break;
     }
-    if (!x.taken) {
-        conn_unlink(&c);
-        if (x.close && !x.broken)
-            linger(&c);
-    }
+    conn_unlink(&c);
+    if (!x.taken && x.close && !x.broken)
+        linger(&c);
     tide__free(c.buf);
     return 0;
 }

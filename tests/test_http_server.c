@@ -32,6 +32,7 @@ typedef struct tstate {
     int misuse_ok; /* /misuse saw every expected error */
     int write_rc;  /* what /fail's write after the end returned */
     int takeover_ok;
+    tide_http_server *srv; /* for /takeover's close from a handler */
 } tstate;
 
 static const tide_http_header CT = {"Content-Type", 12, "text/plain", 10};
@@ -97,8 +98,9 @@ static int handler(tide_http_exchange *x, void *arg)
         ssize_t k;
         if (!s)
             return -1;
-        st->takeover_ok = tide_http_takeover(x) == NULL && tide_http_respond(x, 200, NULL, 0,
-                                                                               "", 0) == -EBADF;
+        st->takeover_ok = tide_http_takeover(x) == NULL &&
+                          tide_http_respond(x, 200, NULL, 0, "", 0) == -EBADF &&
+                          tide_http_server_close(st->srv, TIDE_SERVER_WAIT) == -EDEADLK;
         k = tide_stream_readline(s, line, sizeof line);
         if (k > 0) {
             tide_stream_write(s, "took:", 5);
@@ -668,6 +670,7 @@ static int graceful_main(void *arg)
     tide_task *t;
     gc g = {NULL, 1};
     int port = start(&g.srv, &st, NULL);
+    st.srv = g.srv;
     char line[64];
     ssize_t n;
     (void)arg;
