@@ -125,13 +125,19 @@ static int text(tide_http_exchange *x, int status, const char *msg)
     return tide_http_respond(x, status, &ct, 1, msg, strlen(msg));
 }
 
-/* Appends s to the buffer b (len, cap), HTML-escaped if esc.  0 or -1. */
+/* Appends s to the buffer b (len, cap): as is (esc 0), HTML-escaped (1),
+ * or percent-encoded for a URL path segment (2).  0 or -1. */
 static int append(char **b, size_t *len, size_t *cap, const char *s, int esc)
 {
     for (; *s; s++) {
         const char *rep = NULL;
-        char one[2] = {*s, 0};
-        if (esc && *s == '<')
+        char one[2] = {*s, 0}, pct[4];
+        unsigned char u = (unsigned char)*s;
+        if (esc == 2 && !((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+                          (u >= '0' && u <= '9') || strchr("-._~", u))) {
+            snprintf(pct, sizeof pct, "%%%02X", u);
+            rep = pct;
+        } else if (esc && *s == '<')
             rep = "&lt;";
         else if (esc && *s == '>')
             rep = "&gt;";
@@ -174,7 +180,7 @@ static int listing(tide_http_exchange *x, const char *full, const char *urlpath)
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
         rc |= append(&b, &len, &cap, "<li><a href=\"", 0);
-        rc |= append(&b, &len, &cap, e->d_name, 1);
+        rc |= append(&b, &len, &cap, e->d_name, 2);
         rc |= append(&b, &len, &cap, e->d_type == DT_DIR ? "/\">" : "\">", 0);
         rc |= append(&b, &len, &cap, e->d_name, 1);
         rc |= append(&b, &len, &cap, "</a>\n", 0);

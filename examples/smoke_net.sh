@@ -206,6 +206,10 @@ static)
     out=$(curl -s --max-time 5 "http://127.0.0.1:$port/")
     grep -q 'href="a.txt"' <<<"$out" || fail "listing: '$out'"
     grep -q 'href="sub/"' <<<"$out" || fail "listing: '$out'"
+    printf 'x' >"$tmp/www/a b<c>.txt"
+    out=$(curl -s --max-time 5 "http://127.0.0.1:$port/")
+    grep -q 'href="a%20b%3Cc%3E.txt">a b&lt;c&gt;.txt<' <<<"$out" || fail "listing escapes: '$out'"
+    check '/a%20b%3Cc%3E.txt' '200 text/plain; charset=utf-8 1'
     echo "  --list: directories listed"
     stop_server
     ;;
