@@ -350,7 +350,7 @@ def slugify(s):
 
 def header_title(intro, rel):
     """'tide: signals.' -> 'signals'."""
-    m = re.match(r"\s*tide:\s*(.*?)(?:\s*\(|\.\s|\.?$)", intro or "", re.M)
+    m = re.match(r"\s*tide:\s*(.*?)(?:\s*[(:]|\.\s|\.?$)", intro or "", re.M)
     if m and m.group(1).strip():
         return m.group(1).strip()
     return os.path.splitext(os.path.basename(rel))[0]
@@ -369,7 +369,7 @@ class Api:
         for s in secs:
             if not any(i.kind != "prose" for i in s.items) and not s.items:
                 continue
-            title = s.title or "tide.h"
+            title = s.title or "types and constants"
             slug = slugify(title)
             s.slug = slug
             self.pages.append((slug, title, "tide.h", "", [s]))
@@ -495,6 +495,8 @@ main { flex:1; min-width:0; max-width:960px; padding:24px 40px 80px; }
 h1.page { margin-top:0; }
 h2 { border-bottom:1px solid var(--line); padding-bottom:4px; margin-top:34px; }
 a { color:var(--accent); }
+code { white-space:nowrap; }
+pre code, pre { white-space:pre; }
 code, pre { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:13.5px; }
 pre { background:var(--code); padding:10px 12px; border-radius:6px; overflow-x:auto; }
 pre.sig { border-left:3px solid var(--accent); }
