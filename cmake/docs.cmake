@@ -6,9 +6,11 @@
 #   install             share/doc/tide/html, share/man/man3
 #   ctest api_docs      (label docs) every public function has a doc comment that
 #                       names its errors
+#   ctest api_docs_selftest (label docs) the generator and the check on a made-up tree
 #   target guide        every ```c block of docs/guide/*.md compiled
 #                       (scripts/guide_blocks.py extracts them at configure time)
 #   ctest guide_build   (label docs) builds target guide: the blocks compile
+#   ctest guide_names   (label docs) every tide name the guide uses is declared
 #   ctest guide_<name>  (label docs) each block marked runnable runs and prints
 #                       what the guide says it prints
 #   ctest docs_browser  (label browser) headless Chromium renders the reference
@@ -44,6 +46,10 @@ if(TIDE_BUILD_DOCS AND Python3_Interpreter_FOUND)
                          --html "${CMAKE_BINARY_DIR}/docs-check/html"
                          --man "${CMAKE_BINARY_DIR}/docs-check/man")
         set_tests_properties(api_docs PROPERTIES TIMEOUT 60 LABELS docs)
+        add_test(NAME api_docs_selftest
+                 COMMAND "${Python3_EXECUTABLE}"
+                         "${CMAKE_CURRENT_SOURCE_DIR}/tests/docs/apidoc_selftest.py")
+        set_tests_properties(api_docs_selftest PROPERTIES TIMEOUT 60 LABELS docs)
         find_program(TIDE_CHROMIUM NAMES chromium chromium-browser google-chrome)
         find_program(TIDE_BASH_DOCS bash)
         if(TIDE_CHROMIUM AND TIDE_BASH_DOCS)
@@ -103,6 +109,11 @@ if(TIDE_BUILD_GUIDE AND Python3_Interpreter_FOUND)
     if(_tide_guide_targets)
         add_custom_target(guide DEPENDS ${_tide_guide_targets})
         if(TIDE_BUILD_TESTS)
+            add_test(NAME guide_names
+                     COMMAND "${Python3_EXECUTABLE}"
+                             "${CMAKE_CURRENT_SOURCE_DIR}/scripts/guide_blocks.py" names
+                             "${CMAKE_CURRENT_SOURCE_DIR}" ${_tide_guide_md})
+            set_tests_properties(guide_names PROPERTIES TIMEOUT 60 LABELS docs)
             add_test(NAME guide_build
                      COMMAND ${CMAKE_COMMAND} --build "${CMAKE_BINARY_DIR}" --target guide)
             set_tests_properties(guide_build PROPERTIES TIMEOUT 600 LABELS docs)

@@ -142,7 +142,8 @@ def tokens(text):
         if s.startswith("#"):
             start = i
             buf = [ln]
-            while lines[i].rstrip().endswith("\\"):
+            while (lines[i].rstrip().endswith("\\") or
+                   "\n".join(buf).count("/*") > "\n".join(buf).count("*/")) and i + 1 < n:
                 i += 1
                 buf.append(lines[i])
             res.append(("pp", "\n".join(buf), start + 1, i + 1))
@@ -205,6 +206,8 @@ def decl_names(text):
     flat = " ".join(code.split())
     if "TIDE_API" in flat or re.match(r"^static\s+inline\b", flat):
         m = re.search(r"\b((?:tide|TIDE)_?\w*)\s*\(", flat.split("{")[0])
+        if m and m.group(1).lower().startswith("tide__"):
+            return "other", [], None  # private (tide__), not documented
         if m:
             name = m.group(1)
             ret = flat[:m.start()].replace("TIDE_API", "")
@@ -212,6 +215,10 @@ def decl_names(text):
             ret = " ".join(ret.split())
             return "func", [name], ret
     if flat.startswith("typedef"):
+        if "{" in flat:
+            m = re.search(r"}\s*(\w+)\s*;\s*$", flat)
+            if m:
+                return "type", [m.group(1)], None
         m = re.search(r"\(\s*\*\s*(\w+)\s*\)\s*\(", flat)
         if m:
             return "type", [m.group(1)], None
@@ -399,6 +406,12 @@ class Api:
                 for it in s.items:
                     for d in it.decls:
                         self.symbols.setdefault(d[0], (slug, d[0], it.kind))
+                        if it.kind == "type" and re.match(r"typedef\s+enum\b", d[1]):
+                            body = re.sub(r"/\*.*?\*/", " ", d[1], flags=re.S)
+                            body = body[body.find("{") + 1:body.rfind("}")]
+                            for c in re.findall(r"\b(TIDE_[A-Z0-9_]+)\b\s*(?:=[^,]*)?(?:,|$)",
+                                                body):
+                                self.symbols.setdefault(c, (slug, d[0], "constant"))
 
     def functions(self):
         """(name, item, section, page) of every public function."""

@@ -10,6 +10,9 @@ the runnable ones run.
         whose fence reads ```c runnable must be followed by an ```output
         block (before the next ```c block): what the program prints on
         stdout, written to DIR/<name>.c.expected.
+    guide_blocks.py names ROOT FILE.md...
+        Fails if the guide names a tide_* or TIDE_* identifier (outside its
+        Python blocks) that the public headers do not declare.
     guide_blocks.py run PROGRAM EXPECTED
         Runs PROGRAM (60 s at most); passes if it exits 0 and its stdout is
         EXPECTED (trailing spaces and blank lines at the end ignored).
@@ -125,7 +128,35 @@ def run(prog, expected):
     return 0 if ok else 1
 
 
+def names(root, files):
+    """Every tide_* / TIDE_* name the guide uses (prose and C blocks; not
+    the Python ones) must exist in the public headers."""
+    sys.path.insert(0, os.path.join(root, "scripts"))
+    import apidoc
+    known = apidoc.Api(root).symbols
+    bad = []
+    count = 0
+    for md in files:
+        text = open(md, encoding="utf-8").read()
+        text = re.sub(r"^```python.*?^```", "", text, flags=re.S | re.M)
+        for m in re.finditer(r"\b(tide_\w+|TIDE_\w+)", text):
+            nm = m.group(1)
+            count += 1
+            if nm in known:
+                continue
+            if nm.endswith("_") and any(k.startswith(nm) for k in known):
+                continue  # a family: TIDE_EAI_*
+            line = text.count("\n", 0, m.start()) + 1
+            bad.append("%s:%d: %s is not in the public headers" % (md, line, nm))
+    for b in bad:
+        print(b)
+    print("guide_blocks: %d uses of tide names, %d unknown" % (count, len(bad)))
+    return 1 if bad else 0
+
+
 def main(argv):
+    if len(argv) >= 2 and argv[0] == "names":
+        return names(argv[1], argv[2:])
     if len(argv) >= 3 and argv[0] == "extract" and argv[1] == "--out":
         return extract(argv[2], argv[3:])
     if len(argv) == 3 and argv[0] == "run":
