@@ -371,6 +371,8 @@ class Api:
         self.pages = []      # (slug, title, header rel path, intro, [sections])
         self.symbols = {}    # name -> (page slug, anchor, kind)
         self.umbrella_intro = ""
+        self.included = set(re.findall(r'#\s*include\s+"(tide/[\w.-]+\.h)"',
+                                       open(umbrella, encoding="utf-8").read()))
         secs, intro = parse_header(umbrella, "tide.h")
         self.umbrella_intro = intro
         for s in secs:
@@ -412,6 +414,11 @@ class Api:
                             for c in re.findall(r"\b(TIDE_[A-Z0-9_]+)\b\s*(?:=[^,]*)?(?:,|$)",
                                                 body):
                                 self.symbols.setdefault(c, (slug, d[0], "constant"))
+
+    def include_of(self, rel):
+        """What a program includes for header rel: <tide.h> for tide.h and the
+        headers it includes, else the header itself (<tide/tls.h>)."""
+        return "tide.h" if rel == "tide.h" or rel in self.included else rel
 
     def functions(self):
         """(name, item, section, page) of every public function."""
@@ -561,6 +568,8 @@ class Html:
         out = []
         paras = re.split(r"\n\s*\n", text.strip("\n"))
         for p in paras:
+            if not p.strip():
+                continue
             lines = p.split("\n")
             if all(re.match(r"^\s{3,}\S", l) for l in lines if l.strip()) and lines:
                 base = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
@@ -660,10 +669,14 @@ class Html:
         for slug, title, rel, intro, secs in self.api.pages:
             body = ['<h1 class="page" id="top">%s</h1>' % esc(title)]
             body.append('<p><code>#include &lt;%s&gt;</code></p>' % esc(
-                "tide/tls.h" if rel == "tide/tls.h" else "tide.h"))
+                self.api.include_of(rel)))
             if intro:
-                body.append(self.prose(re.sub(r"^\s*tide:[^\n]*\n?", "", intro, count=1)
-                                       if False else intro, slug))
+                # The title sentence ("tide: signals.") is the page's heading
+                # already; "Part of the public API; include <tide.h>." is the
+                # #include line above.
+                text = re.sub(r"^\s*tide:.*?(\.\s|\.$|\n\s*\n)", "", intro, count=1, flags=re.S)
+                text = re.sub(r"Part of the public API; include <[\w/.]+>\.\s*", "", text)
+                body.append(self.prose(text, slug))
             for s in secs:
                 if s.title and len(secs) > 1:
                     body.append('<h2 id="%s">%s</h2>' % (esc(slugify(s.title)), esc(s.title)))
@@ -715,6 +728,8 @@ def man_esc(s):
 def man_prose(text):
     out = []
     for p in re.split(r"\n\s*\n", text.strip("\n")):
+        if not p.strip():
+            continue
         lines = p.split("\n")
         if all(re.match(r"^\s{3,}\S", l) for l in lines if l.strip()):
             base = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
@@ -743,7 +758,7 @@ def write_man(api, outdir, version, date):
     allf = []
     for name, it, sec, page in api.functions():
         allf.append(name)
-        include = "tide/tls.h" if page[2] == "tide/tls.h" else "tide.h"
+        include = api.include_of(page[2])
         doc = doc_of(it, name)
         decl = next(t for n, t, tr in it.decls if n == name)
         others = [n for n, t, tr in it.decls if n != name]
