@@ -11,6 +11,8 @@
 #                       (scripts/guide_blocks.py extracts them at configure time)
 #   ctest guide_build   (label docs) builds target guide: the blocks compile
 #   ctest guide_names   (label docs) every tide name the guide uses is declared
+#   ctest guide_<f>_py<n> (label docs) an asyncio program marked runnable prints
+#                       the same as the tide program beside it (python3 >= 3.11)
 #   ctest guide_<name>  (label docs) each block marked runnable runs and prints
 #                       what the guide says it prints
 #   ctest docs_browser  (label browser) headless Chromium renders the reference
@@ -103,6 +105,17 @@ if(TIDE_BUILD_GUIDE AND Python3_Interpreter_FOUND)
                              "$<TARGET_FILE:guide_${name}>" "${file}.expected")
             _tide_timeout(_timeout guide_${name})
             set_tests_properties(guide_${name} PROPERTIES TIMEOUT ${_timeout} LABELS docs)
+        endif()
+    endfunction()
+    # tide_guide_pyblock(NAME FILE): the asyncio program beside a tide one
+    # prints the same (python3 >= 3.11).
+    function(tide_guide_pyblock name file)
+        if(TIDE_BUILD_TESTS AND Python3_VERSION VERSION_GREATER_EQUAL 3.11)
+            add_test(NAME guide_${name}
+                     COMMAND "${Python3_EXECUTABLE}"
+                             "${CMAKE_CURRENT_SOURCE_DIR}/scripts/guide_blocks.py" run
+                             "${file}" "${file}.expected")
+            set_tests_properties(guide_${name} PROPERTIES TIMEOUT 60 LABELS docs)
         endif()
     endfunction()
     include("${CMAKE_BINARY_DIR}/guide/blocks.cmake")

@@ -14,8 +14,14 @@ the runnable ones run.
         Fails if the guide names a tide_* or TIDE_* identifier (outside its
         Python blocks) that the public headers do not declare.
     guide_blocks.py run PROGRAM EXPECTED
-        Runs PROGRAM (60 s at most); passes if it exits 0 and its stdout is
-        EXPECTED (trailing spaces and blank lines at the end ignored).
+        Runs PROGRAM (60 s at most; a .py file with this python3); passes if
+        it exits 0 and its stdout is EXPECTED (trailing spaces and blank
+        lines at the end ignored).
+
+A block fenced ```python runnable (the asyncio side of a comparison) is
+written to DIR/<file>_py<n>.py and listed as tide_guide_pyblock(NAME FILE):
+run with python3, it must print the next ```output block of the file, the
+same as the tide program beside it.
 
 Python 3 standard library only.
 """
@@ -67,7 +73,22 @@ def extract(outdir, files):
         stem = re.sub(r"[^a-z0-9]+", "_", os.path.splitext(os.path.basename(md))[0].lower())
         bl = blocks(md)
         n = 0
+        npy = 0
         for k, (lang, flags, line, text) in enumerate(bl):
+            if lang == "python" and "runnable" in flags:
+                # The asyncio side of a comparison: run with python3, it must
+                # print the next ```output block of the file (the tide side's).
+                npy += 1
+                name = "%s_py%d" % (stem, npy)
+                src = os.path.join(outdir, name + ".py")
+                exp = next((t2 for l2, f2, n2, t2 in bl[k + 1:] if l2 == "output"), None)
+                if exp is None:
+                    raise SystemExit("%s:%d: a runnable block needs an ```output block after it"
+                                     % (md, line))
+                write_if_changed(src, text)
+                write_if_changed(src + ".expected", exp)
+                cm.append('tide_guide_pyblock(%s "%s")' % (name, src))
+                continue
             if lang != "c":
                 continue
             n += 1
@@ -106,8 +127,9 @@ def norm(text):
 
 def run(prog, expected):
     want = norm(open(expected, encoding="utf-8").read())
+    cmd = [sys.executable, prog] if prog.endswith(".py") else [prog]
     try:
-        p = subprocess.run([prog], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60)
     except subprocess.TimeoutExpired:
         print("%s: did not end within 60 s" % prog)
