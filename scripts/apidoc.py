@@ -33,6 +33,8 @@ ERR_RE = re.compile(r"(?<![\w])-E[A-Z0-9]{2,}\b|-errno\b|\bTIDE_\w*ERR\w*|\bTIDE
 # and tide_y", "and those of tide_x".
 REF_RE = re.compile(r"(?:^|:)\s*(?:as|like)\s+tide_\w+(?:\s+and\s+tide_\w+)*|"
                     r"\bthose of\s+tide_\w+(?:\s+and\s+tide_\w+)*", re.I)
+# "The same with the deadline in nanoseconds.": the function just above.
+SAME_RE = re.compile(r"^\s*(The same|As above|Likewise)\b", re.I)
 NEVER_FAILS_RE = re.compile(r"\bnever\s+fails\b", re.I)
 SECTION_RE = re.compile(r"^/\*\s*-{3,}\s*(.*?)\s*\*/\s*$")
 IDENT_RE = re.compile(r"\b(tide_\w+|TIDE_[A-Z0-9_]+)\b")
@@ -139,6 +141,10 @@ def tokens(text):
             res.append(("comment", "\n".join(buf), start + 1, i + 1))
             i += 1
             continue
+        if s.startswith("//"):
+            res.append(("comment", "/* " + s[2:].strip() + " */", i + 1, i + 1))
+            i += 1
+            continue
         if s.startswith("#"):
             start = i
             buf = [ln]
@@ -212,6 +218,8 @@ def decl_names(text):
             name = m.group(1)
             ret = flat[:m.start()].replace("TIDE_API", "")
             ret = re.sub(r"\b(static|inline|extern)\b", "", ret)
+            # attribute macros (TIDE_NODISCARD...) and __attribute__((...))
+            ret = re.sub(r"__attribute__\s*\(\(.*?\)\)|\bTIDE_[A-Z0-9_]+\b", "", ret)
             ret = " ".join(ret.split())
             return "func", [name], ret
     if flat.startswith("typedef"):
@@ -244,6 +252,8 @@ def parse_header(path, rel):
     cur = None
     pending = None          # (comment text, end line) not yet followed by a blank
     last = None             # the item a following declaration joins (no blank between)
+    run_last = None         # the last item of the current run of lines (no blank line
+                            # since), across comments about forward declarations
     seen_decl = False
     seen_macros = set()
 
@@ -269,7 +279,7 @@ def parse_header(path, rel):
         kind = t[0]
         if kind == "blank":
             flush_pending()
-            last = None
+            last = run_last = None
             continue
         if kind == "comment":
             raw = t[1]
@@ -278,7 +288,7 @@ def parse_header(path, rel):
                 flush_pending()
                 cur = Section(sm.group(1), rel)
                 sections.append(cur)
-                last = None
+                last = run_last = None
                 continue
             flush_pending()
             pending = (strip_comment(raw), t[2])
@@ -290,7 +300,7 @@ def parse_header(path, rel):
                 # #include, #if...: a pending comment stays pending for what follows.
                 if re.match(r"^\s*#\s*include", t[1]):
                     flush_pending()
-                    last = None
+                    last = run_last = None
                 continue
             name = m.group(1)
             trailing = None
@@ -339,8 +349,16 @@ def parse_header(path, rel):
             pending = None
         elif last is not None and last.kind == dkind:
             it = last
+        elif last is not None:
+            # right under a declaration of another kind (a typedef and the
+            # function using it): the comment above the first is for both
+            it = new_item(dkind, last.comment, start)
+        elif run_last is not None and run_last.kind == dkind:
+            # the run goes on past a comment about forward declarations
+            it = run_last
         else:
             it = new_item(dkind, "", start)
+        run_last = it
         for nm in names:
             it.decls.append((nm, shown, trailing))
             if ret is not None:
@@ -449,7 +467,18 @@ class Api:
             for ref in IDENT_RE.findall(m.group(0)):
                 if ref not in seen and self.names_errors(ref, seen):
                     return True
+        if SAME_RE.match(it.comment or ""):
+            prev = self.previous_function(name)
+            if prev and prev not in seen and self.names_errors(prev, seen):
+                return True
         return False
+
+    def previous_function(self, name):
+        """The function declared before name in its header (for "The same
+        ..." comments)."""
+        order = [n for n, *_ in self.functions()]
+        i = order.index(name)
+        return order[i - 1] if i > 0 else None
 
     def func_index(self):
         if not hasattr(self, "_fidx"):
@@ -653,9 +682,18 @@ class Html:
             doc = "\n".join([it.comment] + [d[2] or "" for d in it.decls])
             codes = error_codes(doc)
             rets = set(it.returns.values())
-            if codes:
-                out.append('<dl class="errors"><dt>Errors</dt><dd>%s</dd></dl>' % "".join(
-                    '<span class="err">%s</span>' % self.linkify(esc(c), cur) for c in codes))
+            refs = []
+            for m in REF_RE.finditer(doc):
+                for r in IDENT_RE.findall(m.group(0)):
+                    if r not in refs and r not in names and r in self.api.symbols:
+                        refs.append(r)
+            if codes or refs:
+                dd = "".join('<span class="err">%s</span>' % self.linkify(esc(c), cur)
+                             for c in codes)
+                if refs:
+                    dd += " %s those of %s" % ("and" if codes else "", ", ".join(
+                        self.linkify(esc(r), cur) for r in refs))
+                out.append('<dl class="errors"><dt>Errors</dt><dd>%s</dd></dl>' % dd)
             if sec.intro_errors() and rets & set(ERRNO_TYPES):
                 out.append('<p class="inherit">The common errors of <a href="#%s">%s</a> '
                            'apply as well.</p>' % ("top", esc(sec.title or "this topic")))

@@ -52,6 +52,27 @@ TIDE_API int tide_thing_new_as(tide_thing **t, void *loop);
  * fails. */
 TIDE_API int tide_pred(const tide_thing *t);
 
+// A C++-style comment.  Errors: -EIO.
+TIDE_API TIDE_NODISCARD int tide_attr(void) __attribute__((warn_unused_result));
+
+/* An attribute macro before the type, and no error named. */
+TIDE_API TIDE_NODISCARD int tide_attr_bad(void);
+
+#if defined(__linux__)
+/* Inside a conditional.  Errors: -ENOSYS. */
+TIDE_API int tide_cond_decl(void);
+#endif
+
+/* A typedef and the function below it share this comment.
+ * Errors: -EINVAL. */
+typedef struct tide_pair tide_pair;
+TIDE_API int tide_pair_new(tide_pair **p);
+/* The same, with a size. */
+TIDE_API int tide_pair_new_sized(tide_pair **p, size_t n);
+/* A note on the forward declarations below. */
+struct tide_fwd;
+TIDE_API int tide_pair_fwd(struct tide_fwd *f);
+
 /* A value, not an error: no errors needed. */
 TIDE_API size_t tide_size(const tide_thing *t);
 
@@ -131,7 +152,9 @@ def main():
         funcs = {n for n, *_ in api.functions()}
         expect({"tide_thing_new", "tide_thing_a", "tide_thing_b", "tide_undocumented",
                 "tide_no_errors", "tide_thing_new_as", "tide_pred", "tide_size",
-                "tide_inherits", "tide_inline_helper", "tide_inline_bad"} == funcs,
+                "tide_inherits", "tide_inline_helper", "tide_inline_bad", "tide_attr",
+                "tide_attr_bad", "tide_cond_decl", "tide_pair_new", "tide_pair_new_sized",
+                "tide_pair_fwd"} == funcs,
                "functions found: %s" % sorted(funcs))
         for sym in ("tide_thing", "tide_colour", "TIDE_RED", "TIDE_BLUE", "tide_opts",
                     "TIDE_FLAG_A", "TIDE_FLAG_B", "TIDE_WITH_X"):
@@ -143,7 +166,8 @@ def main():
                "topics: %s" % titles)
         problems = api.check()
         flagged = sorted(p.split(": ")[1].split()[0] for p in problems)
-        expect(flagged == ["tide_inline_bad", "tide_no_errors", "tide_undocumented"],
+        expect(flagged == ["tide_attr_bad", "tide_inline_bad", "tide_no_errors",
+                           "tide_undocumented"],
                "flagged by the check: %s" % flagged)
         html = os.path.join(d, "html")
         man = os.path.join(d, "man")
@@ -153,6 +177,7 @@ def main():
         alpha = open(os.path.join(html, "alpha.html")).read()
         expect('id="tide_thing_b"' in alpha and "-EBADF" in alpha, "shared comment rendered")
         expect('href="#tide_thing_new"' in alpha, "cross-link inside a page")
+        expect('those of <a href="#tide_thing_new">' in alpha, "errors by reference linked")
         expect(os.path.exists(os.path.join(man, "man3", "tide_thing_b.3")), "man page per function")
         page = open(os.path.join(man, "man3", "tide_thing_b.3")).read()
         expect(".SH ERRORS" in page and "\\-EBADF" in page and 'tide 3.1.4' in page,
