@@ -713,7 +713,7 @@ class Html:
                 # already; "Part of the public API; include <tide.h>." is the
                 # #include line above.
                 text = re.sub(r"^\s*tide:.*?(\.\s|\.$|\n\s*\n)", "", intro, count=1, flags=re.S)
-                text = re.sub(r"Part of the public API; include <[\w/.]+>\.\s*", "", text)
+                text = re.sub(r"Part of the public API; include <[\w/.]+>\.[ \t]*\n?", "", text)
                 body.append(self.prose(text, slug))
             for s in secs:
                 if s.title and len(secs) > 1:
