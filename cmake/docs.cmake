@@ -68,7 +68,8 @@ endif()
 
 # The guide's code blocks: one executable (a block with main) or object
 # library (a block without) per ```c block, built with the examples' flags.
-option(TIDE_BUILD_GUIDE "Compile the ```c blocks of docs/guide/*.md" ON)
+# (default: with the tests, whose ctest entries run them)
+option(TIDE_BUILD_GUIDE "Compile the ```c blocks of docs/guide/*.md" ${TIDE_BUILD_TESTS})
 if(TIDE_BUILD_GUIDE AND Python3_Interpreter_FOUND)
     file(GLOB _tide_guide_md CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/docs/guide/*.md")
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
