@@ -560,6 +560,11 @@ p.inherit { color:var(--muted); font-size:14px; }
 table.index { border-collapse:collapse; width:100%; }
 table.index td { padding:3px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 ul.topics li { margin:4px 0; }
+details.toc { background:#fafbfc; border:1px solid var(--line); border-radius:6px;
+              padding:8px 14px; margin:14px 0 20px; font-size:14px; }
+details.toc summary { cursor:pointer; font-weight:600; }
+details.toc ul { padding-left:18px; margin:6px 0 0; }
+details.toc li { margin:3px 0; line-height:1.7; }
 .kind { color:var(--muted); font-size:12px; text-transform:uppercase; }
 """
 
@@ -715,6 +720,22 @@ class Html:
                 text = re.sub(r"^\s*tide:.*?(\.\s|\.$|\n\s*\n)", "", intro, count=1, flags=re.S)
                 text = re.sub(r"Part of the public API; include <[\w/.]+>\.[ \t]*\n?", "", text)
                 body.append(self.prose(text, slug))
+            # On this page: every entry, by section.
+            toc = []
+            for s in secs:
+                names = [d[0] for it in s.items if it.kind != "prose" for d in it.decls]
+                if not names:
+                    continue
+                links = ", ".join('<a href="#%s"><code>%s</code></a>' % (esc(n), esc(n))
+                                  for n in names)
+                if s.title and len(secs) > 1:
+                    toc.append('<li><a href="#%s">%s</a>: %s</li>'
+                               % (esc(slugify(s.title)), esc(s.title), links))
+                else:
+                    toc.append("<li>%s</li>" % links)
+            if toc:
+                body.append('<details class="toc" open><summary>On this page</summary>'
+                            '<ul>%s</ul></details>' % "".join(toc))
             for s in secs:
                 if s.title and len(secs) > 1:
                     body.append('<h2 id="%s">%s</h2>' % (esc(slugify(s.title)), esc(s.title)))
