@@ -360,20 +360,24 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
 int tide__io_budget(tide_task *cur);
 
 /* The budget is also time: a streak longer than this (checked every 8
- * operations) yields too, so big transfers (64 KiB reads served 8 KiB at a
- * time) cannot hold the loop for milliseconds under the count. */
+ * operations, timed from the 8th) yields too, so big transfers (64 KiB reads
+ * served 8 KiB at a time) cannot hold the loop for milliseconds under the
+ * count.  Short streaks (most steps: a read and a write) never read the clock. */
 #define TIDE__IO_SLICE_NS 100000
 
 /* 1 when cur's streak of ready operations must yield before the next. */
 static inline int tide__io_budget_spent(tide_task *cur)
 {
-    if (cur->io_streak == 0) {
+    unsigned n = cur->io_streak;
+    if (TIDE__UNLIKELY(n >= TIDE__IO_BUDGET))
+        return 1;
+    if (TIDE__LIKELY((n & 7) != 0 || n == 0))
+        return 0;
+    if (n == 8) {
         cur->io_t0 = tide__clock_ns();
         return 0;
     }
-    if (cur->io_streak >= TIDE__IO_BUDGET)
-        return 1;
-    return (cur->io_streak & 7) == 0 && tide__clock_ns() - cur->io_t0 > TIDE__IO_SLICE_NS;
+    return tide__clock_ns() - cur->io_t0 > TIDE__IO_SLICE_NS;
 }
 /* One attempt of an fd operation: returns >= 0 or -1 with errno set. */
 typedef ssize_t (*tide__fd_sysfn)(int fd, void *ctx);
