@@ -91,9 +91,18 @@ typedef struct tide__tnode {
     void (*fire)(tide_loop *loop, struct tide__tnode *n);
 } tide__tnode;
 
+/* An entry of the heap: the key is kept beside the node pointer, so that
+ * sifting compares within the array and never reads the nodes (which live
+ * in task structs all over memory: a cache and TLB miss each). */
+typedef struct tide__hent {
+    int64_t deadline;
+    uint64_t seq;
+    tide__tnode *t;
+} tide__hent;
+
 /* A 4-ary min-heap of timer nodes, ordered by (deadline, seq). */
 typedef struct tide__heap {
-    tide__tnode **v;
+    tide__hent *v;
     uint32_t n, cap;
     uint64_t seq;
 } tide__heap;
@@ -103,7 +112,7 @@ void tide__heap_remove(tide__heap *h, tide__tnode *t);
 void tide__heap_free(tide__heap *h);
 static inline tide__tnode *tide__heap_min(const tide__heap *h)
 {
-    return h->n ? h->v[0] : NULL;
+    return h->n ? h->v[0].t : NULL;
 }
 
 /* A callback node: call_soon, call_later, call_soon_threadsafe and the
