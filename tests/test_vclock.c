@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,6 +387,80 @@ static void test_autojump_blocked_by_fd_wait(void **state)
     assert_int_equal(b.woke_at, 1 * MS);
     close(b.fds[0]);
     close(b.fds[1]);
+    tide_loop_free(loop);
+}
+
+static void *kill_thread(void *arg)
+{
+    block_arg *b = arg;
+    usleep(30000);
+    __atomic_store_n(&b->job_done, 1, __ATOMIC_RELEASE);
+    kill(getpid(), SIGUSR2);
+    return NULL;
+}
+
+static int sig_waiter_fn(void *arg)
+{
+    block_arg *b = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    int rc = tide_signal_wait(&set);
+    b->job_back_at = tide_now_ns();
+    return rc;
+}
+
+static void test_autojump_blocked_by_signal_wait(void **state)
+{
+    (void)state;
+    tide_loop *loop = vloop(TIDE_VCLOCK_AUTOJUMP);
+    block_arg b;
+    pthread_t th;
+    sigset_t one, old;
+    memset(&b, 0, sizeof b);
+    sigemptyset(&one);
+    sigaddset(&one, SIGUSR2);
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, &one, &old), 0); /* the thread inherits it */
+    tide_task *w = spawn(loop, sig_waiter_fn, &b);
+    tide_task *s = spawn(loop, short_sleeper_fn, &b);
+    assert_int_equal(pthread_create(&th, NULL, kill_thread, &b), 0);
+    assert_int_equal(tide_loop_run_until_complete(loop, s), 0);
+    assert_int_equal(tide_loop_run_until_complete(loop, w), SIGUSR2);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(b.seen_done, 1); /* no jump while the signal was awaited */
+    assert_int_equal(b.job_back_at, 0);
+    assert_int_equal(b.woke_at, 1 * MS);
+    tide_loop_free(loop);
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
+/* An advance from a task is a cancellation point; time still goes on to
+ * the end of the stretch for the others. */
+static int adv_victim_fn(void *arg)
+{
+    tide_loop *loop = arg;
+    return tide_vclock_advance(loop, 1000 * MS);
+}
+
+static int adv_canceller_fn(void *arg)
+{
+    tide_task *victim = arg;
+    tide_sleep(0);
+    tide_cancel(victim);
+    return 0;
+}
+
+static void test_advance_cancelled(void **state)
+{
+    (void)state;
+    tide_loop *loop = vloop(0);
+    tide_task *v = spawn(loop, adv_victim_fn, loop);
+    tide_task *c = spawn(loop, adv_canceller_fn, v);
+    assert_int_equal(tide_loop_run_until_complete(loop, c), 0);
+    assert_int_equal(tide_loop_run_until_complete(loop, v), -ECANCELED);
+    /* the stretch asked for stays asked: the loop gets there */
+    assert_int_equal(tide_loop_run(loop), 0);
+    assert_int_equal(tide_vclock_now(loop), 1000 * MS);
     tide_loop_free(loop);
 }
 
@@ -800,6 +875,8 @@ int main(void)
         cmocka_unit_test(test_call_later),
         cmocka_unit_test(test_autojump_blocked_by_pool_job),
         cmocka_unit_test(test_autojump_blocked_by_fd_wait),
+        cmocka_unit_test(test_autojump_blocked_by_signal_wait),
+        cmocka_unit_test(test_advance_cancelled),
         cmocka_unit_test(test_manual_advance),
         cmocka_unit_test(test_embed_run_once),
         cmocka_unit_test(test_bad_arguments),
