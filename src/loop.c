@@ -16,6 +16,11 @@
  * cross-thread post), so a loop that only switches between tasks makes no
  * syscall at all.
  *
+ * Tests (vclock.c): on a virtual clock the iteration first moves time one
+ * step when nothing is ready, and the poll timeout comes from virtual time's
+ * rules; with a seed the batch runs in a shuffled order.  One predictable
+ * branch each when off.
+ *
  * tide_loop_run returns when nothing is ready and no ref is held: refs are
  * taken by whatever will make work later (an armed timer, a task waiting on
  * an fd, an armed flush, a signal handler, a worker-pool job).
