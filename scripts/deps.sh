@@ -46,7 +46,8 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 o
     add libssl-dev
 fi
 command -v openssl >/dev/null 2>&1 || add openssl
-# Peers of the HTTP server's tests (tests/http_peers.sh, label "peers").
+# Peers of the HTTP server's tests (tests/http_peers.sh, label "peers");
+# python3 also for the API reference (scripts/apidoc.py) and the guide's tests.
 command -v curl >/dev/null 2>&1 || add curl
 command -v wrk >/dev/null 2>&1 || add wrk
 command -v python3 >/dev/null 2>&1 || add python3
