@@ -733,8 +733,12 @@ ssize_t tide_http_resp_read(tide_http_resp *r, void *buf, size_t cap)
             if (n == 0)
                 return resp_fail(r, -EPROTO);
             rc = tide_http_chunked_decode(&r->dec, buf, (size_t)n, &used, buf, cap, &made);
-            if (rc < 0)
-                return resp_fail(r, -EBADMSG);
+            if (rc < 0) {
+                resp_fail(r, -EBADMSG);
+                if (made > 0)
+                    return (ssize_t)made; /* the data before the fault; the error next */
+                return -EBADMSG;
+            }
             if (rc == 1) {
                 r->body_done = 1;
                 if (used != (size_t)n)
