@@ -20,6 +20,7 @@
  */
 #include "tide.h"
 #include "tide_int.h"
+#include "http_client_int.h"
 
 #ifdef TIDE_HAVE_TLS
 #include "tide/tls.h"
@@ -336,6 +337,17 @@ static char *resolve_url(const char *base, const tide_http_url *bu, const char *
         tide__free(tmp);
     }
     return out;
+}
+
+char *tide__http_url_resolve(const char *base, const char *loc, size_t len, int *err)
+{
+    tide_http_url bu;
+    int rc = tide_http_url_parse(base, &bu);
+    if (rc < 0 || (!loc && len)) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    return resolve_url(base, &bu, loc ? loc : "", len, err);
 }
 
 /* --------------------------------------------------------------- the pool */

@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "tide.h"
+#include "http_client_int.h"
+#include "tide_int.h"
 #include "util.h"
 
 static int g_accepts;
@@ -880,10 +882,67 @@ static void test_url_parse(void **st)
     assert_int_equal(tide_http_url_parse("http://x/", NULL), -EINVAL);
 }
 
+static void test_resolve(void **st)
+{
+    static const char *const cases[][3] = {
+        /* base, Location, result (NULL: refused) */
+        {"http://a.test/b/c/d;p?q", "g", "http://a.test/b/c/g"},
+        {"http://a.test/b/c/d;p?q", "./g", "http://a.test/b/c/g"},
+        {"http://a.test/b/c/d;p?q", "g/", "http://a.test/b/c/g/"},
+        {"http://a.test/b/c/d;p?q", "/g", "http://a.test/g"},
+        {"http://a.test/b/c/d;p?q", "//g.test/x", "http://g.test/x"},
+        {"https://a.test/b/c/d;p?q", "//g.test", "https://g.test"},
+        {"http://a.test/b/c/d;p?q", "?y", "http://a.test/b/c/d;p?y"},
+        {"http://a.test/b/c/d;p?q", "g?y", "http://a.test/b/c/g?y"},
+        {"http://a.test/b/c/d;p?q", "g#s", "http://a.test/b/c/g"},
+        {"http://a.test/b/c/d;p?q", "..", "http://a.test/b/"},
+        {"http://a.test/b/c/d;p?q", "../", "http://a.test/b/"},
+        {"http://a.test/b/c/d;p?q", "../g", "http://a.test/b/g"},
+        {"http://a.test/b/c/d;p?q", "../..", "http://a.test/"},
+        {"http://a.test/b/c/d;p?q", "../../g", "http://a.test/g"},
+        {"http://a.test/b/c/d;p?q", "../../../../g", "http://a.test/g"},
+        {"http://a.test/b/c/d;p?q", "/./g", "http://a.test/g"},
+        {"http://a.test/b/c/d;p?q", "/../g", "http://a.test/g"},
+        {"http://a.test/b/c/d;p?q", "g.", "http://a.test/b/c/g."},
+        {"http://a.test/b/c/d;p?q", "..g", "http://a.test/b/c/..g"},
+        {"http://a.test/b/c/d;p?q", "./g/.", "http://a.test/b/c/g/"},
+        {"http://a.test/b/c/d;p?q", "g/./h", "http://a.test/b/c/g/h"},
+        {"http://a.test/b/c/d;p?q", "g/../h", "http://a.test/b/c/h"},
+        {"http://a.test:8080", "x", "http://a.test:8080/x"},
+        {"http://[::1]:81/a/b", "c?d", "http://[::1]:81/a/c?d"},
+        {"http://a.test/x", "HTTPS://b.test/y", "HTTPS://b.test/y"},
+        {"http://a.test/x", "mailto:me@a.test", NULL},
+        {"http://a.test/x", "/a b", NULL},
+        {"http://a.test/x", "/a\x01", NULL},
+    };
+    (void)st;
+    for (size_t i = 0; i < TT_ARRAY_LEN(cases); i++) {
+        int err = 0;
+        char *r = tide__http_url_resolve(cases[i][0], cases[i][1], strlen(cases[i][1]), &err);
+        if (!cases[i][2]) {
+            assert_null(r);
+            assert_int_equal(err, -EBADMSG);
+            continue;
+        }
+        if (!r || strcmp(r, cases[i][2]) != 0)
+            print_error("%s + %s: %s, want %s\n", cases[i][0], cases[i][1], r ? r : "NULL",
+                        cases[i][2]);
+        assert_non_null(r);
+        assert_string_equal(r, cases[i][2]);
+        tide__free(r);
+    }
+    {
+        int err = 0;
+        assert_null(tide__http_url_resolve("nope", "x", 1, &err));
+        assert_int_equal(err, -EINVAL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_parse),
+        cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_content_length),
         cmocka_unit_test(test_chunked_trailers),
         cmocka_unit_test(test_until_close),
