@@ -983,6 +983,18 @@ static int send_request(tide_http_resp *r, const tide_http_url *u, const hc_req 
     put(&b, "\r\n", 2);
     if (b.over)
         return -E2BIG;
+    if (q->body && q->body_len <= HC_BODY_PIECE) {
+        /* Head and a small body in one syscall. */
+        struct iovec iov[2];
+        iov[0].iov_base = b.p;
+        iov[0].iov_len = b.len;
+        iov[1].iov_base = (void *)q->body;
+        iov[1].iov_len = q->body_len;
+        w = tide_stream_writev(r->conn->s, iov, 2);
+        if (w < 0)
+            return (int)w;
+        return tide_stream_drain(r->conn->s);
+    }
     w = tide_stream_write(r->conn->s, b.p, b.len);
     if (w < 0)
         return (int)w;
