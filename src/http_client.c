@@ -1085,6 +1085,12 @@ static int do_one(tide_http_resp *r, const tide_http_url *u, const hc_req *q)
     r->host = h;
     r->is_head = !strcmp(q->method, "HEAD");
     for (;;) {
+        /* Nothing of a previous exchange (a redirect's, a stale try's) stays. */
+        r->err = 0;
+        r->keep = 0;
+        r->body_done = 0;
+        r->remaining = 0;
+        r->ntrailers = 0;
         r->conn = attempt ? NULL : pool_take(c, h);
         r->reused = r->conn != NULL;
         if (!r->conn) {
