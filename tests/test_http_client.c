@@ -128,6 +128,9 @@ static int handler(tide_stream *s, void *arg)
             snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%.*s",
                      req.query_len, (int)req.query_len, req.query ? req.query : "");
             wr(s, out);
+        } else if (!strcmp(path, "/redir-badbody")) {
+            wr(s, "HTTP/1.1 302 Found\r\nLocation: /len\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "zz\r\n");
         } else if (!strcmp(path, "/see-other")) {
             wr(s, "HTTP/1.1 303 See Other\r\nLocation: /echo\r\nContent-Length: 0\r\n\r\n");
         } else if (!strcmp(path, "/temp")) {
@@ -557,6 +560,10 @@ static int c_redirects(tide_http_client *c, const char *base)
     tide_http_resp_free(r);
     /* One too many. */
     CHECK(get(c, U(base, "/redir/4"), &o, &all, 0) == -ELOOP && all == NULL);
+    /* A redirect with a broken body: its connection is dropped, the next
+     * request does not inherit the error. */
+    CHECK(get(c, U(base, "/redir-badbody"), &o, &all, 0) == 200 && !strcmp(all, "hello"));
+    free(all);
     /* Relative with dot segments, a query and a fragment. */
     CHECK(get(c, U(base, "/a/b/rel"), &o, &all, 0) == 200 && !strcmp(all, "x=1"));
     free(all);
