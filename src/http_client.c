@@ -594,7 +594,9 @@ static tide_http_resp *resp_get(tide_http_client *c)
 static void resp_release_conn(tide_http_resp *r)
 {
     if (r->conn) {
-        if (r->body_done && r->keep && !r->err)
+        /* Bytes already read past the response (nobody asked for them)
+         * would be taken for the next response's head: not pooled. */
+        if (r->body_done && r->keep && !r->err && tide_stream_buffered(r->conn->s) == 0)
             pool_put(r->c, r->host, r->conn);
         else
             conn_close(r->conn);

@@ -131,6 +131,13 @@ static int handler(tide_stream *s, void *arg)
         } else if (!strcmp(path, "/redir-badbody")) {
             wr(s, "HTTP/1.1 302 Found\r\nLocation: /len\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "zz\r\n");
+        } else if (!strcmp(path, "/extra")) {
+            wr(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n");
+        } else if (!strcmp(path, "/manyheaders")) {
+            wr(s, "HTTP/1.1 200 OK\r\n");
+            for (int i = 0; i < 100; i++)
+                wr(s, "X-Many: 1\r\n");
+            wr(s, "Content-Length: 0\r\n\r\n");
         } else if (!strcmp(path, "/see-other")) {
             wr(s, "HTTP/1.1 303 See Other\r\nLocation: /echo\r\nContent-Length: 0\r\n\r\n");
         } else if (!strcmp(path, "/temp")) {
@@ -731,7 +738,12 @@ static int c_malformed(tide_http_client *c, const char *base)
     CHECK(tide_http_resp_read_all(r, &all, 0) == -EBADMSG && !all);
     tide_http_resp_free(r);
     CHECK(tide_http_client_idle(c) == 0);
+    /* Unrequested bytes after a body: that connection is not pooled. */
+    CHECK(get(c, U(base, "/extra"), NULL, &all, 0) == 200 && !strcmp(all, "ok"));
+    free(all);
+    CHECK(tide_http_client_idle(c) == 0);
     /* Limits. */
+    CHECK(get(c, U(base, "/manyheaders"), NULL, &all, 0) == -EBADMSG);
     CHECK(get(c, U(base, "/bighead"), NULL, &all, 0) == -EMSGSIZE);
     CHECK(get(c, U(base, "/big"), NULL, &all, 1000) == -EFBIG && !all);
     CHECK(get(c, U(base, "/bigchunked"), NULL, &all, 1000) == -EFBIG && !all);

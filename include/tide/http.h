@@ -311,7 +311,8 @@ TIDE_API void tide_http_client_opts_init(tide_http_client_opts *o);
 
 /* A new client and its (empty) pool; o may be NULL.  Needs no loop.
  * Errors: -EINVAL (c NULL, max_idle_per_host > max_per_host, a negative
- * idle timeout), -ENOMEM. */
+ * idle timeout, max_head outside 64..65536, max_headers over 4096),
+ * -ENOMEM. */
 TIDE_API int tide_http_client_new(tide_http_client **c, const tide_http_client_opts *o);
 /* Closes the pooled connections and frees c (NULL: 0).  Errors: -EBUSY (a
  * response of c is not freed yet or a request is running: nothing is
