@@ -306,7 +306,7 @@ typedef struct tide_http_client_opts {
     struct tide_tls_ctx *tls_ctx;
 } tide_http_client_opts;
 
-/* The defaults (see the fields). */
+/* Sets the defaults (see the fields); o NULL is ignored. */
 TIDE_API void tide_http_client_opts_init(tide_http_client_opts *o);
 
 /* A new client and its (empty) pool; o may be NULL.  Needs no loop.
@@ -319,7 +319,7 @@ TIDE_API int tide_http_client_new(tide_http_client **c, const tide_http_client_o
  * freed). */
 TIDE_API int tide_http_client_free(tide_http_client *c);
 /* Connections opened / pooled connections reused by c so far, and idle ones
- * in the pool now (tests, statistics). */
+ * in the pool now (tests, statistics); 0 for c NULL.  Never fail. */
 TIDE_API uint64_t tide_http_client_connects(const tide_http_client *c);
 TIDE_API uint64_t tide_http_client_reuses(const tide_http_client *c);
 TIDE_API size_t tide_http_client_idle(const tide_http_client *c);
@@ -348,7 +348,8 @@ typedef struct tide_http_req_opts {
     int max_redirects;
 } tide_http_req_opts;
 
-/* All 0: a GET with no fields, redirects not followed. */
+/* Clears o: a GET with no fields and no body, redirects not followed
+ * (o NULL is ignored). */
 TIDE_API void tide_http_req_opts_init(tide_http_req_opts *o);
 
 /* Sends a request to url (http:// or https://) over a pooled keep-alive
@@ -365,29 +366,31 @@ TIDE_API int tide_http_client_request(tide_http_client *c, const char *url,
                                       const tide_http_req_opts *o, tide_http_resp **r);
 
 /* The status code (100..599); the reason phrase (its length in *len if len
- * is not NULL; "" if none). */
+ * is not NULL; "" if none).  Status: -EINVAL for r NULL or freed (the
+ * reason is then ""). */
 TIDE_API int tide_http_resp_status(const tide_http_resp *r);
 TIDE_API const char *tide_http_resp_reason(const tide_http_resp *r, size_t *len);
-/* The HTTP/1.x minor version of the response (0 or 1). */
+/* The HTTP/1.x minor version of the response (0 or 1); -EINVAL for r NULL
+ * or freed. */
 TIDE_API int tide_http_resp_version(const tide_http_resp *r);
 /* The first field called name (case-insensitive), its length in *len; NULL
- * if none.  Valid until tide_http_resp_free. */
+ * if none (or r or name NULL).  Valid until tide_http_resp_free. */
 TIDE_API const char *tide_http_resp_header(const tide_http_resp *r, const char *name,
                                            size_t *len);
-/* Every field of the head (*n of them). */
+/* Every field of the head (*n of them); NULL and 0 for r NULL or freed. */
 TIDE_API const tide_http_header *tide_http_resp_headers(const tide_http_resp *r, size_t *n);
-/* A trailer field of a chunked body, once it was read to the end; NULL if
- * none. */
+/* A trailer field of a chunked body, once it was read to the end
+ * (case-insensitive); NULL if none (or r or name NULL). */
 TIDE_API const char *tide_http_resp_trailer(const tide_http_resp *r, const char *name,
                                             size_t *len);
-/* The body's Content-Length, or -1 (chunked, until close); 0 when the
- * response has no body (HEAD, 204, 304). */
+/* The body's Content-Length, or -1 (chunked, until close, r NULL); 0 when
+ * the response has no body (HEAD, 204, 304). */
 TIDE_API int64_t tide_http_resp_content_length(const tide_http_resp *r);
 /* The URL the response came from: the caller's string when no redirect was
  * followed (valid as long as it is), else tide's copy of the last Location
  * resolved (valid until tide_http_resp_free). */
 TIDE_API const char *tide_http_resp_url(const tide_http_resp *r);
-/* 1 if the response came over a pooled (reused) connection. */
+/* 1 if the response came over a pooled (reused) connection, else 0. */
 TIDE_API int tide_http_resp_reused(const tide_http_resp *r);
 
 /* Reads up to cap bytes of the body (chunked framing removed): the count,
