@@ -314,9 +314,11 @@ TIDE_API void tide_http_client_opts_init(tide_http_client_opts *o);
  * idle timeout, max_head outside 64..65536, max_headers over 4096),
  * -ENOMEM. */
 TIDE_API int tide_http_client_new(tide_http_client **c, const tide_http_client_opts *o);
-/* Closes the pooled connections and frees c (NULL: 0).  Errors: -EBUSY (a
- * response of c is not freed yet or a request is running: nothing is
- * freed). */
+/* Closes the pooled connections and frees c (NULL: 0).  A client with
+ * pooled connections must be freed while the loop that ran its requests
+ * still exists (in one of its tasks, typically): the connections are
+ * streams of that loop.  Errors: -EBUSY (a response of c is not freed yet
+ * or a request is running: nothing is freed). */
 TIDE_API int tide_http_client_free(tide_http_client *c);
 /* Connections opened / pooled connections reused by c so far, and idle ones
  * in the pool now (tests, statistics); 0 for c NULL.  Never fail. */
