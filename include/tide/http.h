@@ -295,7 +295,8 @@ typedef struct tide_http_resp tide_http_resp;
 
 typedef struct tide_http_client_opts {
     size_t max_per_host;     /* requests in flight per scheme+host+port (more wait
-                                for a slot); 0: 16 */
+                                for a slot, within their scopes; a response holds
+                                its slot until freed); 0: 16 */
     size_t max_idle_per_host; /* idle keep-alive connections kept per host; 0: 8 */
     int64_t idle_timeout_ms; /* a pooled connection idle longer is closed; 0: 30 000 */
     size_t max_head;         /* longest response head; 0: TIDE_HTTP_MAX_HEAD_DEFAULT */
