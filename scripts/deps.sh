@@ -45,6 +45,8 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 o
     add libssl-dev
 fi
 command -v openssl >/dev/null 2>&1 || add openssl
+# python3: the API reference (scripts/apidoc.py) and the guide's tests.
+command -v python3 >/dev/null 2>&1 || add python3
 
 archs=""
 for p in "$@"; do

@@ -154,6 +154,8 @@ typedef struct tide_http_response {
     const char *error;
 } tide_http_response;
 
+/* Clears *resp and sets its headers array and capacity; limits at
+ * defaults, no flags. */
 TIDE_API void tide_http_response_init(tide_http_response *resp, tide_http_header *headers,
                                       size_t header_cap);
 
@@ -178,14 +180,15 @@ TIDE_API ssize_t tide_http_parse_fields(const char *buf, size_t len, tide_http_h
  * is none. */
 TIDE_API const char *tide_http_header_get(const tide_http_header *headers, size_t n,
                                           const char *name, size_t *len);
-/* The index of the first field called name at or after index from, or -1:
- * for fields that may come several times (Set-Cookie...). */
+/* The index of the first field called name at or after index from, or -1
+ * (also for headers or name NULL): for fields that may come several times
+ * (Set-Cookie...).  Never fails otherwise. */
 TIDE_API ssize_t tide_http_header_find(const tide_http_header *headers, size_t n, size_t from,
                                        const char *name);
 
 /* Does the comma-separated list value[0..len) hold token (case-insensitive,
  * spaces around the elements ignored)?  1 or 0.  For Connection, Upgrade,
- * TE, Accept-Encoding without q-values... */
+ * TE, Accept-Encoding without q-values...  Never fails (NULL gives 0). */
 TIDE_API int tide_http_list_has(const char *value, size_t len, const char *token);
 
 /* The reason phrase of a status code ("Not Found"), "" if unknown. */
@@ -208,6 +211,7 @@ typedef struct tide_http_chunked_opts {
     size_t trailer_cap;
 } tide_http_chunked_opts;
 
+/* Fills *o with the defaults (limits 0: the defaults; trailers dropped). */
 TIDE_API void tide_http_chunked_opts_init(tide_http_chunked_opts *o);
 
 /* An incremental decoder of a chunked body.  The members are private but for
