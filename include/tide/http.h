@@ -390,6 +390,174 @@ TIDE_API int tide_http_send_file(tide_http_exchange *x, int status, const tide_h
  * valid until the handler returns.  NULL (errno is not set) if x is NULL
  * or a response was already begun. */
 TIDE_API tide_stream *tide_http_takeover(tide_http_exchange *x);
+/* --------------------------------------------------------------- Client */
+
+/*
+ * An HTTP/1.1 client with a connection pool (docs/http_client.md).
+ *
+ *   tide_http_client *c;
+ *   tide_http_resp *r;
+ *   tide_http_client_new(&c, NULL);
+ *   if (tide_http_client_request(c, "http://example.com/", NULL, &r) == 0) {
+ *       printf("%d\n", tide_http_resp_status(r));
+ *       while ((n = tide_http_resp_read(r, buf, sizeof buf)) > 0) ...
+ *       tide_http_resp_free(r);
+ *   }
+ *   tide_http_client_free(c);
+ *
+ * Requests run in a task and are bounded by its cancel scopes: a request or
+ * a body read cut short by a deadline or a cancellation returns -ETIMEDOUT
+ * or -ECANCELED and its connection is closed, never pooled.  A client
+ * belongs to one loop; its requests may run in many tasks at once.
+ *
+ * Errors common to the request calls: -EINVAL (a bad argument or URL),
+ * -EPERM (not in a task), -ENOMEM, -ECANCELED, -ETIMEDOUT, connection errors
+ * (-ECONNREFUSED, -ECONNRESET, a TIDE_EAI code...), TLS errors (see
+ * <tide/tls.h>), -EPROTONOSUPPORT (https in a tide built without TLS),
+ * -EBADMSG (a malformed response head or chunked body), -EPROTO (the
+ * connection ended inside a response), -EMSGSIZE (a response head over the
+ * limit).
+ */
+
+/* A URL split in place: (pointer, length) pairs into the parsed string. */
+typedef struct tide_http_url {
+    int tls;          /* 1 for https, 0 for http */
+    const char *host; /* without the brackets of an IPv6 literal */
+    size_t host_len;
+    int port;         /* the URL's, else 80 / 443 */
+    int port_given;   /* 1 if the URL names the port */
+    const char *path; /* path and query ("/" when the URL has none: path_len 0) */
+    size_t path_len;
+} tide_http_url;
+
+/* Parses an absolute http:// or https:// URL (scheme case-insensitive; a
+ * host name, an IPv4 address or a bracketed IPv6 literal; an optional port;
+ * path and query; a fragment is dropped).  Refused with -EINVAL: another
+ * scheme, userinfo ("user@host"), an empty or bad host, a port outside
+ * 1..65535, spaces or control characters, url NULL.  Returns 0. */
+TIDE_API int tide_http_url_parse(const char *url, tide_http_url *u);
+
+typedef struct tide_http_client tide_http_client;
+typedef struct tide_http_resp tide_http_resp;
+
+typedef struct tide_http_client_opts {
+    size_t max_per_host;     /* requests in flight per scheme+host+port (more wait
+                                for a slot, within their scopes; a response holds
+                                its slot until freed); 0: 16 */
+    size_t max_idle_per_host; /* idle keep-alive connections kept per host; 0: 8 */
+    int64_t idle_timeout_ms; /* a pooled connection idle longer is closed; 0: 30 000 */
+    size_t max_head;         /* longest response head; 0: TIDE_HTTP_MAX_HEAD_DEFAULT */
+    size_t max_headers;      /* most header fields in a response; 0: 64 */
+    /* https: the TLS client context (from tide_tls_ctx_new; it must outlive
+     * the client).  NULL: tide's shared one, which verifies servers with the
+     * system CA store.  The host of the URL is sent as SNI and checked. */
+    struct tide_tls_ctx *tls_ctx;
+} tide_http_client_opts;
+
+/* Sets the defaults (see the fields); o NULL is ignored. */
+TIDE_API void tide_http_client_opts_init(tide_http_client_opts *o);
+
+/* A new client and its (empty) pool; o may be NULL.  Needs no loop.
+ * Errors: -EINVAL (c NULL, max_idle_per_host > max_per_host, a negative
+ * idle timeout, max_head outside 64..65536, max_headers over 4096),
+ * -ENOMEM. */
+TIDE_API int tide_http_client_new(tide_http_client **c, const tide_http_client_opts *o);
+/* Closes the pooled connections and frees c (NULL: 0).  A client with
+ * pooled connections must be freed while the loop that ran its requests
+ * still exists (in one of its tasks, typically): the connections are
+ * streams of that loop.  Errors: -EBUSY (a response of c is not freed yet
+ * or a request is running: nothing is freed). */
+TIDE_API int tide_http_client_free(tide_http_client *c);
+/* Connections opened / pooled connections reused by c so far, and idle ones
+ * in the pool now (tests, statistics); 0 for c NULL.  Never fail. */
+TIDE_API uint64_t tide_http_client_connects(const tide_http_client *c);
+TIDE_API uint64_t tide_http_client_reuses(const tide_http_client *c);
+TIDE_API size_t tide_http_client_idle(const tide_http_client *c);
+
+/* A streamed (chunked) request body: writes up to cap bytes into buf and
+ * returns the count, 0 at the end, or a negative errno to abort the
+ * request (it is returned by tide_http_client_request).  It runs in the
+ * requesting task and may suspend. */
+typedef ssize_t (*tide_http_body_fn)(void *arg, void *buf, size_t cap);
+
+typedef struct tide_http_req_opts {
+    const char *method;              /* NULL: "GET" */
+    const tide_http_header *headers; /* caller fields; Host is added unless given;
+                                        Content-Length and Transfer-Encoding are
+                                        tide's to set (-EINVAL) */
+    size_t num_headers;
+    const void *body; /* a fixed body of body_len bytes (Content-Length) */
+    size_t body_len;
+    tide_http_body_fn body_fn; /* or a streamed one (chunked); not both */
+    void *body_arg;
+    /* Redirects followed (301/302/303: then GET without the body, 307/308:
+     * same method and body; a relative Location is resolved against the
+     * URL).  0: none, the 3xx is the response (the default).  More than
+     * this in a row: -ELOOP.  A 307/308 of a streamed body is not followed.
+     * Authorization and Cookie fields are not sent to another origin. */
+    int max_redirects;
+} tide_http_req_opts;
+
+/* Clears o: a GET with no fields and no body, redirects not followed
+ * (o NULL is ignored). */
+TIDE_API void tide_http_req_opts_init(tide_http_req_opts *o);
+
+/* Sends a request to url (http:// or https://) over a pooled keep-alive
+ * connection to its host or a new one, and reads the response head (1xx
+ * interim answers skipped).  On success *r is the response: read its body
+ * with tide_http_resp_read / _read_all, then tide_http_resp_free it (which
+ * pools the connection if the body was read to its end and both sides
+ * allow keep-alive).  A pooled connection the server had closed is
+ * retried once on a new one for idempotent methods (GET, HEAD, PUT,
+ * DELETE, OPTIONS, TRACE) without a streamed body.
+ * Errors: see above; also -ELOOP (too many redirects), the body_fn's error,
+ * -E2BIG (request head over max_head). */
+TIDE_API int tide_http_client_request(tide_http_client *c, const char *url,
+                                      const tide_http_req_opts *o, tide_http_resp **r);
+
+/* The status code (100..599); the reason phrase (its length in *len if len
+ * is not NULL; "" if none).  Status: -EINVAL for r NULL or freed (the
+ * reason is then ""). */
+TIDE_API int tide_http_resp_status(const tide_http_resp *r);
+TIDE_API const char *tide_http_resp_reason(const tide_http_resp *r, size_t *len);
+/* The HTTP/1.x minor version of the response (0 or 1); -EINVAL for r NULL
+ * or freed. */
+TIDE_API int tide_http_resp_version(const tide_http_resp *r);
+/* The first field called name (case-insensitive), its length in *len; NULL
+ * if none (or r or name NULL).  Valid until tide_http_resp_free. */
+TIDE_API const char *tide_http_resp_header(const tide_http_resp *r, const char *name,
+                                           size_t *len);
+/* Every field of the head (*n of them); NULL and 0 for r NULL or freed. */
+TIDE_API const tide_http_header *tide_http_resp_headers(const tide_http_resp *r, size_t *n);
+/* A trailer field of a chunked body, once it was read to the end
+ * (case-insensitive); NULL if none (or r or name NULL). */
+TIDE_API const char *tide_http_resp_trailer(const tide_http_resp *r, const char *name,
+                                            size_t *len);
+/* The body's Content-Length, or -1 (chunked, until close, r NULL); 0 when
+ * the response has no body (HEAD, 204, 304). */
+TIDE_API int64_t tide_http_resp_content_length(const tide_http_resp *r);
+/* The URL the response came from: the caller's string when no redirect was
+ * followed (valid as long as it is), else tide's copy of the last Location
+ * resolved (valid until tide_http_resp_free). */
+TIDE_API const char *tide_http_resp_url(const tide_http_resp *r);
+/* 1 if the response came over a pooled (reused) connection, else 0. */
+TIDE_API int tide_http_resp_reused(const tide_http_resp *r);
+
+/* Reads up to cap bytes of the body (chunked framing removed): the count,
+ * 0 at its end.  Errors: -EINVAL (r NULL, buf NULL with cap > 0), -EPERM,
+ * -ECANCELED, -ETIMEDOUT (the connection is then not pooled), -EBADMSG (a
+ * malformed chunked body), -EPROTO (the connection ended before the body),
+ * -ECONNRESET...; an error sticks: later reads return it. */
+TIDE_API ssize_t tide_http_resp_read(tide_http_resp *r, void *buf, size_t cap);
+/* Reads the rest of the body into a new buffer: its length, with *out a
+ * malloc'd copy plus a NUL (free it with free()).  Errors: as
+ * tide_http_resp_read; -EINVAL (out NULL), -EFBIG (the body is longer than
+ * max bytes; max 0: no limit), -ENOMEM.  On an error *out is NULL. */
+TIDE_API ssize_t tide_http_resp_read_all(tide_http_resp *r, char **out, size_t max);
+/* Releases r: its connection goes back to the pool if the body was read to
+ * the end, without error, and keep-alive holds; else it is closed.  NULL
+ * is fine.  Returns 0, or -EINVAL for a stale handle (freed already). */
+TIDE_API int tide_http_resp_free(tide_http_resp *r);
 
 #ifdef __cplusplus
 }
