@@ -46,6 +46,12 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 o
 fi
 command -v openssl >/dev/null 2>&1 || add openssl
 
+# WebSocket peers of tests/test_ws_peers.c (label peers): python3-websockets,
+# node + npm (the npm "ws" package goes into the build directory).
+have_pkg python3-websockets || add python3-websockets
+command -v node >/dev/null 2>&1 || add nodejs
+command -v npm >/dev/null 2>&1 || add npm
+
 archs=""
 for p in "$@"; do
     if ! have_pkg "$p"; then
