@@ -51,6 +51,8 @@ command -v openssl >/dev/null 2>&1 || add openssl
 have_pkg python3-websockets || add python3-websockets
 command -v node >/dev/null 2>&1 || add nodejs
 command -v npm >/dev/null 2>&1 || add npm
+# Headless check of examples/ws_chat's page (tests/ws_chat_chromium.py).
+command -v chromium >/dev/null 2>&1 || add chromium
 
 archs=""
 for p in "$@"; do
