@@ -36,6 +36,10 @@
 extern "C" {
 #endif
 
+/* From <tide/http.h> (named by tag: this header may be read before it). */
+struct tide_http_request;
+struct tide_http_response;
+
 /* Opcodes (RFC 6455 section 5.2). */
 #define TIDE_WS_OP_CONT 0x0
 #define TIDE_WS_OP_TEXT 0x1
@@ -129,7 +133,8 @@ TIDE_API int tide_ws_accept_key(const char *key, size_t key_len, char *out);
  * (400, 405 for another method, 426 for another version: answer it with
  * "Sec-WebSocket-Version: 13") and *why (if not NULL) why; -EINVAL (req
  * NULL). */
-TIDE_API int tide_ws_check_request(const tide_http_request *req, int *status, const char **why);
+TIDE_API int tide_ws_check_request(const struct tide_http_request *req, int *status,
+                                   const char **why);
 
 /* Checks an opening handshake response (parsed with
  * tide_http_parse_response) to a request that sent key: 101, "Upgrade:
@@ -137,7 +142,7 @@ TIDE_API int tide_ws_check_request(const tide_http_request *req, int *status, co
  * Sec-WebSocket-Extensions (none offered), and a Sec-WebSocket-Protocol only
  * if it is one of the comma-separated protocols offered (NULL: none).
  * Returns 0, -EPROTO (*why says why), -EINVAL. */
-TIDE_API int tide_ws_check_response(const tide_http_response *resp, const char *key,
+TIDE_API int tide_ws_check_response(const struct tide_http_response *resp, const char *key,
                                     const char *offered, const char **why);
 
 /* ---------------------------------------------------------- connections */
@@ -173,7 +178,7 @@ TIDE_API void tide_ws_opts_init(tide_ws_opts *o);
  * (the HTTP server closes it); *out must be closed with tide_ws_close before
  * the stream.  Errors: -EINVAL (NULL argument, bad option), -EPROTO, -EPERM
  * (not in a task), -ENOMEM, the stream's write errors. */
-TIDE_API int tide_ws_accept(tide_stream *s, const tide_http_request *req,
+TIDE_API int tide_ws_accept(tide_stream *s, const struct tide_http_request *req,
                             const tide_ws_opts *o, tide_ws **out);
 
 /* Client side: connects to a ws:// or wss:// URL
