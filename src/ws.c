@@ -20,6 +20,7 @@
 #endif
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #if defined(__linux__)
@@ -121,7 +122,7 @@ static int opts_check(const tide_ws_opts *o)
     if (!o)
         return 0;
     if (o->ping_interval_ms < 0 || o->ping_timeout_ms < 0 || o->close_timeout_ms < 0 ||
-        o->handshake_timeout_ms < 0)
+        o->handshake_timeout_ms < 0 || o->max_message > SIZE_MAX / 4)
         return -EINVAL;
     return 0;
 }

@@ -870,6 +870,9 @@ static int badargs_main(void *arg)
     tide_ws_opts_init(&o);
     o.close_timeout_ms = -1;
     assert_int_equal(tide_ws_connect("ws://h/", &o, &ws), -EINVAL);
+    tide_ws_opts_init(&o);
+    o.max_message = SIZE_MAX;
+    assert_int_equal(tide_ws_connect("ws://h/", &o, &ws), -EINVAL);
     assert_int_equal(tide_ws_recv(NULL, &m), -EINVAL);
     assert_int_equal(tide_ws_send(NULL, TIDE_WS_OP_TEXT, "a", 1), -EINVAL);
     assert_int_equal(tide_ws_close(NULL, 0, NULL), -EINVAL);

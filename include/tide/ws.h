@@ -150,7 +150,8 @@ TIDE_API int tide_ws_check_response(const struct tide_http_response *resp, const
 typedef struct tide_ws tide_ws;
 
 typedef struct tide_ws_opts {
-    size_t max_message;        /* largest message (all fragments); 0: 1 MiB */
+    size_t max_message;        /* largest message (all fragments); 0: 1 MiB;
+                                  at most SIZE_MAX / 4 */
     int64_t ping_interval_ms;  /* keep-alive: a ping after this long without a frame
                                   while a task waits in tide_ws_recv; 0: none */
     int64_t ping_timeout_ms;   /* ... fail (-ETIMEDOUT, 1011) when no pong comes within
