@@ -585,7 +585,7 @@ static int keepalive_main(void *arg)
     int64_t t0 = tide_now();
     peer_frame(p.peer, 0x81, "first", 5, 0);
     assert_int_equal(tide_ws_recv(p.ws, &m), 0);
-    assert_true(tide_now() - t0 < 30);
+    assert_true(tide_now() - t0 < 1000);
     /* Now the peer stays silent: a ping after ~30 ms, failure ~60 ms later. */
     t0 = tide_now();
     assert_int_equal(tide_ws_recv(p.ws, &m), -ETIMEDOUT);
@@ -622,7 +622,7 @@ static int keepalive_ok_main(void *arg)
     tide_ws_opts o;
     tide_ws_opts_init(&o);
     o.ping_interval_ms = 20;
-    o.ping_timeout_ms = 500;
+    o.ping_timeout_ms = 5000;
     pair_open(&p, &o);
     tide_task *t;
     assert_int_equal(tide_create_task(&t, pong_peer, p.peer), 0);
