@@ -957,6 +957,77 @@ static void test_refused_upgrade(void **state)
     assert_int_equal(tide_run(refuse_main, NULL), 0);
 }
 
+/* A long frame is written in pieces with drains between them; a ping that
+ * comes meanwhile is answered after the frame, never inside it. */
+typedef struct longframe {
+    tide_ws *ws;
+    int recv_rc;
+} longframe;
+
+static int lf_reader(void *arg)
+{
+    longframe *lf = (longframe *)arg;
+    tide_ws_msg m;
+    lf->recv_rc = tide_ws_recv(lf->ws, &m);
+    return 0;
+}
+
+static int lf_sender(void *arg)
+{
+    longframe *lf = (longframe *)arg;
+    size_t n = 4 << 20;
+    uint8_t *big = malloc(n);
+    if (!big)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 11);
+    int rc = tide_ws_send(lf->ws, TIDE_WS_OP_BINARY, big, n);
+    free(big);
+    return rc;
+}
+
+static int longframe_main(void *arg)
+{
+    (void)arg;
+    pair p;
+    pair_open(&p, NULL);
+    longframe lf = {p.ws, 1};
+    tide_task *r, *w;
+    assert_int_equal(tide_create_task(&r, lf_reader, &lf), 0);
+    assert_int_equal(tide_create_task(&w, lf_sender, &lf), 0);
+    /* Let the sender fill the socket and wait in a drain mid-frame. */
+    assert_int_equal(tide_sleep(20), 0);
+    assert_true(tide_stream_write_pending(p.srv) > 0);
+    peer_frame(p.peer, 0x89, "mid", 3, 0);
+    assert_int_equal(tide_stream_flush(p.peer), 0);
+    assert_int_equal(tide_sleep(20), 0);
+    /* Now read: the whole binary frame first, then the pong. */
+    static uint8_t buf[4 << 20];
+    size_t len;
+    int fin;
+    assert_int_equal(peer_read(p.peer, buf, sizeof buf, &len, &fin), TIDE_WS_OP_BINARY);
+    assert_int_equal(len, 4 << 20);
+    for (size_t i = 0; i < len; i += 4099)
+        assert_int_equal(buf[i], (uint8_t)(i * 11));
+    assert_int_equal(peer_read(p.peer, buf, sizeof buf, &len, NULL), TIDE_WS_OP_PONG);
+    assert_int_equal(len, 3);
+    assert_memory_equal(buf, "mid", 3);
+    assert_int_equal(tide_await(w), 0);
+    peer_frame(p.peer, 0x82, "end", 3, 0);
+    assert_int_equal(tide_await(r), 0);
+    assert_int_equal(lf.recv_rc, 0);
+    pair_close(&p);
+    return 0;
+}
+
+static void test_control_during_long_frame(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    assert_int_equal(tide_run(longframe_main, NULL), 0);
+    assert_int_equal(tt_count_fds(), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -967,7 +1038,7 @@ int main(void)
         cmocka_unit_test(test_peer_vanishes),   cmocka_unit_test(test_close_handshake),
         cmocka_unit_test(test_keepalive),       cmocka_unit_test(test_client_raw_server),
         cmocka_unit_test(test_tcp_concurrent),  cmocka_unit_test(test_bad_args),
-        cmocka_unit_test(test_refused_upgrade),
+        cmocka_unit_test(test_refused_upgrade), cmocka_unit_test(test_control_during_long_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
