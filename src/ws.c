@@ -66,9 +66,9 @@ struct tide_ws {
     uint8_t ctl[TIDE_WS_MAX_CONTROL + 1];
 
     /* Control frames waiting for the end of a partly written frame. */
-    int pend_pong, pend_close;
-    uint8_t pong[TIDE_WS_MAX_CONTROL], closebuf[TIDE_WS_MAX_CONTROL];
-    size_t pong_len, close_len;
+    int pend_ping, pend_pong, pend_close;
+    uint8_t ping[TIDE_WS_MAX_CONTROL], pong[TIDE_WS_MAX_CONTROL], closebuf[TIDE_WS_MAX_CONTROL];
+    size_t ping_len, pong_len, close_len;
 
     int ping_out; /* a keep-alive ping waits for its pong */
     int64_t ping_deadline;
@@ -185,7 +185,11 @@ static int write_small(tide_ws *ws, int op, int fin, const void *data, size_t le
 static int flush_pending(tide_ws *ws)
 {
     int rc = 0;
-    if (ws->pend_pong) {
+    if (ws->pend_ping) {
+        ws->pend_ping = 0;
+        rc = write_small(ws, TIDE_WS_OP_PING, 1, ws->ping, ws->ping_len);
+    }
+    if (rc >= 0 && ws->pend_pong) {
         ws->pend_pong = 0;
         rc = write_small(ws, TIDE_WS_OP_PONG, 1, ws->pong, ws->pong_len);
     }
@@ -201,7 +205,11 @@ static int flush_pending(tide_ws *ws)
 static int send_control(tide_ws *ws, int op, const void *data, size_t len)
 {
     if (ws->mid_frame) {
-        if (op == TIDE_WS_OP_PONG) {
+        if (op == TIDE_WS_OP_PING) {
+            memcpy(ws->ping, data, len);
+            ws->ping_len = len;
+            ws->pend_ping = 1;
+        } else if (op == TIDE_WS_OP_PONG) {
             memcpy(ws->pong, data, len);
             ws->pong_len = len;
             ws->pend_pong = 1;

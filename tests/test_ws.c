@@ -1001,6 +1001,8 @@ static int longframe_main(void *arg)
     peer_frame(p.peer, 0x89, "mid", 3, 0);
     assert_int_equal(tide_stream_flush(p.peer), 0);
     assert_int_equal(tide_sleep(20), 0);
+    /* and a ping of ours (it does not wait for the sender's lock) */
+    assert_int_equal(tide_ws_ping(p.ws, "own", 3), 0);
     /* Now read: the whole binary frame first, then the pong. */
     static uint8_t buf[4 << 20];
     size_t len;
@@ -1009,6 +1011,9 @@ static int longframe_main(void *arg)
     assert_int_equal(len, 4 << 20);
     for (size_t i = 0; i < len; i += 4099)
         assert_int_equal(buf[i], (uint8_t)(i * 11));
+    assert_int_equal(peer_read(p.peer, buf, sizeof buf, &len, NULL), TIDE_WS_OP_PING);
+    assert_int_equal(len, 3);
+    assert_memory_equal(buf, "own", 3);
     assert_int_equal(peer_read(p.peer, buf, sizeof buf, &len, NULL), TIDE_WS_OP_PONG);
     assert_int_equal(len, 3);
     assert_memory_equal(buf, "mid", 3);
