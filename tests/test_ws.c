@@ -996,7 +996,8 @@ static int longframe_main(void *arg)
     assert_int_equal(tide_create_task(&r, lf_reader, &lf), 0);
     assert_int_equal(tide_create_task(&w, lf_sender, &lf), 0);
     /* Let the sender fill the socket and wait in a drain mid-frame. */
-    assert_int_equal(tide_sleep(20), 0);
+    for (int i = 0; i < 500 && tide_stream_write_pending(p.srv) == 0; i++)
+        assert_int_equal(tide_sleep(10), 0);
     assert_true(tide_stream_write_pending(p.srv) > 0);
     peer_frame(p.peer, 0x89, "mid", 3, 0);
     assert_int_equal(tide_stream_flush(p.peer), 0);
