@@ -3,6 +3,8 @@
 
   ws_peer.py server           echo server on a free port; prints "READY <port>"
   ws_peer.py client URL       drives a tide echo server; prints "OK" or fails
+  ws_peer.py smoke BINARY     starts examples/ws_echo (BINARY 0), drives it as
+                              client does (no subprotocol), stops it with SIGTERM
 """
 import asyncio
 import sys
@@ -28,9 +30,10 @@ async def serve():
         await asyncio.Future()
 
 
-async def client(url):
-    async with websockets.connect(url, max_size=2**24, subprotocols=["x", "echo"]) as ws:
-        assert ws.subprotocol == "echo", ws.subprotocol
+async def client(url, proto=True):
+    async with websockets.connect(url, max_size=2**24,
+                                  subprotocols=["x", "echo"] if proto else None) as ws:
+        assert ws.subprotocol == ("echo" if proto else None), ws.subprotocol
         cases = ["", "hello", "κόσμε €𐍈", b"", b"\x00\xff" * 5, "x" * 125, "y" * 126,
                  b"z" * 65535, b"w" * 65536, "é" * 100000]
         for m in cases:
@@ -56,8 +59,23 @@ async def client(url):
     print("OK", flush=True)
 
 
+def smoke(binary):
+    import signal
+    import subprocess
+    proc = subprocess.Popen([binary, "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline().rsplit(":", 1)[1])
+        asyncio.run(client(f"ws://127.0.0.1:{port}/any/path", proto=False))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(10)
+    assert rc == 0, rc
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "server":
         asyncio.run(serve())
+    elif sys.argv[1] == "smoke":
+        smoke(sys.argv[2])
     else:
         asyncio.run(client(sys.argv[2]))
