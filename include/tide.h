@@ -747,5 +747,6 @@ TIDE_API int tide_to_thread(tide_fn fn, void *arg);
 #include "tide/process.h" /* subprocesses */
 #include "tide/http.h"    /* HTTP/1.1 heads and chunked bodies, parsed in place */
 #include "tide/testing.h" /* virtual time and seeded ordering, for tests */
+#include "tide/ws.h"      /* WebSocket (RFC 6455) */
 
 #endif /* TIDE_H */

@@ -52,6 +52,14 @@ command -v curl >/dev/null 2>&1 || add curl
 command -v wrk >/dev/null 2>&1 || add wrk
 command -v python3 >/dev/null 2>&1 || add python3
 
+# WebSocket peers of tests/test_ws_peers.c (label peers): python3-websockets,
+# node + npm (the npm "ws" package goes into the build directory).
+have_pkg python3-websockets || add python3-websockets
+command -v node >/dev/null 2>&1 || add nodejs
+command -v npm >/dev/null 2>&1 || add npm
+# Headless check of examples/ws_chat's page (tests/ws_chat_chromium.py).
+command -v chromium >/dev/null 2>&1 || add chromium
+
 archs=""
 for p in "$@"; do
     if ! have_pkg "$p"; then
