@@ -79,7 +79,11 @@ typedef void (*tide_future_cb)(tide_future *f, void *arg);
 
 /* ---------------------------------------------------------------- errors */
 
-/* Names a negative errno (or 0).  Never returns NULL. */
+/* Names a negative errno (or 0), and every code of tide's own ranges: the
+ * TIDE_EAI name-resolution codes, the TIDE_TLS_ERR codes and the
+ * TIDE_PROC_SIGNALED statuses of process waits ("process killed by signal
+ * SIGKILL (killed)").  A positive value names the same as its negative.
+ * Never returns NULL; the string is static. */
 TIDE_API const char *tide_strerror(int err);
 
 /* Replaces the allocator tide uses for its own memory (task stacks come from
@@ -202,6 +206,21 @@ TIDE_API int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg,
  * -EPERM on another thread than the loop's. */
 TIDE_API int tide_timer_cancel(tide_timer *h);
 
+/* tide_call_later with a delay in nanoseconds (asyncio's call_later takes
+ * fractions of a second).  Errors: as tide_call_later. */
+TIDE_API int tide_call_later_ns(tide_loop *loop, int64_t ns, tide_cb cb, void *arg,
+                                tide_timer *h);
+/* asyncio's call_at: runs cb(arg) once the loop's clock reaches when_ms
+ * (tide_now() milliseconds; a time in the past runs on the next
+ * iteration).  Timers with equal deadlines run in the order they were
+ * added.  Errors: as tide_call_later. */
+TIDE_API int tide_call_at(tide_loop *loop, int64_t when_ms, tide_cb cb, void *arg,
+                          tide_timer *h);
+/* tide_call_at with an absolute time in tide_now_ns() nanoseconds.
+ * Errors: as tide_call_later. */
+TIDE_API int tide_call_at_ns(tide_loop *loop, int64_t when_ns, tide_cb cb, void *arg,
+                             tide_timer *h);
+
 /* Schedules cb(arg) on loop from any thread (wakes the loop if it sleeps).
  * Each call runs its callback exactly once, in order per calling thread.
  * Errors: -EINVAL, -ENOMEM. */
@@ -244,6 +263,31 @@ TIDE_API int tide_await(tide_task *t);
  * Errors: -EINVAL (NULL, released, or a group member), -EBUSY (a task
  * awaits t). */
 TIDE_API int tide_detach(tide_task *t);
+/* tide_await for a task that hands back a pointer as well as its int
+ * (tide_task_set_ptr): returns t's result and stores its pointer result in
+ * *ptr (NULL if it set none, or if the call fails).  Nothing is allocated:
+ * the pointer lives in the task.  Errors: as tide_await. */
+TIDE_API int tide_await_ptr(tide_task *t, void **ptr);
+/* Sets the pointer result of the current task (the last call wins), handed
+ * to tide_await_ptr, to tide_task_ptr and to the task's future.  The int it
+ * returns is its result as before.  Errors: -EPERM (not in a task). */
+TIDE_API int tide_task_set_ptr(void *ptr);
+/* The pointer result t has set so far (NULL if none, or t not live). */
+TIDE_API void *tide_task_ptr(const tide_task *t);
+/* asyncio's "a task is a future": the future of task t, made on the first
+ * call (the same one afterwards).  It is done when t ends: with t's
+ * pointer result as its value and t's int result (>= 0) as what
+ * tide_future_await / tide_future_result return, with t's error if t
+ * failed, cancelled if t ended with -ECANCELED.  Any number of tasks may
+ * await it, its done callbacks are t's done callbacks, and
+ * tide_future_cancel on it cancels t (it is done once t has ended).  It
+ * belongs to t: tide_future_free on it does nothing, and it is freed when t
+ * is released (tide_await, detach, group): do not use it after that.
+ * Waiting on it does not take t's result: t must still be awaited,
+ * detached or in a group.  Errors: -EINVAL (NULL, released task), -ENOMEM,
+ * -EPERM (not t's loop thread). */
+TIDE_API int tide_task_future(tide_task *t, tide_future **f);
+
 /* Requests cancellation of t (level-triggered, see top).  A task that has not
  * started yet never runs and ends with -ECANCELED.  Cancelling twice, or a
  * task that already ended, is harmless.  Errors: -EINVAL (NULL/released). */
@@ -284,6 +328,11 @@ TIDE_API ssize_t tide_task_list(tide_loop *loop, tide_task_info *out, size_t cap
  * timeout scope expired), -EPERM (not in a task), -EINVAL (ms < 0),
  * -ENOMEM (no room for the timer). */
 TIDE_API int tide_sleep(int64_t ms);
+
+/* tide_sleep in nanoseconds (sub-millisecond waits: the poller's timeout
+ * is as fine as the system allows, epoll_pwait2 or a rounded-up ms).
+ * tide_sleep_ns(0) yields as tide_sleep(0).  Errors: as tide_sleep. */
+TIDE_API int tide_sleep_ns(int64_t ns);
 
 /* Waits for all n tasks and releases them.  results (may be NULL) receives
  * each task's result.  Returns 0, or the first failure in array order.
@@ -326,10 +375,42 @@ TIDE_API int tide_timeout_begin(tide_scope *s, int64_t ms);
 /* As tide_timeout_begin with an absolute deadline in tide_now() ms. */
 TIDE_API int tide_deadline_begin(tide_scope *s, int64_t deadline_ms);
 /* Ends a timeout scope.  Returns -ETIMEDOUT if this scope's deadline
- * interrupted (or refused) a suspending call, else 0.
+ * interrupted (or refused) a suspending call, -ECANCELED if its
+ * tide_scope_cancel did, else 0.
  * Errors: -EINVAL (s NULL, a shield, already ended, or not the innermost
  * scope of the calling task: nothing is ended then). */
 TIDE_API int tide_timeout_end(tide_scope *s);
+
+/* tide_timeout_begin with a duration / an absolute deadline (tide_now_ns)
+ * in nanoseconds.  Errors: -EINVAL, -EPERM. */
+TIDE_API int tide_timeout_begin_ns(tide_scope *s, int64_t ns);
+TIDE_API int tide_deadline_begin_ns(tide_scope *s, int64_t deadline_ns);
+/* Trio's CancelScope.cancel(): cancels the open scope s (a timeout scope
+ * or a shield) on its own: every suspending call of its task inside s
+ * fails with -ECANCELED (level-triggered, until s ends), and a call waiting
+ * now wakes with -ECANCELED unless a shield opened inside s covers it.  The
+ * task itself is not cancelled: once s ends its calls work again, and
+ * tide_timeout_end(s) returns -ECANCELED if the cancel cut a call short.
+ * A shield's cancel applies inside the shield.  Any task (or callback) of
+ * the loop may call it, e.g. with a scope another task shared; twice is
+ * harmless.  Errors: -EINVAL (s NULL, not open: never begun or ended),
+ * -EPERM (not on the loop's thread). */
+TIDE_API int tide_scope_cancel(tide_scope *s);
+/* 1 if tide_scope_cancel was called on the open scope s, else 0.
+ * Errors: -EINVAL, -EPERM as tide_scope_cancel. */
+TIDE_API int tide_scope_cancelled(const tide_scope *s);
+/* asyncio's Timeout.reschedule: moves the deadline of the open timeout
+ * scope s to deadline_ms (tide_now() ms; INT64_MAX: none), earlier or
+ * later, also while its task waits (the wait's timer is armed again) and
+ * after the old deadline fired (the scope is not marked expired any more;
+ * calls after the new deadline fail again).  Errors: -EINVAL (s NULL, not
+ * open, or a shield), -EPERM (not on the loop's thread). */
+TIDE_API int tide_scope_reschedule(tide_scope *s, int64_t deadline_ms);
+/* The same with the deadline in tide_now_ns() nanoseconds. */
+TIDE_API int tide_scope_reschedule_ns(tide_scope *s, int64_t deadline_ns);
+/* The deadline of the open scope s in tide_now() ms (INT64_MAX: none, a
+ * shield's).  Errors: -EINVAL, -EPERM as tide_scope_cancel. */
+TIDE_API int64_t tide_scope_deadline(const tide_scope *s);
 
 /* A shield: inside it, cancellation of the task and the deadlines of the
  * enclosing scopes do not apply (timeouts begun inside it still do).  For

@@ -143,6 +143,7 @@ void tide__stack_signals_free(tide_loop *loop);
 #define TIDE__SCOPE_SHIELD 0x1
 #define TIDE__SCOPE_FIRED 0x2
 #define TIDE__SCOPE_TIMEOUT 0x4
+#define TIDE__SCOPE_CANCEL 0x8 /* tide_scope_cancel: calls inside fail with -ECANCELED */
 
 /*
  * A task lives at the top of its own stack, so spawning allocates nothing
@@ -163,6 +164,8 @@ struct tide_task {
                             TIDE__IO_BUDGET the next one yields first (io.c) */
     int64_t io_t0;       /* raw clock at the streak's first operation (io.c) */
     int result;          /* fn's return value, once DONE */
+    void *result_ptr;    /* the pointer result (tide_task_set_ptr), NULL by default */
+    tide_future *fut;    /* the task's future (tide_task_future), made on demand */
     int wake_rc;         /* what the current suspension returns */
     tide_scope *scope;   /* innermost cancel scope, or NULL */
     tide_group *groups;  /* innermost open group on this task's stack, or NULL */
@@ -223,6 +226,25 @@ int tide__wl_wait(tide_waitlist *l, struct tide__waiter *w, tide_task *t, int fl
 /* Pops the first waiter and wakes it with rc; 0 if the list was empty. */
 int tide__wl_wake_one(tide_waitlist *l, int rc);
 void tide__wl_wake_all(tide_waitlist *l, int rc);
+
+/* Futures and tasks (future.c).  A watch is told (fn called from the
+ * completion itself, in registration order) when its future is done. */
+typedef struct tide__fnode {
+    struct tide__fnode *prev, *next;
+    int kind;
+} tide__fnode;
+typedef struct tide__future_watch {
+    tide__fnode node;
+    tide_future *f; /* NULL once told or removed */
+    void (*fn)(struct tide__future_watch *w, tide_future *f);
+    void *ctx;
+} tide__future_watch;
+void tide__future_watch_add(tide_future *f, tide__future_watch *w);
+void tide__future_watch_remove(tide__future_watch *w);
+/* The task of a future made by tide_task_future ended / was released. */
+void tide__future_task_done(tide_future *f, int result, void *ptr);
+void tide__future_task_gone(tide_future *f);
+tide_loop *tide__future_loop(const tide_future *f);
 
 /* Group and task-local hooks of task.c. */
 void tide__group_child_ended(tide_task *t);

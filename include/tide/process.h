@@ -44,7 +44,8 @@ TIDE_API void tide_process_opts_init(tide_process_opts *o);
 
 /* A process that died of a signal: tide_process_wait returns
  * TIDE_PROC_SIGNALED(sig), a value in its own negative range (like the
- * TIDE_EAI codes) that no errno uses.  tide_strerror does not name it. */
+ * TIDE_EAI codes) that no errno uses.  tide_strerror names it ("process
+ * killed by signal SIGKILL (killed)"). */
 #define TIDE_PROC_SIGNAL_BASE (-20000)
 #define TIDE_PROC_SIGNALED(sig) (TIDE_PROC_SIGNAL_BASE - (sig))
 #define TIDE_PROC_IS_SIGNALED(rc) ((rc) < TIDE_PROC_SIGNAL_BASE && (rc) > TIDE_PROC_SIGNAL_BASE - 1000)

@@ -1,0 +1,510 @@
+/*
+ * asyncio parity (issue 11): call_at and nanosecond time, cancel scopes
+ * cancelled on their own and rescheduled, pointer results, tasks as
+ * futures (waking order, done callbacks, cancel), gather / wait /
+ * as_completed over futures, and tide_strerror's names.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tide.h"
+#include "util.h"
+
+static void settle(void)
+{
+    for (int i = 0; i < 8; i++)
+        tide_sleep(0);
+}
+
+/* ------------------------------------------------------------- time */
+
+static char order[64];
+static size_t norder;
+
+static void mark(void *arg)
+{
+    order[norder++] = *(const char *)arg;
+    order[norder] = '\0';
+}
+
+static int main_call_at(void *arg)
+{
+    static const char a = 'a', b = 'b', c = 'c', d = 'd';
+    tide_loop *loop = tide_loop_current();
+    int64_t now = tide_now();
+    tide_timer h;
+
+    (void)arg;
+    norder = 0;
+    order[0] = '\0';
+    assert_int_equal(tide_call_at(loop, now + 30, mark, (void *)&c, NULL), 0);
+    assert_int_equal(tide_call_at(loop, now + 10, mark, (void *)&b, NULL), 0);
+    assert_int_equal(tide_call_at(loop, now - 1000, mark, (void *)&a, NULL), 0); /* past: next */
+    assert_int_equal(tide_call_at_ns(loop, tide_now_ns() + 20 * 1000000, mark, (void *)&d, &h), 0);
+    assert_int_equal(tide_timer_cancel(&h), 0);
+    assert_int_equal(tide_call_at_ns(loop, tide_now_ns() + 20 * 1000000, mark, (void *)&d, NULL), 0);
+    assert_int_equal(tide_call_later_ns(loop, 15 * 1000000, mark, (void *)&b, NULL), 0);
+    assert_int_equal(tide_call_at(NULL, now, mark, NULL, NULL), -EINVAL);
+    assert_int_equal(tide_call_at(loop, now, NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(tide_call_at_ns(loop, now, NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(tide_call_later_ns(NULL, 1, mark, NULL, NULL), -EINVAL);
+    assert_int_equal(tide_sleep(60), 0);
+    assert_string_equal(order, "abbdc");
+    return 0;
+}
+
+static void test_call_at(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_call_at, NULL), 0);
+}
+
+static int main_sleep_ns(void *arg)
+{
+    tide_scope s;
+    int64_t t0;
+
+    (void)arg;
+    t0 = tide_now_ns();
+    assert_int_equal(tide_sleep_ns(300000), 0); /* 0.3 ms */
+    assert_true(tide_now_ns() - t0 >= 300000);
+    assert_int_equal(tide_sleep_ns(0), 0);
+    assert_int_equal(tide_sleep_ns(-1), -EINVAL);
+
+    t0 = tide_now_ns();
+    assert_int_equal(tide_timeout_begin_ns(&s, 500000), 0);
+    assert_int_equal(tide_sleep(10000), -ETIMEDOUT);
+    assert_int_equal(tide_timeout_end(&s), -ETIMEDOUT);
+    assert_true(tide_now_ns() - t0 >= 500000);
+    assert_true(tide_now_ns() - t0 < 5000LL * 1000000);
+
+    assert_int_equal(tide_deadline_begin_ns(&s, tide_now_ns() + 2000000), 0);
+    assert_int_equal(tide_sleep(10000), -ETIMEDOUT);
+    assert_int_equal(tide_timeout_end(&s), -ETIMEDOUT);
+    assert_int_equal(tide_timeout_begin_ns(NULL, 1), -EINVAL);
+    assert_int_equal(tide_deadline_begin_ns(NULL, 1), -EINVAL);
+    return 0;
+}
+
+static void test_sleep_ns(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_sleep_ns(1000), -EPERM);
+    assert_int_equal(tide_run(main_sleep_ns, NULL), 0);
+}
+
+/* ----------------------------------------------------- cancel scopes */
+
+typedef struct scoped {
+    tide_scope *shared; /* the scope the task opened, for the others */
+    tide_event opened;
+    int shield_inside;  /* wait inside a shield opened in the scope */
+    int rc_wait, rc_end, rc_after, rc_after_shield;
+    int64_t waited_ms;
+    int64_t sleep_ms;
+} scoped;
+
+static int scoped_task(void *arg)
+{
+    scoped *x = arg;
+    tide_scope s, sh;
+    int64_t t0;
+
+    assert_int_equal(tide_timeout_begin(&s, x->sleep_ms ? 100000 : 100000), 0);
+    x->shared = &s;
+    tide_event_set(&x->opened);
+    t0 = tide_now();
+    if (x->shield_inside) {
+        tide_shield_begin(&sh);
+        x->rc_wait = tide_sleep(x->sleep_ms);
+        tide_shield_end(&sh);
+        x->rc_after_shield = tide_sleep(0);
+    } else {
+        x->rc_wait = tide_sleep(x->sleep_ms ? x->sleep_ms : 100000);
+    }
+    x->waited_ms = tide_now() - t0;
+    x->rc_after = tide_sleep(0); /* still inside: level-triggered */
+    x->shared = NULL;
+    x->rc_end = tide_timeout_end(&s);
+    return tide_sleep(0); /* outside the scope: works again */
+}
+
+static int main_scope_cancel(void *arg)
+{
+    scoped x;
+    tide_task *t;
+    tide_scope mine;
+
+    (void)arg;
+    memset(&x, 0, sizeof x);
+    tide_event_init(&x.opened);
+    assert_int_equal(tide_create_task(&t, scoped_task, &x), 0);
+    tide_event_wait(&x.opened);
+    settle();
+    assert_int_equal(tide_scope_cancelled(x.shared), 0);
+    assert_int_equal(tide_scope_cancel(x.shared), 0);
+    assert_int_equal(tide_scope_cancelled(x.shared), 1);
+    assert_int_equal(tide_scope_cancel(x.shared), 0); /* twice: harmless */
+    assert_int_equal(tide_await(t), 0);
+    assert_int_equal(x.rc_wait, -ECANCELED);
+    assert_int_equal(x.rc_after, -ECANCELED);
+    assert_int_equal(x.rc_end, -ECANCELED);
+    assert_true(x.waited_ms < 5000);
+
+    /* A shield opened inside the scope covers the wait: it runs to its end,
+     * and the first call after the shield fails. */
+    memset(&x, 0, sizeof x);
+    tide_event_init(&x.opened);
+    x.shield_inside = 1;
+    x.sleep_ms = 40;
+    assert_int_equal(tide_create_task(&t, scoped_task, &x), 0);
+    tide_event_wait(&x.opened);
+    assert_int_equal(tide_scope_cancel(x.shared), 0);
+    assert_int_equal(tide_await(t), 0);
+    assert_int_equal(x.rc_wait, 0);
+    assert_true(x.waited_ms >= 40);
+    assert_int_equal(x.rc_after_shield, -ECANCELED);
+    assert_int_equal(x.rc_end, -ECANCELED);
+
+    /* Our own scope, cancelled before any call: refused at once. */
+    assert_int_equal(tide_timeout_begin(&mine, 100000), 0);
+    assert_int_equal(tide_scope_cancel(&mine), 0);
+    assert_int_equal(tide_sleep(0), -ECANCELED);
+    assert_int_equal(tide_timeout_end(&mine), -ECANCELED);
+    assert_int_equal(tide_sleep(0), 0);
+    /* The scope ended: it is not open any more. */
+    assert_int_equal(tide_scope_cancel(&mine), -EINVAL);
+    assert_int_equal(tide_scope_cancelled(&mine), -EINVAL);
+    assert_int_equal(tide_scope_cancel(NULL), -EINVAL);
+    /* A scope that ended cleanly returns 0 even though cancel was never used. */
+    assert_int_equal(tide_timeout_begin(&mine, 100000), 0);
+    assert_int_equal(tide_timeout_end(&mine), 0);
+    return 0;
+}
+
+static void test_scope_cancel(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_scope_cancel, NULL), 0);
+}
+
+static int resched_task(void *arg)
+{
+    scoped *x = arg;
+    tide_scope s;
+    int64_t t0 = tide_now();
+
+    assert_int_equal(tide_timeout_begin(&s, x->sleep_ms), 0);
+    x->shared = &s;
+    tide_event_set(&x->opened);
+    x->rc_wait = tide_sleep(300);
+    x->waited_ms = tide_now() - t0;
+    x->shared = NULL;
+    x->rc_end = tide_timeout_end(&s);
+    return 0;
+}
+
+static int main_reschedule(void *arg)
+{
+    scoped x;
+    tide_task *t;
+    tide_scope s, sh;
+
+    (void)arg;
+    /* Earlier, while the task waits: it times out at the new deadline. */
+    memset(&x, 0, sizeof x);
+    tide_event_init(&x.opened);
+    x.sleep_ms = 100000;
+    assert_int_equal(tide_create_task(&t, resched_task, &x), 0);
+    tide_event_wait(&x.opened);
+    settle();
+    assert_int_equal(tide_scope_reschedule(x.shared, tide_now() + 20), 0);
+    assert_true(tide_scope_deadline(x.shared) <= tide_now() + 20);
+    assert_int_equal(tide_await(t), 0);
+    assert_int_equal(x.rc_wait, -ETIMEDOUT);
+    assert_int_equal(x.rc_end, -ETIMEDOUT);
+    assert_true(x.waited_ms >= 15 && x.waited_ms < 290);
+
+    /* Later, while the task waits: the old 20 ms deadline no longer cuts
+     * its 300 ms sleep. */
+    memset(&x, 0, sizeof x);
+    tide_event_init(&x.opened);
+    x.sleep_ms = 20;
+    assert_int_equal(tide_create_task(&t, resched_task, &x), 0);
+    tide_event_wait(&x.opened);
+    assert_int_equal(tide_scope_reschedule(x.shared, INT64_MAX), 0);
+    assert_int_equal(tide_scope_deadline(x.shared), INT64_MAX);
+    assert_int_equal(tide_await(t), 0);
+    assert_int_equal(x.rc_wait, 0);
+    assert_int_equal(x.rc_end, 0);
+    assert_true(x.waited_ms >= 300);
+
+    /* After it fired: the scope is not expired any more. */
+    assert_int_equal(tide_timeout_begin(&s, 1), 0);
+    assert_int_equal(tide_sleep(50), -ETIMEDOUT);
+    assert_int_equal(tide_scope_reschedule_ns(&s, tide_now_ns() + 1000LL * 1000000), 0);
+    assert_int_equal(tide_sleep(1), 0);
+    assert_int_equal(tide_timeout_end(&s), 0);
+
+    /* Errors. */
+    assert_int_equal(tide_shield_begin(&sh), 0);
+    assert_int_equal(tide_scope_reschedule(&sh, 0), -EINVAL);
+    assert_int_equal(tide_scope_deadline(&sh), INT64_MAX);
+    assert_int_equal(tide_shield_end(&sh), 0);
+    assert_int_equal(tide_scope_reschedule(&sh, 0), -EINVAL); /* ended */
+    assert_int_equal(tide_scope_reschedule(NULL, 0), -EINVAL);
+    assert_int_equal(tide_scope_deadline(NULL), -EINVAL);
+    return 0;
+}
+
+static void test_reschedule(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_reschedule, NULL), 0);
+}
+
+/* ------------------------------------------------- pointer results */
+
+static int ptr_task(void *arg)
+{
+    assert_int_equal(tide_task_set_ptr(arg), 0);
+    tide_sleep(1);
+    return 7;
+}
+
+static int main_ptr(void *arg)
+{
+    static int payload;
+    tide_task *t;
+    void *p = (void *)1;
+
+    (void)arg;
+    assert_int_equal(tide_create_task(&t, ptr_task, &payload), 0);
+    assert_null(tide_task_ptr(t));
+    assert_int_equal(tide_await_ptr(t, &p), 7);
+    assert_ptr_equal(p, &payload);
+    /* A task that sets none hands back NULL. */
+    assert_int_equal(tide_create_task(&t, (tide_fn)settle, NULL), 0);
+    p = (void *)1;
+    assert_int_equal(tide_await_ptr(t, &p), 0);
+    assert_null(p);
+    assert_int_equal(tide_await_ptr(NULL, &p), -EINVAL);
+    assert_null(p);
+    assert_null(tide_task_ptr(NULL));
+    return 0;
+}
+
+static void test_ptr_result(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_task_set_ptr(NULL), -EPERM);
+    assert_int_equal(tide_run(main_ptr, NULL), 0);
+}
+
+/* --------------------------------------------------- tasks as futures */
+
+typedef struct fut_rec {
+    tide_future *f;
+    char tag;
+    int rc;
+    void *value;
+} fut_rec;
+
+static void log_cb(tide_future *f, void *arg)
+{
+    fut_rec *r = arg;
+    r->rc = tide_future_result(f, &r->value);
+    order[norder++] = r->tag;
+    order[norder] = '\0';
+}
+
+static int fut_waiter(void *arg)
+{
+    fut_rec *r = arg;
+    r->rc = tide_future_await(r->f, &r->value);
+    order[norder++] = r->tag;
+    order[norder] = '\0';
+    return 0;
+}
+
+static int main_task_future(void *arg)
+{
+    static int payload;
+    fut_rec cb1 = {0}, w1 = {0}, cb2 = {0}, w2 = {0};
+    tide_future *f, *f2;
+    tide_task *t, *a, *b;
+
+    (void)arg;
+    norder = 0;
+    order[0] = '\0';
+    assert_int_equal(tide_create_task(&t, ptr_task, &payload), 0);
+    assert_int_equal(tide_task_future(t, &f), 0);
+    assert_int_equal(tide_task_future(t, &f2), 0);
+    assert_ptr_equal(f, f2);
+    cb1.f = w1.f = cb2.f = w2.f = f;
+    cb1.tag = '1';
+    w1.tag = 'A';
+    cb2.tag = '2';
+    w2.tag = 'B';
+    /* Registration order: cb1, waiter A, cb2, waiter B. */
+    assert_int_equal(tide_future_add_done_callback(f, log_cb, &cb1), 0);
+    assert_int_equal(tide_create_task(&a, fut_waiter, &w1), 0);
+    settle();
+    assert_int_equal(tide_future_add_done_callback(f, log_cb, &cb2), 0);
+    assert_int_equal(tide_create_task(&b, fut_waiter, &w2), 0);
+    settle();
+    assert_int_equal(tide_future_done(f), 0);
+    assert_int_equal(tide_await(t), 7); /* the int result is still the awaiter's */
+    assert_int_equal(tide_await(a), 0);
+    assert_int_equal(tide_await(b), 0);
+    settle();
+    assert_string_equal(order, "1A2B");
+    assert_int_equal(w1.rc, 7);
+    assert_ptr_equal(w1.value, &payload);
+    assert_int_equal(cb2.rc, 7);
+    assert_ptr_equal(cb2.value, &payload);
+    return 0;
+}
+
+static void test_task_future(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_task_future, NULL), 0);
+}
+
+static int fail_task(void *arg)
+{
+    (void)arg;
+    tide_sleep(1);
+    return -EIO;
+}
+
+static int long_sleep(void *arg)
+{
+    (void)arg;
+    return tide_sleep(100000);
+}
+
+static int main_task_future_errors(void *arg)
+{
+    tide_future *f = NULL, *g;
+    tide_task *t;
+    void *v;
+
+    (void)arg;
+    /* A failing task: its future holds the error. */
+    assert_int_equal(tide_create_task(&t, fail_task, NULL), 0);
+    assert_int_equal(tide_task_future(t, &f), 0);
+    assert_int_equal(tide_future_await(f, &v), -EIO);
+    tide_future_free(f); /* belongs to the task: no effect */
+    assert_int_equal(tide_future_result(f, NULL), -EIO);
+    assert_int_equal(tide_await(t), -EIO);
+
+    /* Cancelling a task's future cancels the task. */
+    assert_int_equal(tide_create_task(&t, long_sleep, NULL), 0);
+    settle();
+    assert_int_equal(tide_task_future(t, &f), 0);
+    assert_int_equal(tide_future_cancel(f), 0);
+    assert_int_equal(tide_task_cancelled(t), 1);
+    assert_int_equal(tide_future_await(f, NULL), -ECANCELED);
+    assert_int_equal(tide_await(t), -ECANCELED);
+
+    /* The future of a task that ended already is done at once. */
+    assert_int_equal(tide_create_task(&t, ptr_task, NULL), 0);
+    assert_int_equal(tide_wait(&t, 1, TIDE_ALL_COMPLETED), 1);
+    assert_int_equal(tide_task_future(t, &g), 0);
+    assert_int_equal(tide_future_done(g), 1);
+    assert_int_equal(tide_future_result(g, NULL), 7);
+    assert_int_equal(tide_await(t), 7);
+
+    assert_int_equal(tide_task_future(NULL, &f), -EINVAL);
+    assert_int_equal(tide_task_future(t, &f), -EINVAL); /* released */
+    assert_int_equal(tide_task_future(NULL, NULL), -EINVAL);
+    return 0;
+}
+
+static void test_task_future_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_task_future_errors, NULL), 0);
+}
+
+/* Plain futures wake in registration order too. */
+static int main_future_order(void *arg)
+{
+    fut_rec w1 = {0}, cb = {0}, w2 = {0};
+    tide_future *f;
+    tide_task *a, *b;
+    static int val;
+
+    (void)arg;
+    norder = 0;
+    order[0] = '\0';
+    assert_int_equal(tide_future_new(&f), 0);
+    w1.f = cb.f = w2.f = f;
+    w1.tag = 'A';
+    cb.tag = 'c';
+    w2.tag = 'B';
+    assert_int_equal(tide_create_task(&a, fut_waiter, &w1), 0);
+    settle();
+    assert_int_equal(tide_future_add_done_callback(f, log_cb, &cb), 0);
+    assert_int_equal(tide_create_task(&b, fut_waiter, &w2), 0);
+    settle();
+    assert_int_equal(tide_future_set_result(f, &val), 0);
+    assert_int_equal(tide_await(a), 0);
+    assert_int_equal(tide_await(b), 0);
+    settle();
+    assert_string_equal(order, "AcB");
+    assert_int_equal(cb.rc, 0);
+    assert_ptr_equal(w2.value, &val);
+    tide_future_free(f);
+    return 0;
+}
+
+static void test_future_order(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_future_order, NULL), 0);
+}
+
+/* ------------------------------------------------------------ strerror */
+
+static void test_strerror(void **state)
+{
+    (void)state;
+    assert_non_null(strstr(tide_strerror(TIDE_PROC_SIGNALED(SIGKILL)), "SIGKILL"));
+    assert_non_null(strstr(tide_strerror(TIDE_PROC_SIGNALED(SIGTERM)), "SIGTERM"));
+    assert_non_null(strstr(tide_strerror(TIDE_PROC_SIGNALED(SIGSEGV)), "signal"));
+    assert_non_null(strstr(tide_strerror(TIDE_PROC_SIGNALED(SIGRTMIN + 1)), "signal"));
+    assert_null(strstr(tide_strerror(-EPERM), "outside"));
+    assert_null(strstr(tide_strerror(-EPERM), "Unknown"));
+    assert_null(strstr(tide_strerror(TIDE_EAI_NONAME), "Unknown"));
+    assert_non_null(strstr(tide_strerror(-30000), "unknown"));
+    assert_string_equal(tide_strerror(0), "success");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_call_at),
+        cmocka_unit_test(test_sleep_ns),
+        cmocka_unit_test(test_scope_cancel),
+        cmocka_unit_test(test_reschedule),
+        cmocka_unit_test(test_ptr_result),
+        cmocka_unit_test(test_task_future),
+        cmocka_unit_test(test_task_future_errors),
+        cmocka_unit_test(test_future_order),
+        cmocka_unit_test(test_strerror),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
