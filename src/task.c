@@ -229,10 +229,8 @@ void tide__task_release(tide_task *t)
         tide__future_task_gone(t->fut);
         t->fut = NULL;
     }
-    if (t->locals) {
-        tide__free(t->locals);
-        t->locals = NULL;
-    }
+    if (t->locals)
+        tide__locals_release(t); /* destructors of the values nobody holds now */
 #ifdef TIDE__TSAN
     if (t->tsan_fiber) { /* made by its first start (loop.c) */
         __tsan_destroy_fiber(t->tsan_fiber);

@@ -249,6 +249,7 @@ tide_loop *tide__future_loop(const tide_future *f);
 /* Group and task-local hooks of task.c. */
 void tide__group_child_ended(tide_task *t);
 int tide__locals_inherit(tide_task *child, const tide_task *parent);
+void tide__locals_release(tide_task *t);
 
 #define TIDE__JOINER_LOOP ((tide_task *)(uintptr_t)1)
 

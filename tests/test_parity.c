@@ -477,6 +477,209 @@ static void test_future_order(void **state)
     assert_int_equal(tide_run(main_future_order, NULL), 0);
 }
 
+
+/* ---------------------------------------------------------------- sync */
+
+typedef struct condx {
+    tide_cond c;
+    int value;
+    int rc;
+} condx;
+
+static int ready_pred(void *arg)
+{
+    condx *x = arg;
+    return x->value >= 3 ? 1 : 0;
+}
+
+static int bad_pred(void *arg)
+{
+    (void)arg;
+    return -EDOM;
+}
+
+static int cond_waiter(void *arg)
+{
+    condx *x = arg;
+    tide_lock_acquire(tide_cond_lock(&x->c));
+    x->rc = tide_cond_wait_for(&x->c, ready_pred, x);
+    assert_int_equal(tide_lock_locked(tide_cond_lock(&x->c)), 1);
+    x->value = x->rc == 0 ? 100 : -1;
+    tide_lock_release(tide_cond_lock(&x->c));
+    return 0;
+}
+
+static int main_cond(void *arg)
+{
+    condx x;
+    tide_task *t;
+    tide_scope s;
+
+    (void)arg;
+    memset(&x, 0, sizeof x);
+    tide_cond_init(&x.c, NULL);
+    assert_int_equal(tide_create_task(&t, cond_waiter, &x), 0);
+    for (int i = 1; i <= 3; i++) {
+        settle();
+        assert_int_equal(x.value, i - 1); /* still waiting: the predicate was false */
+        tide_lock_acquire(tide_cond_lock(&x.c));
+        x.value = i;
+        tide_cond_notify_all(&x.c);
+        tide_lock_release(tide_cond_lock(&x.c));
+    }
+    assert_int_equal(tide_await(t), 0);
+    assert_int_equal(x.rc, 0);
+    assert_int_equal(x.value, 100);
+
+    /* Errors: lock not held, NULLs, a failing predicate, a timeout. */
+    assert_int_equal(tide_cond_wait_for(&x.c, ready_pred, &x), -EPERM);
+    assert_int_equal(tide_cond_wait_for(NULL, ready_pred, &x), -EINVAL);
+    assert_int_equal(tide_cond_wait_for(&x.c, NULL, &x), -EINVAL);
+    tide_lock_acquire(tide_cond_lock(&x.c));
+    assert_int_equal(tide_cond_wait_for(&x.c, bad_pred, NULL), -EDOM);
+    x.value = 0;
+    tide_timeout_begin(&s, 10);
+    assert_int_equal(tide_cond_wait_for(&x.c, ready_pred, &x), -ETIMEDOUT);
+    tide_timeout_end(&s);
+    assert_int_equal(tide_lock_locked(tide_cond_lock(&x.c)), 1);
+    tide_lock_release(tide_cond_lock(&x.c));
+    return 0;
+}
+
+static void test_cond_wait_for(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_cond, NULL), 0);
+}
+
+static int bar_waiter(void *arg)
+{
+    return tide_barrier_wait(arg);
+}
+
+static int main_barrier(void *arg)
+{
+    tide_barrier b;
+    tide_task *t[2];
+
+    (void)arg;
+    assert_int_equal(tide_barrier_init(&b, 3), 0);
+    assert_int_equal(tide_barrier_broken(&b), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(tide_create_task(&t[i], bar_waiter, &b), 0);
+    settle();
+    assert_int_equal(tide_barrier_n_waiting(&b), 2);
+    assert_int_equal(tide_barrier_abort(&b), 0);
+    assert_int_equal(tide_barrier_broken(&b), 1);
+    assert_int_equal(tide_await(t[0]), -EPIPE);
+    assert_int_equal(tide_await(t[1]), -EPIPE);
+    assert_int_equal(tide_barrier_wait(&b), -EPIPE); /* broken stays broken */
+
+    /* Reset: waiters wake with -EPIPE, then the barrier works again. */
+    assert_int_equal(tide_barrier_reset(&b), 0);
+    assert_int_equal(tide_barrier_broken(&b), 0);
+    assert_int_equal(tide_create_task(&t[0], bar_waiter, &b), 0);
+    settle();
+    assert_int_equal(tide_barrier_reset(&b), 0);
+    assert_int_equal(tide_await(t[0]), -EPIPE);
+    assert_int_equal(tide_barrier_n_waiting(&b), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(tide_create_task(&t[i], bar_waiter, &b), 0);
+    settle();
+    assert_int_equal(tide_barrier_wait(&b), 2);
+    assert_int_equal(tide_await(t[0]), 0);
+    assert_int_equal(tide_await(t[1]), 1);
+
+    assert_int_equal(tide_barrier_abort(NULL), -EINVAL);
+    assert_int_equal(tide_barrier_reset(NULL), -EINVAL);
+    assert_int_equal(tide_barrier_broken(NULL), -EINVAL);
+    return 0;
+}
+
+static void test_barrier_abort(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_barrier, NULL), 0);
+}
+
+/* ---------------------------------------------------------- task-locals */
+
+static int freed_count;
+static void free_value(void *v)
+{
+    freed_count++;
+    free(v);
+}
+
+static tide_local_key dkey, pkey;
+
+static int local_child(void *arg)
+{
+    int *v = tide_local_get(&dkey);
+    (void)arg;
+    assert_non_null(v);
+    assert_int_equal(*v, 1);
+    tide_sleep(5);
+    assert_int_equal(freed_count, 0); /* the parent replaced it: we still hold it */
+    assert_int_equal(*(int *)tide_local_get(&dkey), 1);
+    return 0;
+}
+
+static int main_locals(void *arg)
+{
+    tide_local_token tok, tok2;
+    tide_task *t;
+    int *one = malloc(sizeof *one), *two = malloc(sizeof *two);
+    static int a, b;
+
+    (void)arg;
+    *one = 1;
+    *two = 2;
+    freed_count = 0;
+    assert_int_equal(tide_local_set(&dkey, one), 0);
+    assert_int_equal(tide_create_task(&t, local_child, NULL), 0);
+    settle();
+    assert_int_equal(tide_local_set_token(&dkey, two, &tok), 0);
+    assert_ptr_equal(tide_local_token_old(&tok), one);
+    assert_ptr_equal(tide_local_get(&dkey), two);
+    assert_int_equal(tide_await(t), 0); /* the child let go of `one`; the token holds it */
+    assert_int_equal(freed_count, 0);
+    assert_int_equal(tide_local_reset(&dkey, &tok), 0); /* `two` is dropped */
+    assert_int_equal(freed_count, 1);
+    assert_ptr_equal(tide_local_get(&dkey), one);
+    assert_int_equal(tide_local_reset(&dkey, &tok), -EALREADY);
+    assert_null(tide_local_token_old(&tok));
+    assert_int_equal(tide_local_set(&dkey, NULL), 0); /* `one` has no holder left */
+    assert_int_equal(freed_count, 2);
+
+    /* A key without destructor: tokens hold plain values. */
+    assert_int_equal(tide_local_set(&pkey, &a), 0);
+    assert_int_equal(tide_local_set_token(&pkey, &b, &tok2), 0);
+    assert_ptr_equal(tide_local_get(&pkey), &b);
+    assert_int_equal(tide_local_reset(&dkey, &tok2), -EINVAL); /* another key's token */
+    assert_int_equal(tide_local_reset(&pkey, &tok2), 0);
+    assert_ptr_equal(tide_local_get(&pkey), &a);
+    assert_int_equal(tide_local_set_token(NULL, &b, &tok2), -EINVAL);
+    assert_int_equal(tide_local_set_token(&pkey, &b, NULL), -EINVAL);
+    assert_int_equal(tide_local_reset(&pkey, NULL), -EINVAL);
+
+    /* The task's own value is freed when it is released. */
+    two = malloc(sizeof *two);
+    assert_int_equal(tide_local_set(&dkey, two), 0);
+    return 0;
+}
+
+static void test_locals(void **state)
+{
+    tide_local_token tok;
+    (void)state;
+    assert_int_equal(tide_local_key_init_ex(&dkey, free_value), 0);
+    assert_int_equal(tide_local_key_init(&pkey), 0);
+    assert_int_equal(tide_local_set_token(&pkey, NULL, &tok), -EPERM);
+    assert_int_equal(tide_run(main_locals, NULL), 0);
+    assert_int_equal(freed_count, 3);
+}
+
 /* ------------------------------------------------------------ strerror */
 
 static void test_strerror(void **state)
@@ -504,6 +707,9 @@ int main(void)
         cmocka_unit_test(test_task_future),
         cmocka_unit_test(test_task_future_errors),
         cmocka_unit_test(test_future_order),
+        cmocka_unit_test(test_cond_wait_for),
+        cmocka_unit_test(test_barrier_abort),
+        cmocka_unit_test(test_locals),
         cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

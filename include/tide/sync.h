@@ -169,6 +169,13 @@ TIDE_API tide_lock *tide_cond_lock(tide_cond *c);
  * held again when it returns, whatever it returns.
  * Errors: -EINVAL, -EPERM (lock not held), -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_cond_wait(tide_cond *c);
+/* asyncio's Condition.wait_for: with the lock held, waits (as
+ * tide_cond_wait) until pred(arg) returns non-zero, checking it first and
+ * after each wake-up, and returns 0 with the lock held.  A negative value
+ * from pred is an error of its own: returned as it is (lock held).
+ * Errors: -EINVAL (c or pred NULL), -EPERM (lock not held), -ECANCELED,
+ * -ETIMEDOUT (the lock is held again in every case). */
+TIDE_API int tide_cond_wait_for(tide_cond *c, int (*pred)(void *arg), void *arg);
 /* Wakes up to n waiters (FIFO) / all.  The lock must be held: -EPERM. */
 TIDE_API int tide_cond_notify(tide_cond *c, size_t n);
 TIDE_API int tide_cond_notify_all(tide_cond *c);
@@ -203,6 +210,7 @@ TIDE_API long tide_sem_value(const tide_sem *s);
 typedef struct tide_barrier {
     unsigned parties;      /* private */
     unsigned count;        /* private: arrived in this round */
+    int broken;            /* private: aborted (tide_barrier_abort) */
     tide_waitlist waiters; /* private */
 } tide_barrier;
 
@@ -211,8 +219,22 @@ TIDE_API int tide_barrier_init(tide_barrier *b, unsigned parties);
 /* Waits until `parties` tasks wait, then releases them all; returns the
  * arrival index (0 .. parties-1).  A task cancelled while waiting leaves
  * the round (the others wait for another party).
- * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT, -EPIPE (the barrier
+ * is broken: aborted, or reset while the task waited; asyncio's
+ * BrokenBarrierError). */
 TIDE_API int tide_barrier_wait(tide_barrier *b);
+/* asyncio 3.11 Barrier.abort(): puts the barrier in the broken state:
+ * every task waiting in it wakes with -EPIPE, and so does every later
+ * tide_barrier_wait until tide_barrier_reset.  Never waits (callable
+ * outside a task).  Errors: -EINVAL (b NULL or never initialised). */
+TIDE_API int tide_barrier_abort(tide_barrier *b);
+/* Barrier.reset(): the tasks waiting now wake with -EPIPE, and the barrier
+ * starts an empty round, not broken any more.  Errors: -EINVAL. */
+TIDE_API int tide_barrier_reset(tide_barrier *b);
+/* 1 if the barrier is broken, 0 if not.  Errors: -EINVAL. */
+TIDE_API int tide_barrier_broken(const tide_barrier *b);
+/* How many tasks wait in the current round (0 for NULL). */
+TIDE_API unsigned tide_barrier_n_waiting(const tide_barrier *b);
 
 /* -------------------------------------------------------------- queues */
 
@@ -275,6 +297,38 @@ TIDE_API int tide_local_key_init(tide_local_key *k);
 TIDE_API int tide_local_set(const tide_local_key *k, void *value);
 /* The current task's value; NULL if unset or outside a task. */
 TIDE_API void *tide_local_get(const tide_local_key *k);
+
+/* A key whose values are freed by dtor(value) once no task holds them any
+ * more: a value set is held by the task that set it and by every task
+ * created (directly or not) while it was that task's value, and by a
+ * token; it is released when replaced (set again), reset away, or when
+ * the task is released.  dtor runs on the loop thread, never for NULL.
+ * Errors: as tide_local_key_init.  (tide_local_set on such a key may also
+ * fail with -ENOMEM: the value is then not taken.) */
+TIDE_API int tide_local_key_init_ex(tide_local_key *k, void (*dtor)(void *value));
+
+/* contextvars' Token: what tide_local_set_token replaced (private). */
+typedef struct tide_local_token {
+    unsigned id; /* private */
+    void *task;  /* private: the task that made it */
+    void *old;   /* private: the value it replaced */
+    int used;    /* private */
+} tide_local_token;
+
+/* ContextVar.set() with its Token: sets the current task's value and
+ * records the one it replaced in tok, for tide_local_reset.
+ * Errors: -EINVAL (k or tok NULL, k not initialised), -EPERM (outside a
+ * task), -ENOMEM. */
+TIDE_API int tide_local_set_token(const tide_local_key *k, void *value, tide_local_token *tok);
+/* ContextVar.reset(token): gives the key back the value tok recorded (the
+ * value set since is released).  Errors: -EINVAL (NULL, a token of another
+ * key, or made by another task), -EPERM (outside a task), -EALREADY (the
+ * token was used already).  A token is meant to be reset: one never reset
+ * keeps holding its old value (with a destructor key, that value is then
+ * never freed). */
+TIDE_API int tide_local_reset(const tide_local_key *k, tide_local_token *tok);
+/* Token.old_value: the value tok recorded (NULL: unset, or used). */
+TIDE_API void *tide_local_token_old(const tide_local_token *tok);
 
 #ifdef __cplusplus
 }
