@@ -478,6 +478,122 @@ static void test_future_order(void **state)
 }
 
 
+
+/* ------------------------------------------------- gather/wait futures */
+
+static int sleep_ret(void *arg)
+{
+    intptr_t ms = (intptr_t)arg;
+    tide_sleep(ms);
+    return (int)ms;
+}
+
+static void set_later(void *arg)
+{
+    static int val = 5;
+    tide_future_set_result(arg, &val);
+}
+
+static int main_mix(void *arg)
+{
+    tide_loop *loop = tide_loop_current();
+    tide_task *t1, *t2;
+    tide_future *f, *fs[3], *got;
+    tide_future_iter *it;
+    int results[3];
+    void *values[3];
+
+    (void)arg;
+    assert_int_equal(tide_create_task(&t1, sleep_ret, (void *)(intptr_t)30), 0);
+    assert_int_equal(tide_create_task(&t2, sleep_ret, (void *)(intptr_t)10), 0);
+    assert_int_equal(tide_future_new(&f), 0);
+    assert_int_equal(tide_task_future(t1, &fs[0]), 0);
+    assert_int_equal(tide_task_future(t2, &fs[1]), 0);
+    fs[2] = f;
+    assert_int_equal(tide_call_later(loop, 20, set_later, f, NULL), 0);
+
+    /* as_completed: t2 (10 ms), the plain future (20 ms), t1 (30 ms). */
+    assert_int_equal(tide_as_completed_futures_new(&it, fs, 3), 0);
+    assert_int_equal(tide_as_completed_futures_next(it, &got), 0);
+    assert_ptr_equal(got, fs[1]);
+    assert_int_equal(tide_wait_futures(fs, 3, TIDE_FIRST_COMPLETED), 1);
+    assert_int_equal(tide_as_completed_futures_next(it, &got), 0);
+    assert_ptr_equal(got, f);
+    assert_int_equal(tide_as_completed_futures_next(it, &got), 0);
+    assert_ptr_equal(got, fs[0]);
+    assert_int_equal(tide_as_completed_futures_next(it, &got), -ENOENT);
+    tide_as_completed_futures_free(it);
+
+    assert_int_equal(tide_gather_futures(fs, 3, results, values), 0);
+    assert_int_equal(results[0], 30);
+    assert_int_equal(results[1], 10);
+    assert_int_equal(results[2], 0);
+    assert_int_equal(*(int *)values[2], 5);
+    assert_int_equal(tide_wait_futures(fs, 3, TIDE_ALL_COMPLETED), 3);
+    assert_int_equal(tide_await(t1), 30);
+    assert_int_equal(tide_await(t2), 10);
+    tide_future_free(f);
+
+    /* Errors. */
+    assert_int_equal(tide_wait_futures(NULL, 1, TIDE_ALL_COMPLETED), -EINVAL);
+    assert_int_equal(tide_wait_futures(fs, 1, 99), -EINVAL);
+    fs[0] = NULL;
+    assert_int_equal(tide_gather_futures(fs, 1, NULL, NULL), -EINVAL);
+    assert_int_equal(tide_as_completed_futures_new(NULL, fs, 1), -EINVAL);
+    assert_int_equal(tide_as_completed_futures_next(NULL, &got), -EINVAL);
+    assert_int_equal(tide_gather_futures(NULL, 0, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_gather_wait_futures(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_mix, NULL), 0);
+}
+
+/* gather cancelled by a timeout: pending futures are cancelled (a task's
+ * future cancels its task), an error is reported by the first failure. */
+static int main_gather_cancel(void *arg)
+{
+    tide_task *t;
+    tide_future *f, *fs[2];
+    tide_scope s;
+    int results[2];
+
+    (void)arg;
+    assert_int_equal(tide_create_task(&t, long_sleep, NULL), 0);
+    assert_int_equal(tide_future_new(&f), 0);
+    assert_int_equal(tide_task_future(t, &fs[0]), 0);
+    fs[1] = f;
+    tide_timeout_begin(&s, 20);
+    assert_int_equal(tide_gather_futures(fs, 2, results, NULL), -ETIMEDOUT);
+    tide_timeout_end(&s);
+    assert_int_equal(tide_future_done(fs[0]), 1);
+    assert_int_equal(tide_future_done(f), 1);
+    assert_int_equal(tide_task_get_state(t), TIDE_TASK_DONE);
+    assert_int_equal(tide_await(t), -ECANCELED);
+    tide_future_free(f);
+
+    /* An error wins in array order. */
+    assert_int_equal(tide_create_task(&t, fail_task, NULL), 0);
+    assert_int_equal(tide_future_new(&f), 0);
+    assert_int_equal(tide_future_set_error(f, -EDOM), 0);
+    assert_int_equal(tide_task_future(t, &fs[1]), 0);
+    fs[0] = f;
+    assert_int_equal(tide_gather_futures(fs, 2, results, NULL), -EDOM);
+    assert_int_equal(results[1], -EIO);
+    assert_int_equal(tide_wait_futures(fs, 2, TIDE_FIRST_ERROR), 2);
+    assert_int_equal(tide_await(t), -EIO);
+    tide_future_free(f);
+    return 0;
+}
+
+static void test_gather_cancel(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_gather_cancel, NULL), 0);
+}
+
 /* ---------------------------------------------------------------- sync */
 
 typedef struct condx {
@@ -707,6 +823,8 @@ int main(void)
         cmocka_unit_test(test_task_future),
         cmocka_unit_test(test_task_future_errors),
         cmocka_unit_test(test_future_order),
+        cmocka_unit_test(test_gather_wait_futures),
+        cmocka_unit_test(test_gather_cancel),
         cmocka_unit_test(test_cond_wait_for),
         cmocka_unit_test(test_barrier_abort),
         cmocka_unit_test(test_locals),

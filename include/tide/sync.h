@@ -106,6 +106,45 @@ TIDE_API int tide_as_completed_next(tide_as_completed *it, tide_task **t);
 /* Frees the iterator (the tasks are untouched).  NULL is ignored. */
 TIDE_API void tide_as_completed_free(tide_as_completed *it);
 
+/* ----------------------------------------- over futures (and tasks) */
+
+/* The same three over futures, asyncio's way of taking any awaitable: a
+ * task joins through its future (tide_task_future), so tasks and plain
+ * futures mix in one call.  None of them takes a task's result or releases
+ * it (await, detach or group it as usual); the futures must stay alive
+ * (not freed, their tasks not released) until the call returns (for the
+ * iterator: until it is freed).  A future listed twice counts twice.
+ *
+ * asyncio.wait: waits until the condition holds (TIDE_FIRST_COMPLETED,
+ * _FIRST_ERROR: a future with an error other than -ECANCELED, or all, or
+ * _ALL_COMPLETED) and returns how many are done (tide_future_done tells
+ * which).  Errors: -EINVAL (mode unknown, fs NULL with n > 0, a NULL
+ * future), -EPERM (not in a task, or a future of another loop),
+ * -ECANCELED, -ETIMEDOUT, -ENOMEM. */
+TIDE_API int tide_wait_futures(tide_future **fs, size_t n, int mode);
+/* asyncio.gather: waits until every future is done; results[i] (may be
+ * NULL) receives what tide_future_result returns for fs[i] (a task's int
+ * result, or the error) and values[i] (may be NULL) its value.  Returns 0
+ * or the first error in array order.  If the caller is cancelled (or times
+ * out) while waiting, every pending future is cancelled (a task's: its
+ * task is), all are waited for, and -ECANCELED (-ETIMEDOUT) is returned.
+ * Errors: as tide_wait_futures. */
+TIDE_API int tide_gather_futures(tide_future **fs, size_t n, int *results, void **values);
+
+typedef struct tide_future_iter tide_future_iter;
+
+/* asyncio.as_completed over futures: an iterator giving them in the order
+ * they complete (those done already first, in array order).
+ * Errors: -EINVAL, -EPERM as tide_wait_futures, -ENOMEM. */
+TIDE_API int tide_as_completed_futures_new(tide_future_iter **it, tide_future **fs, size_t n);
+/* Waits for the next future to complete and stores it in *f.  Returns 0,
+ * -ENOENT once every one was given, -ECANCELED, -ETIMEDOUT, -EINVAL (a
+ * NULL argument), -EPERM (not in a task of the iterator's loop), -EBUSY
+ * (another task waits in it), -EBADF (freed while we waited). */
+TIDE_API int tide_as_completed_futures_next(tide_future_iter *it, tide_future **f);
+/* Frees the iterator (the futures are untouched).  NULL is ignored. */
+TIDE_API void tide_as_completed_futures_free(tide_future_iter *it);
+
 /* asyncio.shield: waits for t like tide_await, but if the waiting task is
  * cancelled (or times out) t is NOT cancelled: the call returns -ECANCELED
  * (-ETIMEDOUT) and t stays the caller's, still running.
