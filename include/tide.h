@@ -226,6 +226,35 @@ TIDE_API int tide_call_at_ns(tide_loop *loop, int64_t when_ns, tide_cb cb, void 
  * Errors: -EINVAL, -ENOMEM. */
 TIDE_API int tide_call_soon_threadsafe(tide_loop *loop, tide_cb cb, void *arg);
 
+/* asyncio.run_coroutine_threadsafe: from any thread, runs fn(arg) in a new
+ * task of loop (started from the loop's cross-thread queue, as
+ * tide_call_soon_threadsafe) and hands back a handle, concurrent.futures'
+ * Future, that the submitting thread waits on with a blocking call.  The
+ * loop must be running (or run later: tide_loop_run_forever is the usual
+ * partner) and must outlive the job: a loop freed before the job started
+ * never runs it.  Errors: -EINVAL (loop, fn or cf NULL), -ENOMEM. */
+typedef struct tide_cfuture tide_cfuture;
+TIDE_API int tide_run_threadsafe(tide_loop *loop, tide_fn fn, void *arg, tide_cfuture **cf);
+/* Blocks the calling thread (not a task: this is for other threads) until
+ * the job ended, at most timeout_ms (< 0: no limit), and stores fn's
+ * result in *result and the task's pointer result (tide_task_set_ptr) in
+ * *ptr (either may be NULL).  A job cancelled before it started gives
+ * -ECANCELED as its result.  Returns 0, -ETIMEDOUT (the job goes on: wait
+ * again, or cancel it), -EINVAL (cf NULL), -EDEADLK (called on the loop's
+ * own thread, which would block the loop forever). */
+TIDE_API int tide_cfuture_wait(tide_cfuture *cf, int64_t timeout_ms, int *result, void **ptr);
+/* 1 if the job ended, 0 if not; -EINVAL for NULL.  Any thread. */
+TIDE_API int tide_cfuture_done(tide_cfuture *cf);
+/* Future.cancel() from the submitting side (any thread): a job not started
+ * yet never runs (its result is -ECANCELED); a running one has its task
+ * cancelled (level-triggered: what fn returns then is the result).  Wait
+ * for the outcome with tide_cfuture_wait.  Returns 0, -EALREADY (the job
+ * ended already), -EINVAL. */
+TIDE_API int tide_cfuture_cancel(tide_cfuture *cf);
+/* Drops the handle (any thread).  The job is not cancelled: it runs to its
+ * end and its result is dropped.  NULL is ignored. */
+TIDE_API void tide_cfuture_free(tide_cfuture *cf);
+
 /* ----------------------------------------------------------------- tasks */
 
 typedef struct tide_task_opts {
@@ -559,6 +588,18 @@ TIDE_API int tide_fd_forget(int fd);
  * code, -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
                               struct addrinfo **res);
+
+/* asyncio's loop.getnameinfo: getnameinfo(3) on the worker pool: the host
+ * name (or numeric address with NI_NUMERICHOST) and the service of sa into
+ * host / serv (either may be NULL, not both), NUL-terminated.  flags are
+ * getnameinfo's NI_* flags.  A cancelled call returns -ECANCELED at once
+ * (the worker's late answer is dropped).  Errors: -EINVAL (sa NULL, salen
+ * 0 or too long, both outputs NULL, a zero length), -EPERM (outside a
+ * task), -ENOMEM, -ENOSPC (an output too small), a TIDE_EAI code
+ * (TIDE_EAI_NONAME: no name and NI_NAMEREQD), -EAFNOSUPPORT-like
+ * TIDE_EAI codes for an unknown family, -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
+                              size_t hostlen, char *serv, size_t servlen, int flags);
 
 typedef struct tide_listen_opts {
     int backlog;   /* listen(2) backlog; 0: 511 */
