@@ -35,7 +35,6 @@
 #define TIDE_GUARD_H
 
 #include "../tide.h"
-#include "sync.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,9 +60,14 @@ typedef struct tide_guard {
  * tide_sem_acquire, tide_group_init; -EINVAL for a NULL guard or object. */
 TIDE_API int tide_guard_timeout(tide_guard *g, int64_t ms, int *rc);
 TIDE_API int tide_guard_shield(tide_guard *g, int *rc);
-TIDE_API int tide_guard_lock(tide_guard *g, tide_lock *l, int *rc);
-TIDE_API int tide_guard_sem(tide_guard *g, tide_sem *s, int *rc);
-TIDE_API int tide_guard_group(tide_guard *g, tide_group *grp, int *rc);
+/* (struct tags: this header may be read while tide/sync.h is still being
+ * read, before its typedefs.) */
+struct tide_lock;
+struct tide_sem;
+struct tide_group;
+TIDE_API int tide_guard_lock(tide_guard *g, struct tide_lock *l, int *rc);
+TIDE_API int tide_guard_sem(tide_guard *g, struct tide_sem *s, int *rc);
+TIDE_API int tide_guard_group(tide_guard *g, struct tide_group *grp, int *rc);
 TIDE_API int tide_guard_stream(tide_guard *g, tide_stream *s, int *rc);
 TIDE_API void tide_guard_exit(tide_guard *g);
 
