@@ -144,6 +144,7 @@ static int scope_begin(tide_scope *s, int64_t deadline, int flags, const void *s
     s->check = scope_check(s, cur);
     cur->scope = s;
     cur->scope_kinds = cur->scope_kinds << 1 | ((flags & TIDE__SCOPE_SHIELD) != 0);
+    cur->scope_groups = cur->scope_groups << 1 | ((flags & TIDE__SCOPE_GROUP) != 0);
     cur->nscopes++;
     return 0;
 }
@@ -166,6 +167,7 @@ static int scope_end(tide_scope *s, int kind, const void *sp)
         return -EINVAL;
     cur->scope = s->parent;
     cur->scope_kinds >>= 1;
+    cur->scope_groups >>= 1;
     cur->nscopes--;
     if (cur->scope)
         verify(cur, cur->scope, sp);
@@ -179,6 +181,45 @@ static int64_t ms_to_deadline(int64_t ms)
     if (ms > INT64_MAX / 2000000)
         return TIDE__NEVER;
     return tide__now_ns() + ms * 1000000;
+}
+
+int tide__scope_push_group(tide_scope *s)
+{
+    return scope_begin(s, TIDE__NEVER, TIDE__SCOPE_GROUP, TIDE__SP());
+}
+
+static uint32_t drop_bit(uint32_t v, unsigned idx)
+{
+    uint32_t low = idx ? v & (((uint32_t)1 << idx) - 1) : 0;
+    return low | (idx < 31 ? (v >> (idx + 1)) << idx : 0);
+}
+
+/* Groups need not nest with scopes or each other (one may be waited for
+ * out of order, or by another task): the group's scope is taken off
+ * wherever it is in its owner's chain. */
+int tide__scope_pop_group(tide_task *t, tide_scope *s)
+{
+    const void *sp = t == tide__current() ? TIDE__SP() : tide__task_sp(t);
+    tide_scope *x, *inner = NULL;
+    unsigned idx = 0;
+
+    for (x = t->scope; x && x != s; inner = x, x = x->parent, idx++)
+        verify(t, x, sp);
+    if (!x)
+        return -EINVAL;
+    verify(t, s, sp);
+    if (inner) {
+        inner->parent = s->parent;
+        inner->check = scope_check(inner, t);
+    } else {
+        t->scope = s->parent;
+    }
+    if (idx < 32) {
+        t->scope_kinds = drop_bit(t->scope_kinds, idx);
+        t->scope_groups = drop_bit(t->scope_groups, idx);
+    }
+    t->nscopes--;
+    return 0;
 }
 
 int tide_timeout_begin(tide_scope *s, int64_t ms)

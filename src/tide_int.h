@@ -144,6 +144,11 @@ void tide__stack_signals_free(tide_loop *loop);
 #define TIDE__SCOPE_FIRED 0x2
 #define TIDE__SCOPE_TIMEOUT 0x4
 #define TIDE__SCOPE_CANCEL 0x8 /* tide_scope_cancel: calls inside fail with -ECANCELED */
+#define TIDE__SCOPE_GROUP 0x10 /* a task group's scope in its owner (group.c) */
+/* The owner's scope of a group on its stack: begun by tide_group_init, ended
+ * by tide_group_wait (cancel.c). */
+int tide__scope_push_group(tide_scope *s);
+int tide__scope_pop_group(tide_task *t, tide_scope *s);
 
 /*
  * A task lives at the top of its own stack, so spawning allocates nothing
@@ -170,6 +175,7 @@ struct tide_task {
     tide_scope *scope;   /* innermost cancel scope, or NULL */
     tide_group *groups;  /* innermost open group on this task's stack, or NULL */
     uint32_t scope_kinds; /* bit i set: the i-th innermost scope is a shield */
+    uint32_t scope_groups; /* bit i set: the i-th innermost scope is a group's (group.c) */
     uint16_t nscopes;    /* open scopes (links of the scope chain) */
     uint16_t ngroups;    /* open groups on this task's stack (links of groups) */
     tide__tnode timer;   /* armed while waiting with a deadline */

@@ -594,6 +594,58 @@ static void test_gather_cancel(void **state)
     assert_int_equal(tide_run(main_gather_cancel, NULL), 0);
 }
 
+
+/* ------------------------------------------- a group cancels its owner */
+
+static int main_group_owner(void *arg)
+{
+    tide_group g, *hg;
+    tide_scope sh;
+    int64_t t0;
+
+    (void)arg;
+    assert_int_equal(tide_group_init(&g), 0);
+    assert_int_equal(tide_group_spawn(&g, fail_task, NULL, NULL, NULL), 0);
+    assert_int_equal(tide_group_spawn(&g, long_sleep, NULL, NULL, NULL), 0);
+    t0 = tide_now();
+    assert_int_equal(tide_sleep(100000), -ECANCELED); /* the member's failure reached us */
+    assert_true(tide_now() - t0 < 5000);
+    assert_int_equal(tide_sleep(0), -ECANCELED); /* level-triggered inside the group */
+    assert_int_equal(tide_task_cancelled(tide_current_task()), 0); /* the task is not */
+    assert_int_equal(tide_group_wait(&g), -EIO); /* the failure, not -ECANCELED */
+    assert_int_equal(tide_sleep(0), 0);           /* past the group: calls work again */
+
+    /* A shield inside the group covers the owner's wait. */
+    assert_int_equal(tide_group_init(&g), 0);
+    assert_int_equal(tide_group_spawn(&g, fail_task, NULL, NULL, NULL), 0);
+    tide_shield_begin(&sh);
+    assert_int_equal(tide_sleep(30), 0);
+    tide_shield_end(&sh);
+    assert_int_equal(tide_sleep(0), -ECANCELED);
+    assert_int_equal(tide_group_wait(&g), -EIO);
+
+    /* Success: nothing is cancelled. */
+    assert_int_equal(tide_group_init(&g), 0);
+    assert_int_equal(tide_group_spawn(&g, ptr_task, NULL, NULL, NULL), 0);
+    assert_int_equal(tide_sleep(10), 0);
+    assert_int_equal(tide_group_wait(&g), 0);
+
+    /* A group on the heap has no owner code to cancel. */
+    hg = malloc(sizeof *hg);
+    assert_int_equal(tide_group_init(hg), 0);
+    assert_int_equal(tide_group_spawn(hg, fail_task, NULL, NULL, NULL), 0);
+    assert_int_equal(tide_sleep(30), 0);
+    assert_int_equal(tide_group_wait(hg), -EIO);
+    free(hg);
+    return 0;
+}
+
+static void test_group_cancels_owner(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(main_group_owner, NULL), 0);
+}
+
 /* ---------------------------------------------------------------- sync */
 
 typedef struct condx {
@@ -825,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_future_order),
         cmocka_unit_test(test_gather_wait_futures),
         cmocka_unit_test(test_gather_cancel),
+        cmocka_unit_test(test_group_cancels_owner),
         cmocka_unit_test(test_cond_wait_for),
         cmocka_unit_test(test_barrier_abort),
         cmocka_unit_test(test_locals),

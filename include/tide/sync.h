@@ -28,7 +28,14 @@ typedef struct tide_waitlist {
  * (usually on the stack of the task that owns it).  Tasks spawned into it
  * belong to it: they are released when they end and must not be awaited or
  * detached.  The first failure (a negative result other than -ECANCELED)
- * cancels the other tasks; tide_group_wait returns it.  Cancelling the task
+ * cancels the other tasks; tide_group_wait returns it.  A group on its
+ * owner's stack is also a cancel scope in the owner (asyncio's TaskGroup,
+ * Trio's nursery): the first failure cancels the owner's code inside the
+ * group too -- a wait it is in wakes with -ECANCELED, and every suspending
+ * call it makes fails with -ECANCELED (level-triggered, unless a shield
+ * opened inside the group covers it) until it reaches tide_group_wait,
+ * which waits for the members as usual and returns the failure.  The task
+ * itself is not cancelled: past the group its calls work again.  Cancelling the task
  * in tide_group_wait (or a timeout) cancels the whole group.  Every group
  * must end with tide_group_wait: no task outlives its group.  A group on a
  * task's stack that the function holding it leaves without tide_group_wait
@@ -51,6 +58,7 @@ typedef struct tide_group {
     unsigned check;        /* private: tells a live group from a dead frame's */
     tide_task *owner;      /* private: the task on whose stack it lives, or NULL */
     struct tide_group *outer; /* private: the owner's next open group */
+    tide_scope scope;      /* private: the owner's code inside the group */
 } tide_group;
 
 /* Makes an empty group on the current loop.  Errors: -EINVAL, -EPERM. */
