@@ -319,7 +319,9 @@ TIDE_API int tide_task_future(tide_task *t, tide_future **f);
 
 /* Requests cancellation of t (level-triggered, see top).  A task that has not
  * started yet never runs and ends with -ECANCELED.  Cancelling twice, or a
- * task that already ended, is harmless.  Errors: -EINVAL (NULL/released). */
+ * task that already ended, is harmless.  Errors: -EINVAL (NULL/released),
+ * -EPERM (called on another thread than the loop's: cancel it from a
+ * tide_call_soon_threadsafe callback). */
 TIDE_API int tide_cancel(tide_task *t);
 /* The task running on this thread, or NULL outside a task. */
 TIDE_API tide_task *tide_current_task(void);

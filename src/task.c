@@ -472,6 +472,8 @@ int tide_cancel(tide_task *t)
 {
     if (tide__task_check(t) < 0)
         return -EINVAL;
+    if (TIDE__UNLIKELY(tide__loop_thread_check(t->loop) < 0) && !t->loop->closing)
+        return -EPERM; /* another thread: tide_call_soon_threadsafe it */
     if (t->state == TIDE_TASK_DONE)
         return 0;
     t->cancel_req = 1;
