@@ -30,9 +30,12 @@ static int quick_job(void *arg)
     return (int)(intptr_t)arg;
 }
 
+static tide_task *volatile slow_task;
+
 static int slow_job(void *arg)
 {
     (void)arg;
+    slow_task = tide_current_task();
     int rc = tide_sleep(100000);
     return rc == -ECANCELED ? -ECANCELED : 1;
 }
@@ -79,6 +82,8 @@ static void *submitter(void *arg)
     CHECK(tide_run_threadsafe(s->loop, slow_job, NULL, &cf[0]) == 0);
     CHECK(tide_cfuture_wait(cf[0], 30, &result, NULL) == -ETIMEDOUT);
     CHECK(tide_cfuture_done(cf[0]) == 0);
+    /* The task is the loop's: cancelling it from here is refused. */
+    CHECK(slow_task != NULL && tide_cancel(slow_task) == -EPERM);
     CHECK(tide_cfuture_cancel(cf[0]) == 0);
     CHECK(tide_cfuture_cancel(cf[0]) == 0); /* twice: harmless */
     CHECK(tide_cfuture_wait(cf[0], 10000, &result, NULL) == 0);
