@@ -310,7 +310,8 @@ TIDE_API void *tide_task_ptr(const tide_task *t);
  * failed, cancelled if t ended with -ECANCELED.  Any number of tasks may
  * await it, its done callbacks are t's done callbacks, and
  * tide_future_cancel on it cancels t (it is done once t has ended).  It
- * belongs to t: tide_future_free on it does nothing, and it is freed when t
+ * belongs to t: tide_future_set_result / _set_error on it are -EINVAL,
+ * tide_future_free on it does nothing, and it is freed when t
  * is released (tide_await, detach, group): do not use it after that.
  * Waiting on it does not take t's result: t must still be awaited,
  * detached or in a group.  Errors: -EINVAL (NULL, released task), -ENOMEM,

@@ -276,12 +276,14 @@ void tide__future_watch_remove(tide__future_watch *w)
 
 int tide_future_set_result(tide_future *f, void *value)
 {
+    if (f && f->taskowned)
+        return -EINVAL; /* a task's future: its task completes it */
     return complete(f, F_RESULT, value, 0);
 }
 
 int tide_future_set_error(tide_future *f, int err)
 {
-    if (err >= 0)
+    if (err >= 0 || (f && f->taskowned))
         return -EINVAL;
     return complete(f, F_ERROR, NULL, err);
 }

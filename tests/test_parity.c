@@ -407,6 +407,8 @@ static int main_task_future_errors(void *arg)
     assert_int_equal(tide_task_future(t, &f), 0);
     assert_int_equal(tide_future_await(f, &v), -EIO);
     tide_future_free(f); /* belongs to the task: no effect */
+    assert_int_equal(tide_future_set_result(f, NULL), -EINVAL);
+    assert_int_equal(tide_future_set_error(f, -EIO), -EINVAL);
     assert_int_equal(tide_future_result(f, NULL), -EIO);
     assert_int_equal(tide_await(t), -EIO);
 
