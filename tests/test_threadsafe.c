@@ -30,12 +30,12 @@ static int quick_job(void *arg)
     return (int)(intptr_t)arg;
 }
 
-static tide_task *volatile slow_task;
+static tide_task *slow_task; /* atomic: read by the submitting thread */
 
 static int slow_job(void *arg)
 {
     (void)arg;
-    slow_task = tide_current_task();
+    __atomic_store_n(&slow_task, tide_current_task(), __ATOMIC_RELEASE);
     int rc = tide_sleep(100000);
     return rc == -ECANCELED ? -ECANCELED : 1;
 }
@@ -80,10 +80,15 @@ static void *submitter(void *arg)
 
     /* A slow job: the wait times out, then cancel from this side. */
     CHECK(tide_run_threadsafe(s->loop, slow_job, NULL, &cf[0]) == 0);
+    for (i = 0; i < 10000 && !__atomic_load_n(&slow_task, __ATOMIC_ACQUIRE); i++)
+        usleep(1000); /* until the job has started (slow under valgrind) */
     CHECK(tide_cfuture_wait(cf[0], 30, &result, NULL) == -ETIMEDOUT);
     CHECK(tide_cfuture_done(cf[0]) == 0);
     /* The task is the loop's: cancelling it from here is refused. */
-    CHECK(slow_task != NULL && tide_cancel(slow_task) == -EPERM);
+    {
+        tide_task *st = __atomic_load_n(&slow_task, __ATOMIC_ACQUIRE);
+        CHECK(st != NULL && tide_cancel(st) == -EPERM);
+    }
     CHECK(tide_cfuture_cancel(cf[0]) == 0);
     CHECK(tide_cfuture_cancel(cf[0]) == 0); /* twice: harmless */
     CHECK(tide_cfuture_wait(cf[0], 10000, &result, NULL) == 0);
