@@ -47,18 +47,19 @@ static int main_call_at(void *arg)
     (void)arg;
     norder = 0;
     order[0] = '\0';
-    assert_int_equal(tide_call_at(loop, now + 30, mark, (void *)&c, NULL), 0);
-    assert_int_equal(tide_call_at(loop, now + 10, mark, (void *)&b, NULL), 0);
+    /* Gaps of 100 ms, so a slow run (valgrind) cannot reorder them. */
+    assert_int_equal(tide_call_at(loop, now + 400, mark, (void *)&c, NULL), 0);
+    assert_int_equal(tide_call_at(loop, now + 100, mark, (void *)&b, NULL), 0);
     assert_int_equal(tide_call_at(loop, now - 1000, mark, (void *)&a, NULL), 0); /* past: next */
-    assert_int_equal(tide_call_at_ns(loop, tide_now_ns() + 20 * 1000000, mark, (void *)&d, &h), 0);
+    assert_int_equal(tide_call_at_ns(loop, now * 1000000 + 300000000, mark, (void *)&d, &h), 0);
     assert_int_equal(tide_timer_cancel(&h), 0);
-    assert_int_equal(tide_call_at_ns(loop, tide_now_ns() + 20 * 1000000, mark, (void *)&d, NULL), 0);
-    assert_int_equal(tide_call_later_ns(loop, 15 * 1000000, mark, (void *)&b, NULL), 0);
+    assert_int_equal(tide_call_at_ns(loop, now * 1000000 + 300000000, mark, (void *)&d, NULL), 0);
+    assert_int_equal(tide_call_later_ns(loop, 200 * 1000000, mark, (void *)&b, NULL), 0);
     assert_int_equal(tide_call_at(NULL, now, mark, NULL, NULL), -EINVAL);
     assert_int_equal(tide_call_at(loop, now, NULL, NULL, NULL), -EINVAL);
     assert_int_equal(tide_call_at_ns(loop, now, NULL, NULL, NULL), -EINVAL);
     assert_int_equal(tide_call_later_ns(NULL, 1, mark, NULL, NULL), -EINVAL);
-    assert_int_equal(tide_sleep(60), 0);
+    assert_int_equal(tide_sleep(500), 0);
     assert_string_equal(order, "abbdc");
     return 0;
 }
@@ -313,6 +314,15 @@ static void test_ptr_result(void **state)
 
 /* --------------------------------------------------- tasks as futures */
 
+static tide_event gate;
+
+static int gated_ptr_task(void *arg)
+{
+    assert_int_equal(tide_task_set_ptr(arg), 0);
+    tide_event_wait(&gate); /* ends when the test opens the gate */
+    return 7;
+}
+
 typedef struct fut_rec {
     tide_future *f;
     char tag;
@@ -347,7 +357,8 @@ static int main_task_future(void *arg)
     (void)arg;
     norder = 0;
     order[0] = '\0';
-    assert_int_equal(tide_create_task(&t, ptr_task, &payload), 0);
+    tide_event_init(&gate);
+    assert_int_equal(tide_create_task(&t, gated_ptr_task, &payload), 0);
     assert_int_equal(tide_task_future(t, &f), 0);
     assert_int_equal(tide_task_future(t, &f2), 0);
     assert_ptr_equal(f, f2);
@@ -364,6 +375,7 @@ static int main_task_future(void *arg)
     assert_int_equal(tide_create_task(&b, fut_waiter, &w2), 0);
     settle();
     assert_int_equal(tide_future_done(f), 0);
+    tide_event_set(&gate);
     assert_int_equal(tide_await(t), 7); /* the int result is still the awaiter's */
     assert_int_equal(tide_await(a), 0);
     assert_int_equal(tide_await(b), 0);
@@ -506,15 +518,15 @@ static int main_mix(void *arg)
     void *values[3];
 
     (void)arg;
-    assert_int_equal(tide_create_task(&t1, sleep_ret, (void *)(intptr_t)30), 0);
-    assert_int_equal(tide_create_task(&t2, sleep_ret, (void *)(intptr_t)10), 0);
+    assert_int_equal(tide_create_task(&t1, sleep_ret, (void *)(intptr_t)300), 0);
+    assert_int_equal(tide_create_task(&t2, sleep_ret, (void *)(intptr_t)100), 0);
     assert_int_equal(tide_future_new(&f), 0);
     assert_int_equal(tide_task_future(t1, &fs[0]), 0);
     assert_int_equal(tide_task_future(t2, &fs[1]), 0);
     fs[2] = f;
-    assert_int_equal(tide_call_later(loop, 20, set_later, f, NULL), 0);
+    assert_int_equal(tide_call_later(loop, 200, set_later, f, NULL), 0);
 
-    /* as_completed: t2 (10 ms), the plain future (20 ms), t1 (30 ms). */
+    /* as_completed: t2 (100 ms), the plain future (200 ms), t1 (300 ms). */
     assert_int_equal(tide_as_completed_futures_new(&it, fs, 3), 0);
     assert_int_equal(tide_as_completed_futures_next(it, &got), 0);
     assert_ptr_equal(got, fs[1]);
@@ -527,13 +539,13 @@ static int main_mix(void *arg)
     tide_as_completed_futures_free(it);
 
     assert_int_equal(tide_gather_futures(fs, 3, results, values), 0);
-    assert_int_equal(results[0], 30);
-    assert_int_equal(results[1], 10);
+    assert_int_equal(results[0], 300);
+    assert_int_equal(results[1], 100);
     assert_int_equal(results[2], 0);
     assert_int_equal(*(int *)values[2], 5);
     assert_int_equal(tide_wait_futures(fs, 3, TIDE_ALL_COMPLETED), 3);
-    assert_int_equal(tide_await(t1), 30);
-    assert_int_equal(tide_await(t2), 10);
+    assert_int_equal(tide_await(t1), 300);
+    assert_int_equal(tide_await(t2), 100);
     tide_future_free(f);
 
     /* Errors. */
