@@ -152,6 +152,12 @@ void tide__stack_signals_free(tide_loop *loop);
 #define TIDE__SCOPE_SHIELD 0x1
 #define TIDE__SCOPE_FIRED 0x2
 #define TIDE__SCOPE_TIMEOUT 0x4
+#define TIDE__SCOPE_CANCEL 0x8 /* tide_scope_cancel: calls inside fail with -ECANCELED */
+#define TIDE__SCOPE_GROUP 0x10 /* a task group's scope in its owner (group.c) */
+/* The owner's scope of a group on its stack: begun by tide_group_init, ended
+ * by tide_group_wait (cancel.c). */
+int tide__scope_push_group(tide_scope *s);
+int tide__scope_pop_group(tide_task *t, tide_scope *s);
 
 /*
  * A task lives at the top of its own stack, so spawning allocates nothing
@@ -172,10 +178,13 @@ struct tide_task {
                             TIDE__IO_BUDGET the next one yields first (io.c) */
     int64_t io_t0;       /* raw clock at the streak's first operation (io.c) */
     int result;          /* fn's return value, once DONE */
+    void *result_ptr;    /* the pointer result (tide_task_set_ptr), NULL by default */
+    tide_future *fut;    /* the task's future (tide_task_future), made on demand */
     int wake_rc;         /* what the current suspension returns */
     tide_scope *scope;   /* innermost cancel scope, or NULL */
     tide_group *groups;  /* innermost open group on this task's stack, or NULL */
     uint32_t scope_kinds; /* bit i set: the i-th innermost scope is a shield */
+    uint32_t scope_groups; /* bit i set: the i-th innermost scope is a group's (group.c) */
     uint16_t nscopes;    /* open scopes (links of the scope chain) */
     uint16_t ngroups;    /* open groups on this task's stack (links of groups) */
     tide__tnode timer;   /* armed while waiting with a deadline */
@@ -233,9 +242,29 @@ int tide__wl_wait(tide_waitlist *l, struct tide__waiter *w, tide_task *t, int fl
 int tide__wl_wake_one(tide_waitlist *l, int rc);
 void tide__wl_wake_all(tide_waitlist *l, int rc);
 
+/* Futures and tasks (future.c).  A watch is told (fn called from the
+ * completion itself, in registration order) when its future is done. */
+typedef struct tide__fnode {
+    struct tide__fnode *prev, *next;
+    int kind;
+} tide__fnode;
+typedef struct tide__future_watch {
+    tide__fnode node;
+    tide_future *f; /* NULL once told or removed */
+    void (*fn)(struct tide__future_watch *w, tide_future *f);
+    void *ctx;
+} tide__future_watch;
+void tide__future_watch_add(tide_future *f, tide__future_watch *w);
+void tide__future_watch_remove(tide__future_watch *w);
+/* The task of a future made by tide_task_future ended / was released. */
+void tide__future_task_done(tide_future *f, int result, void *ptr);
+void tide__future_task_gone(tide_future *f);
+tide_loop *tide__future_loop(const tide_future *f);
+
 /* Group and task-local hooks of task.c. */
 void tide__group_child_ended(tide_task *t);
 int tide__locals_inherit(tide_task *child, const tide_task *parent);
+void tide__locals_release(tide_task *t);
 
 #define TIDE__JOINER_LOOP ((tide_task *)(uintptr_t)1)
 
