@@ -9,7 +9,8 @@
 #   scripts/docs_browser.sh OUTDIR      (ctest docs_browser, label browser)
 #
 # Needs chromium (Debian: apt-get install chromium) and python3.  Leaves
-# OUTDIR/index.png and OUTDIR/streams.png to look at.
+# OUTDIR/index.png, streams.png, http.png, guard.png, testing.png and ws.png
+# to look at.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +46,7 @@ chrome() {
     timeout 90 "$CHROMIUM" "${flags[@]}" "$@" 2>"$OUT/chromium.log"
 }
 
-for page in index streams; do
+for page in index streams http guard testing ws; do
     rm -f "$OUT/$page.png"
     chrome --screenshot="$OUT/$page.png" "file://$OUT/html/$page.html" >/dev/null ||
         { cat "$OUT/chromium.log" >&2; echo "docs_browser: chromium failed on $page" >&2; exit 1; }
@@ -77,6 +78,17 @@ sdom = open(os.path.join(out, "streams.dom"), encoding="utf-8").read()
 check('id="tide_stream_readline"' in sdom, "streams: tide_stream_readline entry")
 check(re.search(r'<span class="err">-EMSGSIZE</span>', sdom) is not None,
       "streams: errors of readuntil listed")
+# The pages of the headers added after the first ones: their entries and sections.
+for page, ids in (("http", ("server", "client", "tide_http_serve", "tide_http_respond",
+                            "tide_http_client_request", "tide_http_parse_request")),
+                  ("guard", ("TIDE_WITH_TIMEOUT", "TIDE_WITH_LOCK", "TIDE_WITH_GROUP",
+                             "tide_guard_exit")),
+                  ("testing", ("virtual-time", "seeded-ordering", "tide_loop_set_vclock",
+                               "tide_vclock_advance")),
+                  ("ws", ("codec", "connections", "tide_ws_connect", "tide_ws_recv"))):
+    pdom = open(os.path.join(out, page + ".dom"), encoding="utf-8").read()
+    missing = [i for i in ids if 'id="%s"' % i not in pdom]
+    check(not missing, "%s: entries and sections %s" % (page, missing or ""))
 
 # --- the screenshots: decode the PNG (8-bit RGB/RGBA, no interlace)
 def pixels(path):
@@ -119,7 +131,7 @@ def pixels(path):
         prev = line
     return w, h, bpp, rows
 
-for page in ("index", "streams"):
+for page in ("index", "streams", "http", "guard", "testing", "ws"):
     w, h, bpp, rows = pixels(os.path.join(out, page + ".png"))
     colours = {}
     for r in rows[::4]:
@@ -134,4 +146,4 @@ for page in ("index", "streams"):
     check(len(colours) >= 8, "%s.png: %d colours" % (page, len(colours)))
 sys.exit(1 if fail else 0)
 EOF
-echo "docs_browser: screenshots in $OUT/index.png and $OUT/streams.png"
+echo "docs_browser: screenshots in $OUT/{index,streams,http,guard,testing,ws}.png"

@@ -1,11 +1,14 @@
 /*
- * tide: HTTP/1.1 message heads and chunked bodies (RFC 9112), parsed in
- * place.  Part of the public API; include <tide.h>.
+ * tide: HTTP/1.1 parsers, server and client.  Part of the public API;
+ * include <tide.h>.
  *
- * Pure functions: no loop, no allocation, no global state; usable from any
- * thread and without a tide loop.  Heads are zero-copy: every string a parse
- * returns (method, target, path, query, header names and values...) is a
- * (pointer, length) pair into the caller's buffer, valid while it is.
+ * The parsers (requests, responses, fields, chunked bodies; RFC 9112) are
+ * pure functions: no loop, no allocation, no global state; usable from any
+ * thread and without a tide loop.  Heads are parsed in place (zero-copy):
+ * every string a parse returns (method, target, path, query, header names
+ * and values...) is a (pointer, length) pair into the caller's buffer,
+ * valid while it is.  The server and the client (sections below) run in
+ * tasks of a loop: see docs/http.md and docs/http_client.md.
  *
  * The parsers are strict by default (docs/design.md, "HTTP parser"): what
  * request smuggling or response splitting relies on is refused, never
@@ -390,7 +393,7 @@ TIDE_API int tide_http_send_file(tide_http_exchange *x, int status, const tide_h
  * valid until the handler returns.  NULL (errno is not set) if x is NULL
  * or a response was already begun. */
 TIDE_API tide_stream *tide_http_takeover(tide_http_exchange *x);
-/* --------------------------------------------------------------- Client */
+/* --------------------------------------------------------------- client */
 
 /*
  * An HTTP/1.1 client with a connection pool (docs/http_client.md).
