@@ -723,5 +723,7 @@ TIDE_API int tide_to_thread(tide_fn fn, void *arg);
 #include "tide/fs.h"      /* files, on the worker pool */
 #include "tide/process.h" /* subprocesses */
 #include "tide/http.h"    /* HTTP/1.1 heads and chunked bodies, parsed in place */
+#include "tide/resp.h"    /* RESP2 (Redis protocol), parsed in place */
+#include "tide/multi.h"   /* one loop per core, cross-loop calls */
 
 #endif /* TIDE_H */
