@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MSG_CALL, MSG_CANCEL, MSG_REPLY };
+enum { MSG_CALL, MSG_CANCEL, MSG_REPLY, MSG_CANCEL_ACK };
 
 typedef struct mmsg {
     struct mmsg *next;         /* in an outbox or inbox */
@@ -38,13 +38,14 @@ typedef struct mmsg {
 
 /* One cross-loop call, on the caller's stack. */
 typedef struct mcall {
-    mmsg req, cancel, reply;   /* the three hops */
+    mmsg req, cancel, reply, ack; /* the hops: call, cancel, reply, cancel's ack */
     tide_fn fn;
     void *arg;
     unsigned origin, target;
     tide_task *caller;         /* waits on the origin loop */
     int waiting;               /* the caller is suspended on this call (origin) */
     int done;                  /* the reply came (origin) */
+    int cancel_sent, acked;    /* a cancel went out / its ack came back (origin) */
     int result;
     /* target side */
     tide_task *remote;         /* the task running fn; NULL once it ended */
@@ -53,7 +54,8 @@ typedef struct mcall {
 } mcall;
 
 typedef struct mslot {
-    tide_loop *loop;
+    tide_loop *loop;           /* set before any main runs, kept until the run ends */
+    int alive;                 /* under run_lock: the loop is not being freed */
     tide_task *main_task;
     pthread_t thread;
     int started;               /* the thread was created (slots >= 1) */
@@ -221,6 +223,16 @@ static void drain_inbox(void *arg)
                 c->cancel_req = 1;
                 (void)tide_cancel(c->remote);
             }
+            /* The caller's stack holds c until it knows we are done with it. */
+            send_msg(l, c->origin, &c->ack, MSG_CANCEL_ACK);
+            break;
+        case MSG_CANCEL_ACK:
+            __atomic_sub_fetch(&l->g->inflight, 1, __ATOMIC_ACQ_REL);
+            c->acked = 1;
+            if (c->waiting) {
+                c->waiting = 0;
+                tide__wake(c->caller, 0);
+            }
             break;
         default:
             on_reply(l, c);
@@ -254,7 +266,7 @@ int tide_multi_call(unsigned target, tide_fn fn, void *arg)
     if (rc < 0)
         return rc;
     memset(&c, 0, sizeof c);
-    c.req.call = c.cancel.call = c.reply.call = &c;
+    c.req.call = c.cancel.call = c.reply.call = c.ack.call = &c;
     c.fn = fn;
     c.arg = arg;
     c.origin = l->index;
@@ -266,10 +278,11 @@ int tide_multi_call(unsigned target, tide_fn fn, void *arg)
     rc = tide__suspend(cur, TIDE__NEVER, call_unlink, &c, 0);
     if (c.done)
         return rc < 0 ? rc : c.result;
-    /* Interrupted: cancel the remote task and wait for it to end (the
-     * message is on this stack). */
+    /* Interrupted: cancel the remote task and wait for it to end and for
+     * the target to be done with the cancel (c is on this stack). */
+    __atomic_add_fetch(&l->g->inflight, 1, __ATOMIC_ACQ_REL);
     send_msg(l, target, &c.cancel, MSG_CANCEL);
-    while (!c.done) {
+    while (!c.done || !c.acked) {
         c.waiting = 1;
         (void)tide__suspend(cur, TIDE__NEVER, call_unlink, &c, TIDE__WAIT_NOCANCEL);
     }
@@ -295,7 +308,7 @@ int tide_multi_stop(void)
     g = running_group;
     if (g)
         for (i = 0; i < g->n; i++)
-            if (g->slots[i].loop) {
+            if (g->slots[i].alive) {
                 int r = tide_call_soon_threadsafe(g->slots[i].loop, cancel_main, &g->slots[i]);
                 if (r < 0)
                     rc = r;
@@ -374,6 +387,7 @@ static void *slot_thread(void *arg)
         rc = tide_create_task_ex(&t, loop, slot_main, l, NULL);
     pthread_mutex_lock(&run_lock);
     s->loop = loop;
+    s->alive = loop != NULL;
     s->main_task = t;
     pthread_mutex_unlock(&run_lock);
     if (rc < 0)
@@ -390,7 +404,7 @@ static void *slot_thread(void *arg)
         s->result = tide_loop_run_until_complete(loop, t);
     }
     pthread_mutex_lock(&run_lock);
-    s->loop = NULL;
+    s->alive = 0; /* tide_multi_stop posts no more (s->loop stays for replies) */
     pthread_mutex_unlock(&run_lock);
     tide_loop_free(loop);
     tls_local = NULL;
