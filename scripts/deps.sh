@@ -45,6 +45,10 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 o
     add libssl-dev
 fi
 command -v openssl >/dev/null 2>&1 || add openssl
+# The peers of the kv_peers test (examples/kv_server and kv_client against
+# Redis): redis-server, redis-cli, redis-benchmark.
+command -v redis-server >/dev/null 2>&1 || add redis-server
+command -v redis-benchmark >/dev/null 2>&1 || add redis-tools
 
 archs=""
 for p in "$@"; do
