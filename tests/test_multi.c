@@ -360,6 +360,40 @@ static void test_reuseport(void **state)
     assert_int_equal(fail_line, 0);
 }
 
+/* Objects of one loop are refused on another: only the message crosses. */
+static int touch_foreign(void *arg)
+{
+    tide_future *f = arg;
+    CHECK(tide_future_set_result(f, (void *)1) == -EPERM);
+    return 5;
+}
+
+static int main_foreign(void *arg)
+{
+    tide_future *f;
+    int rc;
+    (void)arg;
+    if (tide_multi_index() != 0)
+        return 0;
+    CHECK(tide_future_new(&f) == 0);
+    rc = tide_multi_call(1, touch_foreign, f);
+    CHECK(rc == 5);
+    CHECK(tide_future_set_result(f, (void *)2) == 0); /* at home it works */
+    tide_future_free(f);
+    return 0;
+}
+
+static void test_foreign_objects_refused(void **state)
+{
+    tide_multi_opts o;
+    (void)state;
+    fail_line = 0;
+    tide_multi_opts_init(&o);
+    o.loops = 2;
+    assert_int_equal(tide_multi_run(main_foreign, NULL, &o), 0);
+    assert_int_equal(fail_line, 0);
+}
+
 /* Bad arguments and misuse. */
 static int inner_run(void *arg)
 {
@@ -405,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_shutdown_refuses_calls),
         cmocka_unit_test(test_reuseport),
+        cmocka_unit_test(test_foreign_objects_refused),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
