@@ -374,9 +374,15 @@ static void *slot_thread(void *arg)
     tide_task *t = NULL;
     int rc;
 
+    cpu_set_t saved;
+    int restore = 0;
+
     tls_local = l;
     if (g->pin && g->ncpus > 0) {
         cpu_set_t set;
+        /* Loop 0 runs on the caller's thread: give it its CPUs back after. */
+        restore = l->index == 0 &&
+                  pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0;
         CPU_ZERO(&set);
         CPU_SET(g->cpus[l->index % (unsigned)g->ncpus], &set);
         (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
@@ -408,6 +414,8 @@ static void *slot_thread(void *arg)
     pthread_mutex_unlock(&run_lock);
     tide_loop_free(loop);
     tls_local = NULL;
+    if (restore)
+        (void)pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
     return NULL;
 }
 

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,7 +357,13 @@ static void test_reuseport(void **state)
     tide_multi_opts_init(&o);
     o.loops = 2;
     o.pin = 1;
-    assert_int_equal(tide_multi_run(main_reuseport, NULL, &o), 0);
+    {
+        cpu_set_t before, after;
+        assert_int_equal(sched_getaffinity(0, sizeof before, &before), 0);
+        assert_int_equal(tide_multi_run(main_reuseport, NULL, &o), 0);
+        assert_int_equal(sched_getaffinity(0, sizeof after, &after), 0);
+        assert_true(CPU_EQUAL(&before, &after)); /* the caller's thread is unpinned again */
+    }
     assert_int_equal(fail_line, 0);
 }
 
