@@ -214,6 +214,8 @@ typedef struct tide_task_opts {
     size_t stack_size; /* 0: TIDE_DEFAULT_STACK_SIZE; rounded up to whole pages */
 } tide_task_opts;
 
+/* Fills *o with the defaults (no name, the default stack size).  NULL is
+ * ignored. */
 TIDE_API void tide_task_opts_init(tide_task_opts *o);
 
 /* asyncio.create_task(): starts fn(arg) in a new task on the current loop.
@@ -259,10 +261,20 @@ typedef enum tide_task_state {
     TIDE_TASK_DONE         /* ended, not released yet */
 } tide_task_state;
 
+/* The task's name (its option, or "task-<id>"); "?" for NULL or a
+ * released task. */
 TIDE_API const char *tide_task_name(const tide_task *t);
-TIDE_API uint64_t tide_task_id(const tide_task *t); /* unique within its loop, from 1 */
+/* The task's id, unique within its loop, from 1; 0 for NULL or a released
+ * task. */
+TIDE_API uint64_t tide_task_id(const tide_task *t);
+/* Where the task is in its life; TIDE_TASK_DONE for NULL or a released
+ * task. */
 TIDE_API tide_task_state tide_task_get_state(const tide_task *t);
-TIDE_API int tide_task_cancelled(const tide_task *t); /* 1 if cancel was requested */
+/* 1 if cancellation was requested, else 0 (also for NULL or a released
+ * task).  Never fails. */
+TIDE_API int tide_task_cancelled(const tide_task *t);
+/* The name of a state ("created", "ready", "running", "waiting", "done");
+ * "?" for a value that is none of them. */
 TIDE_API const char *tide_task_state_name(tide_task_state s);
 
 typedef struct tide_task_info {
@@ -360,7 +372,8 @@ TIDE_API int tide_future_set_result(tide_future *f, void *value);
 TIDE_API int tide_future_set_error(tide_future *f, int err);
 /* Cancels f (waiters get -ECANCELED).  Errors: -EINVAL, -EALREADY, -EPERM. */
 TIDE_API int tide_future_cancel(tide_future *f);
-/* 1 if f is done (result, error or cancelled), 0 if pending. */
+/* 1 if f is done (result, error or cancelled), 0 if pending (or f is
+ * NULL).  Never fails. */
 TIDE_API int tide_future_done(const tide_future *f);
 /* Runs cb(f, arg) from the loop (call_soon) once f is done; at once (on the
  * next iteration) if it is done already.  Errors: -EINVAL, -ENOMEM, -EPERM
@@ -443,6 +456,7 @@ TIDE_API ssize_t tide_sendfile(int out_fd, int in_fd, off_t *offset, size_t coun
 TIDE_API int tide_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 /* connect(2), waiting for the handshake.  -ECONNREFUSED, -ETIMEDOUT, ... */
 TIDE_API int tide_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+/* shutdown(2); never waits.  Errors: -EBADF (fd < 0), or its -errno. */
 TIDE_API int tide_shutdown(int fd, int how);
 /* Wakes the tasks waiting on fd with -EBADF, unregisters it, closes it. */
 TIDE_API int tide_close(int fd);
@@ -484,6 +498,8 @@ typedef struct tide_listen_opts {
     int reuseport; /* SO_REUSEPORT: several loops (one per core) share the port */
 } tide_listen_opts;
 
+/* Fills *o with the defaults (backlog 511, no SO_REUSEPORT).  NULL is
+ * ignored. */
 TIDE_API void tide_listen_opts_init(tide_listen_opts *o);
 
 /* A listening TCP socket on host:port (host NULL: "0.0.0.0"; port 0: any,
@@ -495,7 +511,9 @@ TIDE_API int tide_tcp_listen(const char *host, int port, const tide_listen_opts 
  * RFC 8305).  Returns the connected fd (non-blocking).
  * Errors: -ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH, a TIDE_EAI code, ... */
 TIDE_API int tide_tcp_connect(const char *host, int port);
-/* A UDP socket bound to host:port (port 0: any).  Returns the fd. */
+/* A UDP socket bound to host:port (host NULL: "0.0.0.0"; port 0: any).
+ * Returns the fd.  Errors: -EINVAL (port out of range), -EADDRINUSE, a
+ * TIDE_EAI code, or the errno of socket/bind. */
 TIDE_API int tide_udp_bind(const char *host, int port);
 /* A listening / connected Unix stream socket.  On Linux a path starting
  * with '@' names the abstract namespace.  -ENAMETOOLONG for a long path;
@@ -503,9 +521,11 @@ TIDE_API int tide_udp_bind(const char *host, int port);
  * does not queue Unix connects; libuv and Go report the same). */
 TIDE_API int tide_unix_listen(const char *path, const tide_listen_opts *o);
 TIDE_API int tide_unix_connect(const char *path);
-/* Sets TCP_NODELAY. */
+/* Sets TCP_NODELAY.  Errors: -EBADF (fd < 0), or the errno of setsockopt
+ * (-ENOTSOCK, -EOPNOTSUPP...). */
 TIDE_API int tide_tcp_nodelay(int fd, int on);
-/* The local port of a bound IPv4/IPv6 socket. */
+/* The local port of a bound IPv4/IPv6 socket.  Errors: -EBADF (fd < 0),
+ * -EAFNOSUPPORT (not an IP socket), or the errno of getsockname. */
 TIDE_API int tide_sock_port(int fd);
 
 /* ------------------------------------------------------------ streams */
@@ -542,6 +562,8 @@ typedef struct tide_stream_opts {
                                  for this long; 0: no timeout (the default) */
 } tide_stream_opts;
 
+/* Fills *o with the defaults (limit and high water 64 KiB, low water
+ * 16 KiB, no write timeout).  NULL is ignored. */
 TIDE_API void tide_stream_opts_init(tide_stream_opts *o);
 
 /* A buffered stream over fd (a socket, pipe, tty...).  The stream owns fd
@@ -687,6 +709,7 @@ TIDE_API int tide_start_unix_server(const char *path, tide_server_handler handle
 /* The port of a TCP server.  Errors: -EINVAL, -EAFNOSUPPORT (a Unix
  * server). */
 TIDE_API int tide_server_port(const tide_server *srv);
+/* How many connections the server has open now (0 for NULL). */
 TIDE_API size_t tide_server_connections(const tide_server *srv);
 
 #define TIDE_SERVER_WAIT 0   /* let the connection handlers finish */
@@ -723,6 +746,7 @@ TIDE_API int tide_to_thread(tide_fn fn, void *arg);
 #include "tide/fs.h"      /* files, on the worker pool */
 #include "tide/process.h" /* subprocesses */
 #include "tide/http.h"    /* HTTP/1.1 heads and chunked bodies, parsed in place */
+#include "tide/testing.h" /* virtual time and seeded ordering, for tests */
 #include "tide/resp.h"    /* RESP2 (Redis protocol), parsed in place */
 #include "tide/multi.h"   /* one loop per core, cross-loop calls */
 

@@ -5,7 +5,8 @@
 #
 # Always needed: cmake, a C compiler, make, pkg-config, cmocka (libcmocka-dev),
 # OpenSSL 3 (libssl-dev: TLS is built and tested) and the openssl command
-# line tool (the TLS tests' peer).
+# line tool (the TLS tests' peer); curl, wrk and python3 (the HTTP server's
+# peers).
 # Extra Debian packages (e.g. clang, libcmocka-dev:arm64) can be named on the
 # command line; an ":arm64" package enables that dpkg architecture first.
 #
@@ -45,6 +46,11 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 o
     add libssl-dev
 fi
 command -v openssl >/dev/null 2>&1 || add openssl
+# Peers of the HTTP server's tests (tests/http_peers.sh, label "peers");
+# python3 also for the API reference (scripts/apidoc.py) and the guide's tests.
+command -v curl >/dev/null 2>&1 || add curl
+command -v wrk >/dev/null 2>&1 || add wrk
+command -v python3 >/dev/null 2>&1 || add python3
 # The peers of the kv_peers test (examples/kv_server and kv_client against
 # Redis): redis-server, redis-cli, redis-benchmark.
 command -v redis-server >/dev/null 2>&1 || add redis-server

@@ -11,30 +11,30 @@
 
 #include <errno.h>
 
-static inline int before(const tide__tnode *a, const tide__tnode *b)
+static inline int before(const tide__hent *a, const tide__hent *b)
 {
     return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
 }
 
-static inline void place(tide__heap *h, uint32_t i, tide__tnode *t)
+static inline void place(tide__heap *h, uint32_t i, tide__hent e)
 {
-    h->v[i] = t;
-    t->idx = i;
+    h->v[i] = e;
+    e.t->idx = i;
 }
 
-static void sift_up(tide__heap *h, uint32_t i, tide__tnode *t)
+static void sift_up(tide__heap *h, uint32_t i, tide__hent e)
 {
     while (i > 0) {
         uint32_t parent = (i - 1) / 4;
-        if (!before(t, h->v[parent]))
+        if (!before(&e, &h->v[parent]))
             break;
         place(h, i, h->v[parent]);
         i = parent;
     }
-    place(h, i, t);
+    place(h, i, e);
 }
 
-static void sift_down(tide__heap *h, uint32_t i, tide__tnode *t)
+static void sift_down(tide__heap *h, uint32_t i, tide__hent e)
 {
     for (;;) {
         uint32_t c = 4 * i + 1, best, end, k;
@@ -43,41 +43,46 @@ static void sift_down(tide__heap *h, uint32_t i, tide__tnode *t)
         best = c;
         end = c + 4 < h->n ? c + 4 : h->n;
         for (k = c + 1; k < end; k++)
-            if (before(h->v[k], h->v[best]))
+            if (before(&h->v[k], &h->v[best]))
                 best = k;
-        if (!before(h->v[best], t))
+        if (!before(&h->v[best], &e))
             break;
         place(h, i, h->v[best]);
         i = best;
     }
-    place(h, i, t);
+    place(h, i, e);
 }
 
 int tide__heap_push(tide__heap *h, tide__tnode *t)
 {
+    tide__hent e;
+
     if (h->n == h->cap) {
         uint32_t cap = h->cap ? h->cap * 2 : 64;
-        tide__tnode **v = tide__realloc(h->v, (size_t)cap * sizeof *v);
+        tide__hent *v = tide__realloc(h->v, (size_t)cap * sizeof *v);
         if (!v)
             return -ENOMEM;
         h->v = v;
         h->cap = cap;
     }
     t->seq = h->seq++;
-    sift_up(h, h->n++, t);
+    e.deadline = t->deadline;
+    e.seq = t->seq;
+    e.t = t;
+    sift_up(h, h->n++, e);
     return 0;
 }
 
 void tide__heap_remove(tide__heap *h, tide__tnode *t)
 {
     uint32_t i = t->idx;
-    tide__tnode *last;
+    tide__hent last;
 
     t->idx = TIDE__NOT_IN_HEAP;
     last = h->v[--h->n];
-    if (last == t)
+    if (last.t == t)
         return;
-    if (i > 0 && before(last, h->v[(i - 1) / 4]))
+    if (i > 0 && before(&last, &h->v[(i - 1) / 4]))
         sift_up(h, i, last);
     else
         sift_down(h, i, last);

@@ -154,6 +154,8 @@ typedef struct tide_http_response {
     const char *error;
 } tide_http_response;
 
+/* Clears *resp and sets its headers array and capacity; limits at
+ * defaults, no flags. */
 TIDE_API void tide_http_response_init(tide_http_response *resp, tide_http_header *headers,
                                       size_t header_cap);
 
@@ -178,14 +180,15 @@ TIDE_API ssize_t tide_http_parse_fields(const char *buf, size_t len, tide_http_h
  * is none. */
 TIDE_API const char *tide_http_header_get(const tide_http_header *headers, size_t n,
                                           const char *name, size_t *len);
-/* The index of the first field called name at or after index from, or -1:
- * for fields that may come several times (Set-Cookie...). */
+/* The index of the first field called name at or after index from, or -1
+ * (also for headers or name NULL): for fields that may come several times
+ * (Set-Cookie...).  Never fails otherwise. */
 TIDE_API ssize_t tide_http_header_find(const tide_http_header *headers, size_t n, size_t from,
                                        const char *name);
 
 /* Does the comma-separated list value[0..len) hold token (case-insensitive,
  * spaces around the elements ignored)?  1 or 0.  For Connection, Upgrade,
- * TE, Accept-Encoding without q-values... */
+ * TE, Accept-Encoding without q-values...  Never fails (NULL gives 0). */
 TIDE_API int tide_http_list_has(const char *value, size_t len, const char *token);
 
 /* The reason phrase of a status code ("Not Found"), "" if unknown. */
@@ -208,6 +211,7 @@ typedef struct tide_http_chunked_opts {
     size_t trailer_cap;
 } tide_http_chunked_opts;
 
+/* Fills *o with the defaults (limits 0: the defaults; trailers dropped). */
 TIDE_API void tide_http_chunked_opts_init(tide_http_chunked_opts *o);
 
 /* An incremental decoder of a chunked body.  The members are private but for
@@ -242,6 +246,150 @@ TIDE_API void tide_http_chunked_init(tide_http_chunked *d, const tide_http_chunk
 TIDE_API int tide_http_chunked_decode(tide_http_chunked *d, const char *in, size_t in_len,
                                       size_t *consumed, char *out, size_t out_cap,
                                       size_t *produced);
+
+
+/* --------------------------------------------------------------- server */
+
+/*
+ * An HTTP/1.1 server over tide's streams (docs/http.md): a handler runs
+ * per request, in the connection's task, with the parsed request and a
+ * response writer.  Keep-alive and pipelining (responses in request order,
+ * pipelined heads parsed from the bytes already read), limits answered
+ * with 413/431/414/400/501/505, timeouts, a connection limit, graceful
+ * shutdown, HTTP/1.0 and `Connection` handled, and the same handler over
+ * TLS (a tide_tls_ctx in the options).
+ */
+
+struct tide_tls_ctx; /* include/tide/tls.h */
+
+/* One request and its response, valid while the handler runs. */
+typedef struct tide_http_exchange tide_http_exchange;
+typedef struct tide_http_server tide_http_server;
+
+/* Runs for each request, in the connection's task.  It answers with one of
+ * tide_http_respond, tide_http_send_file or tide_http_begin / write / end
+ * (or takes the connection over).  A handler that returns without
+ * answering gets 500 sent for it; one that returns < 0 in the middle of a
+ * streamed response has its connection closed (the client sees the body
+ * cut short). */
+typedef int (*tide_http_handler)(tide_http_exchange *x, void *arg);
+
+typedef struct tide_http_server_opts {
+    tide_server_opts server;  /* backlog, max_connections (the connection limit:
+                                 accept waits at it), stack_size, write_timeout_ms... */
+    size_t max_head;          /* request line + fields; 0: 16 KiB; longer: 431 */
+    size_t max_headers;       /* field lines; 0: 64; more: 431 */
+    uint64_t max_body;        /* request body; 0: 1 MiB; larger: 413 */
+    size_t drain_max;         /* body bytes left unread by a handler that the server
+                                 reads and drops to keep the connection; 0: 64 KiB;
+                                 more: the connection is closed */
+    int64_t idle_timeout_ms;  /* keep-alive: wait for the next request; 0: 60 000 */
+    int64_t head_timeout_ms;  /* a whole head, from its first byte; 0: 10 000 */
+    int64_t body_timeout_ms;  /* longest wait for body bytes; 0: 30 000 */
+    unsigned max_requests;    /* per connection (then Connection: close); 0: no limit */
+    struct tide_tls_ctx *tls; /* a TIDE_TLS_SERVER context: serve https (the server
+                                 holds a reference); NULL: plain HTTP */
+    const char *server_name;  /* the Server field's value; NULL: none sent */
+} tide_http_server_opts;
+
+/* The defaults above (tide_server_opts_init for .server). */
+TIDE_API void tide_http_server_opts_init(tide_http_server_opts *o);
+
+/* Listens on host:port (host NULL: 127.0.0.1; port 0: any, see
+ * tide_http_server_port) and serves handler(x, arg) for every request.
+ * Errors: -EINVAL (a NULL argument, bad options), -EPERM (not on a loop's
+ * thread), -ENOMEM, -ENOTSUP (tls set in a build without TLS), and those of
+ * tide_start_server / tide_start_tls_server. */
+TIDE_API int tide_http_serve(const char *host, int port, tide_http_handler handler, void *arg,
+                             const tide_http_server_opts *o, tide_http_server **srv);
+/* The server's TCP port.  Errors: -EINVAL. */
+TIDE_API int tide_http_server_port(const tide_http_server *srv);
+/* Open connections. */
+TIDE_API size_t tide_http_server_connections(const tide_http_server *srv);
+/* Counters since the server started. */
+typedef struct tide_http_server_stats {
+    uint64_t connections; /* accepted (over TLS: that finished the handshake) */
+    uint64_t requests;    /* heads parsed and given to the handler */
+    uint64_t errors;      /* requests the server refused itself (400, 408, 413, 431...) */
+} tide_http_server_stats;
+/* Fills *st (zeros for a NULL srv). */
+TIDE_API void tide_http_server_get_stats(const tide_http_server *srv, tide_http_server_stats *st);
+/* Stops the server and frees it.  TIDE_SERVER_WAIT (graceful): stops
+ * accepting, lets every request being received or handled finish (its
+ * response carries Connection: close), closes idle keep-alive connections
+ * at once, and waits for the connections to end.  TIDE_SERVER_CANCEL:
+ * cancels every connection task, then waits.  Errors: as
+ * tide_server_close (-EINVAL, -EPERM, -EALREADY, -EDEADLK from a handler). */
+TIDE_API int tide_http_server_close(tide_http_server *srv, int how);
+
+/* The parsed request: method, target, path and query (split), version,
+ * headers, framing.  Its pointers stay valid until the handler returns
+ * (also after tide_http_takeover). */
+TIDE_API const tide_http_request *tide_http_exchange_request(const tide_http_exchange *x);
+/* The value of request header name (case-insensitive), its length in *len
+ * (if not NULL); NULL if absent. */
+TIDE_API const char *tide_http_get_header(const tide_http_exchange *x, const char *name,
+                                          size_t *len);
+/* The connection's stream, for its addresses or TLS details (do not read
+ * from or write to it: use the calls here, or tide_http_takeover). */
+TIDE_API tide_stream *tide_http_exchange_stream(const tide_http_exchange *x);
+
+/* Reads up to n bytes of the request body (Content-Length or chunked,
+ * decoded): the count, 0 at its end.  The first read answers
+ * "Expect: 100-continue".  Errors: -EINVAL, -EBADF (after takeover),
+ * -EPERM (not in a task of the server's loop), -EMSGSIZE (over max_body: 413 is answered if no response began,
+ * and the connection closes), -EBADMSG (a malformed chunked body: 400 is
+ * answered likewise), -ETIMEDOUT (body_timeout_ms), -ECONNRESET (the
+ * client closed before the body's end), the stream's errors. */
+TIDE_API ssize_t tide_http_read_body(tide_http_exchange *x, void *buf, size_t n);
+/* Reads the whole body into a malloc'd buffer (NUL-terminated; free it
+ * with free()): its length, *out set (0 and "" for no body).  Errors: as
+ * tide_http_read_body; -ENOMEM; on error *out is NULL. */
+TIDE_API ssize_t tide_http_read_body_all(tide_http_exchange *x, char **out);
+
+/* Sends a whole response: status (200..999), n header fields and len
+ * bytes of body (none go out for HEAD and for 204/304), head and body in
+ * one write.  The server adds Date and Server (a caller's field of that
+ * name replaces its own), Content-Length, and Connection when the
+ * connection closes after this response or for an HTTP/1.0 keep-alive; the
+ * caller's Content-Length, Transfer-Encoding and Connection fields are
+ * dropped (a caller's "Connection: close" is honoured).  Errors: -EINVAL
+ * (bad status, headers NULL with n > 0, body NULL with len > 0, a field
+ * name that is not a token or a value with CR, LF or NUL), -EALREADY (a
+ * response was sent or begun), -EBADF (after takeover), -EPERM, -ENOMEM,
+ * the stream's write errors. */
+TIDE_API int tide_http_respond(tide_http_exchange *x, int status, const tide_http_header *headers,
+                               size_t n, const void *body, size_t len);
+/* Begins a streamed response: chunked for HTTP/1.1 clients, delimited by
+ * the connection's close for HTTP/1.0 ones (or length-delimited if the
+ * caller gives a Content-Length field: then the caller must write exactly
+ * that many bytes).  Errors: as tide_http_respond; -EINVAL for a
+ * Content-Length value that is not a decimal number. */
+TIDE_API int tide_http_begin(tide_http_exchange *x, int status, const tide_http_header *headers,
+                             size_t n);
+/* Writes n bytes of a begun response (one chunk; nothing for HEAD), waiting
+ * while the client is slow (drain).  Returns n.  Errors: -EINVAL, -EPROTO
+ * (no response begun, or it ended), -EMSGSIZE (beyond a given
+ * Content-Length), the stream's write errors. */
+TIDE_API ssize_t tide_http_write(tide_http_exchange *x, const void *buf, size_t n);
+/* Ends a begun response (the last chunk).  Errors: -EPROTO (none begun, or
+ * fewer bytes than its Content-Length were written: the connection will
+ * close), the stream's write errors. */
+TIDE_API int tide_http_end(tide_http_exchange *x);
+/* Sends len bytes of file fd from offset as the body of a response
+ * (Content-Length: len), with sendfile (tide_tls_sendfile over TLS); HEAD
+ * gets the head only.  fd stays the caller's.  Errors: as tide_http_respond;
+ * -EBADF (fd < 0), -EINVAL (offset < 0), -EIO (the file ended early: the
+ * connection closes), the errors of tide_sendfile. */
+TIDE_API int tide_http_send_file(tide_http_exchange *x, int status, const tide_http_header *headers,
+                                 size_t n, int fd, off_t offset, size_t len);
+/* Takes the connection over (WebSocket, CONNECT...): returns its stream,
+ * with every byte read after the request head (body or not) back in its
+ * buffer, and from then on the server never reads, writes or closes it:
+ * the handler owns it and must tide_stream_close it.  The request stays
+ * valid until the handler returns.  NULL (errno is not set) if x is NULL
+ * or a response was already begun. */
+TIDE_API tide_stream *tide_http_takeover(tide_http_exchange *x);
 
 #ifdef __cplusplus
 }

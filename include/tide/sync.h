@@ -123,6 +123,7 @@ typedef struct tide_lock {
     tide_waitlist waiters; /* private */
 } tide_lock;
 
+/* Makes a free lock.  Errors: -EINVAL (l NULL). */
 TIDE_API int tide_lock_init(tide_lock *l);
 /* Errors: -EINVAL, -EPERM, -EDEADLK (the task holds it), -ECANCELED,
  * -ETIMEDOUT. */
@@ -134,6 +135,7 @@ TIDE_API int tide_lock_acquire(tide_lock *l);
 TIDE_API int tide_lock_try_acquire(tide_lock *l);
 /* Errors: -EINVAL, -EPERM (the current task does not hold it). */
 TIDE_API int tide_lock_release(tide_lock *l);
+/* 1 if a task holds the lock, else 0 (also for NULL).  Never fails. */
 TIDE_API int tide_lock_locked(const tide_lock *l);
 
 /* -------------------------------------------------------------- events */
@@ -145,9 +147,11 @@ typedef struct tide_event {
 
 /* init, set, clear: 0, or -EINVAL (e NULL); none of them waits. */
 TIDE_API int tide_event_init(tide_event *e);
-/* Sets the event and wakes every waiter. */
+/* Sets the event and wakes every waiter.  Errors: -EINVAL (e NULL). */
 TIDE_API int tide_event_set(tide_event *e);
+/* Clears the event: later waits wait.  Errors: -EINVAL (e NULL). */
 TIDE_API int tide_event_clear(tide_event *e);
+/* 1 if the event is set, else 0 (also for NULL).  Never fails. */
 TIDE_API int tide_event_is_set(const tide_event *e);
 /* Waits until the event is set (at once if it is).
  * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
@@ -164,6 +168,7 @@ typedef struct tide_cond {
 /* A condition variable over lock (NULL: its own lock, see tide_cond_lock).
  * Errors: -EINVAL (c NULL). */
 TIDE_API int tide_cond_init(tide_cond *c, tide_lock *lock);
+/* The lock of the condition (NULL for c NULL). */
 TIDE_API tide_lock *tide_cond_lock(tide_cond *c);
 /* Releases the lock, waits for a notify, takes the lock back: the lock is
  * held again when it returns, whatever it returns.
@@ -196,6 +201,7 @@ TIDE_API int tide_sem_try_acquire(tide_sem *s);
  * a task.  Errors: -EINVAL, -EOVERFLOW (a bounded semaphore released more
  * than acquired, or a count that would pass LONG_MAX). */
 TIDE_API int tide_sem_release(tide_sem *s);
+/* The permits free now (0 for NULL). */
 TIDE_API long tide_sem_value(const tide_sem *s);
 
 /* ------------------------------------------------------------ barriers */
@@ -229,6 +235,8 @@ typedef struct tide_queue_opts {
     void (*free_item)(void *item);          /* frees items dropped by shutdown/free; may be NULL */
 } tide_queue_opts;
 
+/* Fills *o with the defaults (unbounded FIFO, no cmp, no free_item).
+ * NULL is ignored. */
 TIDE_API void tide_queue_opts_init(tide_queue_opts *o);
 /* asyncio.Queue on the current loop (o NULL: unbounded FIFO).
  * Errors: -EINVAL (PRIORITY without cmp), -EPERM (no loop), -ENOMEM. */
@@ -256,8 +264,9 @@ TIDE_API int tide_queue_join(tide_queue *q);
 /* asyncio 3.13: from now on put fails with -ESHUTDOWN; get returns the
  * items left, then -ESHUTDOWN.  immediate: also drop the items left (and
  * count them done), so get fails at once.  Waiting putters (and, when
- * empty, getters) wake with -ESHUTDOWN. */
+ * empty, getters) wake with -ESHUTDOWN.  Errors: -EINVAL (q NULL). */
 TIDE_API int tide_queue_shutdown(tide_queue *q, int immediate);
+/* How many items the queue holds (0 for NULL). */
 TIDE_API size_t tide_queue_size(const tide_queue *q);
 
 /* -------------------------------------------------------- task-locals */
