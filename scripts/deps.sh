@@ -51,6 +51,10 @@ command -v openssl >/dev/null 2>&1 || add openssl
 command -v curl >/dev/null 2>&1 || add curl
 command -v wrk >/dev/null 2>&1 || add wrk
 command -v python3 >/dev/null 2>&1 || add python3
+# The peers of the kv_peers test (examples/kv_server and kv_client against
+# Redis): redis-server, redis-cli, redis-benchmark.
+command -v redis-server >/dev/null 2>&1 || add redis-server
+command -v redis-benchmark >/dev/null 2>&1 || add redis-tools
 
 # WebSocket peers of tests/test_ws_peers.c (label peers): python3-websockets,
 # node + npm (the npm "ws" package goes into the build directory).

@@ -310,7 +310,15 @@ static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg,
     timeout = may_block ? poll_timeout(loop) : 0;
     if (may_block && timeout == 0 && !loop->io_refs && !tide__xthread_pending(loop))
         return 0;
+    if (may_block && timeout != 0) {
+        /* Going to sleep: from here posters must wake us (xthread.c). */
+        __atomic_store_n(&loop->xt.awake, 0, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&loop->xt.pending, __ATOMIC_SEQ_CST))
+            timeout = 0;
+    }
     (void)tide__poller_wait(&loop->poller, timeout, on_io, loop);
+    if (may_block)
+        __atomic_store_n(&loop->xt.awake, 1, __ATOMIC_SEQ_CST);
     return 0;
 }
 
@@ -339,8 +347,10 @@ int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
     if (rc < 0)
         return rc;
     loop->stop = 0;
+    __atomic_store_n(&loop->xt.awake, 1, __ATOMIC_SEQ_CST);
     while (!iterate(loop, done, arg, 1))
         ;
+    __atomic_store_n(&loop->xt.awake, 0, __ATOMIC_SEQ_CST);
     run_leave(loop);
     return 0;
 }

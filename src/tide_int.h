@@ -528,6 +528,9 @@ typedef struct tide__xthread {
     pthread_mutex_t lock;
     tide__tsnode *head, **tailp;
     int pending;            /* atomic: the queue is not empty */
+    int awake;              /* atomic: 1 while a blocking run is busy and will look at
+                               pending before it sleeps: posters skip the wake-up
+                               syscall (0 when not running or embedded: always wake) */
 } tide__xthread;
 
 /* Streams (stream.c): pooled structs and buffers, made on the first open. */
