@@ -723,5 +723,6 @@ TIDE_API int tide_to_thread(tide_fn fn, void *arg);
 #include "tide/fs.h"      /* files, on the worker pool */
 #include "tide/process.h" /* subprocesses */
 #include "tide/http.h"    /* HTTP/1.1 heads and chunked bodies, parsed in place */
+#include "tide/debug.h"   /* task dumps, debug mode, loop metrics, exception handler */
 
 #endif /* TIDE_H */

@@ -255,6 +255,7 @@ int tide_future_await(tide_future *f, void **value)
     else
         f->waiters = &w;
     f->wtail = &w;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_FUTURE, f);
     rc = tide__suspend(cur, TIDE__NEVER, unlink_waiter, &w, 0);
     if (rc == 0 && value)
         *value = w.value;

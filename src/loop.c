@@ -121,6 +121,7 @@ int tide_loop_new(tide_loop **out)
         return rc;
     }
     ignore_sigpipe();
+    tide__dbg_loop_new(loop); /* TIDE_DEBUG=1, gdb's list of loops (debug.c) */
     loop->next_on_thread = tide__tls_loops;
     tide__tls_loops = loop;
     *out = loop;
@@ -198,6 +199,9 @@ void tide_loop_free(tide_loop *loop)
     if (loop->ready.n && !loop->pool.abandon)
         (void)tide__loop_run(loop, one_pass, NULL);
     drop_ready(loop);
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_loop_end(loop); /* what was left behind, then the watchdog stops */
+    tide__dbg_loop_free(loop);
     for (i = NMODULES; i-- > 0;)
         modules[i].term(loop);
     for (tide_loop **p = &tide__tls_loops; *p; p = &(*p)->next_on_thread) {
@@ -238,7 +242,7 @@ int tide_loop_fork(tide_loop *loop)
 static void on_io(void *ctx, void *tag, unsigned events)
 {
     tide__pollable *p = tag;
-    (void)ctx;
+    ((tide_loop *)ctx)->dbg.events++;
     p->on_event(p, events);
 }
 
@@ -270,6 +274,7 @@ static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg,
     if (TIDE__UNLIKELY(loop->fork_gen != tide__fork_gen))
         (void)tide_loop_fork(loop);
     loop->now = tide__loop_ns(loop);
+    loop->dbg.iterations++;
     tide__xthread_run(loop);
     tide__timers_run(loop);
     yielded = loop->yielded.n; /* those yielded before this batch */
@@ -294,7 +299,11 @@ static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg,
     timeout = may_block ? poll_timeout(loop) : 0;
     if (may_block && timeout == 0 && !loop->io_refs && !tide__xthread_pending(loop))
         return 0;
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_poll_begin(loop);
     (void)tide__poller_wait(&loop->poller, timeout, on_io, loop);
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_poll_end(loop);
     return 0;
 }
 

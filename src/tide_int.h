@@ -161,6 +161,8 @@ struct tide_task {
     uint8_t mark;        /* scratch bit for duplicate checks (always 0 between calls) */
     uint8_t io_streak;   /* fd operations done since the task last suspended: at
                             TIDE__IO_BUDGET the next one yields first (io.c) */
+    uint8_t wait_kind;   /* tide_wait_kind of the current suspension (TIDE__WAIT_ON),
+                            TIDE_WAIT_NONE when the site named none (dump.c) */
     int64_t io_t0;       /* raw clock at the streak's first operation (io.c) */
     int result;          /* fn's return value, once DONE */
     int wake_rc;         /* what the current suspension returns */
@@ -177,6 +179,10 @@ struct tide_task {
                             TIDE__JOINER_LOOP (run_until_complete) */
     tide_task *awaiting; /* the task this one is suspended waiting for */
     tide_task *prev, *next; /* loop's list of live tasks, creation order */
+    const void *wait_obj; /* what the current suspension waits on (dump.c) */
+    int64_t wait_since;  /* loop->now when it suspended, ns */
+    struct tide__dbg_born *born; /* debug mode: where the task was created, or NULL */
+    uint64_t parent_id;  /* id of the task that created it, 0 if none */
     struct tide__watch *watchers; /* told when the task ends (tide_wait...) */
     tide_group *group;   /* the group the task belongs to, or NULL */
     tide_task *gprev, *gnext; /* the group's live members */
@@ -229,6 +235,13 @@ void tide__group_child_ended(tide_task *t);
 int tide__locals_inherit(tide_task *child, const tide_task *parent);
 
 #define TIDE__JOINER_LOOP ((tide_task *)(uintptr_t)1)
+
+/* Names what the running task t is about to wait on, for dumps (Go's
+ * gopark reason): put it right before the suspending call.  kind is a
+ * tide_wait_kind (include/tide/debug.h), obj the awaited object.  Two
+ * stores; tide__suspend stamps the time and clears the kind on return. */
+#define TIDE__WAIT_ON(t, kind, obj) \
+    ((t)->wait_kind = (uint8_t)(kind), (t)->wait_obj = (const void *)(obj))
 
 /* Flags of tide__suspend. */
 #define TIDE__WAIT_NOCANCEL 0x1 /* neither cancellation nor deadlines interrupt */
@@ -480,6 +493,32 @@ typedef struct tide__signals {
     struct tide__sigloop *sl; /* NULL until a handler is added */
 } tide__signals;
 
+/* Debug mode, metrics and the exception handler (debug.c, dump.c). */
+typedef struct tide__debug {
+    struct tide__dbg *on;   /* debug mode's state; NULL when off (the hot paths
+                               test only this) */
+    uint64_t iterations;    /* always counted: one add per iteration */
+    uint64_t events;        /* fd events delivered */
+    tide_exception_handler exc; /* detached task failures, or NULL: stderr */
+    void *exc_arg;
+    tide_loop *gprev, *gnext; /* every loop of the process (gdb's tide tasks) */
+} tide__debug;
+
+/* Debug-mode hooks, each called only when loop->dbg.on is set. */
+void tide__dbg_step_begin(tide_loop *loop, tide_task *t);
+void tide__dbg_step_end(tide_loop *loop, tide_task *t);
+void tide__dbg_poll_begin(tide_loop *loop);
+void tide__dbg_poll_end(tide_loop *loop);
+void tide__dbg_task_born(tide_task *t);
+void tide__dbg_born_free(tide_task *t);
+/* tide_loop_new / tide_loop_free (always): TIDE_DEBUG, the loop registry;
+ * at the end, debug mode's leak report. */
+void tide__dbg_loop_new(tide_loop *loop);
+void tide__dbg_loop_end(tide_loop *loop);
+void tide__dbg_loop_free(tide_loop *loop);
+/* A detached task failed: the loop's handler, or a line on stderr. */
+void tide__dbg_task_failed(tide_task *t);
+
 struct tide_loop {
     /* the scheduler core: what every module may use */
     tide__ctx ctx;          /* the scheduler's context (the thread's stack) */
@@ -517,6 +556,7 @@ struct tide_loop {
     tide__pool pool;
     tide__signals sig;
     tide__tasks tasks;
+    tide__debug dbg;
 
 #ifdef TIDE__ASAN
     void *asan_fake;
