@@ -485,6 +485,7 @@ int tide_loop_set_debug(tide_loop *loop, const tide_debug_opts *opts)
         goto fail_thread;
     }
     loop->dbg.on = d;
+    tide__stack_guards_dumpable(); /* gcore keeps task stacks (stack.c) */
     return 0;
 fail_thread:
     signals_unuse();

@@ -130,6 +130,9 @@ typedef struct tide__stack_pool tide__stack_pool;
 int tide__stack_get(tide_loop *loop, size_t size, void **lo, tide__stack_pool **pool);
 void tide__stack_put(tide__stack_pool *pool, void *lo);
 size_t tide__stack_guard_size(void);
+/* Guards made from now on are mappings of their own (mprotect), so that a
+ * core file made by gdb's gcore keeps the task stacks (debug mode). */
+void tide__stack_guards_dumpable(void);
 /* Installs the SIGSEGV handler and this thread's alternate signal stack. */
 void tide__stack_signals_init(tide_loop *loop);
 void tide__stack_signals_free(tide_loop *loop);
