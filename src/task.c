@@ -184,11 +184,13 @@ static void run_task(tide_loop *loop, tide__runnable *r)
     }
     t->state = TIDE_TASK_RUNNING;
     loop->current = t;
-    if (TIDE__UNLIKELY(loop->dbg.on))
+    if (TIDE__LIKELY(!loop->dbg.on)) {
+        tide__switch_to_task(loop, t);
+    } else { /* debug mode: the step is timed and watched (debug.c) */
         tide__dbg_step_begin(loop, t);
-    tide__switch_to_task(loop, t);
-    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__switch_to_task(loop, t);
         tide__dbg_step_end(loop, t);
+    }
     loop->current = NULL;
     if (loop->deferred)
         tide__run_deferred(loop); /* what t's step left for its end (writes) */
