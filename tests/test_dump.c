@@ -411,14 +411,23 @@ static int big_main(void *arg)
     assert_non_null(strstr(d, want));
     free(d);
     close(mfd);
-    int64_t t0 = tide__clock_ns();
-    assert_int_equal(tide_loop_dump(NULL, fd), 0);
-    int64_t dt = tide__clock_ns() - t0;
+    /* CPU time of this thread, best of 3: what the dump costs, not how long
+     * a loaded machine kept us off the CPU. */
+    int64_t best = INT64_MAX;
+    for (int rep = 0; rep < 3; rep++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+        assert_int_equal(tide_loop_dump(NULL, fd), 0);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+        int64_t dt = (int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec);
+        if (dt < best)
+            best = dt;
+    }
     close(fd);
-    fprintf(stderr, "dump of %zu tasks: %.1f ms\n", n, dt / 1e6);
+    fprintf(stderr, "dump of %zu tasks: %.1f ms of CPU\n", n, best / 1e6);
 #if !defined(TT_ASAN) && !defined(TT_TSAN)
     if (!tt_under_valgrind() && !getenv("TIDE_TEST_SLOW"))
-        assert_true(dt < 50 * 1000000LL);
+        assert_true(best < 50 * 1000000LL);
 #endif
     tide_event_set(&big_ev);
     for (i = 0; i < n; i++)
