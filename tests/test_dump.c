@@ -390,7 +390,7 @@ static __attribute__((noinline)) int big_body(void *a)
 
 static int big_main(void *arg)
 {
-    size_t n = tt_under_valgrind() ? 1000 : 10000, i;
+    size_t n = tt_under_valgrind() || tt_under_tsan() ? 1000 : 10000, i; /* TSan: fibers count as threads */
     tide_task **ts = calloc(n, sizeof *ts);
     tide_task_opts o;
     (void)arg;
@@ -451,7 +451,7 @@ static __attribute__((noinline)) void stuck_in_busy_work(int64_t ms)
         for (volatile int i = 0; i < 20000; i++)
             ;
 #ifdef TT_TSAN
-        usleep(100); /* TSan delivers signals at interceptors */
+        usleep(100); /* TSan delivers signals only inside interceptors */
 #endif
     }
 }
@@ -563,8 +563,10 @@ static void test_debug_mode(void **state)
     const char *stall = strstr(r, "tide: slow step: task 1 \"slowpoke\" has run for");
     if (!stall)
         fail_msg("no stall report in:\n%s", r);
+#ifndef TT_TSAN /* there the handler runs inside usleep: libc's frames only */
     assert_non_null(strstr(stall, "stuck_in_busy_work"));
     assert_non_null(strstr(stall, "slow_body"));
+#endif
     const char *leak = strstr(r, "tide: leak: task 3 \"forgotten\" was never awaited nor detached");
     if (!leak)
         fail_msg("no leak report in:\n%s", r);
