@@ -45,6 +45,7 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 o
     add libssl-dev
 fi
 command -v openssl >/dev/null 2>&1 || add openssl
+command -v gdb >/dev/null 2>&1 || add gdb # ctest gdb_script (tools/tide-gdb.py)
 
 archs=""
 for p in "$@"; do
