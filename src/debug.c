@@ -65,6 +65,15 @@ struct tide__dbg {
     /* the loop thread's stack, for creation backtraces outside tasks */
     pthread_t bounds_thread;
     uintptr_t tlo, thi;
+    /* futures made and not freed, for the leak report */
+    struct dbg_future *futs;
+    size_t nfuts, capfuts;
+};
+
+struct dbg_future {
+    const void *f;
+    int taken; /* awaited, given a done callback or read */
+    struct tide__dbg_born born;
 };
 
 /* ------------------------------------------------------ loops of the process */
@@ -230,6 +239,66 @@ void tide__dbg_task_born(tide_task *t)
     b->n = (uint32_t)tide__fp_walk(0, (uintptr_t)__builtin_frame_address(0), lo, hi, b->pcs,
                                    BORN_FRAMES);
     t->born = b;
+}
+
+static void capture_here(struct tide__dbg *d, tide_loop *loop, struct tide__dbg_born *b)
+{
+    tide_task *cur = loop->current;
+    uintptr_t lo, hi;
+
+    if (cur) {
+        lo = (uintptr_t)cur->stack_lo;
+        hi = (uintptr_t)cur;
+    } else {
+        thread_bounds(d);
+        lo = d->tlo;
+        hi = d->thi;
+    }
+    b->n = (uint32_t)tide__fp_walk(0, (uintptr_t)__builtin_frame_address(0), lo, hi, b->pcs,
+                                   BORN_FRAMES);
+}
+
+void tide__dbg_future_new(tide_loop *loop, const void *f)
+{
+    struct tide__dbg *d = loop->dbg.on;
+
+    if (d->nfuts == d->capfuts) {
+        size_t cap = d->capfuts ? 2 * d->capfuts : 64;
+        struct dbg_future *v = tide__realloc(d->futs, cap * sizeof *v);
+        if (!v)
+            return; /* untracked: never reported, never a failure */
+        d->futs = v;
+        d->capfuts = cap;
+    }
+    d->futs[d->nfuts].f = f;
+    d->futs[d->nfuts].taken = 0;
+    capture_here(d, loop, &d->futs[d->nfuts].born);
+    d->nfuts++;
+}
+
+int tide__dbg_loops; /* atomic; changed under reg_lock */
+
+void tide__dbg_future_seen(const void *f, int freed)
+{
+    tide_loop *l;
+    size_t i;
+
+    pthread_mutex_lock(&reg_lock);
+    for (l = tide__all_loops; l; l = l->dbg.gnext) {
+        struct tide__dbg *d = l->dbg.on;
+        if (!d || l->owner != tide__thread_self())
+            continue; /* futures are used on their loop's thread */
+        for (i = d->nfuts; i-- > 0;) /* the newest first: they are used first */
+            if (d->futs[i].f == f) {
+                if (freed)
+                    d->futs[i] = d->futs[--d->nfuts];
+                else
+                    d->futs[i].taken = 1;
+                pthread_mutex_unlock(&reg_lock);
+                return;
+            }
+    }
+    pthread_mutex_unlock(&reg_lock);
 }
 
 void tide__dbg_born_free(tide_task *t)
@@ -484,7 +553,10 @@ int tide_loop_set_debug(tide_loop *loop, const tide_debug_opts *opts)
         rc = -EAGAIN;
         goto fail_thread;
     }
+    pthread_mutex_lock(&reg_lock);
     loop->dbg.on = d;
+    __atomic_add_fetch(&tide__dbg_loops, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&reg_lock);
     tide__stack_guards_dumpable(); /* gcore keeps task stacks (stack.c) */
     return 0;
 fail_thread:
@@ -518,6 +590,13 @@ void tide__dbg_loop_end(tide_loop *loop)
             if (t->born)
                 tide__ob_frames(b, t->born->pcs, t->born->n);
         }
+        for (i = 0; i < d->nfuts; i++) {
+            if (d->futs[i].taken)
+                continue;
+            tide__ob_printf(b, "tide: leak: future %p was never awaited (nor freed); created at:\n",
+                            d->futs[i].f);
+            tide__ob_frames(b, d->futs[i].born.pcs, d->futs[i].born.n);
+        }
         tide__sym_unlock();
         for (i = 0; i < loop->io.nfds; i++) {
             const tide__fd *f = loop->io.fds[i];
@@ -534,7 +613,11 @@ void tide__dbg_loop_end(tide_loop *loop)
     pthread_join(d->wd, NULL);
     signals_unuse();
     sem_destroy(&d->sem);
+    pthread_mutex_lock(&reg_lock);
     loop->dbg.on = NULL;
+    __atomic_sub_fetch(&tide__dbg_loops, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&reg_lock);
+    tide__free(d->futs);
     tide__free(d);
 }
 

@@ -54,6 +54,8 @@ int tide_future_new_on(tide_future **out, tide_loop *loop)
     if (!f)
         return -ENOMEM;
     f->loop = loop;
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_future_new(loop, f); /* the leak report (debug.c) */
     *out = f;
     return 0;
 }
@@ -181,6 +183,8 @@ int tide_future_result(const tide_future *f, void **value)
 {
     if (!f)
         return -EINVAL;
+    if (TIDE__UNLIKELY(__atomic_load_n(&tide__dbg_loops, __ATOMIC_RELAXED)))
+        tide__dbg_future_seen(f, 0); /* awaited: not a leak (debug.c) */
     if (f->state == F_RESULT && value)
         *value = f->value;
     return outcome(f);
@@ -190,6 +194,8 @@ void tide_future_free(tide_future *f)
 {
     if (!f)
         return;
+    if (TIDE__UNLIKELY(__atomic_load_n(&tide__dbg_loops, __ATOMIC_RELAXED)))
+        tide__dbg_future_seen(f, 1); /* forgotten (debug.c) */
     if (f->state == F_PENDING)
         complete(f, F_CANCELLED, NULL, 0);
     f->freed = 1;
@@ -204,6 +210,8 @@ int tide_future_add_done_callback(tide_future *f, tide_future_cb cb, void *arg)
         return -EINVAL;
     if (tide__loop_thread_check(f->loop) < 0)
         return -EPERM;
+    if (TIDE__UNLIKELY(__atomic_load_n(&tide__dbg_loops, __ATOMIC_RELAXED)))
+        tide__dbg_future_seen(f, 0); /* awaited: not a leak (debug.c) */
     c = tide__malloc(sizeof *c);
     if (!c)
         return -ENOMEM;
@@ -243,6 +251,8 @@ int tide_future_await(tide_future *f, void **value)
         return -EPERM;
     if (cur->loop != f->loop)
         return -EPERM; /* as tide_await of another loop's task */
+    if (TIDE__UNLIKELY(__atomic_load_n(&tide__dbg_loops, __ATOMIC_RELAXED)))
+        tide__dbg_future_seen(f, 0); /* awaited: not a leak (debug.c) */
     if (f->state != F_PENDING)
         return tide_future_result(f, value);
     w.f = f;

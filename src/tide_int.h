@@ -514,6 +514,13 @@ void tide__dbg_poll_begin(tide_loop *loop);
 void tide__dbg_poll_end(tide_loop *loop);
 void tide__dbg_task_born(tide_task *t);
 void tide__dbg_born_free(tide_task *t);
+/* Debug mode's leak report of futures never awaited: f was made; f was
+ * awaited, given a callback or read (freed 0), or freed (freed 1).  The
+ * latter need no loop (f's may be freed already): they look f up in every
+ * debug loop of the calling thread, and only when tide__dbg_loops > 0. */
+void tide__dbg_future_new(tide_loop *loop, const void *f);
+void tide__dbg_future_seen(const void *f, int freed);
+extern int tide__dbg_loops; /* loops in debug mode, process-wide */
 /* tide_loop_new / tide_loop_free (always): TIDE_DEBUG, the loop registry;
  * at the end, debug mode's leak report. */
 void tide__dbg_loop_new(tide_loop *loop);

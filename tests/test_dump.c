@@ -548,8 +548,17 @@ static void test_debug_mode(void **state)
     assert_int_equal(m.tasks_created, 2);
     assert_int_equal(tide_loop_get_metrics(loop, NULL), -EINVAL);
 
-    /* leaks at the end: a task nobody awaited, an fd never closed */
+    /* leaks at the end: a task nobody awaited, a future nobody awaited
+     * (one awaited, one freed: not reported) */
     make_leak(loop);
+    tide_future *lost, *seen, *gone;
+    assert_int_equal(tide_future_new_on(&lost, loop), 0);
+    assert_int_equal(tide_future_new_on(&seen, loop), 0);
+    assert_int_equal(tide_future_new_on(&gone, loop), 0);
+    tide_future_set_result(seen, NULL);
+    assert_int_equal(tide_future_result(seen, NULL), 0);
+    tide_future_free(gone);
+    tide_future_set_result(lost, NULL); /* done: freeing it later needs no loop */
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
     assert_int_equal(tide_loop_run(loop), 0);
     tide_loop_free(loop);
@@ -573,7 +582,17 @@ static void test_debug_mode(void **state)
     if (!leak)
         fail_msg("no leak report in:\n%s", r);
     assert_non_null(strstr(leak, "make_leak"));
+    char want[64];
+    snprintf(want, sizeof want, "tide: leak: future %p was never awaited", (void *)lost);
+    const char *fl = strstr(r, want);
+    if (!fl)
+        fail_msg("no future leak report in:\n%s", r);
+    assert_non_null(strstr(fl, "test_debug_mode"));
+    snprintf(want, sizeof want, "future %p", (void *)seen);
+    assert_null(strstr(r, want));
     free(r);
+    tide_future_free(lost);
+    tide_future_free(seen);
 }
 
 /* An fd a task left registered is reported at the end. */

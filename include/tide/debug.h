@@ -126,9 +126,10 @@ TIDE_API void tide_debug_opts_init(tide_debug_opts *o);
  *  - a watchdog thread reports, with its backtrace taken while it is still
  *    stuck, any task step that runs longer than slow_step_ms;
  *  - dump_signal dumps every task (tide_loop_dump) while the loop runs;
- *  - tasks remember where they were created, and when the loop is freed,
- *    tasks never awaited nor detached and fds still registered are
- *    reported with it;
+ *  - tasks and futures remember where they were created, and when the
+ *    loop is freed, tasks never awaited nor detached, futures never
+ *    awaited (nor read, nor given a callback) and fds still registered are
+ *    reported;
  *  - the timings of tide_loop_metrics are kept.
  * Off by default, and free when off.  Call it on the loop's thread, while
  * the loop is not running.
