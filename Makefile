@@ -4,6 +4,7 @@
 #   make demo [ARGS=...]       build and run examples/demo
 #   make test                  build and run the test suite (ctest)
 #   make bench                 build and run every benchmark
+#   make docs                  API reference (build/docs/html) and man pages (build/docs/man)
 #   make install PREFIX=/usr/local
 #   make clean                 remove build/
 #
@@ -19,7 +20,7 @@ CTEST      ?= ctest
 CMAKE_ARGS ?=
 ARGS       ?=
 
-.PHONY: all build configure deps demo test bench install clean
+.PHONY: all build configure deps demo test bench docs install clean
 
 all: build
 
@@ -43,9 +44,13 @@ test: deps build
 bench: build
 	$(CMAKE) --build $(BUILD) --target bench
 
+docs: configure
+	$(CMAKE) --build $(BUILD) --target docs
+	@echo "API reference: $(abspath $(BUILD))/docs/html/index.html"
+
 install: configure
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
-	$(CMAKE) --build $(BUILD) -j $(JOBS) --target tide tide_static
+	$(CMAKE) --build $(BUILD) -j $(JOBS) --target tide tide_static docs
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
 clean:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke tests of the network examples, run by ctest (see CMakeLists.txt):
 #
-#   smoke_net.sh echo|chat|http|https|port_scan|glib BINDIR
+#   smoke_net.sh echo|chat|http|https|static|port_scan|glib BINDIR
 #
 # Each starts a server from BINDIR on a free port (port 0; the server prints
 # the port it got), talks to it over loopback, then sends SIGTERM and expects
@@ -159,6 +159,58 @@ http)
     printf 'NONSENSE\r\n\r\n' >&3
     expect_line 3 'HTTP/1.1 400 Bad Request'
     exec 3>&-
+    stop_server
+    ;;
+
+static)
+    # http_static over a small tree: types, ranges, 304, traversal refused.
+    command -v curl >/dev/null 2>&1 || fail "curl is needed"
+    mkdir -p "$tmp/www/sub" "$tmp/www/empty"
+    printf 'hello\n' >"$tmp/www/a.txt"
+    printf '<p>index</p>\n' >"$tmp/www/sub/index.html"
+    head -c 100000 /dev/urandom >"$tmp/www/big.bin"
+    printf 'secret\n' >"$tmp/secret"
+    ln -s "$tmp/secret" "$tmp/www/link"
+    check() { # URL-PATH EXPECTED-"code type size" [CURL ARGS...]
+        local got
+        got=$(curl -s --path-as-is --max-time 5 -o /dev/null "${@:3}" \
+            -w '%{http_code} %{content_type} %{size_download}' "http://127.0.0.1:$port$1")
+        [ "$got" = "$2" ] || fail "$1: got '$got', expected '$2'"
+        echo "  $1 ${*:3}: $got"
+    }
+    start_server http_static "$tmp/www"
+    check /a.txt '200 text/plain; charset=utf-8 6'
+    check /sub '301  6'
+    check /sub/ '200 text/html; charset=utf-8 13'
+    check /empty/ '403 text/plain; charset=utf-8 10'
+    check /link '403 text/plain; charset=utf-8 10'
+    check /../secret '400 text/plain; charset=utf-8 9'
+    check /%2e%2e/secret '400 text/plain; charset=utf-8 9'
+    check /sub/%2E%2e/../secret '400 text/plain; charset=utf-8 9'
+    check /nope '404 text/plain; charset=utf-8 10'
+    check /big.bin '200 application/octet-stream 100000'
+    check /big.bin '206 application/octet-stream 100' -r 1000-1099
+    check /big.bin '206 application/octet-stream 10' -r -10
+    check /big.bin '416 text/plain; charset=utf-8 22' -r 200000-
+    curl -s --max-time 5 -r 1000-1099 "http://127.0.0.1:$port/big.bin" -o "$tmp/part"
+    cmp -s "$tmp/part" <(tail -c +1001 "$tmp/www/big.bin" | head -c 100) || fail "range bytes"
+    curl -s --max-time 5 "http://127.0.0.1:$port/big.bin" | cmp -s - "$tmp/www/big.bin" ||
+        fail "whole file bytes"
+    lm=$(curl -sI --max-time 5 "http://127.0.0.1:$port/a.txt" | sed -n 's/^Last-Modified: //p' |
+        tr -d '\r')
+    check /a.txt '304  0' -H "If-Modified-Since: $lm"
+    check /a.txt '200 text/plain; charset=utf-8 6' -H 'If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT'
+    stop_server
+    start_server http_static "$tmp/www" --list
+    check /empty/ '200 text/html; charset=utf-8 48'
+    out=$(curl -s --max-time 5 "http://127.0.0.1:$port/")
+    grep -q 'href="a.txt"' <<<"$out" || fail "listing: '$out'"
+    grep -q 'href="sub/"' <<<"$out" || fail "listing: '$out'"
+    printf 'x' >"$tmp/www/a b<c>.txt"
+    out=$(curl -s --max-time 5 "http://127.0.0.1:$port/")
+    grep -q 'href="a%20b%3Cc%3E.txt">a b&lt;c&gt;.txt<' <<<"$out" || fail "listing escapes: '$out'"
+    check '/a%20b%3Cc%3E.txt' '200 text/plain; charset=utf-8 1'
+    echo "  --list: directories listed"
     stop_server
     ;;
 

@@ -5,7 +5,8 @@
 #
 # Always needed: cmake, a C compiler, make, pkg-config, cmocka (libcmocka-dev),
 # OpenSSL 3 (libssl-dev: TLS is built and tested) and the openssl command
-# line tool (the TLS tests' peer).
+# line tool (the TLS tests' peer); curl, wrk and python3 (the HTTP server's
+# peers).
 # Extra Debian packages (e.g. clang, libcmocka-dev:arm64) can be named on the
 # command line; an ":arm64" package enables that dpkg architecture first.
 #
@@ -46,6 +47,19 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 o
 fi
 command -v openssl >/dev/null 2>&1 || add openssl
 command -v gdb >/dev/null 2>&1 || add gdb # ctest gdb_script (tools/tide-gdb.py)
+# Peers of the HTTP server's tests (tests/http_peers.sh, label "peers");
+# python3 also for the API reference (scripts/apidoc.py) and the guide's tests.
+command -v curl >/dev/null 2>&1 || add curl
+command -v wrk >/dev/null 2>&1 || add wrk
+command -v python3 >/dev/null 2>&1 || add python3
+
+# WebSocket peers of tests/test_ws_peers.c (label peers): python3-websockets,
+# node + npm (the npm "ws" package goes into the build directory).
+have_pkg python3-websockets || add python3-websockets
+command -v node >/dev/null 2>&1 || add nodejs
+command -v npm >/dev/null 2>&1 || add npm
+# Headless check of examples/ws_chat's page (tests/ws_chat_chromium.py).
+command -v chromium >/dev/null 2>&1 || add chromium
 
 archs=""
 for p in "$@"; do

@@ -54,6 +54,7 @@ int tide_loop_set_clock(tide_loop *loop, int64_t (*now_ns)(void *arg), void *arg
         return -EINVAL;
     if (loop->running || loop->timers.heap.n || loop->tasks.n)
         return -EBUSY; /* deadlines already taken on the old clock */
+    loop->vclock.on = 0;
     if (now_ns) {
         loop->clock.now_ns = now_ns;
         loop->clock.arg = arg;

@@ -88,7 +88,8 @@ static int conn_main(void *arg)
 
     if (!srv->hooks.conn_start || srv->hooks.conn_start(c->stream, srv->hooks.arg) >= 0)
         (void)srv->handler(c->stream, srv->arg);
-    (void)tide_stream_close(c->stream); /* flushes, in the task */
+    if (c->stream) /* NULL: the handler took it over (tide__server_forget) */
+        (void)tide_stream_close(c->stream); /* flushes, in the task */
     c->stream = NULL;
     return 0;
 }
@@ -480,4 +481,13 @@ int tide__start_unix_server_hooked(const char *path, tide_server_handler handler
                                    tide_server **out)
 {
     return hooked(tide_start_unix_server(path, handler, arg, o, out), hooks, out);
+}
+
+void tide__server_forget(tide_server *srv, tide_stream *s)
+{
+    for (conn *c = srv->conns; c; c = c->next)
+        if (c->stream == s) {
+            c->stream = NULL;
+            return;
+        }
 }

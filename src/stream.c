@@ -665,6 +665,17 @@ static int unread(tide_stream *s, const void *p, size_t n)
     return 0;
 }
 
+int tide__stream_unread(tide_stream *s, const void *p, size_t n)
+{
+    int rc = check(s);
+
+    if (rc < 0)
+        return rc;
+    if (!p && n)
+        return -EINVAL;
+    return unread(s, p, n);
+}
+
 ssize_t tide_stream_read(tide_stream *s, void *buf, size_t n)
 {
     tide_task *cur;

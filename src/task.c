@@ -119,6 +119,8 @@ static void task_finish(tide_task *t, int result)
     t->result = result;
     t->state = TIDE_TASK_DONE;
     t->loop->tasks.nundone--;
+    if (t->fut)
+        tide__future_task_done(t->fut, result, t->result_ptr);
     if (j && j != TIDE__JOINER_LOOP && j->awaiting == t) {
         j->awaiting = NULL;
         tide__wake(j, 0);
@@ -232,10 +234,12 @@ void tide__task_release(tide_task *t)
         loop->tasks.nundone--; /* only when a loop is freed with a task it could not finish */
     while (t->watchers)
         tide__watch_remove(t->watchers);
-    if (t->locals) {
-        tide__free(t->locals);
-        t->locals = NULL;
+    if (t->fut) {
+        tide__future_task_gone(t->fut);
+        t->fut = NULL;
     }
+    if (t->locals)
+        tide__locals_release(t); /* destructors of the values nobody holds now */
     if (t->born)
         tide__dbg_born_free(t);
 #ifdef TIDE__TSAN
@@ -398,7 +402,7 @@ static int take_result(tide_task *t)
 
 /* Waits for t and takes its result.  If the wait is interrupted, t stays
  * the caller's and, unless shielded, is cancelled too (as in asyncio). */
-static int join(tide_task *t, int shield)
+static int join(tide_task *t, int shield, void **ptr)
 {
     tide_task *cur = tide__current();
     int rc = join_check(cur, t);
@@ -413,17 +417,57 @@ static int join(tide_task *t, int shield)
             tide_cancel(t);
         return rc;
     }
+    if (ptr)
+        *ptr = t->result_ptr;
     return take_result(t);
 }
 
 int tide_await(tide_task *t)
 {
-    return join(t, 0);
+    return join(t, 0, NULL);
+}
+
+int tide_await_ptr(tide_task *t, void **ptr)
+{
+    if (ptr)
+        *ptr = NULL;
+    return join(t, 0, ptr);
 }
 
 int tide_shield(tide_task *t)
 {
-    return join(t, 1);
+    return join(t, 1, NULL);
+}
+
+int tide_task_set_ptr(void *ptr)
+{
+    tide_task *cur = tide__current();
+
+    if (!cur)
+        return -EPERM;
+    cur->result_ptr = ptr;
+    return 0;
+}
+
+void *tide_task_ptr(const tide_task *t)
+{
+    return tide__task_check(t) < 0 ? NULL : t->result_ptr;
+}
+
+int tide_sleep_ns(int64_t ns)
+{
+    tide_task *cur = tide__current();
+
+    if (!cur)
+        return -EPERM;
+    if (ns < 0)
+        return -EINVAL;
+    if (ns == 0)
+        return tide_sleep(0);
+    if (ns > INT64_MAX / 2)
+        ns = INT64_MAX / 2;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_SLEEP, NULL);
+    return tide__suspend(cur, tide__loop_ns(cur->loop) + ns, NULL, NULL, 0);
 }
 
 int tide_detach(tide_task *t)
@@ -444,6 +488,8 @@ int tide_cancel(tide_task *t)
 {
     if (tide__task_check(t) < 0)
         return -EINVAL;
+    if (TIDE__UNLIKELY(tide__loop_thread_check(t->loop) < 0) && !t->loop->closing)
+        return -EPERM; /* another thread: tide_call_soon_threadsafe it */
     if (t->state == TIDE_TASK_DONE)
         return 0;
     t->cancel_req = 1;

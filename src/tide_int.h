@@ -91,9 +91,18 @@ typedef struct tide__tnode {
     void (*fire)(tide_loop *loop, struct tide__tnode *n);
 } tide__tnode;
 
+/* An entry of the heap: the key is kept beside the node pointer, so that
+ * sifting compares within the array and never reads the nodes (which live
+ * in task structs all over memory: a cache and TLB miss each). */
+typedef struct tide__hent {
+    int64_t deadline;
+    uint64_t seq;
+    tide__tnode *t;
+} tide__hent;
+
 /* A 4-ary min-heap of timer nodes, ordered by (deadline, seq). */
 typedef struct tide__heap {
-    tide__tnode **v;
+    tide__hent *v;
     uint32_t n, cap;
     uint64_t seq;
 } tide__heap;
@@ -103,7 +112,7 @@ void tide__heap_remove(tide__heap *h, tide__tnode *t);
 void tide__heap_free(tide__heap *h);
 static inline tide__tnode *tide__heap_min(const tide__heap *h)
 {
-    return h->n ? h->v[0] : NULL;
+    return h->n ? h->v[0].t : NULL;
 }
 
 /* A callback node: call_soon, call_later, call_soon_threadsafe and the
@@ -146,6 +155,12 @@ void tide__stack_signals_free(tide_loop *loop);
 #define TIDE__SCOPE_SHIELD 0x1
 #define TIDE__SCOPE_FIRED 0x2
 #define TIDE__SCOPE_TIMEOUT 0x4
+#define TIDE__SCOPE_CANCEL 0x8 /* tide_scope_cancel: calls inside fail with -ECANCELED */
+#define TIDE__SCOPE_GROUP 0x10 /* a task group's scope in its owner (group.c) */
+/* The owner's scope of a group on its stack: begun by tide_group_init, ended
+ * by tide_group_wait (cancel.c). */
+int tide__scope_push_group(tide_scope *s);
+int tide__scope_pop_group(tide_task *t, tide_scope *s);
 
 /*
  * A task lives at the top of its own stack, so spawning allocates nothing
@@ -168,10 +183,13 @@ struct tide_task {
                             TIDE_WAIT_NONE when the site named none (dump.c) */
     int64_t io_t0;       /* raw clock at the streak's first operation (io.c) */
     int result;          /* fn's return value, once DONE */
+    void *result_ptr;    /* the pointer result (tide_task_set_ptr), NULL by default */
+    tide_future *fut;    /* the task's future (tide_task_future), made on demand */
     int wake_rc;         /* what the current suspension returns */
     tide_scope *scope;   /* innermost cancel scope, or NULL */
     tide_group *groups;  /* innermost open group on this task's stack, or NULL */
     uint32_t scope_kinds; /* bit i set: the i-th innermost scope is a shield */
+    uint32_t scope_groups; /* bit i set: the i-th innermost scope is a group's (group.c) */
     uint16_t nscopes;    /* open scopes (links of the scope chain) */
     uint16_t ngroups;    /* open groups on this task's stack (links of groups) */
     tide__tnode timer;   /* armed while waiting with a deadline */
@@ -233,9 +251,29 @@ int tide__wl_wait(tide_waitlist *l, struct tide__waiter *w, tide_task *t, int fl
 int tide__wl_wake_one(tide_waitlist *l, int rc);
 void tide__wl_wake_all(tide_waitlist *l, int rc);
 
+/* Futures and tasks (future.c).  A watch is told (fn called from the
+ * completion itself, in registration order) when its future is done. */
+typedef struct tide__fnode {
+    struct tide__fnode *prev, *next;
+    int kind;
+} tide__fnode;
+typedef struct tide__future_watch {
+    tide__fnode node;
+    tide_future *f; /* NULL once told or removed */
+    void (*fn)(struct tide__future_watch *w, tide_future *f);
+    void *ctx;
+} tide__future_watch;
+void tide__future_watch_add(tide_future *f, tide__future_watch *w);
+void tide__future_watch_remove(tide__future_watch *w);
+/* The task of a future made by tide_task_future ended / was released. */
+void tide__future_task_done(tide_future *f, int result, void *ptr);
+void tide__future_task_gone(tide_future *f);
+tide_loop *tide__future_loop(const tide_future *f);
+
 /* Group and task-local hooks of task.c. */
 void tide__group_child_ended(tide_task *t);
 int tide__locals_inherit(tide_task *child, const tide_task *parent);
+void tide__locals_release(tide_task *t);
 
 #define TIDE__JOINER_LOOP ((tide_task *)(uintptr_t)1)
 
@@ -376,20 +414,24 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
 int tide__io_budget(tide_task *cur);
 
 /* The budget is also time: a streak longer than this (checked every 8
- * operations) yields too, so big transfers (64 KiB reads served 8 KiB at a
- * time) cannot hold the loop for milliseconds under the count. */
+ * operations, timed from the 8th) yields too, so big transfers (64 KiB reads
+ * served 8 KiB at a time) cannot hold the loop for milliseconds under the
+ * count.  Short streaks (most steps: a read and a write) never read the clock. */
 #define TIDE__IO_SLICE_NS 100000
 
 /* 1 when cur's streak of ready operations must yield before the next. */
 static inline int tide__io_budget_spent(tide_task *cur)
 {
-    if (cur->io_streak == 0) {
+    unsigned n = cur->io_streak;
+    if (TIDE__UNLIKELY(n >= TIDE__IO_BUDGET))
+        return 1;
+    if (TIDE__LIKELY((n & 7) != 0 || n == 0))
+        return 0;
+    if (n == 8) {
         cur->io_t0 = tide__clock_ns();
         return 0;
     }
-    if (cur->io_streak >= TIDE__IO_BUDGET)
-        return 1;
-    return (cur->io_streak & 7) == 0 && tide__clock_ns() - cur->io_t0 > TIDE__IO_SLICE_NS;
+    return tide__clock_ns() - cur->io_t0 > TIDE__IO_SLICE_NS;
 }
 /* One attempt of an fd operation: returns >= 0 or -1 with errno set. */
 typedef ssize_t (*tide__fd_sysfn)(int fd, void *ctx);
@@ -439,6 +481,24 @@ typedef struct tide__clock {
     int64_t (*now_ns)(void *arg);
     void *arg;
 } tide__clock;
+
+/* The virtual clock (vclock.c): time that moves only when a test advances
+ * it, or, with autojump, to the next timer when everything else waits. */
+typedef struct tide__vclock {
+    int64_t now;            /* virtual ns */
+    int64_t target;         /* tide_vclock_advance asked to go up to here */
+    uint8_t on;             /* the loop's clock is this one */
+    uint8_t autojump;
+} tide__vclock;
+
+/* The seeded shuffle of the ready batch (vclock.c). */
+typedef struct tide__shuffle {
+    uint64_t s[4];          /* xoshiro256** state */
+    int64_t seed;           /* the seed last set */
+    uint8_t on;
+    tide__runnable **v;     /* the batch being run, grown as needed */
+    size_t cap;
+} tide__shuffle;
 
 /* Timers and pooled callback nodes (timer.c). */
 typedef struct tide__timers {
@@ -541,6 +601,8 @@ struct tide_loop {
     tide__deferred *deferred; /* run at the end of the current step */
     int64_t now;            /* ns, cached once per iteration */
     tide__clock clock;
+    tide__vclock vclock;    /* virtual time, when clock is it */
+    tide__shuffle shuffle;  /* seeded order of the ready batch, when on */
     uint32_t refs;          /* things that keep the loop alive (armed timers,
                                io refs, pool jobs): tide_loop_run goes on
                                while refs > 0 or anything is ready */
@@ -690,6 +752,19 @@ static inline int64_t tide__loop_ns(tide_loop *loop)
 }
 /* Sets the default clock of a new loop. */
 void tide__clock_init(tide_loop *loop);
+/* Virtual time (vclock.c): at the start of an iteration with nothing ready,
+ * moves the virtual clock one step (to the next timer, at most to the
+ * advance target; with autojump, to the next timer when nothing but timers
+ * is waited on). */
+void tide__vclock_step(tide_loop *loop);
+/* The poll timeout (ns) of a loop on virtual time with nothing ready: 0 when
+ * a step can be made, else -1 (wait for real events only). */
+int64_t tide__vclock_timeout(tide_loop *loop);
+/* The seeded shuffle (vclock.c): TIDE_SEED applied to a new loop; runs the
+ * first n nodes of the ready queue in a seeded random order; frees. */
+void tide__shuffle_init(tide_loop *loop);
+void tide__shuffle_run(tide_loop *loop, size_t n);
+void tide__shuffle_term(tide_loop *loop);
 /* The running loop's clock, or the raw clock outside a run (tide_now). */
 int64_t tide__now_ns(void);
 

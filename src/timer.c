@@ -11,30 +11,30 @@
 
 #include <errno.h>
 
-static inline int before(const tide__tnode *a, const tide__tnode *b)
+static inline int before(const tide__hent *a, const tide__hent *b)
 {
     return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
 }
 
-static inline void place(tide__heap *h, uint32_t i, tide__tnode *t)
+static inline void place(tide__heap *h, uint32_t i, tide__hent e)
 {
-    h->v[i] = t;
-    t->idx = i;
+    h->v[i] = e;
+    e.t->idx = i;
 }
 
-static void sift_up(tide__heap *h, uint32_t i, tide__tnode *t)
+static void sift_up(tide__heap *h, uint32_t i, tide__hent e)
 {
     while (i > 0) {
         uint32_t parent = (i - 1) / 4;
-        if (!before(t, h->v[parent]))
+        if (!before(&e, &h->v[parent]))
             break;
         place(h, i, h->v[parent]);
         i = parent;
     }
-    place(h, i, t);
+    place(h, i, e);
 }
 
-static void sift_down(tide__heap *h, uint32_t i, tide__tnode *t)
+static void sift_down(tide__heap *h, uint32_t i, tide__hent e)
 {
     for (;;) {
         uint32_t c = 4 * i + 1, best, end, k;
@@ -43,41 +43,46 @@ static void sift_down(tide__heap *h, uint32_t i, tide__tnode *t)
         best = c;
         end = c + 4 < h->n ? c + 4 : h->n;
         for (k = c + 1; k < end; k++)
-            if (before(h->v[k], h->v[best]))
+            if (before(&h->v[k], &h->v[best]))
                 best = k;
-        if (!before(h->v[best], t))
+        if (!before(&h->v[best], &e))
             break;
         place(h, i, h->v[best]);
         i = best;
     }
-    place(h, i, t);
+    place(h, i, e);
 }
 
 int tide__heap_push(tide__heap *h, tide__tnode *t)
 {
+    tide__hent e;
+
     if (h->n == h->cap) {
         uint32_t cap = h->cap ? h->cap * 2 : 64;
-        tide__tnode **v = tide__realloc(h->v, (size_t)cap * sizeof *v);
+        tide__hent *v = tide__realloc(h->v, (size_t)cap * sizeof *v);
         if (!v)
             return -ENOMEM;
         h->v = v;
         h->cap = cap;
     }
     t->seq = h->seq++;
-    sift_up(h, h->n++, t);
+    e.deadline = t->deadline;
+    e.seq = t->seq;
+    e.t = t;
+    sift_up(h, h->n++, e);
     return 0;
 }
 
 void tide__heap_remove(tide__heap *h, tide__tnode *t)
 {
     uint32_t i = t->idx;
-    tide__tnode *last;
+    tide__hent last;
 
     t->idx = TIDE__NOT_IN_HEAP;
     last = h->v[--h->n];
-    if (last == t)
+    if (last.t == t)
         return;
-    if (i > 0 && before(last, h->v[(i - 1) / 4]))
+    if (i > 0 && before(&last, &h->v[(i - 1) / 4]))
         sift_up(h, i, last);
     else
         sift_down(h, i, last);
@@ -225,19 +230,11 @@ int tide_call_soon(tide_loop *loop, tide_cb cb, void *arg)
     return 0;
 }
 
-int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_timer *h)
+/* The one timer path: cb(arg) at deadline ns on the loop's clock. */
+static int call_at_ns(tide_loop *loop, int64_t deadline, tide_cb cb, void *arg, tide_timer *h)
 {
     tide__call *c;
-    int64_t now;
 
-    if (!loop || !cb)
-        return -EINVAL;
-    if (tide__loop_thread_check(loop) < 0)
-        return -EPERM;
-    if (ms < 0)
-        ms = 0;
-    if (ms > INT64_MAX / 2000000)
-        ms = INT64_MAX / 2000000; /* ~146 years: far enough to mean never */
     c = call_get(loop);
     if (!c)
         return -ENOMEM;
@@ -246,8 +243,7 @@ int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_tim
     c->r.run = call_run;
     c->r.drop = NULL;
     c->t.fire = call_fire;
-    now = tide__loop_ns(loop);
-    if (tide__timer_add(loop, &c->t, now + ms * 1000000) < 0) {
+    if (tide__timer_add(loop, &c->t, deadline) < 0) {
         call_put(loop, c);
         return -ENOMEM;
     }
@@ -257,6 +253,49 @@ int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_tim
         h->gen = c->gen;
     }
     return 0;
+}
+
+#define FAR_NS (INT64_MAX / 2) /* ~146 years: far enough to mean never */
+
+int tide_call_later_ns(tide_loop *loop, int64_t ns, tide_cb cb, void *arg, tide_timer *h)
+{
+    int64_t now;
+
+    if (!loop || !cb)
+        return -EINVAL;
+    if (tide__loop_thread_check(loop) < 0)
+        return -EPERM;
+    if (ns < 0)
+        ns = 0;
+    if (ns > FAR_NS)
+        ns = FAR_NS;
+    now = tide__loop_ns(loop);
+    return call_at_ns(loop, now + ns, cb, arg, h);
+}
+
+int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_timer *h)
+{
+    if (ms > FAR_NS / 1000000)
+        ms = FAR_NS / 1000000;
+    return tide_call_later_ns(loop, ms < 0 ? 0 : ms * 1000000, cb, arg, h);
+}
+
+int tide_call_at_ns(tide_loop *loop, int64_t when_ns, tide_cb cb, void *arg, tide_timer *h)
+{
+    if (!loop || !cb)
+        return -EINVAL;
+    if (tide__loop_thread_check(loop) < 0)
+        return -EPERM;
+    if (when_ns < 0)
+        when_ns = 0; /* in the past: runs on the next iteration */
+    return call_at_ns(loop, when_ns, cb, arg, h);
+}
+
+int tide_call_at(tide_loop *loop, int64_t when_ms, tide_cb cb, void *arg, tide_timer *h)
+{
+    if (when_ms > INT64_MAX / 1000000)
+        when_ms = INT64_MAX / 1000000;
+    return tide_call_at_ns(loop, when_ms < 0 ? 0 : when_ms * 1000000, cb, arg, h);
 }
 
 int tide_timer_cancel(tide_timer *h)

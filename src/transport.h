@@ -190,4 +190,12 @@ int tide__start_unix_server_hooked(const char *path, tide_server_handler handler
                                    const tide_server_opts *o, const tide__server_hooks *hooks,
                                    tide_server **out);
 
+/* The server no longer closes s (a connection of srv's) when its handler
+ * returns: the handler took it over and closes it itself. */
+void tide__server_forget(tide_server *srv, tide_stream *s);
+
+/* Puts n bytes back in front of s's buffered ones (what a layer read ahead
+ * and hands back).  0, -ENOMEM, -EINVAL, -EBADF. */
+int tide__stream_unread(tide_stream *s, const void *p, size_t n);
+
 #endif

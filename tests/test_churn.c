@@ -19,6 +19,7 @@
 
 #include "tide.h"
 #include "util.h"
+#include "vrun.h"
 
 typedef struct churn {
     int n;          /* tasks in all */
@@ -114,7 +115,7 @@ static void run_churn(int n, int window, int sleep_ms)
     c.n = n;
     c.window = window;
     c.sleep_ms = sleep_ms;
-    assert_int_equal(tide_run(churn_main, &c), 0);
+    assert_int_equal(tt_vrun(churn_main, &c), 0);
     assert_int_equal(c.create_rc, 0);
     assert_int_equal(c.join_rc, 0);
     assert_int_equal(c.bad, 0);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,11 +108,93 @@ static void test_loop_fork_args(void **state)
     tide_loop_free(loop);
 }
 
+/* A task that does I/O and sleeps: registers fds with the loop's poller. */
+static int io_task(void *arg)
+{
+    int sp[2];
+    char b[4];
+    (void)arg;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
+        return 1;
+    if (tide_write(sp[0], "abc", 3) != 3 || tide_read(sp[1], b, sizeof b) != 3)
+        return 2;
+    if (tide_sleep(1) != 0)
+        return 3;
+    tide_close(sp[0]);
+    tide_close(sp[1]);
+    return 0;
+}
+
+static int run_io_task(tide_loop *loop)
+{
+    tide_task *t;
+    int rc = tide_create_task_ex(&t, loop, io_task, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    return tide_loop_run_until_complete(loop, t);
+}
+
+/* The child of test_loop_fork_emfile: with no fd left, tide_loop_fork
+ * fails with -EMFILE and leaves the loop as it was; once fds are free
+ * again, it succeeds and the loop works. */
+static int fork_emfile_child(tide_loop *loop)
+{
+    struct rlimit rl;
+    int fds[64], n = 0, fd;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 20;
+    rl.rlim_cur = 64;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 21;
+    while ((fd = dup(0)) >= 0 && n < 64)
+        fds[n++] = fd;
+    if (errno != EMFILE)
+        return 22;
+    if (tide_loop_fork(loop) != -EMFILE)
+        return 23;
+    if (tide_loop_fork(loop) != -EMFILE) /* still refused, nothing half done */
+        return 24;
+    while (n > 0)
+        close(fds[--n]);
+    if (tide_loop_fork(loop) != 0)
+        return 25;
+    if (tide_loop_fork(loop) != 0) /* done already */
+        return 26;
+    if (run_io_task(loop) != 0)
+        return 27;
+    tide_loop_free(loop);
+    return 0;
+}
+
+static void test_loop_fork_emfile(void **state)
+{
+    (void)state;
+    tide_loop *loop;
+    pid_t pid;
+    int st;
+#ifdef TT_TSAN
+    skip(); /* see test_fork_in_task */
+#endif
+    assert_int_equal(tide_loop_new(&loop), 0);
+    assert_int_equal(run_io_task(loop), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fork_emfile_child(loop));
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(run_io_task(loop), 0); /* the parent's loop is untouched */
+    tide_loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fork_in_task),
         cmocka_unit_test(test_loop_fork_args),
+        cmocka_unit_test(test_loop_fork_emfile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include "tide.h"
 #include "util.h"
+#include "vrun.h"
 
 static int g_x = 42, g_y = 43;
 
@@ -58,7 +59,7 @@ static void test_set_result_then_await(void **state)
     (void)state;
     f1 s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(set_then_await_main, &s), 0);
+    assert_int_equal(tt_vrun(set_then_await_main, &s), 0);
     assert_int_equal(s.rc_new, 0);
     assert_int_equal(s.rc_result_pending, -EAGAIN);
     assert_ptr_equal(s.v_untouched, &g_y);
@@ -121,7 +122,7 @@ static void test_await_then_set(void **state)
     f2 s;
     memset(&s, 0, sizeof s);
     s.rc_await = 12345;
-    assert_int_equal(tide_run(await_then_set_main, &s), 0);
+    assert_int_equal(tt_vrun(await_then_set_main, &s), 0);
     assert_int_equal(s.waiter_done_before_set, 0);
     assert_int_equal(s.rc_await, 0);
     assert_ptr_equal(s.v, &g_x);
@@ -196,7 +197,7 @@ static void test_error_cancel_and_bad_args(void **state)
     (void)state;
     f3 s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(error_cancel_main, &s), 0);
+    assert_int_equal(tt_vrun(error_cancel_main, &s), 0);
     assert_int_equal(s.rc_set_err, 0);
     assert_int_equal(s.rc_await_err, -EIO);
     assert_int_equal(s.rc_result_err, -EIO);
@@ -275,7 +276,7 @@ static void test_done_callbacks(void **state)
     (void)state;
     f4 s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(done_cb_main, &s), 0);
+    assert_int_equal(tt_vrun(done_cb_main, &s), 0);
     for (int i = 0; i < 4; i++)
         assert_int_equal(s.rc_add[i], 0);
     assert_int_equal(s.rc_cb_fn_null, -EINVAL);
@@ -334,7 +335,7 @@ static void test_several_waiters(void **state)
     (void)state;
     f5 s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(many_waiters_main, &s), 0);
+    assert_int_equal(tt_vrun(many_waiters_main, &s), 0);
     assert_int_equal(s.woke, 5);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(s.rc[i], 0);
@@ -397,7 +398,7 @@ static void test_free_pending_wakes_waiters(void **state)
     memset(&s, 0, sizeof s);
     for (int i = 0; i < 3; i++)
         s.rc[i] = 12345;
-    assert_int_equal(tide_run(free_pending_main, &s), 0);
+    assert_int_equal(tt_vrun(free_pending_main, &s), 0);
     assert_int_equal(s.woke, 3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(s.rc[i], -ECANCELED);
@@ -432,7 +433,7 @@ static void test_timeout_while_awaiting(void **state)
     (void)state;
     f7 s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(timeout_future_main, &s), 0);
+    assert_int_equal(tt_vrun(timeout_future_main, &s), 0);
     assert_int_equal(s.rc_await, -ETIMEDOUT);
     assert_int_equal(s.rc_end, -ETIMEDOUT);
     assert_int_equal(s.done_after, 0);

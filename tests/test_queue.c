@@ -22,6 +22,7 @@
 
 #include "tide.h"
 #include "util.h"
+#include "vrun.h"
 
 #define ITEM(i) ((void *)(intptr_t)(i))
 #define VAL(p) ((int)(intptr_t)(p))
@@ -166,7 +167,7 @@ static void test_order_fifo_lifo_priority(void **state)
     (void)state;
     qs s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(order_main, &s), 0);
+    assert_int_equal(tt_vrun(order_main, &s), 0);
     assert_int_equal(s.rc[0], 45);
     assert_int_equal(s.norder, 50 + 20 + 15);
     for (int i = 0; i < 50; i++)
@@ -219,7 +220,7 @@ static void test_priority_heap(void **state)
     (void)state;
     qs s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(heap_main, &s), 0);
+    assert_int_equal(tt_vrun(heap_main, &s), 0);
     assert_int_equal(s.rc[0], 1);
     assert_int_equal(s.rc[1], 2000);
 }
@@ -250,7 +251,7 @@ static void test_nowait_full_empty(void **state)
     (void)state;
     qs s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(nowait_main, &s), 0);
+    assert_int_equal(tt_vrun(nowait_main, &s), 0);
     for (int kind = 0; kind < 2; kind++) {
         assert_int_equal(s.rc[kind * 8 + 0], -EAGAIN);
         assert_int_equal(s.rc[kind * 8 + 1], 0);
@@ -297,7 +298,7 @@ static void test_getters_fifo_cancel_timeout(void **state)
     (void)state;
     qs s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(getters_main, &s), 0);
+    assert_int_equal(tt_vrun(getters_main, &s), 0);
     assert_int_equal(s.rc[0], 2);
     assert_int_equal(s.rc[1], 0);
     assert_int_equal(s.rc[2], 0);
@@ -369,7 +370,7 @@ static void test_putters_fifo_cancel_timeout(void **state)
     (void)state;
     qs s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(putters_main, &s), 0);
+    assert_int_equal(tt_vrun(putters_main, &s), 0);
     for (int kind = 0; kind < 2; kind++) {
         int base = kind * 10;
         assert_int_equal(s.rc[base + 0], 2);
@@ -465,7 +466,7 @@ static void test_task_done_join(void **state)
     (void)state;
     qs s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(join_main, &s), 0);
+    assert_int_equal(tt_vrun(join_main, &s), 0);
     assert_int_equal(s.rc[0], 0);
     assert_int_equal(s.rc[1], -EINVAL);
     assert_int_equal(s.rc[2], 0);
@@ -547,7 +548,7 @@ static void test_shutdown_graceful(void **state)
     (void)state;
     qs s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(shutdown_main, &s), 0);
+    assert_int_equal(tt_vrun(shutdown_main, &s), 0);
     assert_int_equal(s.rc[0], 0);
     assert_int_equal(s.rc[1], -ESHUTDOWN);
     assert_int_equal(s.rc[2], -ESHUTDOWN);
@@ -618,7 +619,7 @@ static void test_shutdown_immediate(void **state)
     qs s;
     memset(&s, 0, sizeof s);
     g_qs = &s;
-    assert_int_equal(tide_run(shutdown_now_main, &s), 0);
+    assert_int_equal(tt_vrun(shutdown_now_main, &s), 0);
     assert_int_equal(s.rc[0], 1);
     assert_int_equal(s.rc[1], 0);
     assert_int_equal(s.rc[2], 0);
@@ -677,7 +678,7 @@ static void test_free_with_waiters(void **state)
     (void)state;
     qs s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(free_waiters_main, &s), 0);
+    assert_int_equal(tt_vrun(free_waiters_main, &s), 0);
     assert_int_equal(s.rc[0], -ESHUTDOWN);
     assert_int_equal(s.rc[1], -ESHUTDOWN);
     assert_int_equal(s.rc[2], -ESHUTDOWN);
@@ -725,7 +726,7 @@ static void test_misuse(void **state)
     qs s;
     void *p = NULL;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(misuse_main, &s), 0);
+    assert_int_equal(tt_vrun(misuse_main, &s), 0);
     assert_int_equal(s.rc[0], -EINVAL);
     assert_int_equal(s.rc[1], -EINVAL);
     assert_int_equal(s.rc[2], 1);

@@ -21,6 +21,7 @@
 
 #include "tide.h"
 #include "util.h"
+#include "vrun.h"
 #include "net_util.h"
 
 static int sleeper(void *arg)
@@ -62,7 +63,7 @@ static void test_gather_owns_its_tasks(void **state)
     gown g;
     (void)state;
     memset(&g, 0, sizeof g);
-    assert_int_equal(tide_run(gown_main, &g), 0);
+    assert_int_equal(tt_vrun(gown_main, &g), 0);
     assert_int_equal(g.await_rc, -EBUSY);
     assert_int_equal(g.detach_rc, -EBUSY);
     assert_int_equal(g.gather_rc, 0);
@@ -103,7 +104,7 @@ static void test_as_completed_free_wakes_next(void **state)
     acf a;
     (void)state;
     memset(&a, 0, sizeof a);
-    assert_int_equal(tide_run(acf_main, &a), 0);
+    assert_int_equal(tt_vrun(acf_main, &a), 0);
     assert_int_equal(a.next_rc, -EBADF);
 }
 

@@ -8,7 +8,7 @@
  * with the resource; its next suspending call fails with -ECANCELED), and
  * misuse (NULL -> -EINVAL, outside a task -> -EPERM, ...).
  *
- * Each test runs tide_run(main, &state) and asserts afterwards.
+ * Each test runs tt_vrun(main, &state) and asserts afterwards.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -24,6 +24,7 @@
 
 #include "tide.h"
 #include "util.h"
+#include "vrun.h"
 
 #define NW 5 /* waiters in the FIFO tests */
 
@@ -109,7 +110,7 @@ static void test_lock_fifo_round_robin(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(lock_fifo_main, &s), 0);
+    assert_int_equal(tt_vrun(lock_fifo_main, &s), 0);
     assert_int_equal(s.norder, 3 * NW);
     for (int i = 0; i < 3 * NW; i++)
         assert_int_equal(s.order[i], i % NW);
@@ -158,7 +159,7 @@ static void test_lock_cancel_middle_waiter(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(lock_cancel_middle_main, &s), 0);
+    assert_int_equal(tt_vrun(lock_cancel_middle_main, &s), 0);
     assert_int_equal(s.rc_main[0], 0);
     assert_int_equal(s.rc_main[1], 1);
     assert_int_equal(s.rc_main[2], 0);
@@ -195,7 +196,7 @@ static void test_lock_timeout(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(lock_timeout_main, &s), 0);
+    assert_int_equal(tt_vrun(lock_timeout_main, &s), 0);
     assert_int_equal(s.rc_main[0], 1);
     assert_int_equal(s.rc_main[1], 0);
     assert_int_equal(s.w[0].rc, -ETIMEDOUT);
@@ -227,7 +228,7 @@ static void test_lock_handed_then_cancelled(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(lock_handed_main, &s), 0);
+    assert_int_equal(tt_vrun(lock_handed_main, &s), 0);
     assert_int_equal(s.rc_main[0], -EBUSY);
     assert_int_equal(s.w[0].rc, 0);
     assert_int_equal(s.w[0].owned, 1);
@@ -274,7 +275,7 @@ static void test_lock_misuse(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(lock_misuse_main, &s), 0);
+    assert_int_equal(tt_vrun(lock_misuse_main, &s), 0);
     assert_int_equal(s.rc_main[0], -EINVAL);
     assert_int_equal(s.rc_main[1], -EINVAL);
     assert_int_equal(s.rc_main[2], -EINVAL);
@@ -350,7 +351,7 @@ static void test_event_wakes_all(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(event_main, &s), 0);
+    assert_int_equal(tt_vrun(event_main, &s), 0);
     assert_int_equal(s.rc_main[0], 0);
     assert_int_equal(s.rc_main[1], 0);
     assert_int_equal(s.rc_main[2], 0);
@@ -429,7 +430,7 @@ static void test_cond_notify_fifo(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(cond_fifo_main, &s), 0);
+    assert_int_equal(tt_vrun(cond_fifo_main, &s), 0);
     assert_int_equal(s.norder, NW);
     for (int i = 0; i < NW; i++) {
         assert_int_equal(s.rc_main[i], 0);
@@ -472,7 +473,7 @@ static void test_cond_notify_all_cancel_timeout(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(cond_all_main, &s), 0);
+    assert_int_equal(tt_vrun(cond_all_main, &s), 0);
     assert_int_equal(s.rc_main[0], 1);
     assert_int_equal(s.rc_main[1], 2);
     assert_int_equal(s.rc_main[2], 0);
@@ -517,7 +518,7 @@ static void test_cond_cancel_while_relocking(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(cond_relock_main, &s), 0);
+    assert_int_equal(tt_vrun(cond_relock_main, &s), 0);
     assert_int_equal(s.rc_main[0], 0);
     assert_int_equal(s.w[0].done, 1);
     assert_int_equal(s.w[0].rc, 0); /* it was notified before the cancel */
@@ -558,7 +559,7 @@ static void test_cond_misuse(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(cond_misuse_main, &s), 0);
+    assert_int_equal(tt_vrun(cond_misuse_main, &s), 0);
     for (int i = 0; i <= 3; i++)
         assert_int_equal(s.rc_main[i], -EINVAL);
     assert_int_equal(s.rc_main[4], 1);
@@ -608,7 +609,7 @@ static void test_sem_fifo(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(sem_fifo_main, &s), 0);
+    assert_int_equal(tt_vrun(sem_fifo_main, &s), 0);
     assert_int_equal(s.rc_main[8], 0);
     assert_int_equal(s.rc_main[9], -EBUSY);
     assert_int_equal(s.norder, NW);
@@ -648,7 +649,7 @@ static void test_sem_cancel_timeout_handed(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(sem_cancel_main, &s), 0);
+    assert_int_equal(tt_vrun(sem_cancel_main, &s), 0);
     assert_int_equal(s.rc_main[0], 0);
     assert_int_equal(s.rc_main[1], 0);
     assert_int_equal(s.rc_main[2], 0);
@@ -702,7 +703,7 @@ static void test_bsem_overflow(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(sem_bsem_main, &s), 0);
+    assert_int_equal(tt_vrun(sem_bsem_main, &s), 0);
     assert_int_equal(s.rc_main[0], 0);
     assert_int_equal(s.rc_main[1], -EOVERFLOW);
     assert_int_equal(s.rc_main[2], 2);
@@ -749,7 +750,7 @@ static void test_bsem_zero_bound(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(bsem_zero_main, &s), 0);
+    assert_int_equal(tt_vrun(bsem_zero_main, &s), 0);
     assert_int_equal(s.rc_main[0], 0);
     assert_int_equal(s.rc_main[1], -EOVERFLOW);
     assert_int_equal(s.rc_main[2], 0);
@@ -790,7 +791,7 @@ static void test_sem_misuse(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    tide_run(sem_misuse_main, &s);
+    tt_vrun(sem_misuse_main, &s);
     for (int i = 0; i <= 5; i++)
         assert_int_equal(s.rc_main[i], -EINVAL);
     assert_int_equal(s.rc_main[6], 0);
@@ -839,7 +840,7 @@ static void test_barrier_rounds(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(barrier_rounds_main, &s), 0);
+    assert_int_equal(tt_vrun(barrier_rounds_main, &s), 0);
     assert_int_equal(s.norder, 9);
     for (int r = 0; r < 3; r++) {
         int seen = 0;
@@ -883,7 +884,7 @@ static void test_barrier_cancelled_party(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    tide_run(barrier_cancel_main, &s);
+    tt_vrun(barrier_cancel_main, &s);
     assert_int_equal(s.rc_main[0], 10);
     assert_int_equal(s.rc_main[1], 0);
     assert_int_equal(s.w[1].rc, -ECANCELED);
@@ -919,7 +920,7 @@ static void test_barrier_timeout(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(barrier_timeout_main, &s), 0);
+    assert_int_equal(tt_vrun(barrier_timeout_main, &s), 0);
     assert_int_equal(s.rc_main[0], 1);
     assert_int_equal(s.rc_main[3], -ETIMEDOUT);
     assert_int_equal(s.rc_main[1], 0);
@@ -953,7 +954,7 @@ static void test_barrier_indexes_distinct_after_leave(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(barrier_index_main, &s), 0);
+    assert_int_equal(tt_vrun(barrier_index_main, &s), 0);
     assert_int_equal(s.w[0].rc, -ECANCELED);
     assert_int_equal(s.norder, 4);
     int seen = 0;
@@ -982,7 +983,7 @@ static void test_barrier_misuse(void **state)
     (void)state;
     shared s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(tide_run(barrier_misuse_main, &s), 0);
+    assert_int_equal(tt_vrun(barrier_misuse_main, &s), 0);
     assert_int_equal(s.rc_main[0], -EINVAL);
     assert_int_equal(s.rc_main[1], -EINVAL);
     assert_int_equal(s.rc_main[2], -EINVAL);
@@ -1089,7 +1090,7 @@ static void test_task_locals(void **state)
     assert_int_equal(tide_local_key_init(&g_key_b), 0);
     assert_int_equal(tide_local_key_init(NULL), -EINVAL);
     assert_int_not_equal(g_key_a.id, g_key_b.id);
-    assert_int_equal(tide_run(locals_main, &l), 0);
+    assert_int_equal(tt_vrun(locals_main, &l), 0);
     assert_null(l.bare_child_a);
     assert_int_equal(l.rc_set, 0);
     assert_ptr_equal(l.child_a_start, &g_va);

@@ -17,6 +17,7 @@
 
 #include "tide.h"
 #include "util.h"
+#include "vrun.h"
 
 /* ------------------------------------------------------- create / await */
 
@@ -72,7 +73,7 @@ static void test_create_and_await(void **state)
     (void)state;
     basic_state st;
     memset(&st, 0, sizeof st);
-    assert_int_equal(tide_run(basic_main, &st), 99);
+    assert_int_equal(tt_vrun(basic_main, &st), 99);
     for (int i = 0; i < 4; i++)
         assert_int_equal(st.rc_create[i], 0);
     assert_int_equal(st.results[0], 7);
@@ -122,7 +123,7 @@ static void test_round_robin_sleep0(void **state)
     (void)state;
     rr_state st;
     memset(&st, 0, sizeof st);
-    assert_int_equal(tide_run(rr_main, &st), 0);
+    assert_int_equal(tt_vrun(rr_main, &st), 0);
     assert_int_equal(st.rc_bad, 0);
     assert_int_equal(st.n, 15);
     st.log[st.n] = 0;
@@ -171,7 +172,7 @@ static void test_sleep_ordering(void **state)
     (void)state;
     sleep_state st;
     memset(&st, 0, sizeof st);
-    assert_int_equal(tide_run(sleep_main, &st), 0);
+    assert_int_equal(tt_vrun(sleep_main, &st), 0);
     assert_int_equal(st.n, 6);
     int want[] = {0, 10, 20, 30, 40, 50};
     for (int i = 0; i < 6; i++) {
@@ -272,7 +273,7 @@ static void test_names_ids_states(void **state)
     state_probe sp;
     memset(&sp, 0, sizeof sp);
     sp.p_seen_by_q = (tide_task_state)-1;
-    assert_int_equal(tide_run(states_main, &sp), 0);
+    assert_int_equal(tt_vrun(states_main, &sp), 0);
     assert_int_equal(sp.main_self, TIDE_TASK_RUNNING);
     assert_int_equal(sp.w_created, TIDE_TASK_CREATED);
     assert_int_equal(sp.worker_self, TIDE_TASK_RUNNING);
@@ -346,7 +347,7 @@ static void test_task_list(void **state)
     list_state ls;
     memset(&ls, 0, sizeof ls);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    assert_int_equal(tide_run(list_main, &ls), 0);
+    assert_int_equal(tt_vrun(list_main, &ls), 0);
     assert_int_equal(ls.count0, 1); /* main itself */
     assert_int_equal(ls.count_all, 4);
     assert_int_equal(ls.partial_rc, 4);
@@ -430,7 +431,7 @@ static void test_detach_logs_failure(void **state)
     memset(&ds, 0, sizeof ds);
     tt_capture cap = {-1, -1, -1};
     assert_int_equal(tt_capture_begin(&cap), 0);
-    int rc = tide_run(detach_main, &ds);
+    int rc = tt_vrun(detach_main, &ds);
     char *err = tt_capture_end(&cap);
     fprintf(stderr, "captured stderr: <<%s>>\n", err);
     assert_int_equal(rc, 0);
@@ -489,7 +490,7 @@ static void test_gather(void **state)
     (void)state;
     gather_state gs;
     memset(&gs, 0, sizeof gs);
-    assert_int_equal(tide_run(gather_main, &gs), 0);
+    assert_int_equal(tt_vrun(gather_main, &gs), 0);
     assert_int_equal(gs.rc, -ENOENT);
     int want[5] = {0, -ENOENT, 20, -EIO, 40};
     for (int i = 0; i < 5; i++) {
@@ -559,7 +560,7 @@ static void test_create_task_ex_options(void **state)
     (void)state;
     ex_state es;
     memset(&es, 0, sizeof es);
-    assert_int_equal(tide_run(ex_main, &es), 0);
+    assert_int_equal(tt_vrun(ex_main, &es), 0);
     assert_int_equal(es.rc_small, -EINVAL);
     assert_int_equal(es.rc_min_minus, -EINVAL);
     assert_int_equal(es.rc_huge, -EINVAL);
@@ -626,7 +627,7 @@ static void test_100k_sleeping_tasks(void **state)
     /* Under TSan every live task is a fiber with a shadow-stack mapping of
      * its own (512 KiB): 100 000 at once run out of mappings. */
     ms.n = tt_under_valgrind() || tt_under_tsan() ? 10000 : 100000;
-    assert_int_equal(tide_run(many_main, &ms), 0);
+    assert_int_equal(tt_vrun(many_main, &ms), 0);
     assert_int_equal(ms.rc_create_fail, 0);
     assert_int_equal(ms.gather_rc, 0);
     assert_int_equal(ms.bad_rc, 0);

@@ -197,7 +197,8 @@ TIDE_API ssize_t tide_tls_sendfile(tide_stream *s, int in_fd, off_t *offset, siz
 
 /* ----------------------------------------------------- what was agreed on */
 
-/* 1 if s is a TLS stream, 0 if not (or s is not a live stream). */
+/* 1 if s is a TLS stream, 0 if not (or s is not a live stream).  Never
+ * fails. */
 TIDE_API int tide_stream_is_tls(const tide_stream *s);
 /* "TLSv1.3", the cipher suite's name, the ALPN protocol ("" for none), the
  * SNI name (servers: the one the client asked for; clients: the one sent;
@@ -211,13 +212,17 @@ TIDE_API const char *tide_tls_server_name(const tide_stream *s);
  * into buf (truncated to cap, NUL-terminated).  Its length, 0 if the peer
  * sent none.  Errors: -EINVAL (not TLS, or buf NULL with cap > 0). */
 TIDE_API int tide_tls_peer_subject(const tide_stream *s, char *buf, size_t cap);
-/* 1 if the handshake resumed a session (an abbreviated handshake). */
+/* 1 if the handshake resumed a session (an abbreviated handshake), else 0
+ * (also for a stream that is not TLS).  Never fails. */
 TIDE_API int tide_tls_session_reused(const tide_stream *s);
-/* kTLS in use: 0x1 sending, 0x2 receiving, 0 none. */
+/* kTLS in use: 0x1 sending, 0x2 receiving, 0 none (or not TLS).  Never
+ * fails. */
 TIDE_API int tide_tls_ktls(const tide_stream *s);
 /* The last TLS error on s (0 if none) with OpenSSL's reason, and for a
  * refused certificate the verification's, copied into buf (truncated,
- * NUL-terminated; buf may be NULL). */
+ * NUL-terminated; buf may be NULL).  The value returned is that error
+ * (TIDE_TLS_ERR_*, or a negative errno), not a failure of this call, which
+ * never fails (a stream that is not TLS gives 0 and ""). */
 TIDE_API int tide_tls_error(const tide_stream *s, char *buf, size_t cap);
 /* OpenSSL's verification result of the peer's certificate (X509_V_OK is
  * 0; e.g. 10 expired, 62 host name mismatch, 20/21 unknown issuer), -1 if

@@ -12,7 +12,7 @@
 #     __linux__ undefined and __FreeBSD__ (14, 13), __NetBSD__, __OpenBSD__,
 #     __DragonFly__ or __APPLE__ defined, so each system's #if branches are
 #     compiled (gcc only where glibc and gcc's own headers accept the persona).
-#  2. Every other src/*.c (not poll_epoll.c nor src/*_linux.c) is compiled
+#  2. Every other .c under src/ (src/tls/ too; not poll_epoll.c nor src/*_linux.c) is compiled
 #     (-fsyntax-only) in the FreeBSD and macOS personas: what #ifdef
 #     __linux__ leaves for the other systems must compile.
 #  3. Audit: in the macOS and OpenBSD personas, the preprocessed sources
@@ -136,8 +136,8 @@ done
 
 # ------------------------------------------------ 2. the other files' BSD paths
 others=()
-for f in src/*.c; do
-    case $f in src/poll_*.c | src/*_bsd.c | src/*_linux.c) continue ;; esac
+for f in $(find src -name '*.c' | LC_ALL=C sort); do
+    case $f in src/poll_*.c | src/*_bsd.c | src/*_linux.c | src/arch/*) continue ;; esac
     others+=("$f")
 done
 echo "-- 2. the other sources in the FreeBSD and macOS personas (${#others[@]} files)"

@@ -1,0 +1,221 @@
+/*
+ * The HTTP client over TLS against a tide TLS server (no external peer):
+ * keep-alive reuse over https, the host name checked (a certificate for
+ * another name refused, the client's CA trusted only through its context),
+ * a stale TLS connection retried, and a server that never answers the
+ * handshake bounded by a timeout scope.  No fd left open.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tide.h"
+#include "tide/tls.h"
+#include "util.h"
+#include "tls_certs.h"
+
+static char g_dir[64];
+static int g_accepts;
+
+static const char *P(const char *file)
+{
+    static char bufs[8][128];
+    static unsigned i;
+    char *b = bufs[i++ % 8];
+    snprintf(b, 128, "%s/%s", g_dir, file);
+    return b;
+}
+
+/* Answers GETs; /once closes after its answer. */
+static int handler(tide_stream *s, void *arg)
+{
+    char head[4096];
+    (void)arg;
+    g_accepts++;
+    for (;;) {
+        ssize_t n = tide_stream_readuntil(s, "\r\n\r\n", 4, head, sizeof head);
+        if (n <= 0)
+            return 0;
+        if (tide_stream_write(s, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure", 44) < 0)
+            return 0;
+        if (!strncmp(head, "GET /once ", 10)) {
+            (void)tide_stream_flush(s);
+            return 0;
+        }
+    }
+}
+
+/* Accepts TCP connections and never speaks. */
+static int mute_handler(tide_stream *s, void *arg)
+{
+    (void)s, (void)arg;
+    return tide_sleep(5000);
+}
+
+typedef struct x_ctx {
+    int result;
+} x_ctx;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            print_error("%s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
+            rc = -1;                                                                               \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static int get(tide_http_client *c, const char *url, char **body)
+{
+    tide_http_resp *r;
+    int rc = tide_http_client_request(c, url, NULL, &r), st;
+    ssize_t n;
+    *body = NULL;
+    if (rc < 0)
+        return rc;
+    st = tide_http_resp_status(r);
+    n = tide_http_resp_read_all(r, body, 0);
+    tide_http_resp_free(r);
+    return n < 0 ? (int)n : st;
+}
+
+static int https_main(void *arg)
+{
+    x_ctx *x = arg;
+    tide_server *srv = NULL, *other = NULL, *mute = NULL;
+    tide_tls_opts so, co;
+    tide_tls_ctx *ctx = NULL;
+    tide_http_client *c = NULL, *d = NULL;
+    tide_http_client_opts o;
+    char url[128], *body = NULL;
+    int rc = 0, port;
+
+    g_accepts = 0;
+    tide_tls_opts_init(&so);
+    so.cert_file = P("server.pem");
+    so.key_file = P("server.key");
+    CHECK(tide_start_tls_server("127.0.0.1", 0, handler, NULL, NULL, &so, &srv) == 0);
+    port = tide_server_port(srv);
+    tide_tls_opts_init(&co);
+    co.ca_file = P("ca.pem");
+    CHECK(tide_tls_ctx_new(&ctx, TIDE_TLS_CLIENT, &co) == 0);
+    tide_http_client_opts_init(&o);
+    o.tls_ctx = ctx;
+    CHECK(tide_http_client_new(&c, &o) == 0);
+
+    /* Keep-alive over TLS, by name and by IP address. */
+    for (int i = 0; i < 5; i++) {
+        snprintf(url, sizeof url, "https://localhost:%d/x", port);
+        CHECK(get(c, url, &body) == 200 && !strcmp(body, "secure"));
+        free(body);
+        body = NULL;
+    }
+    CHECK(g_accepts == 1 && tide_http_client_connects(c) == 1);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/x", port);
+    CHECK(get(c, url, &body) == 200);
+    free(body);
+    body = NULL;
+    CHECK(tide_http_client_connects(c) == 2); /* another origin: its own pool */
+
+    /* A stale TLS connection: retried once. */
+    snprintf(url, sizeof url, "https://localhost:%d/once", port);
+    CHECK(get(c, url, &body) == 200);
+    free(body);
+    body = NULL;
+    tide_sleep(20);
+    snprintf(url, sizeof url, "https://localhost:%d/x", port);
+    CHECK(get(c, url, &body) == 200 && !strcmp(body, "secure"));
+    free(body);
+    body = NULL;
+
+    /* The default trust store does not know the test CA. */
+    CHECK(tide_http_client_new(&d, NULL) == 0);
+    CHECK(get(d, url, &body) == TIDE_TLS_ERR_VERIFY);
+    CHECK(tide_http_client_free(d) == 0);
+    d = NULL;
+
+    /* A certificate for another name. */
+    tide_tls_opts_init(&so);
+    so.cert_file = P("wrong.pem");
+    so.key_file = P("wrong.key");
+    CHECK(tide_start_tls_server("127.0.0.1", 0, handler, NULL, NULL, &so, &other) == 0);
+    snprintf(url, sizeof url, "https://localhost:%d/x", tide_server_port(other));
+    CHECK(get(c, url, &body) == TIDE_TLS_ERR_VERIFY);
+
+    /* A server that never handshakes: the caller's scope bounds it. */
+    CHECK(tide_start_server("127.0.0.1", 0, mute_handler, NULL, NULL, &mute) == 0);
+    snprintf(url, sizeof url, "https://localhost:%d/x", tide_server_port(mute));
+    {
+        tide_scope sc;
+        int64_t t0 = tide_now();
+        tide_timeout_begin(&sc, 100);
+        rc = get(c, url, &body);
+        tide_timeout_end(&sc);
+        CHECK(rc == -ETIMEDOUT && tide_now() - t0 < 2000);
+        rc = 0;
+    }
+out:
+    free(body);
+    if (d)
+        tide_http_client_free(d);
+    if (c && tide_http_client_free(c) < 0)
+        rc = -1;
+    tide_tls_ctx_free(ctx);
+    if (mute)
+        tide_server_close(mute, TIDE_SERVER_CANCEL);
+    if (other)
+        tide_server_close(other, TIDE_SERVER_CANCEL);
+    if (srv)
+        tide_server_close(srv, TIDE_SERVER_CANCEL);
+    x->result = rc;
+    return 0;
+}
+
+static void test_https(void **st)
+{
+    x_ctx x = {-1};
+    int fds = tt_count_fds();
+    (void)st;
+    assert_int_equal(tide_run(https_main, &x), 0);
+    assert_int_equal(x.result, 0);
+    assert_int_equal(tt_count_fds(), fds);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    snprintf(g_dir, sizeof g_dir, "/tmp/tide-httpc-XXXXXX");
+    if (!mkdtemp(g_dir) || tt_certs_make(g_dir) < 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    nftw(g_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_https),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,131 @@
+/*
+ * WebSocket over TLS: tide_ws_connect("wss://localhost:PORT/...") against a
+ * tide TLS server (tide_start_tls_server with throw-away certificates from
+ * tls_certs.h) that upgrades and echoes: the CA checked (an untrusted one
+ * fails the connect and leaves nothing open), messages both ways, a 1 MiB
+ * message, the close handshake.  Only built with TLS.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tide.h"
+#include "tide/tls.h"
+#include "tls_certs.h"
+#include "util.h"
+
+static char dir[64];
+
+static int echo_handler(tide_stream *s, void *arg)
+{
+    (void)arg;
+    char head[4096];
+    ssize_t n = tide_stream_readuntil(s, "\r\n\r\n", 4, head, sizeof head);
+    if (n <= 0)
+        return 0;
+    tide_http_header h[32];
+    tide_http_request req;
+    tide_http_request_init(&req, h, 32);
+    if (tide_http_parse_request(head, (size_t)n, &req) != n)
+        return 0;
+    tide_ws_opts o;
+    tide_ws_opts_init(&o);
+    o.max_message = 2 << 20;
+    tide_ws *ws;
+    if (tide_ws_accept(s, &req, &o, &ws) < 0)
+        return 0;
+    tide_ws_msg m;
+    while (tide_ws_recv(ws, &m) == 0)
+        if (tide_ws_send(ws, m.opcode, m.data, m.len) < 0)
+            break;
+    tide_ws_close(ws, 1000, NULL);
+    return 0;
+}
+
+static int wss_main(void *arg)
+{
+    (void)arg;
+    char cert[128], key[128], ca[128], url[128];
+    snprintf(cert, sizeof cert, "%s/server.pem", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    tide_tls_opts so;
+    tide_tls_opts_init(&so);
+    so.cert_file = cert;
+    so.key_file = key;
+    tide_server *srv;
+    assert_int_equal(tide_start_tls_server("127.0.0.1", 0, echo_handler, NULL, NULL, &so, &srv),
+                     0);
+    snprintf(url, sizeof url, "wss://localhost:%d/secure", tide_server_port(srv));
+
+    /* The system store does not know the test CA: refused. */
+    tide_ws *ws = NULL;
+    int fds = tt_count_fds();
+    int rc = tide_ws_connect(url, NULL, &ws);
+    assert_true(rc < 0);
+    assert_null(ws);
+    /* (the server's side of it ends when it reads our alert) */
+    for (int i = 0; i < 100 && tt_count_fds() != fds; i++)
+        tide_sleep(10);
+    assert_int_equal(tt_count_fds(), fds);
+
+    tide_tls_opts co;
+    tide_tls_opts_init(&co);
+    co.ca_file = ca;
+    tide_ws_opts o;
+    tide_ws_opts_init(&o);
+    o.tls = &co;
+    o.max_message = 2 << 20;
+    assert_int_equal(tide_ws_connect(url, &o, &ws), 0);
+    assert_int_equal(tide_stream_is_tls(tide_ws_stream(ws)), 1);
+    tide_ws_msg m;
+    assert_int_equal(tide_ws_send(ws, TIDE_WS_OP_TEXT, "over tls", 8), 0);
+    assert_int_equal(tide_ws_recv(ws, &m), 0);
+    assert_string_equal((const char *)m.data, "over tls");
+    size_t big = 1 << 20;
+    char *buf = malloc(big);
+    assert_non_null(buf);
+    for (size_t i = 0; i < big; i++)
+        buf[i] = (char)(i * 7);
+    assert_int_equal(tide_ws_send(ws, TIDE_WS_OP_BINARY, buf, big), 0);
+    assert_int_equal(tide_ws_recv(ws, &m), 0);
+    assert_int_equal(m.len, big);
+    assert_memory_equal(m.data, buf, big);
+    free(buf);
+    assert_int_equal(tide_ws_close(ws, 1000, NULL), 0);
+    assert_int_equal(tide_server_close(srv, TIDE_SERVER_WAIT), 0);
+    return 0;
+}
+
+static void test_wss(void **state)
+{
+    (void)state;
+    int before = tt_count_fds();
+    assert_int_equal(tide_run(wss_main, NULL), 0);
+    assert_int_equal(tt_count_fds(), before);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/tide-ws-tls-%d", (int)getpid());
+    if (tt_certs_make(dir) < 0) {
+        fprintf(stderr, "cannot make certificates in %s\n", dir);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_wss)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        rc = rc ? rc : 1;
+    return rc;
+}
