@@ -46,6 +46,7 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 o
     add libssl-dev
 fi
 command -v openssl >/dev/null 2>&1 || add openssl
+command -v gdb >/dev/null 2>&1 || add gdb # ctest gdb_script (tools/tide-gdb.py)
 # Peers of the HTTP server's tests (tests/http_peers.sh, label "peers");
 # python3 also for the API reference (scripts/apidoc.py) and the guide's tests.
 command -v curl >/dev/null 2>&1 || add curl
