@@ -349,7 +349,16 @@ static int dead_expired_then_yield(void *arg)
 static void test_dead_expired_timeout_then_yield(void **state)
 {
     (void)state;
+#ifdef TT_ASAN
+    /* ASan's frames are larger: the sleep's own frames may lie below the
+     * dead scope without writing over it, so the scope still looks live and
+     * it is the task's return that finds it open.  Either report names the
+     * task and the scope. */
+    expect_dead(dead_expired_then_yield, LEAKY, "timeout scope",
+                "tide_timeout_begin without tide_timeout_end");
+#else
     expect_dead(dead_expired_then_yield, LEAKY, "a timeout scope was left open");
+#endif
 }
 
 static int dead_shield_then_begin(void *arg)

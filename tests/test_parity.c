@@ -26,6 +26,13 @@ static void settle(void)
         tide_sleep(0);
 }
 
+static int settle_task(void *arg)
+{
+    (void)arg;
+    settle();
+    return 0;
+}
+
 /* ------------------------------------------------------------- time */
 
 static char order[64];
@@ -295,7 +302,7 @@ static int main_ptr(void *arg)
     assert_int_equal(tide_await_ptr(t, &p), 7);
     assert_ptr_equal(p, &payload);
     /* A task that sets none hands back NULL. */
-    assert_int_equal(tide_create_task(&t, (tide_fn)settle, NULL), 0);
+    assert_int_equal(tide_create_task(&t, settle_task, NULL), 0);
     p = (void *)1;
     assert_int_equal(tide_await_ptr(t, &p), 0);
     assert_null(p);
