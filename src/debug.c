@@ -22,6 +22,9 @@
 #include "tide_int.h"
 
 #include <semaphore.h>
+#if defined(__FreeBSD__) || defined(__DragonFly__)
+#include <pthread_np.h>
+#endif
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -209,13 +212,29 @@ static void thread_bounds(struct tide__dbg *d)
     if (d->thi && pthread_equal(d->bounds_thread, pthread_self()))
         return;
     d->tlo = d->thi = 0;
+#if defined(__APPLE__)
+    (void)a;
+    lo = pthread_get_stackaddr_np(pthread_self()); /* the top: stacks grow down */
+    size = pthread_get_stacksize_np(pthread_self());
+    d->thi = (uintptr_t)lo;
+    d->tlo = (uintptr_t)lo - size;
+#elif defined(__linux__) || defined(__FreeBSD__) || defined(__DragonFly__) || defined(__NetBSD__)
+#if defined(__linux__)
     if (pthread_getattr_np(pthread_self(), &a) == 0) {
+#else
+    if (pthread_attr_init(&a) == 0 && pthread_attr_get_np(pthread_self(), &a) == 0) {
+#endif
         if (pthread_attr_getstack(&a, &lo, &size) == 0) {
             d->tlo = (uintptr_t)lo;
             d->thi = (uintptr_t)lo + size;
         }
         pthread_attr_destroy(&a);
     }
+#else /* OpenBSD: no attribute query; creation backtraces stop at the first frame */
+    (void)a;
+    (void)lo;
+    (void)size;
+#endif
     d->bounds_thread = pthread_self();
 }
 

@@ -203,10 +203,16 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
     if (info->dlpi_name && info->dlpi_name[0]) {
         m->path = strdup(info->dlpi_name);
     } else {
+#ifdef __linux__
         char buf[4096];
         ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
         buf[n > 0 ? n : 0] = '\0';
         m->path = strdup(n > 0 ? buf : "/proc/self/exe");
+#else
+        /* The main program: the BSDs name it in dlpi_name; elsewhere its
+         * symbols stay unnamed (frames print as module+offset). */
+        m->path = strdup("");
+#endif
     }
     if (!m->path)
         return 1;
