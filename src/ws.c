@@ -807,6 +807,51 @@ fail:
     return rc;
 }
 
+int tide_ws_upgrade(tide_http_exchange *x, const tide_ws_opts *o, tide_ws **out)
+{
+    if (out)
+        *out = NULL;
+    if (!x || !out || opts_check(o) < 0)
+        return -EINVAL;
+    if (!tide_current_task())
+        return -EPERM;
+    if (!tide_http_exchange_stream(x))
+        return -EBADF;
+    const tide_http_request *req = tide_http_exchange_request(x);
+    int status = 0;
+    const char *why = NULL;
+    if (tide_ws_check_request(req, &status, &why) == 0 && req->body != TIDE_HTTP_BODY_NONE) {
+        status = 400;
+        why = "the opening handshake has a body";
+    }
+    if (status) {
+        static const tide_http_header h426[] = {
+            {"Content-Type", 12, "text/plain", 10},
+            {"Upgrade", 7, "websocket", 9},
+            {"Sec-WebSocket-Version", 21, "13", 2}};
+        static const tide_http_header h405[] = {{"Content-Type", 12, "text/plain", 10},
+                                                {"Allow", 5, "GET", 3}};
+        char body[128];
+        int n = snprintf(body, sizeof body, "%s\n", why);
+        int rc = status == 426   ? tide_http_respond(x, 426, h426, 3, body, (size_t)n)
+                 : status == 405 ? tide_http_respond(x, 405, h405, 2, body, (size_t)n)
+                                 : tide_http_respond(x, status, h426, 1, body, (size_t)n);
+        return rc < 0 && rc != -EPIPE && rc != -ECONNRESET ? rc : -EPROTO;
+    }
+    if (tide__http_responded(x))
+        return -EALREADY;
+    tide_stream *s = tide_http_takeover(x);
+    if (!s)
+        return -ENOMEM; /* the read-ahead could not be put back */
+    int rc = tide_ws_accept(s, req, o, out);
+    if (rc < 0) {
+        (void)tide_stream_close(s);
+        return rc;
+    }
+    (*out)->owns = 1;
+    return 0;
+}
+
 #define WS_HEAD_MAX (16 * 1024)
 
 static int handshake(tide_stream *s, const char *host, const char *resource,
