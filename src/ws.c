@@ -668,13 +668,15 @@ int tide_ws_close(tide_ws *ws, int code, const char *reason)
     } else {
         rc = ws->err ? ws->err : frc;
     }
-    if (timed)
-        tide_timeout_end(&to);
     if (ws->owns) {
+        /* Inside the close timeout: the close's flush must not wait for a
+         * peer that does not read (up to the stream's write timeout). */
         int crc = tide_stream_close(ws->s);
         if (rc >= 0 && crc < 0 && crc != -ECONNRESET && crc != -EPIPE)
             rc = crc;
     }
+    if (timed)
+        tide_timeout_end(&to);
     tide_shield_end(&shield);
     ws_free(ws);
     if (bad)

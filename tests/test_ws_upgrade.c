@@ -36,6 +36,8 @@ typedef struct ustate {
     int after_rc;       /* /after: upgrade after a response */
     int taken_rc;       /* /taken: upgrade after a takeover */
     size_t conns_seen;  /* tide_http_server_connections inside an echo loop */
+    int flood_send_rc;  /* /flood: how sending to a peer that never reads ended */
+    int64_t flood_close_ms; /* ... and how long tide_ws_close took (-1: not yet) */
     tide_http_server *srv;
 } ustate;
 
@@ -85,6 +87,24 @@ static int handler(tide_http_exchange *x, void *arg)
             return rc;
         st->upgraded++;
         return echo(st, ws);
+    }
+    if (IS("/flood")) { /* a peer that never reads: the close stays bounded */
+        static char big[256 * 1024];
+        tide_scope sc;
+        int64_t t0;
+        tide_ws_opts_init(&o);
+        o.close_timeout_ms = 300;
+        if (tide_ws_upgrade(x, &o, &ws) < 0)
+            return -1;
+        tide_timeout_begin(&sc, 300);
+        do
+            st->flood_send_rc = tide_ws_send(ws, TIDE_WS_OP_BINARY, big, sizeof big);
+        while (st->flood_send_rc == 0);
+        tide_timeout_end(&sc);
+        t0 = tide_now();
+        tide_ws_close(ws, TIDE_WS_CLOSE_NORMAL, NULL);
+        st->flood_close_ms = tide_now() - t0;
+        return 0;
     }
     if (IS("/after")) {
         tide_http_respond(x, 200, &CT, 1, "ok", 2);
@@ -287,6 +307,23 @@ static int raw_main(void *arg)
     assert_int_equal(st.ended, 1);
     tide_sleep(10);
     assert_int_equal(tide_http_server_connections(srv), 0);
+
+    /* A peer that never reads: tide_ws_close (which closes the stream) is
+     * bounded by the close timeout, not the server's 30 s write timeout. */
+    assert_int_equal(tide_open_connection("127.0.0.1", port, &c), 0);
+    {
+        int small = 4096;
+        setsockopt(tide_stream_fd(c), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    }
+    st.flood_close_ms = -1;
+    send_str(c, UPGRADE("/flood", ""));
+    assert_int_equal(read_resp(c, &R), 0);
+    assert_int_equal(R.status, 101);
+    for (int i = 0; i < 300 && st.flood_close_ms < 0; i++)
+        tide_sleep(10);
+    assert_int_equal(st.flood_send_rc, -ETIMEDOUT);
+    assert_true(st.flood_close_ms >= 0 && st.flood_close_ms < 1500);
+    tide_stream_close(c);
 
     /* Misuse, upgrade after a response, after a takeover. */
     assert_int_equal(tide_open_connection("127.0.0.1", port, &c), 0);
