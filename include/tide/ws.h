@@ -5,9 +5,9 @@
  * Two layers:
  *  - a pure codec (frame heads, masking, UTF-8 validation, close payloads,
  *    the handshake's checks): no loop, no allocation, usable from any thread;
- *  - connections over a tide_stream: tide_ws_accept upgrades a parsed HTTP
- *    request on a server's stream, tide_ws_connect opens ws:// and wss://
- *    URLs.  tide_ws_recv and tide_ws_send are blocking-style calls in a task;
+ *  - connections over a tide_stream: tide_ws_upgrade upgrades a request in
+ *    a handler of tide_http_serve, tide_ws_accept one whose head the caller
+ *    read from a stream, tide_ws_connect opens ws:// and wss:// URLs.  tide_ws_recv and tide_ws_send are blocking-style calls in a task;
  *    one task may read while others send (sends are serialised by a lock, and
  *    the automatic pongs and close answers slip in between frames, never into
  *    one).
