@@ -36,6 +36,8 @@ typedef struct ustate {
     int after_rc;       /* /after: upgrade after a response */
     int taken_rc;       /* /taken: upgrade after a takeover */
     size_t conns_seen;  /* tide_http_server_connections inside an echo loop */
+    int slow_waiting;   /* /slowchat: its handler waits for closing */
+    int closing;        /* the test is about to close the server */
     int flood_send_rc;  /* /flood: how sending to a peer that never reads ended */
     int64_t flood_close_ms; /* ... and how long tide_ws_close took (-1: not yet) */
     tide_http_server *srv;
@@ -74,8 +76,11 @@ static int handler(tide_http_exchange *x, void *arg)
 
 #define IS(p) (r->path_len == strlen(p) && memcmp(r->path, p, r->path_len) == 0)
     if (IS("/chat") || IS("/slowchat")) {
-        if (IS("/slowchat"))
-            tide_sleep(150); /* the server's close begins meanwhile */
+        if (IS("/slowchat")) { /* upgrades once the server's close began */
+            st->slow_waiting = 1;
+            while (!st->closing)
+                tide_sleep(5);
+        }
         tide_ws_opts_init(&o);
         o.subprotocols = "echo";
         rc = tide_ws_upgrade(x, &o, &ws);
@@ -305,7 +310,8 @@ static int raw_main(void *arg)
     assert_int_equal(tide_stream_read(c, buf, 1), 0);
     tide_stream_close(c);
     assert_int_equal(st.ended, 1);
-    tide_sleep(10);
+    for (int i = 0; i < 100 && tide_http_server_connections(srv); i++)
+        tide_sleep(5);
     assert_int_equal(tide_http_server_connections(srv), 0);
 
     /* A peer that never reads: tide_ws_close (which closes the stream) is
@@ -458,8 +464,11 @@ static int graceful_main(void *arg)
     /* A handler that upgrades only after the close began. */
     l.port = port;
     assert_int_equal(tide_create_task(&lt, late_main, &l), 0);
-    tide_sleep(50);
+    for (int i = 0; i < 400 && !st.slow_waiting; i++)
+        tide_sleep(5);
+    assert_true(st.slow_waiting);
 
+    st.closing = 1; /* seen by /slowchat only after the close began */
     assert_int_equal(tide_http_server_close(srv, TIDE_SERVER_WAIT), 0);
     assert_int_equal(st.upgraded, 4);
     assert_int_equal(st.ended, 4);
