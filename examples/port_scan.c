@@ -19,8 +19,9 @@
  *   - a fixed pool of worker tasks pulling work from a shared counter: the
  *     simplest way to bound concurrency (no semaphore needed, since tasks
  *     only switch at tide calls, "next_port++" needs no lock);
- *   - a timeout scope around one operation (tide_timeout_begin/end): every
- *     suspending call inside fails with -ETIMEDOUT once it expires.
+ *   - a timeout scope around one operation (TIDE_WITH_TIMEOUT, the "async
+ *     with asyncio.timeout()" block of tide/guard.h): every suspending call
+ *     inside fails with -ETIMEDOUT once it expires.
  */
 #include <tide.h>
 
@@ -46,12 +47,10 @@ struct scan {
 /* Tries one port: 1 if it accepted, 0 if not. */
 static int probe(struct scan *sc, int port)
 {
-    tide_scope scope;
-    int fd, rc;
+    int fd = -ETIMEDOUT, rc;
 
-    tide_timeout_begin(&scope, ATTEMPT_TIMEOUT_MS);
-    fd = tide_tcp_connect(sc->host, port);
-    tide_timeout_end(&scope);
+    TIDE_WITH_TIMEOUT(ATTEMPT_TIMEOUT_MS)
+        fd = tide_tcp_connect(sc->host, port);
 
     if (fd >= 0) {
         tide_close(fd); /* we only wanted to know */

@@ -97,14 +97,12 @@ static void forward_signal(void *arg)
 /* Waits at most ms (< 0: forever).  -ETIMEDOUT when the time is up. */
 static int wait_ms(tide_process *p, int64_t ms)
 {
-    tide_scope s;
-    int rc;
+    int rc = -ETIMEDOUT;
 
     if (ms < 0)
         return tide_process_wait(p, NULL);
-    tide_timeout_begin(&s, ms);
-    rc = tide_process_wait(p, NULL);
-    tide_timeout_end(&s);
+    TIDE_WITH_TIMEOUT(ms)
+        rc = tide_process_wait(p, NULL);
     return rc;
 }
 
@@ -116,7 +114,6 @@ static int run_command(void *arg)
     tide_task *readers[2];
     pump pumps[2];
     size_t nreaders = 0, i;
-    tide_scope s;
     int rc;
 
     tide_process_opts_init(&o);
@@ -159,9 +156,8 @@ static int run_command(void *arg)
 
     /* The output that is still in the pipes; something that escaped the
      * group may keep them open: give it a second, then stop reading. */
-    tide_timeout_begin(&s, 1000);
-    tide_gather(readers, nreaders, NULL);
-    tide_timeout_end(&s);
+    TIDE_WITH_TIMEOUT(1000)
+        tide_gather(readers, nreaders, NULL);
 
     for (i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
         tide_signal_handler_remove(fwd[i]);

@@ -79,7 +79,11 @@ typedef void (*tide_future_cb)(tide_future *f, void *arg);
 
 /* ---------------------------------------------------------------- errors */
 
-/* Names a negative errno (or 0).  Never returns NULL. */
+/* Names a negative errno (or 0), and every code of tide's own ranges: the
+ * TIDE_EAI name-resolution codes, the TIDE_TLS_ERR codes and the
+ * TIDE_PROC_SIGNALED statuses of process waits ("process killed by signal
+ * SIGKILL (killed)").  A positive value names the same as its negative.
+ * Never returns NULL; the string is static. */
 TIDE_API const char *tide_strerror(int err);
 
 /* Replaces the allocator tide uses for its own memory (task stacks come from
@@ -202,10 +206,54 @@ TIDE_API int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg,
  * -EPERM on another thread than the loop's. */
 TIDE_API int tide_timer_cancel(tide_timer *h);
 
+/* tide_call_later with a delay in nanoseconds (asyncio's call_later takes
+ * fractions of a second).  Errors: as tide_call_later. */
+TIDE_API int tide_call_later_ns(tide_loop *loop, int64_t ns, tide_cb cb, void *arg,
+                                tide_timer *h);
+/* asyncio's call_at: runs cb(arg) once the loop's clock reaches when_ms
+ * (tide_now() milliseconds; a time in the past runs on the next
+ * iteration).  Timers with equal deadlines run in the order they were
+ * added.  Errors: as tide_call_later. */
+TIDE_API int tide_call_at(tide_loop *loop, int64_t when_ms, tide_cb cb, void *arg,
+                          tide_timer *h);
+/* tide_call_at with an absolute time in tide_now_ns() nanoseconds.
+ * Errors: as tide_call_later. */
+TIDE_API int tide_call_at_ns(tide_loop *loop, int64_t when_ns, tide_cb cb, void *arg,
+                             tide_timer *h);
+
 /* Schedules cb(arg) on loop from any thread (wakes the loop if it sleeps).
  * Each call runs its callback exactly once, in order per calling thread.
  * Errors: -EINVAL, -ENOMEM. */
 TIDE_API int tide_call_soon_threadsafe(tide_loop *loop, tide_cb cb, void *arg);
+
+/* asyncio.run_coroutine_threadsafe: from any thread, runs fn(arg) in a new
+ * task of loop (started from the loop's cross-thread queue, as
+ * tide_call_soon_threadsafe) and hands back a handle, concurrent.futures'
+ * Future, that the submitting thread waits on with a blocking call.  The
+ * loop must be running (or run later: tide_loop_run_forever is the usual
+ * partner) and must outlive the job: a loop freed before the job started
+ * never runs it.  Errors: -EINVAL (loop, fn or cf NULL), -ENOMEM. */
+typedef struct tide_cfuture tide_cfuture;
+TIDE_API int tide_run_threadsafe(tide_loop *loop, tide_fn fn, void *arg, tide_cfuture **cf);
+/* Blocks the calling thread (not a task: this is for other threads) until
+ * the job ended, at most timeout_ms (< 0: no limit), and stores fn's
+ * result in *result and the task's pointer result (tide_task_set_ptr) in
+ * *ptr (either may be NULL).  A job cancelled before it started gives
+ * -ECANCELED as its result.  Returns 0, -ETIMEDOUT (the job goes on: wait
+ * again, or cancel it), -EINVAL (cf NULL), -EDEADLK (called on the loop's
+ * own thread, which would block the loop forever). */
+TIDE_API int tide_cfuture_wait(tide_cfuture *cf, int64_t timeout_ms, int *result, void **ptr);
+/* 1 if the job ended, 0 if not; -EINVAL for NULL.  Any thread. */
+TIDE_API int tide_cfuture_done(tide_cfuture *cf);
+/* Future.cancel() from the submitting side (any thread): a job not started
+ * yet never runs (its result is -ECANCELED); a running one has its task
+ * cancelled (level-triggered: what fn returns then is the result).  Wait
+ * for the outcome with tide_cfuture_wait.  Returns 0, -EALREADY (the job
+ * ended already), -EINVAL. */
+TIDE_API int tide_cfuture_cancel(tide_cfuture *cf);
+/* Drops the handle (any thread).  The job is not cancelled: it runs to its
+ * end and its result is dropped.  NULL is ignored. */
+TIDE_API void tide_cfuture_free(tide_cfuture *cf);
 
 /* ----------------------------------------------------------------- tasks */
 
@@ -246,9 +294,37 @@ TIDE_API int tide_await(tide_task *t);
  * Errors: -EINVAL (NULL, released, or a group member), -EBUSY (a task
  * awaits t). */
 TIDE_API int tide_detach(tide_task *t);
+/* tide_await for a task that hands back a pointer as well as its int
+ * (tide_task_set_ptr): returns t's result and stores its pointer result in
+ * *ptr (NULL if it set none, or if the call fails).  Nothing is allocated:
+ * the pointer lives in the task.  Errors: as tide_await. */
+TIDE_API int tide_await_ptr(tide_task *t, void **ptr);
+/* Sets the pointer result of the current task (the last call wins), handed
+ * to tide_await_ptr, to tide_task_ptr and to the task's future.  The int it
+ * returns is its result as before.  Errors: -EPERM (not in a task). */
+TIDE_API int tide_task_set_ptr(void *ptr);
+/* The pointer result t has set so far (NULL if none, or t not live). */
+TIDE_API void *tide_task_ptr(const tide_task *t);
+/* asyncio's "a task is a future": the future of task t, made on the first
+ * call (the same one afterwards).  It is done when t ends: with t's
+ * pointer result as its value and t's int result (>= 0) as what
+ * tide_future_await / tide_future_result return, with t's error if t
+ * failed, cancelled if t ended with -ECANCELED.  Any number of tasks may
+ * await it, its done callbacks are t's done callbacks, and
+ * tide_future_cancel on it cancels t (it is done once t has ended).  It
+ * belongs to t: tide_future_set_result / _set_error on it are -EINVAL,
+ * tide_future_free on it does nothing, and it is freed when t
+ * is released (tide_await, detach, group): do not use it after that.
+ * Waiting on it does not take t's result: t must still be awaited,
+ * detached or in a group.  Errors: -EINVAL (NULL, released task), -ENOMEM,
+ * -EPERM (not t's loop thread). */
+TIDE_API int tide_task_future(tide_task *t, tide_future **f);
+
 /* Requests cancellation of t (level-triggered, see top).  A task that has not
  * started yet never runs and ends with -ECANCELED.  Cancelling twice, or a
- * task that already ended, is harmless.  Errors: -EINVAL (NULL/released). */
+ * task that already ended, is harmless.  Errors: -EINVAL (NULL/released),
+ * -EPERM (called on another thread than the loop's: cancel it from a
+ * tide_call_soon_threadsafe callback). */
 TIDE_API int tide_cancel(tide_task *t);
 /* The task running on this thread, or NULL outside a task. */
 TIDE_API tide_task *tide_current_task(void);
@@ -297,6 +373,11 @@ TIDE_API ssize_t tide_task_list(tide_loop *loop, tide_task_info *out, size_t cap
  * -ENOMEM (no room for the timer). */
 TIDE_API int tide_sleep(int64_t ms);
 
+/* tide_sleep in nanoseconds (sub-millisecond waits: the poller's timeout
+ * is as fine as the system allows, epoll_pwait2 or a rounded-up ms).
+ * tide_sleep_ns(0) yields as tide_sleep(0).  Errors: as tide_sleep. */
+TIDE_API int tide_sleep_ns(int64_t ns);
+
 /* Waits for all n tasks and releases them.  results (may be NULL) receives
  * each task's result.  Returns 0, or the first failure in array order.
  * If the caller is cancelled (or times out) while waiting, every task not yet
@@ -338,10 +419,42 @@ TIDE_API int tide_timeout_begin(tide_scope *s, int64_t ms);
 /* As tide_timeout_begin with an absolute deadline in tide_now() ms. */
 TIDE_API int tide_deadline_begin(tide_scope *s, int64_t deadline_ms);
 /* Ends a timeout scope.  Returns -ETIMEDOUT if this scope's deadline
- * interrupted (or refused) a suspending call, else 0.
+ * interrupted (or refused) a suspending call, -ECANCELED if its
+ * tide_scope_cancel did, else 0.
  * Errors: -EINVAL (s NULL, a shield, already ended, or not the innermost
  * scope of the calling task: nothing is ended then). */
 TIDE_API int tide_timeout_end(tide_scope *s);
+
+/* tide_timeout_begin with a duration / an absolute deadline (tide_now_ns)
+ * in nanoseconds.  Errors: -EINVAL, -EPERM. */
+TIDE_API int tide_timeout_begin_ns(tide_scope *s, int64_t ns);
+TIDE_API int tide_deadline_begin_ns(tide_scope *s, int64_t deadline_ns);
+/* Trio's CancelScope.cancel(): cancels the open scope s (a timeout scope
+ * or a shield) on its own: every suspending call of its task inside s
+ * fails with -ECANCELED (level-triggered, until s ends), and a call waiting
+ * now wakes with -ECANCELED unless a shield opened inside s covers it.  The
+ * task itself is not cancelled: once s ends its calls work again, and
+ * tide_timeout_end(s) returns -ECANCELED if the cancel cut a call short.
+ * A shield's cancel applies inside the shield.  Any task (or callback) of
+ * the loop may call it, e.g. with a scope another task shared; twice is
+ * harmless.  Errors: -EINVAL (s NULL, not open: never begun or ended),
+ * -EPERM (not on the loop's thread). */
+TIDE_API int tide_scope_cancel(tide_scope *s);
+/* 1 if tide_scope_cancel was called on the open scope s, else 0.
+ * Errors: -EINVAL, -EPERM as tide_scope_cancel. */
+TIDE_API int tide_scope_cancelled(const tide_scope *s);
+/* asyncio's Timeout.reschedule: moves the deadline of the open timeout
+ * scope s to deadline_ms (tide_now() ms; INT64_MAX: none), earlier or
+ * later, also while its task waits (the wait's timer is armed again) and
+ * after the old deadline fired (the scope is not marked expired any more;
+ * calls after the new deadline fail again).  Errors: -EINVAL (s NULL, not
+ * open, or a shield), -EPERM (not on the loop's thread). */
+TIDE_API int tide_scope_reschedule(tide_scope *s, int64_t deadline_ms);
+/* The same with the deadline in tide_now_ns() nanoseconds. */
+TIDE_API int tide_scope_reschedule_ns(tide_scope *s, int64_t deadline_ns);
+/* The deadline of the open scope s in tide_now() ms (INT64_MAX: none, a
+ * shield's).  Errors: -EINVAL, -EPERM as tide_scope_cancel. */
+TIDE_API int64_t tide_scope_deadline(const tide_scope *s);
 
 /* A shield: inside it, cancellation of the task and the deadlines of the
  * enclosing scopes do not apply (timeouts begun inside it still do).  For
@@ -492,6 +605,18 @@ TIDE_API int tide_fd_forget(int fd);
  * code, -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
                               struct addrinfo **res);
+
+/* asyncio's loop.getnameinfo: getnameinfo(3) on the worker pool: the host
+ * name (or numeric address with NI_NUMERICHOST) and the service of sa into
+ * host / serv (either may be NULL, not both), NUL-terminated.  flags are
+ * getnameinfo's NI_* flags.  A cancelled call returns -ECANCELED at once
+ * (the worker's late answer is dropped).  Errors: -EINVAL (sa NULL, salen
+ * 0 or too long, both outputs NULL, a zero length), -EPERM (outside a
+ * task), -ENOMEM, -ENOSPC (an output too small), a TIDE_EAI code
+ * (TIDE_EAI_NONAME: no name and NI_NAMEREQD), -EAFNOSUPPORT-like
+ * TIDE_EAI codes for an unknown family, -ECANCELED, -ETIMEDOUT. */
+TIDE_API int tide_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
+                              size_t hostlen, char *serv, size_t servlen, int flags);
 
 typedef struct tide_listen_opts {
     int backlog;   /* listen(2) backlog; 0: 511 */
@@ -748,5 +873,9 @@ TIDE_API int tide_to_thread(tide_fn fn, void *arg);
 #include "tide/http.h"    /* HTTP/1.1 heads and chunked bodies, parsed in place */
 #include "tide/testing.h" /* virtual time and seeded ordering, for tests */
 #include "tide/ws.h"      /* WebSocket (RFC 6455) */
+#include "tide/guard.h"   /* "async with": TIDE_WITH_TIMEOUT, _LOCK, _GROUP... blocks */
+#include "tide/resp.h"    /* RESP2 (Redis protocol), parsed in place */
+#include "tide/multi.h"   /* one loop per core, cross-loop calls */
+#include "tide/debug.h"   /* task dumps, debug mode, loop metrics, exception handler */
 
 #endif /* TIDE_H */

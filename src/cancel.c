@@ -59,6 +59,10 @@ int tide__cancel_check(tide_task *t, int64_t *deadline)
 
     for (s = t->scope; s; s = s->parent) {
         verify(t, s, sp);
+        if (TIDE__UNLIKELY(s->flags & TIDE__SCOPE_CANCEL)) {
+            fire(t, s); /* cancelled on its own (tide_scope_cancel) */
+            return -ECANCELED;
+        }
         if (s->flags & TIDE__SCOPE_SHIELD) {
             end = s;
             break;
@@ -140,6 +144,7 @@ static int scope_begin(tide_scope *s, int64_t deadline, int flags, const void *s
     s->check = scope_check(s, cur);
     cur->scope = s;
     cur->scope_kinds = cur->scope_kinds << 1 | ((flags & TIDE__SCOPE_SHIELD) != 0);
+    cur->scope_groups = cur->scope_groups << 1 | ((flags & TIDE__SCOPE_GROUP) != 0);
     cur->nscopes++;
     return 0;
 }
@@ -162,6 +167,7 @@ static int scope_end(tide_scope *s, int kind, const void *sp)
         return -EINVAL;
     cur->scope = s->parent;
     cur->scope_kinds >>= 1;
+    cur->scope_groups >>= 1;
     cur->nscopes--;
     if (cur->scope)
         verify(cur, cur->scope, sp);
@@ -175,6 +181,45 @@ static int64_t ms_to_deadline(int64_t ms)
     if (ms > INT64_MAX / 2000000)
         return TIDE__NEVER;
     return tide__now_ns() + ms * 1000000;
+}
+
+int tide__scope_push_group(tide_scope *s)
+{
+    return scope_begin(s, TIDE__NEVER, TIDE__SCOPE_GROUP, TIDE__SP());
+}
+
+static uint32_t drop_bit(uint32_t v, unsigned idx)
+{
+    uint32_t low = idx ? v & (((uint32_t)1 << idx) - 1) : 0;
+    return low | (idx < 31 ? (v >> (idx + 1)) << idx : 0);
+}
+
+/* Groups need not nest with scopes or each other (one may be waited for
+ * out of order, or by another task): the group's scope is taken off
+ * wherever it is in its owner's chain. */
+int tide__scope_pop_group(tide_task *t, tide_scope *s)
+{
+    const void *sp = t == tide__current() ? TIDE__SP() : tide__task_sp(t);
+    tide_scope *x, *inner = NULL;
+    unsigned idx = 0;
+
+    for (x = t->scope; x && x != s; inner = x, x = x->parent, idx++)
+        verify(t, x, sp);
+    if (!x)
+        return -EINVAL;
+    verify(t, s, sp);
+    if (inner) {
+        inner->parent = s->parent;
+        inner->check = scope_check(inner, t);
+    } else {
+        t->scope = s->parent;
+    }
+    if (idx < 32) {
+        t->scope_kinds = drop_bit(t->scope_kinds, idx);
+        t->scope_groups = drop_bit(t->scope_groups, idx);
+    }
+    t->nscopes--;
+    return 0;
 }
 
 int tide_timeout_begin(tide_scope *s, int64_t ms)
@@ -200,7 +245,140 @@ int tide_timeout_end(tide_scope *s)
     int rc = scope_end(s, TIDE__SCOPE_TIMEOUT, TIDE__SP());
     if (rc < 0)
         return rc;
-    return (s->flags & TIDE__SCOPE_FIRED) ? -ETIMEDOUT : 0;
+    if (!(s->flags & TIDE__SCOPE_FIRED))
+        return 0;
+    return (s->flags & TIDE__SCOPE_CANCEL) ? -ECANCELED : -ETIMEDOUT;
+}
+
+int tide_timeout_begin_ns(tide_scope *s, int64_t ns)
+{
+    int64_t dl;
+
+    if (ns < 0)
+        ns = 0;
+    dl = ns > INT64_MAX / 2 ? TIDE__NEVER : tide__now_ns() + ns;
+    return scope_begin(s, dl, TIDE__SCOPE_TIMEOUT, TIDE__SP());
+}
+
+int tide_deadline_begin_ns(tide_scope *s, int64_t deadline_ns)
+{
+    return scope_begin(s, deadline_ns < 0 ? 0 : deadline_ns, TIDE__SCOPE_TIMEOUT, TIDE__SP());
+}
+
+/* The task whose open scope s is (s found on its chain, every link
+ * checked), or NULL: s NULL, never begun, ended, or its task released. */
+static tide_task *scope_owner(tide_scope *s, int *err)
+{
+    tide_task *t;
+    const tide_scope *x;
+    const void *sp;
+
+    *err = -EINVAL;
+    if (!s || tide__task_check(s->task) < 0)
+        return NULL;
+    t = s->task;
+    if (tide__loop_thread_check(t->loop) < 0) {
+        *err = -EPERM;
+        return NULL;
+    }
+    sp = t == tide__current() ? TIDE__SP() : tide__task_sp(t);
+    for (x = t->scope; x; x = x->parent) {
+        verify(t, x, sp);
+        if (x == s)
+            return t;
+    }
+    return NULL;
+}
+
+/* 1 if nothing between t's innermost scope and s (exclusive) is a shield:
+ * what happens to s reaches t's current wait. */
+static int reaches(const tide_task *t, const tide_scope *s)
+{
+    const tide_scope *x;
+
+    for (x = t->scope; x && x != s; x = x->parent)
+        if (x->flags & TIDE__SCOPE_SHIELD)
+            return 0;
+    return 1;
+}
+
+int tide_scope_cancel(tide_scope *s)
+{
+    int err;
+    tide_task *t = scope_owner(s, &err);
+
+    if (!t)
+        return err;
+    if (s->flags & TIDE__SCOPE_CANCEL)
+        return 0; /* twice is harmless */
+    s->flags |= TIDE__SCOPE_CANCEL;
+    s->check = scope_check(s, t);
+    if (t->state == TIDE_TASK_WAITING && !t->nocancel && reaches(t, s)) {
+        fire(t, s);
+        tide__interrupt(t, -ECANCELED);
+    }
+    return 0;
+}
+
+int tide_scope_cancelled(const tide_scope *s)
+{
+    int err;
+    tide_task *t = scope_owner((tide_scope *)s, &err);
+
+    if (!t)
+        return err;
+    return (s->flags & TIDE__SCOPE_CANCEL) != 0;
+}
+
+int tide_scope_reschedule_ns(tide_scope *s, int64_t deadline_ns)
+{
+    int err;
+    tide_task *t = scope_owner(s, &err);
+    int64_t dl = TIDE__NEVER;
+    const tide_scope *x;
+
+    if (!t)
+        return err;
+    if (!(s->flags & TIDE__SCOPE_TIMEOUT))
+        return -EINVAL; /* a shield has no deadline */
+    if (deadline_ns < 0)
+        deadline_ns = 0;
+    s->deadline = deadline_ns;
+    s->flags &= ~TIDE__SCOPE_FIRED;
+    s->check = scope_check(s, t);
+    if (t->state != TIDE_TASK_WAITING || t->nocancel)
+        return 0; /* its next suspension reads the new deadline */
+    /* The task waits: its timer is armed for the earliest deadline that
+     * applies (or its wait's own end); arm it again for the new one. */
+    for (x = t->scope; x; x = x->parent) {
+        if (x->flags & TIDE__SCOPE_SHIELD)
+            break;
+        if (x->deadline < dl)
+            dl = x->deadline;
+    }
+    if (t->wait_until < dl)
+        dl = t->wait_until;
+    tide__timer_del(t->loop, &t->timer);
+    if (dl != TIDE__NEVER && tide__timer_add(t->loop, &t->timer, dl) < 0)
+        tide__interrupt(t, -ENOMEM); /* as a wait whose timer cannot be armed */
+    return 0;
+}
+
+int tide_scope_reschedule(tide_scope *s, int64_t deadline_ms)
+{
+    if (deadline_ms > INT64_MAX / 1000000)
+        return tide_scope_reschedule_ns(s, TIDE__NEVER);
+    return tide_scope_reschedule_ns(s, deadline_ms < 0 ? 0 : deadline_ms * 1000000);
+}
+
+int64_t tide_scope_deadline(const tide_scope *s)
+{
+    int err;
+    tide_task *t = scope_owner((tide_scope *)s, &err);
+
+    if (!t)
+        return err;
+    return s->deadline == TIDE__NEVER ? INT64_MAX : s->deadline / 1000000;
 }
 
 int tide_shield_begin(tide_scope *s)

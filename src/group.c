@@ -31,6 +31,7 @@
 
 #define G_CANCELLING 0x1
 #define G_CLOSED 0x2
+#define G_SCOPE 0x4 /* the owner's scope (g->scope) is open */
 
 /* A word over every field and the group's address, renewed (seal) after
  * each change: memory that a later frame wrote into no longer matches, so
@@ -126,9 +127,29 @@ int tide_group_init(tide_group *g)
         g->outer = cur->groups;
         cur->groups = g;
         cur->ngroups++;
+        /* The owner's code inside the group is a cancel scope of its own:
+         * a member's failure cancels it (asyncio's TaskGroup, Trio's
+         * nursery).  It ends when tide_group_wait starts. */
+        if (tide__scope_push_group(&g->scope) == 0)
+            g->flags |= G_SCOPE;
     }
     seal(g);
     return 0;
+}
+
+/* Ends the owner's scope of g (at tide_group_wait, whoever waits). */
+static int end_owner_scope(tide_group *g)
+{
+    int rc;
+
+    if (!(g->flags & G_SCOPE))
+        return 0;
+    rc = tide__scope_pop_group(g->owner, &g->scope);
+    if (rc == 0) {
+        g->flags &= ~G_SCOPE;
+        seal(g);
+    }
+    return rc;
 }
 
 /* Takes the closed group g off its owner's chain. */
@@ -226,6 +247,11 @@ void tide__group_child_ended(tide_task *t)
         if (!g->first_error) {
             g->first_error = r;
             cancel_members(g);
+            /* ... and the owner's code inside the group, where it is now
+             * (a wait wakes with -ECANCELED) and from now on until it
+             * reaches tide_group_wait (level-triggered). */
+            if (g->flags & G_SCOPE)
+                (void)tide_scope_cancel(&g->scope);
         }
     }
     if (g->live == 0 && g->waiter) {
@@ -256,10 +282,12 @@ int tide_group_wait(tide_group *g)
     group_verify(g, cur, TIDE__SP(), NULL);
     if (g->waiter)
         return -EBUSY;
+    (void)end_owner_scope(g);
     while (g->live) {
         int rc;
         g->waiter = cur;
         seal(g);
+        TIDE__WAIT_ON(cur, TIDE_WAIT_GROUP, g);
         rc = tide__suspend(cur, TIDE__NEVER, unlink_group_waiter, g,
                            interrupted ? TIDE__WAIT_NOCANCEL : 0);
         if (rc < 0 && !interrupted) {
@@ -397,6 +425,7 @@ int tide_wait(tide_task **ts, size_t n, int mode)
         }
     }
     c.waiter = cur;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_TASKS, &c);
     rc = tide__suspend(cur, TIDE__NEVER, unlink_waitctx, &c, 0);
     for (i = 0; i < n; i++)
         tide__watch_remove(&ws[i].w);
@@ -482,6 +511,7 @@ int tide_as_completed_next(tide_as_completed *it, tide_task **t)
         if (it->waiter)
             return -EBUSY;
         it->waiter = cur;
+        TIDE__WAIT_ON(cur, TIDE_WAIT_TASKS, it);
         rc = tide__suspend(cur, TIDE__NEVER, unlink_ac, it, 0);
         if (rc < 0)
             return rc;

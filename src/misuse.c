@@ -87,6 +87,13 @@ static int kind_of(const tide_task *t, unsigned idx)
     return (int)((t->scope_kinds >> idx) & 1);
 }
 
+/* 1 if the idx-th innermost scope of t is a task group's own (reported as
+ * the group). */
+static int group_scope(const tide_task *t, unsigned idx)
+{
+    return idx < 32 && idx < t->nscopes && ((t->scope_groups >> idx) & 1);
+}
+
 static const char *const kind_name[3] = {"cancel scope", "timeout scope", "shield"};
 static const char *const kind_hint[3] = {
     "a scope's begin without its end",
@@ -105,24 +112,29 @@ static void add_scope(msg *m, int kind, const char *what)
 
 void tide__misuse_returned(tide_task *t)
 {
-    unsigned i, shown = t->nscopes < 4 ? t->nscopes : 4;
+    /* Each open group of the task holds one scope of its chain (the
+     * owner's scope, group.c): those are reported as groups. */
+    unsigned user = t->nscopes > t->ngroups ? t->nscopes - t->ngroups : 0;
+    unsigned i, shown = user < 4 ? user : 4;
     msg m = {.n = 0};
 
     add(&m, "tide: ");
     add_task(&m, t);
     add(&m, " returned with ");
-    for (i = 0; i < shown; i++) {
-        if (i)
+    for (i = 0, shown = 0; i < t->nscopes && shown < 4; i++) {
+        if (group_scope(t, i))
+            continue;
+        if (shown++)
             add(&m, ", ");
         add_scope(&m, kind_of(t, i), "still open");
     }
-    if (t->nscopes > shown) {
+    if (user > shown) {
         add(&m, " and ");
-        add_u64(&m, t->nscopes - shown);
+        add_u64(&m, user - shown);
         add(&m, " more cancel scopes still open");
     }
     if (t->groups) {
-        if (t->nscopes)
+        if (user)
             add(&m, ", ");
         if (t->ngroups > 1) {
             add_u64(&m, t->ngroups);
@@ -146,6 +158,8 @@ void tide__misuse_scope(tide_task *t, const tide_scope *s, int why)
     for (x = t->scope; x && x != s && idx < t->nscopes; x = x->parent)
         idx++;
     kind = x == s ? kind_of(t, idx) : -1;
+    if (x == s && group_scope(t, idx)) /* a group's scope: the group was left */
+        tide__misuse_group(tide__container_of(s, tide_group, scope), why, t, NULL);
     add(&m, "tide: ");
     add_task(&m, t);
     add(&m, ": ");

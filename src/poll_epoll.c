@@ -12,8 +12,10 @@
  *  - Edge-triggered mode reports a transition, not a level: after an event
  *    the owner must consume until EAGAIN (or know the socket is drained, as a
  *    short read tells) before it waits again, or it may wait forever.
- *  - The timeout is in milliseconds: we round up, so a timer never wakes the
- *    loop early into a busy spin.
+ *  - epoll_wait's timeout is in milliseconds: we round up, so a timer never
+ *    wakes the loop early into a busy spin.  A timeout that is not whole
+ *    milliseconds (tide_sleep_ns, call_later_ns) goes through epoll_pwait2
+ *    (Linux 5.11, nanoseconds) where the kernel has it.
  *  - EINTR (a signal arrived) is not an error: the loop just goes round.
  *  - The wake-up channel is an eventfd; each write makes an edge even while
  *    the counter is non-zero, and we drain it with one read per wake-up.
@@ -24,7 +26,19 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
+
+#ifndef SYS_epoll_pwait2
+#if defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || defined(__arm__)
+#define SYS_epoll_pwait2 441
+#endif
+#endif
+
+#ifdef SYS_epoll_pwait2
+static int have_pwait2 = 1; /* cleared on ENOSYS (any thread may race: harmless) */
+#endif
 
 int tide__poller_init(tide__poller *p)
 {
@@ -89,7 +103,18 @@ int tide__poller_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, voi
     else
         timeout_ms = (int)((timeout_ns + 999999) / 1000000);
 
-    n = epoll_wait(p->fd, evs, TIDE__POLL_BATCH, timeout_ms);
+#ifdef SYS_epoll_pwait2
+    if (timeout_ns > 0 && timeout_ns % 1000000 && timeout_ms < 1000 &&
+        __atomic_load_n(&have_pwait2, __ATOMIC_RELAXED)) {
+        struct timespec ts = {0, (long)timeout_ns};
+        n = (int)syscall(SYS_epoll_pwait2, p->fd, evs, TIDE__POLL_BATCH, &ts, NULL, (size_t)8);
+        if (n < 0 && errno == ENOSYS) {
+            __atomic_store_n(&have_pwait2, 0, __ATOMIC_RELAXED);
+            n = epoll_wait(p->fd, evs, TIDE__POLL_BATCH, timeout_ms);
+        }
+    } else
+#endif
+        n = epoll_wait(p->fd, evs, TIDE__POLL_BATCH, timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (i = 0; i < n; i++) {

@@ -95,8 +95,21 @@ struct tide_process {
 
 void tide_process_opts_init(tide_process_opts *o)
 {
-    if (o)
+    if (o) {
         memset(o, 0, sizeof *o);
+        o->stdin_fd = o->stdout_fd = o->stderr_fd = -1;
+    }
+}
+
+int tide_process_spawn_shell(tide_process **p, const char *cmd, const tide_process_opts *o)
+{
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+
+    if (p)
+        *p = NULL;
+    if (!p || !cmd)
+        return -EINVAL;
+    return tide_process_spawn(p, argv, o);
 }
 
 /* ---------------------------------------------------------------- reaping */
@@ -384,7 +397,7 @@ static void orphan(pid_t pid)
 static int valid_mode(int m, int fd)
 {
     return m == TIDE_PROC_INHERIT || m == TIDE_PROC_PIPE || m == TIDE_PROC_DEVNULL ||
-           (fd == 2 && m == TIDE_PROC_STDOUT);
+           m == TIDE_PROC_FD || (fd == 2 && m == TIDE_PROC_STDOUT);
 }
 
 /* pipe(2) with both ends close-on-exec: pipe2 where it exists (Linux, the
@@ -537,6 +550,17 @@ int tide_process_spawn(tide_process **out, const char *const argv[], const tide_
 
     for (i = 0; i < 3; i++) {
         int fds[2];
+        if (modes[i] == TIDE_PROC_FD) {
+            /* A copy above 2, so the dup2s onto 0..2 cannot overwrite the
+             * fd another one reads from; closed after the spawn. */
+            int ufd = i == 0 ? o->stdin_fd : i == 1 ? o->stdout_fd : o->stderr_fd;
+            child[i] = ufd < 0 ? -1 : fcntl(ufd, F_DUPFD_CLOEXEC, 3);
+            if (child[i] < 0) {
+                rc = ufd < 0 ? -EBADF : -errno;
+                goto fail_fds;
+            }
+            continue;
+        }
         if (modes[i] != TIDE_PROC_PIPE)
             continue;
         if (pipe_cloexec(fds) < 0) {
@@ -565,6 +589,7 @@ int tide_process_spawn(tide_process **out, const char *const argv[], const tide_
     for (i = 0; i < 3 && rc == 0; i++) {
         switch (modes[i]) {
         case TIDE_PROC_PIPE:
+        case TIDE_PROC_FD:
             rc = posix_spawn_file_actions_adddup2(&fa, child[i], i);
             break;
         case TIDE_PROC_DEVNULL:
@@ -749,6 +774,7 @@ int tide_process_wait(tide_process *p, int *status)
         tide__loop_io_ref(p->loop);
         if (p->pidfd < 0)
             fb_add(p);
+        TIDE__WAIT_ON(cur, TIDE_WAIT_PROCESS, p);
         rc = tide__suspend(cur, TIDE__NEVER, unlink_waiter, &w, 0);
         if (rc < 0 || !w.done)
             return rc < 0 ? rc : -EBADF; /* p may be gone: do not touch it */
@@ -835,8 +861,11 @@ static int drain(void *arg)
         }
         n = tide_stream_read(d->s, d->keep ? d->buf + d->len : tmp,
                              d->keep ? d->cap - d->len - 1 : sizeof tmp);
-        if (n < 0)
+        if (n < 0) {
+            if (d->keep)
+                d->buf[d->len] = '\0'; /* what was read so far stays usable */
             return (int)n;
+        }
         if (n == 0)
             break;
         if (d->keep)
@@ -900,7 +929,14 @@ int tide_process_communicate(tide_process *p, const void *in, size_t inlen, char
     }
     if (rc == 0)
         rc = tide_process_wait(p, NULL);
-    if (rc < 0 && !TIDE_PROC_IS_SIGNALED(rc)) {
+    if (rc == -ETIMEDOUT || rc == -ECANCELED) {
+        /* Cut short: hand out what was read so far (Python's
+         * TimeoutExpired.output), as a string, empty if nothing came. */
+        if (out && !rd_out.buf && (rd_out.buf = malloc(1)))
+            rd_out.buf[0] = '\0';
+        if (err && !rd_err.buf && (rd_err.buf = malloc(1)))
+            rd_err.buf[0] = '\0';
+    } else if (rc < 0 && !TIDE_PROC_IS_SIGNALED(rc)) {
         free(rd_out.buf);
         free(rd_err.buf);
         return rc;

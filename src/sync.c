@@ -123,6 +123,7 @@ static int lock_acquire(tide_lock *l, int flags)
         return 0;
     }
     /* On success the releaser made us the owner before waking us. */
+    TIDE__WAIT_ON(cur, TIDE_WAIT_LOCK, l);
     return tide__wl_wait(&l->waiters, &w, cur, flags);
 }
 
@@ -212,6 +213,7 @@ int tide_event_wait(tide_event *e)
         return rc;
     if (e->set)
         return 0;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_EVENT, e);
     return tide__wl_wait(&e->waiters, &w, cur, 0);
 }
 
@@ -245,6 +247,7 @@ int tide_cond_wait(tide_cond *c)
     if (c->lock->owner != cur)
         return -EPERM;
     tide_lock_release(c->lock);
+    TIDE__WAIT_ON(cur, TIDE_WAIT_COND, c);
     rc = tide__wl_wait(&c->waiters, &w, cur, 0);
     /* Take the lock back whatever happened, cancelled or not. */
     rc2 = lock_acquire(c->lock, TIDE__WAIT_NOCANCEL);
@@ -302,6 +305,7 @@ int tide_sem_acquire(tide_sem *s)
         s->value--;
         return 0;
     }
+    TIDE__WAIT_ON(cur, TIDE_WAIT_SEM, s);
     return tide__wl_wait(&s->waiters, &w, cur, 0); /* the permit is handed over */
 }
 
@@ -366,6 +370,8 @@ int tide_barrier_wait(tide_barrier *b)
     cur = need_task(&rc);
     if (!cur)
         return rc;
+    if (b->broken)
+        return -EPIPE;
     if (cur->cancel_req || cur->scope) { /* do not arrive if we cannot wait */
         rc = tide__cancel_check(cur, NULL);
         if (rc < 0)
@@ -384,6 +390,64 @@ int tide_barrier_wait(tide_barrier *b)
         return (int)i;
     }
     tide__wl_push(&b->waiters, &w, cur);
+    TIDE__WAIT_ON(cur, TIDE_WAIT_BARRIER, b);
     rc = tide__suspend(cur, TIDE__NEVER, barrier_leave, &w, 0);
     return rc < 0 ? rc : (int)w.n;
+}
+
+int tide_barrier_abort(tide_barrier *b)
+{
+    if (!b || !b->parties)
+        return -EINVAL;
+    b->broken = 1;
+    b->count = 0;
+    tide__wl_wake_all(&b->waiters, -EPIPE);
+    return 0;
+}
+
+int tide_barrier_reset(tide_barrier *b)
+{
+    if (!b || !b->parties)
+        return -EINVAL;
+    b->count = 0;
+    tide__wl_wake_all(&b->waiters, -EPIPE); /* as asyncio: waiters see it broken */
+    b->broken = 0;
+    return 0;
+}
+
+int tide_barrier_broken(const tide_barrier *b)
+{
+    if (!b || !b->parties)
+        return -EINVAL;
+    return b->broken;
+}
+
+unsigned tide_barrier_n_waiting(const tide_barrier *b)
+{
+    return b ? b->count : 0;
+}
+
+/* ---------------------------------------------------------- wait_for */
+
+int tide_cond_wait_for(tide_cond *c, int (*pred)(void *arg), void *arg)
+{
+    int rc;
+
+    tide_task *cur;
+
+    if (!c || !pred)
+        return -EINVAL;
+    cur = need_task(&rc);
+    if (!cur)
+        return rc;
+    if (c->lock->owner != cur)
+        return -EPERM;
+    for (;;) {
+        rc = pred(arg);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+        rc = tide_cond_wait(c);
+        if (rc < 0)
+            return rc;
+    }
 }

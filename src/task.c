@@ -67,6 +67,7 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
         if (rc < 0) {
             if (unlink)
                 unlink(arg);
+            t->wait_kind = TIDE_WAIT_NONE;
             return rc;
         }
     }
@@ -77,6 +78,7 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
         if (tide__timer_add(t->loop, &t->timer, deadline) < 0) {
             if (unlink)
                 unlink(arg);
+            t->wait_kind = TIDE_WAIT_NONE;
             return -ENOMEM;
         }
     }
@@ -86,7 +88,9 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
     t->nocancel = (flags & TIDE__WAIT_NOCANCEL) != 0;
     t->io_streak = 0; /* a real suspension: the others had their turn (io.c's budget) */
     t->state = TIDE_TASK_WAITING;
+    t->wait_since = t->loop->now;
     tide__switch_to_loop(t);
+    t->wait_kind = TIDE_WAIT_NONE;
     return t->wake_rc;
 }
 
@@ -115,6 +119,8 @@ static void task_finish(tide_task *t, int result)
     t->result = result;
     t->state = TIDE_TASK_DONE;
     t->loop->tasks.nundone--;
+    if (t->fut)
+        tide__future_task_done(t->fut, result, t->result_ptr);
     if (j && j != TIDE__JOINER_LOOP && j->awaiting == t) {
         j->awaiting = NULL;
         tide__wake(j, 0);
@@ -180,7 +186,13 @@ static void run_task(tide_loop *loop, tide__runnable *r)
     }
     t->state = TIDE_TASK_RUNNING;
     loop->current = t;
-    tide__switch_to_task(loop, t);
+    if (TIDE__LIKELY(!loop->dbg.on)) {
+        tide__switch_to_task(loop, t);
+    } else { /* debug mode: the step is timed and watched (debug.c) */
+        tide__dbg_step_begin(loop, t);
+        tide__switch_to_task(loop, t);
+        tide__dbg_step_end(loop, t);
+    }
     loop->current = NULL;
     if (loop->deferred)
         tide__run_deferred(loop); /* what t's step left for its end (writes) */
@@ -191,8 +203,7 @@ static void run_task(tide_loop *loop, tide__runnable *r)
 static void report_failure(tide_task *t)
 {
     if (t->result < 0 && t->result != -ECANCELED)
-        fprintf(stderr, "tide: detached task '%s' (id %llu) failed: %s\n", tide_task_name(t),
-                (unsigned long long)t->id, tide_strerror(t->result));
+        tide__dbg_task_failed(t); /* the loop's exception handler (debug.c) */
 }
 
 void tide__task_ended(tide_loop *loop, tide_task *t)
@@ -223,10 +234,14 @@ void tide__task_release(tide_task *t)
         loop->tasks.nundone--; /* only when a loop is freed with a task it could not finish */
     while (t->watchers)
         tide__watch_remove(t->watchers);
-    if (t->locals) {
-        tide__free(t->locals);
-        t->locals = NULL;
+    if (t->fut) {
+        tide__future_task_gone(t->fut);
+        t->fut = NULL;
     }
+    if (t->locals)
+        tide__locals_release(t); /* destructors of the values nobody holds now */
+    if (t->born)
+        tide__dbg_born_free(t);
 #ifdef TIDE__TSAN
     if (t->tsan_fiber) { /* made by its first start (loop.c) */
         __tsan_destroy_fiber(t->tsan_fiber);
@@ -313,6 +328,7 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
     t->fn = fn;
     t->arg = arg;
     t->id = loop->tasks.next_id++;
+    t->parent_id = loop->current ? loop->current->id : 0;
     if (o && o->name) {
         size_t n = strnlen(o->name, TIDE_TASK_NAME_MAX - 1);
         memcpy(t->name, o->name, n);
@@ -334,6 +350,8 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
     loop->tasks.n++;
     loop->tasks.nundone++;
     tide__runq_push(&loop->ready, &t->r);
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_task_born(t);
     *out = t;
     return 0;
 }
@@ -371,6 +389,7 @@ static int wait_done(tide_task *cur, tide_task *t, int flags)
     if (t->state == TIDE_TASK_DONE)
         return 0;
     cur->awaiting = t;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_TASK, t);
     return tide__suspend(cur, TIDE__NEVER, unlink_awaiting, cur, flags);
 }
 
@@ -383,7 +402,7 @@ static int take_result(tide_task *t)
 
 /* Waits for t and takes its result.  If the wait is interrupted, t stays
  * the caller's and, unless shielded, is cancelled too (as in asyncio). */
-static int join(tide_task *t, int shield)
+static int join(tide_task *t, int shield, void **ptr)
 {
     tide_task *cur = tide__current();
     int rc = join_check(cur, t);
@@ -398,17 +417,57 @@ static int join(tide_task *t, int shield)
             tide_cancel(t);
         return rc;
     }
+    if (ptr)
+        *ptr = t->result_ptr;
     return take_result(t);
 }
 
 int tide_await(tide_task *t)
 {
-    return join(t, 0);
+    return join(t, 0, NULL);
+}
+
+int tide_await_ptr(tide_task *t, void **ptr)
+{
+    if (ptr)
+        *ptr = NULL;
+    return join(t, 0, ptr);
 }
 
 int tide_shield(tide_task *t)
 {
-    return join(t, 1);
+    return join(t, 1, NULL);
+}
+
+int tide_task_set_ptr(void *ptr)
+{
+    tide_task *cur = tide__current();
+
+    if (!cur)
+        return -EPERM;
+    cur->result_ptr = ptr;
+    return 0;
+}
+
+void *tide_task_ptr(const tide_task *t)
+{
+    return tide__task_check(t) < 0 ? NULL : t->result_ptr;
+}
+
+int tide_sleep_ns(int64_t ns)
+{
+    tide_task *cur = tide__current();
+
+    if (!cur)
+        return -EPERM;
+    if (ns < 0)
+        return -EINVAL;
+    if (ns == 0)
+        return tide_sleep(0);
+    if (ns > INT64_MAX / 2)
+        ns = INT64_MAX / 2;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_SLEEP, NULL);
+    return tide__suspend(cur, tide__loop_ns(cur->loop) + ns, NULL, NULL, 0);
 }
 
 int tide_detach(tide_task *t)
@@ -429,6 +488,8 @@ int tide_cancel(tide_task *t)
 {
     if (tide__task_check(t) < 0)
         return -EINVAL;
+    if (TIDE__UNLIKELY(tide__loop_thread_check(t->loop) < 0) && !t->loop->closing)
+        return -EPERM; /* another thread: tide_call_soon_threadsafe it */
     if (t->state == TIDE_TASK_DONE)
         return 0;
     t->cancel_req = 1;
@@ -459,6 +520,7 @@ int tide_sleep(int64_t ms)
     }
     if (ms > INT64_MAX / 2000000)
         ms = INT64_MAX / 2000000;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_SLEEP, NULL);
     return tide__suspend(cur, tide__loop_ns(cur->loop) + ms * 1000000, NULL, NULL, 0);
 }
 

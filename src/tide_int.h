@@ -139,6 +139,9 @@ typedef struct tide__stack_pool tide__stack_pool;
 int tide__stack_get(tide_loop *loop, size_t size, void **lo, tide__stack_pool **pool);
 void tide__stack_put(tide__stack_pool *pool, void *lo);
 size_t tide__stack_guard_size(void);
+/* Guards made from now on are mappings of their own (mprotect), so that a
+ * core file made by gdb's gcore keeps the task stacks (debug mode). */
+void tide__stack_guards_dumpable(void);
 /* Installs the SIGSEGV handler and this thread's alternate signal stack. */
 void tide__stack_signals_init(tide_loop *loop);
 void tide__stack_signals_free(tide_loop *loop);
@@ -152,6 +155,12 @@ void tide__stack_signals_free(tide_loop *loop);
 #define TIDE__SCOPE_SHIELD 0x1
 #define TIDE__SCOPE_FIRED 0x2
 #define TIDE__SCOPE_TIMEOUT 0x4
+#define TIDE__SCOPE_CANCEL 0x8 /* tide_scope_cancel: calls inside fail with -ECANCELED */
+#define TIDE__SCOPE_GROUP 0x10 /* a task group's scope in its owner (group.c) */
+/* The owner's scope of a group on its stack: begun by tide_group_init, ended
+ * by tide_group_wait (cancel.c). */
+int tide__scope_push_group(tide_scope *s);
+int tide__scope_pop_group(tide_task *t, tide_scope *s);
 
 /*
  * A task lives at the top of its own stack, so spawning allocates nothing
@@ -170,12 +179,17 @@ struct tide_task {
     uint8_t mark;        /* scratch bit for duplicate checks (always 0 between calls) */
     uint8_t io_streak;   /* fd operations done since the task last suspended: at
                             TIDE__IO_BUDGET the next one yields first (io.c) */
+    uint8_t wait_kind;   /* tide_wait_kind of the current suspension (TIDE__WAIT_ON),
+                            TIDE_WAIT_NONE when the site named none (dump.c) */
     int64_t io_t0;       /* raw clock at the streak's first operation (io.c) */
     int result;          /* fn's return value, once DONE */
+    void *result_ptr;    /* the pointer result (tide_task_set_ptr), NULL by default */
+    tide_future *fut;    /* the task's future (tide_task_future), made on demand */
     int wake_rc;         /* what the current suspension returns */
     tide_scope *scope;   /* innermost cancel scope, or NULL */
     tide_group *groups;  /* innermost open group on this task's stack, or NULL */
     uint32_t scope_kinds; /* bit i set: the i-th innermost scope is a shield */
+    uint32_t scope_groups; /* bit i set: the i-th innermost scope is a group's (group.c) */
     uint16_t nscopes;    /* open scopes (links of the scope chain) */
     uint16_t ngroups;    /* open groups on this task's stack (links of groups) */
     tide__tnode timer;   /* armed while waiting with a deadline */
@@ -186,6 +200,10 @@ struct tide_task {
                             TIDE__JOINER_LOOP (run_until_complete) */
     tide_task *awaiting; /* the task this one is suspended waiting for */
     tide_task *prev, *next; /* loop's list of live tasks, creation order */
+    const void *wait_obj; /* what the current suspension waits on (dump.c) */
+    int64_t wait_since;  /* loop->now when it suspended, ns */
+    struct tide__dbg_born *born; /* debug mode: where the task was created, or NULL */
+    uint64_t parent_id;  /* id of the task that created it, 0 if none */
     struct tide__watch *watchers; /* told when the task ends (tide_wait...) */
     tide_group *group;   /* the group the task belongs to, or NULL */
     tide_task *gprev, *gnext; /* the group's live members */
@@ -233,11 +251,38 @@ int tide__wl_wait(tide_waitlist *l, struct tide__waiter *w, tide_task *t, int fl
 int tide__wl_wake_one(tide_waitlist *l, int rc);
 void tide__wl_wake_all(tide_waitlist *l, int rc);
 
+/* Futures and tasks (future.c).  A watch is told (fn called from the
+ * completion itself, in registration order) when its future is done. */
+typedef struct tide__fnode {
+    struct tide__fnode *prev, *next;
+    int kind;
+} tide__fnode;
+typedef struct tide__future_watch {
+    tide__fnode node;
+    tide_future *f; /* NULL once told or removed */
+    void (*fn)(struct tide__future_watch *w, tide_future *f);
+    void *ctx;
+} tide__future_watch;
+void tide__future_watch_add(tide_future *f, tide__future_watch *w);
+void tide__future_watch_remove(tide__future_watch *w);
+/* The task of a future made by tide_task_future ended / was released. */
+void tide__future_task_done(tide_future *f, int result, void *ptr);
+void tide__future_task_gone(tide_future *f);
+tide_loop *tide__future_loop(const tide_future *f);
+
 /* Group and task-local hooks of task.c. */
 void tide__group_child_ended(tide_task *t);
 int tide__locals_inherit(tide_task *child, const tide_task *parent);
+void tide__locals_release(tide_task *t);
 
 #define TIDE__JOINER_LOOP ((tide_task *)(uintptr_t)1)
+
+/* Names what the running task t is about to wait on, for dumps (Go's
+ * gopark reason): put it right before the suspending call.  kind is a
+ * tide_wait_kind (include/tide/debug.h), obj the awaited object.  Two
+ * stores; tide__suspend stamps the time and clears the kind on return. */
+#define TIDE__WAIT_ON(t, kind, obj) \
+    ((t)->wait_kind = (uint8_t)(kind), (t)->wait_obj = (const void *)(obj))
 
 /* Flags of tide__suspend. */
 #define TIDE__WAIT_NOCANCEL 0x1 /* neither cancellation nor deadlines interrupt */
@@ -499,6 +544,9 @@ typedef struct tide__xthread {
     pthread_mutex_t lock;
     tide__tsnode *head, **tailp;
     int pending;            /* atomic: the queue is not empty */
+    int awake;              /* atomic: 1 while a blocking run is busy and will look at
+                               pending before it sleeps: posters skip the wake-up
+                               syscall (0 when not running or embedded: always wake) */
 } tide__xthread;
 
 /* Streams (stream.c): pooled structs and buffers, made on the first open. */
@@ -510,6 +558,39 @@ typedef struct tide__streams_ctx {
 typedef struct tide__signals {
     struct tide__sigloop *sl; /* NULL until a handler is added */
 } tide__signals;
+
+/* Debug mode, metrics and the exception handler (debug.c, dump.c). */
+typedef struct tide__debug {
+    struct tide__dbg *on;   /* debug mode's state; NULL when off (the hot paths
+                               test only this) */
+    uint64_t iterations;    /* always counted: one add per iteration */
+    uint64_t events;        /* fd events delivered */
+    tide_exception_handler exc; /* detached task failures, or NULL: stderr */
+    void *exc_arg;
+    tide_loop *gprev, *gnext; /* every loop of the process (gdb's tide tasks) */
+} tide__debug;
+
+/* Debug-mode hooks, each called only when loop->dbg.on is set. */
+void tide__dbg_step_begin(tide_loop *loop, tide_task *t);
+void tide__dbg_step_end(tide_loop *loop, tide_task *t);
+void tide__dbg_poll_begin(tide_loop *loop);
+void tide__dbg_poll_end(tide_loop *loop);
+void tide__dbg_task_born(tide_task *t);
+void tide__dbg_born_free(tide_task *t);
+/* Debug mode's leak report of futures never awaited: f was made; f was
+ * awaited, given a callback or read (freed 0), or freed (freed 1).  The
+ * latter need no loop (f's may be freed already): they look f up in every
+ * debug loop of the calling thread, and only when tide__dbg_loops > 0. */
+void tide__dbg_future_new(tide_loop *loop, const void *f);
+void tide__dbg_future_seen(const void *f, int freed);
+extern int tide__dbg_loops; /* loops in debug mode, process-wide */
+/* tide_loop_new / tide_loop_free (always): TIDE_DEBUG, the loop registry;
+ * at the end, debug mode's leak report. */
+void tide__dbg_loop_new(tide_loop *loop);
+void tide__dbg_loop_end(tide_loop *loop);
+void tide__dbg_loop_free(tide_loop *loop);
+/* A detached task failed: the loop's handler, or a line on stderr. */
+void tide__dbg_task_failed(tide_task *t);
 
 struct tide_loop {
     /* the scheduler core: what every module may use */
@@ -550,6 +631,7 @@ struct tide_loop {
     tide__pool pool;
     tide__signals sig;
     tide__tasks tasks;
+    tide__debug dbg;
 
 #ifdef TIDE__ASAN
     void *asan_fake;

@@ -230,19 +230,11 @@ int tide_call_soon(tide_loop *loop, tide_cb cb, void *arg)
     return 0;
 }
 
-int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_timer *h)
+/* The one timer path: cb(arg) at deadline ns on the loop's clock. */
+static int call_at_ns(tide_loop *loop, int64_t deadline, tide_cb cb, void *arg, tide_timer *h)
 {
     tide__call *c;
-    int64_t now;
 
-    if (!loop || !cb)
-        return -EINVAL;
-    if (tide__loop_thread_check(loop) < 0)
-        return -EPERM;
-    if (ms < 0)
-        ms = 0;
-    if (ms > INT64_MAX / 2000000)
-        ms = INT64_MAX / 2000000; /* ~146 years: far enough to mean never */
     c = call_get(loop);
     if (!c)
         return -ENOMEM;
@@ -251,8 +243,7 @@ int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_tim
     c->r.run = call_run;
     c->r.drop = NULL;
     c->t.fire = call_fire;
-    now = tide__loop_ns(loop);
-    if (tide__timer_add(loop, &c->t, now + ms * 1000000) < 0) {
+    if (tide__timer_add(loop, &c->t, deadline) < 0) {
         call_put(loop, c);
         return -ENOMEM;
     }
@@ -262,6 +253,49 @@ int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_tim
         h->gen = c->gen;
     }
     return 0;
+}
+
+#define FAR_NS (INT64_MAX / 2) /* ~146 years: far enough to mean never */
+
+int tide_call_later_ns(tide_loop *loop, int64_t ns, tide_cb cb, void *arg, tide_timer *h)
+{
+    int64_t now;
+
+    if (!loop || !cb)
+        return -EINVAL;
+    if (tide__loop_thread_check(loop) < 0)
+        return -EPERM;
+    if (ns < 0)
+        ns = 0;
+    if (ns > FAR_NS)
+        ns = FAR_NS;
+    now = tide__loop_ns(loop);
+    return call_at_ns(loop, now + ns, cb, arg, h);
+}
+
+int tide_call_later(tide_loop *loop, int64_t ms, tide_cb cb, void *arg, tide_timer *h)
+{
+    if (ms > FAR_NS / 1000000)
+        ms = FAR_NS / 1000000;
+    return tide_call_later_ns(loop, ms < 0 ? 0 : ms * 1000000, cb, arg, h);
+}
+
+int tide_call_at_ns(tide_loop *loop, int64_t when_ns, tide_cb cb, void *arg, tide_timer *h)
+{
+    if (!loop || !cb)
+        return -EINVAL;
+    if (tide__loop_thread_check(loop) < 0)
+        return -EPERM;
+    if (when_ns < 0)
+        when_ns = 0; /* in the past: runs on the next iteration */
+    return call_at_ns(loop, when_ns, cb, arg, h);
+}
+
+int tide_call_at(tide_loop *loop, int64_t when_ms, tide_cb cb, void *arg, tide_timer *h)
+{
+    if (when_ms > INT64_MAX / 1000000)
+        when_ms = INT64_MAX / 1000000;
+    return tide_call_at_ns(loop, when_ms < 0 ? 0 : when_ms * 1000000, cb, arg, h);
 }
 
 int tide_timer_cancel(tide_timer *h)

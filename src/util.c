@@ -5,6 +5,7 @@
 #include "tide/tls.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 static void *(*a_malloc)(size_t) = malloc;
@@ -47,6 +48,45 @@ void tide__free(void *p)
 
 const char *tide__eai_strerror(int err);
 
+/* "process killed by signal N (SIGNAME)", from static tables: the result
+ * must never need freeing and be safe to keep. */
+static const char *proc_signal_name(int sig)
+{
+#define S(n, txt) case n: return "process killed by signal " txt;
+    switch (sig) {
+        S(SIGHUP, "SIGHUP (hangup)")
+        S(SIGINT, "SIGINT (interrupt)")
+        S(SIGQUIT, "SIGQUIT (quit)")
+        S(SIGILL, "SIGILL (illegal instruction)")
+        S(SIGTRAP, "SIGTRAP (trace trap)")
+        S(SIGABRT, "SIGABRT (aborted)")
+        S(SIGBUS, "SIGBUS (bus error)")
+        S(SIGFPE, "SIGFPE (arithmetic exception)")
+        S(SIGKILL, "SIGKILL (killed)")
+        S(SIGUSR1, "SIGUSR1")
+        S(SIGSEGV, "SIGSEGV (segmentation fault)")
+        S(SIGUSR2, "SIGUSR2")
+        S(SIGPIPE, "SIGPIPE (broken pipe)")
+        S(SIGALRM, "SIGALRM (alarm)")
+        S(SIGTERM, "SIGTERM (terminated)")
+        S(SIGCHLD, "SIGCHLD")
+        S(SIGCONT, "SIGCONT")
+        S(SIGSTOP, "SIGSTOP")
+        S(SIGTSTP, "SIGTSTP")
+        S(SIGTTIN, "SIGTTIN")
+        S(SIGTTOU, "SIGTTOU")
+        S(SIGURG, "SIGURG")
+        S(SIGXCPU, "SIGXCPU (CPU time limit)")
+        S(SIGXFSZ, "SIGXFSZ (file size limit)")
+        S(SIGVTALRM, "SIGVTALRM")
+        S(SIGPROF, "SIGPROF")
+        S(SIGWINCH, "SIGWINCH")
+        S(SIGSYS, "SIGSYS (bad system call)")
+    }
+#undef S
+    return "process killed by a signal (a real-time or unknown one)";
+}
+
 const char *tide_strerror(int err)
 {
     if (err == 0)
@@ -71,7 +111,9 @@ const char *tide_strerror(int err)
             return "TLS: unknown error";
         }
     }
-    if (err == -EPERM)
-        return "Operation not permitted (outside a task?)";
+    if (TIDE_PROC_IS_SIGNALED(err))
+        return proc_signal_name(TIDE_PROC_TERMSIG(err));
+    if (err <= -4096)
+        return "unknown error (neither an errno nor a tide code)";
     return strerror(-err);
 }

@@ -20,6 +20,13 @@ typedef struct tide_process tide_process;
 #define TIDE_PROC_PIPE 1    /* a pipe to the caller: a tide_stream (tide_process_stdin...) */
 #define TIDE_PROC_DEVNULL 2 /* /dev/null */
 #define TIDE_PROC_STDOUT 3  /* stderr only: wherever stdout goes (2>&1) */
+#define TIDE_PROC_FD 4      /* the fd in stdin_fd / stdout_fd / stderr_fd (any fd: a file,
+                               a socket, one end of a pipe(2) whose other end another
+                               child has: a pipeline without pump tasks).  The caller
+                               keeps its fd (the child gets a copy): close it after the
+                               spawn when only the child needs it.  A pipe for a child
+                               should be a plain blocking one (pipe(2)), not an fd tide
+                               has made non-blocking */
 
 /* tide_process_opts.flags */
 #define TIDE_PROC_NEW_PGROUP 0x1 /* the child leads a new process group (setpgid(0, 0)),
@@ -37,14 +44,18 @@ typedef struct tide_process_opts {
     int stdout_mode;        /* TIDE_PROC_INHERIT (default), _PIPE, _DEVNULL */
     int stderr_mode;        /* TIDE_PROC_INHERIT (default), _PIPE, _DEVNULL, _STDOUT */
     int flags;              /* TIDE_PROC_NEW_PGROUP | _NEW_SESSION | _KEEP_FDS */
+    int stdin_fd;           /* for TIDE_PROC_FD: the child's stdin (-1 by opts_init) */
+    int stdout_fd;          /* for TIDE_PROC_FD: the child's stdout */
+    int stderr_fd;          /* for TIDE_PROC_FD: the child's stderr */
 } tide_process_opts;
 
-/* Everything inherited, no flags. */
+/* Everything inherited, no flags, the *_fd fields -1. */
 TIDE_API void tide_process_opts_init(tide_process_opts *o);
 
 /* A process that died of a signal: tide_process_wait returns
  * TIDE_PROC_SIGNALED(sig), a value in its own negative range (like the
- * TIDE_EAI codes) that no errno uses.  tide_strerror does not name it. */
+ * TIDE_EAI codes) that no errno uses.  tide_strerror names it ("process
+ * killed by signal SIGKILL (killed)"). */
 #define TIDE_PROC_SIGNAL_BASE (-20000)
 #define TIDE_PROC_SIGNALED(sig) (TIDE_PROC_SIGNAL_BASE - (sig))
 #define TIDE_PROC_IS_SIGNALED(rc) ((rc) < TIDE_PROC_SIGNAL_BASE && (rc) > TIDE_PROC_SIGNAL_BASE - 1000)
@@ -83,6 +94,15 @@ TIDE_API void tide_process_opts_init(tide_process_opts *o);
  */
 TIDE_API int tide_process_spawn(tide_process **p, const char *const argv[],
                                 const tide_process_opts *o);
+
+/* asyncio.create_subprocess_shell: runs cmd with /bin/sh -c (the shell
+ * does the parsing, so never pass untrusted text in cmd), with options o
+ * as tide_process_spawn.  A command the shell cannot find is its exit
+ * status 127, not an error of this call.
+ * Errors: -EINVAL (p or cmd NULL, bad options), and those of
+ * tide_process_spawn. */
+TIDE_API int tide_process_spawn_shell(tide_process **p, const char *cmd,
+                                      const tide_process_opts *o);
 
 /* The child's pid (stays valid after it is reaped), or -EINVAL. */
 TIDE_API int tide_process_pid(const tide_process *p);
@@ -152,10 +172,13 @@ TIDE_API int tide_process_kill_group(tide_process *p, int sig);
  * be NULL).  A stream that is not a pipe gives NULL and 0; one whose out
  * pointer is NULL is read and thrown away.  in may be NULL (inlen 0): stdin
  * is just closed.  Data buffered in the streams before the call is part of
- * the result.  On any error nothing is returned (*out, *err NULL) and the
- * child is left as it is (not killed: tide_process_kill it); in particular
- * if the caller is cancelled or a scope times out, the reading and writing
- * tasks are cancelled and waited for.
+ * the result.  If the caller is cancelled or a scope times out, the reading
+ * and writing tasks are cancelled and waited for, and the call returns
+ * -ECANCELED / -ETIMEDOUT with *out and *err holding what was read so far
+ * (as Python's TimeoutExpired.output; an empty string if nothing came;
+ * free() them).  On any other error nothing is returned (*out, *err NULL).
+ * In every case the child is left as it is (not killed:
+ * tide_process_kill it).
  * Errors: -EINVAL (p NULL, inlen > 0 without a stdin pipe or with in
  * NULL), -EPERM, -ENOMEM, -ECANCELED, -ETIMEDOUT, a read or write error,
  * and those of tide_process_wait.

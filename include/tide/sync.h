@@ -28,7 +28,14 @@ typedef struct tide_waitlist {
  * (usually on the stack of the task that owns it).  Tasks spawned into it
  * belong to it: they are released when they end and must not be awaited or
  * detached.  The first failure (a negative result other than -ECANCELED)
- * cancels the other tasks; tide_group_wait returns it.  Cancelling the task
+ * cancels the other tasks; tide_group_wait returns it.  A group on its
+ * owner's stack is also a cancel scope in the owner (asyncio's TaskGroup,
+ * Trio's nursery): the first failure cancels the owner's code inside the
+ * group too -- a wait it is in wakes with -ECANCELED, and every suspending
+ * call it makes fails with -ECANCELED (level-triggered, unless a shield
+ * opened inside the group covers it) until it reaches tide_group_wait,
+ * which waits for the members as usual and returns the failure.  The task
+ * itself is not cancelled: past the group its calls work again.  Cancelling the task
  * in tide_group_wait (or a timeout) cancels the whole group.  Every group
  * must end with tide_group_wait: no task outlives its group.  A group on a
  * task's stack that the function holding it leaves without tide_group_wait
@@ -51,6 +58,7 @@ typedef struct tide_group {
     unsigned check;        /* private: tells a live group from a dead frame's */
     tide_task *owner;      /* private: the task on whose stack it lives, or NULL */
     struct tide_group *outer; /* private: the owner's next open group */
+    tide_scope scope;      /* private: the owner's code inside the group */
 } tide_group;
 
 /* Makes an empty group on the current loop.  Errors: -EINVAL, -EPERM. */
@@ -105,6 +113,45 @@ TIDE_API int tide_as_completed_new(tide_as_completed **it, tide_task **ts, size_
 TIDE_API int tide_as_completed_next(tide_as_completed *it, tide_task **t);
 /* Frees the iterator (the tasks are untouched).  NULL is ignored. */
 TIDE_API void tide_as_completed_free(tide_as_completed *it);
+
+/* ----------------------------------------- over futures (and tasks) */
+
+/* The same three over futures, asyncio's way of taking any awaitable: a
+ * task joins through its future (tide_task_future), so tasks and plain
+ * futures mix in one call.  None of them takes a task's result or releases
+ * it (await, detach or group it as usual); the futures must stay alive
+ * (not freed, their tasks not released) until the call returns (for the
+ * iterator: until it is freed).  A future listed twice counts twice.
+ *
+ * asyncio.wait: waits until the condition holds (TIDE_FIRST_COMPLETED,
+ * _FIRST_ERROR: a future with an error other than -ECANCELED, or all, or
+ * _ALL_COMPLETED) and returns how many are done (tide_future_done tells
+ * which).  Errors: -EINVAL (mode unknown, fs NULL with n > 0, a NULL
+ * future), -EPERM (not in a task, or a future of another loop),
+ * -ECANCELED, -ETIMEDOUT, -ENOMEM. */
+TIDE_API int tide_wait_futures(tide_future **fs, size_t n, int mode);
+/* asyncio.gather: waits until every future is done; results[i] (may be
+ * NULL) receives what tide_future_result returns for fs[i] (a task's int
+ * result, or the error) and values[i] (may be NULL) its value.  Returns 0
+ * or the first error in array order.  If the caller is cancelled (or times
+ * out) while waiting, every pending future is cancelled (a task's: its
+ * task is), all are waited for, and -ECANCELED (-ETIMEDOUT) is returned.
+ * Errors: as tide_wait_futures. */
+TIDE_API int tide_gather_futures(tide_future **fs, size_t n, int *results, void **values);
+
+typedef struct tide_future_iter tide_future_iter;
+
+/* asyncio.as_completed over futures: an iterator giving them in the order
+ * they complete (those done already first, in array order).
+ * Errors: -EINVAL, -EPERM as tide_wait_futures, -ENOMEM. */
+TIDE_API int tide_as_completed_futures_new(tide_future_iter **it, tide_future **fs, size_t n);
+/* Waits for the next future to complete and stores it in *f.  Returns 0,
+ * -ENOENT once every one was given, -ECANCELED, -ETIMEDOUT, -EINVAL (a
+ * NULL argument), -EPERM (not in a task of the iterator's loop), -EBUSY
+ * (another task waits in it), -EBADF (freed while we waited). */
+TIDE_API int tide_as_completed_futures_next(tide_future_iter *it, tide_future **f);
+/* Frees the iterator (the futures are untouched).  NULL is ignored. */
+TIDE_API void tide_as_completed_futures_free(tide_future_iter *it);
 
 /* asyncio.shield: waits for t like tide_await, but if the waiting task is
  * cancelled (or times out) t is NOT cancelled: the call returns -ECANCELED
@@ -174,6 +221,13 @@ TIDE_API tide_lock *tide_cond_lock(tide_cond *c);
  * held again when it returns, whatever it returns.
  * Errors: -EINVAL, -EPERM (lock not held), -ECANCELED, -ETIMEDOUT. */
 TIDE_API int tide_cond_wait(tide_cond *c);
+/* asyncio's Condition.wait_for: with the lock held, waits (as
+ * tide_cond_wait) until pred(arg) returns non-zero, checking it first and
+ * after each wake-up, and returns 0 with the lock held.  A negative value
+ * from pred is an error of its own: returned as it is (lock held).
+ * Errors: -EINVAL (c or pred NULL), -EPERM (lock not held), -ECANCELED,
+ * -ETIMEDOUT (the lock is held again in every case). */
+TIDE_API int tide_cond_wait_for(tide_cond *c, int (*pred)(void *arg), void *arg);
 /* Wakes up to n waiters (FIFO) / all.  The lock must be held: -EPERM. */
 TIDE_API int tide_cond_notify(tide_cond *c, size_t n);
 TIDE_API int tide_cond_notify_all(tide_cond *c);
@@ -209,6 +263,7 @@ TIDE_API long tide_sem_value(const tide_sem *s);
 typedef struct tide_barrier {
     unsigned parties;      /* private */
     unsigned count;        /* private: arrived in this round */
+    int broken;            /* private: aborted (tide_barrier_abort) */
     tide_waitlist waiters; /* private */
 } tide_barrier;
 
@@ -217,8 +272,22 @@ TIDE_API int tide_barrier_init(tide_barrier *b, unsigned parties);
 /* Waits until `parties` tasks wait, then releases them all; returns the
  * arrival index (0 .. parties-1).  A task cancelled while waiting leaves
  * the round (the others wait for another party).
- * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT. */
+ * Errors: -EINVAL, -EPERM, -ECANCELED, -ETIMEDOUT, -EPIPE (the barrier
+ * is broken: aborted, or reset while the task waited; asyncio's
+ * BrokenBarrierError). */
 TIDE_API int tide_barrier_wait(tide_barrier *b);
+/* asyncio 3.11 Barrier.abort(): puts the barrier in the broken state:
+ * every task waiting in it wakes with -EPIPE, and so does every later
+ * tide_barrier_wait until tide_barrier_reset.  Never waits (callable
+ * outside a task).  Errors: -EINVAL (b NULL or never initialised). */
+TIDE_API int tide_barrier_abort(tide_barrier *b);
+/* Barrier.reset(): the tasks waiting now wake with -EPIPE, and the barrier
+ * starts an empty round, not broken any more.  Errors: -EINVAL. */
+TIDE_API int tide_barrier_reset(tide_barrier *b);
+/* 1 if the barrier is broken, 0 if not.  Errors: -EINVAL. */
+TIDE_API int tide_barrier_broken(const tide_barrier *b);
+/* How many tasks wait in the current round (0 for NULL). */
+TIDE_API unsigned tide_barrier_n_waiting(const tide_barrier *b);
 
 /* -------------------------------------------------------------- queues */
 
@@ -284,6 +353,38 @@ TIDE_API int tide_local_key_init(tide_local_key *k);
 TIDE_API int tide_local_set(const tide_local_key *k, void *value);
 /* The current task's value; NULL if unset or outside a task. */
 TIDE_API void *tide_local_get(const tide_local_key *k);
+
+/* A key whose values are freed by dtor(value) once no task holds them any
+ * more: a value set is held by the task that set it and by every task
+ * created (directly or not) while it was that task's value, and by a
+ * token; it is released when replaced (set again), reset away, or when
+ * the task is released.  dtor runs on the loop thread, never for NULL.
+ * Errors: as tide_local_key_init.  (tide_local_set on such a key may also
+ * fail with -ENOMEM: the value is then not taken.) */
+TIDE_API int tide_local_key_init_ex(tide_local_key *k, void (*dtor)(void *value));
+
+/* contextvars' Token: what tide_local_set_token replaced (private). */
+typedef struct tide_local_token {
+    unsigned id; /* private */
+    void *task;  /* private: the task that made it */
+    void *old;   /* private: the value it replaced */
+    int used;    /* private */
+} tide_local_token;
+
+/* ContextVar.set() with its Token: sets the current task's value and
+ * records the one it replaced in tok, for tide_local_reset.
+ * Errors: -EINVAL (k or tok NULL, k not initialised), -EPERM (outside a
+ * task), -ENOMEM. */
+TIDE_API int tide_local_set_token(const tide_local_key *k, void *value, tide_local_token *tok);
+/* ContextVar.reset(token): gives the key back the value tok recorded (the
+ * value set since is released).  Errors: -EINVAL (NULL, a token of another
+ * key, or made by another task), -EPERM (outside a task), -EALREADY (the
+ * token was used already).  A token is meant to be reset: one never reset
+ * keeps holding its old value (with a destructor key, that value is then
+ * never freed). */
+TIDE_API int tide_local_reset(const tide_local_key *k, tide_local_token *tok);
+/* Token.old_value: the value tok recorded (NULL: unset, or used). */
+TIDE_API void *tide_local_token_old(const tide_local_token *tok);
 
 #ifdef __cplusplus
 }
