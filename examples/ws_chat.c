@@ -12,9 +12,10 @@
  * waiting, and a client whose queue is full is disconnected (close code
  * 1008, "too slow").  A message is stored once and shared by reference.
  *
- * The HTTP part is read_head() and the dispatch in client_handler(): with
- * tide's HTTP server, the handler gets the parsed request and calls the same
- * serve_page() / chat_session().
+ * The HTTP side is tide's HTTP server (tide_http_serve): handler() answers
+ * the page and upgrades /chat with tide_ws_upgrade.  On SIGINT / SIGTERM
+ * the server closes gracefully: every chat session is cancelled and closes
+ * with 1001 (going away).
  */
 #include <tide.h>
 
@@ -24,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HEAD_MAX 8192
-#define MAX_HEADERS 64
 #define QUEUE_MAX 64         /* messages waiting for one client */
 #define MESSAGE_MAX (64 * 1024)
 
@@ -105,7 +104,7 @@ static int writer_main(void *arg)
     return 0;
 }
 
-static int chat_session(tide_stream *s, const tide_http_request *req)
+static int chat_session(tide_http_exchange *x)
 {
     tide_ws_opts o;
     client c;
@@ -117,8 +116,9 @@ static int chat_session(tide_stream *s, const tide_http_request *req)
     tide_ws_opts_init(&o);
     o.max_message = MESSAGE_MAX;
     o.ping_interval_ms = 30000; /* drop dead peers */
-    if (tide_ws_accept(s, req, &o, &c.ws) < 0)
-        return 0;
+    o.close_timeout_ms = 2000;
+    if (tide_ws_upgrade(x, &o, &c.ws) < 0)
+        return 0; /* not a WebSocket handshake: answered */
     tide_queue_opts_init(&qo);
     qo.maxsize = QUEUE_MAX;
     qo.free_item = message_unref;
@@ -178,58 +178,21 @@ static int chat_session(tide_stream *s, const tide_http_request *req)
     return 0;
 }
 
-static void serve_page(tide_stream *s, int head_only)
+static int handler(tide_http_exchange *x, void *arg)
 {
-    char hdr[256];
-    int n = snprintf(hdr, sizeof hdr,
-                     "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     sizeof page - 1);
-    tide_stream_write(s, hdr, (size_t)n);
-    if (!head_only)
-        tide_stream_write(s, page, sizeof page - 1);
-}
-
-static void answer(tide_stream *s, int status)
-{
-    char hdr[160];
-    int n = snprintf(hdr, sizeof hdr,
-                     "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
-                     tide_http_reason(status));
-    tide_stream_write(s, hdr, (size_t)n);
-}
-
-/* Reads and parses one request head (its strings point into buf). */
-static int read_head(tide_stream *s, char *buf, tide_http_header *h, tide_http_request *req)
-{
-    ssize_t n = tide_stream_readuntil(s, "\r\n\r\n", 4, buf, HEAD_MAX);
-    if (n <= 0)
-        return -ECONNRESET;
-    tide_http_request_init(req, h, MAX_HEADERS);
-    if (tide_http_parse_request(buf, (size_t)n, req) != n) {
-        answer(s, req->error_status ? req->error_status : 400);
-        return -EPROTO;
-    }
-    return 0;
-}
-
-static int client_handler(tide_stream *s, void *arg)
-{
+    static const tide_http_header html = {"Content-Type", 12, "text/html; charset=utf-8", 24};
+    static const tide_http_header allow = {"Allow", 5, "GET, HEAD", 9};
+    const tide_http_request *req = tide_http_exchange_request(x);
+    int is_page = req->path_len == 1 && req->path[0] == '/';
     (void)arg;
-    char buf[HEAD_MAX];
-    tide_http_header h[MAX_HEADERS];
-    tide_http_request req;
-    if (read_head(s, buf, h, &req) < 0)
-        return 0;
-    int is_page = req.path && req.path_len == 1 && req.path[0] == '/';
-    int is_chat = req.path && req.path_len == 5 && memcmp(req.path, "/chat", 5) == 0;
-    if (is_chat)
-        return chat_session(s, &req);
-    if (is_page && (req.method_id == TIDE_HTTP_GET || req.method_id == TIDE_HTTP_HEAD))
-        serve_page(s, req.method_id == TIDE_HTTP_HEAD);
-    else
-        answer(s, is_page ? 405 : 404);
-    return 0;
+
+    if (req->path_len == 5 && memcmp(req->path, "/chat", 5) == 0)
+        return chat_session(x);
+    if (!is_page)
+        return tide_http_respond(x, 404, NULL, 0, NULL, 0);
+    if (req->method_id != TIDE_HTTP_GET && req->method_id != TIDE_HTTP_HEAD)
+        return tide_http_respond(x, 405, &allow, 1, NULL, 0);
+    return tide_http_respond(x, 200, &html, 1, page, sizeof page - 1); /* HEAD: no body */
 }
 
 struct config {
@@ -240,21 +203,21 @@ struct config {
 static int server_main(void *arg)
 {
     const struct config *cfg = arg;
-    tide_server *srv;
+    tide_http_server *srv;
     sigset_t stop;
-    int rc = tide_start_server(cfg->host, cfg->port, client_handler, NULL, NULL, &srv);
+    int rc = tide_http_serve(cfg->host, cfg->port, handler, NULL, NULL, &srv);
     if (rc < 0) {
         fprintf(stderr, "ws_chat: cannot listen on %s:%d: %s\n", cfg->host, cfg->port,
                 tide_strerror(rc));
         return 1;
     }
-    printf("ws_chat: listening on %s:%d\n", cfg->host, tide_server_port(srv));
+    printf("ws_chat: listening on %s:%d\n", cfg->host, tide_http_server_port(srv));
     fflush(stdout);
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     tide_signal_wait(&stop);
-    tide_server_close(srv, TIDE_SERVER_CANCEL);
+    tide_http_server_close(srv, TIDE_SERVER_WAIT);
     printf("ws_chat: stopped (%lu slow clients dropped)\n", dropped_slow);
     return 0;
 }

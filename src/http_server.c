@@ -24,11 +24,14 @@
  * server.
  *
  * Graceful close marks the server closing, cancels the connections that
- * wait idle between requests, and lets the others finish the request
- * they are on (its response says Connection: close).
+ * wait idle between requests and those taken over (a WebSocket has no
+ * request to finish: its handler sees -ECANCELED and closes it, shielded
+ * and bounded), and lets the others finish the request they are on (its
+ * response says Connection: close).
  */
 #include "tide_int.h"
 #include "transport.h"
+#include "ws_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -60,6 +63,7 @@ typedef struct hconn {
     size_t cap, pos, len;
     tide_http_header *hdrs;
     uint8_t idle;        /* waiting for a request with nothing buffered */
+    uint8_t taken;       /* the handler took the connection over */
     unsigned nreq;
 } hconn;
 
@@ -669,6 +673,11 @@ const char *tide_http_get_header(const tide_http_exchange *x, const char *name, 
     return tide_http_header_get(x->req.headers, x->req.num_headers, name, len);
 }
 
+int tide__http_responded(const tide_http_exchange *x)
+{
+    return x->resp != RESP_NONE;
+}
+
 tide_stream *tide_http_exchange_stream(const tide_http_exchange *x)
 {
     return x && !x->taken ? x->c->s : NULL;
@@ -698,7 +707,12 @@ tide_stream *tide_http_takeover(tide_http_exchange *x)
         return NULL;
     c->pos = c->len;
     x->taken = 1;
+    c->taken = 1;
     tide__server_forget(c->hs->srv, c->s);
+    /* Graceful close cancels taken-over connections (their protocol has no
+     * request to finish); one taken over after it began is cancelled now. */
+    if (c->hs->closing)
+        tide_cancel(c->task);
     return c->s; /* c stays listed (for -EDEADLK) until the handler returns */
 }
 
@@ -1003,7 +1017,7 @@ int tide_http_server_close(tide_http_server *hs, int how)
             return -EDEADLK;
     hs->closing = 1;
     for (hconn *c = hs->conns; c; c = c->next)
-        if (c->idle)
+        if (c->idle || c->taken)
             tide_cancel(c->task);
     rc = tide_server_close(hs->srv, how);
     tide__free(hs->server_line);

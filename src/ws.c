@@ -668,13 +668,15 @@ int tide_ws_close(tide_ws *ws, int code, const char *reason)
     } else {
         rc = ws->err ? ws->err : frc;
     }
-    if (timed)
-        tide_timeout_end(&to);
     if (ws->owns) {
+        /* Inside the close timeout: the close's flush must not wait for a
+         * peer that does not read (up to the stream's write timeout). */
         int crc = tide_stream_close(ws->s);
         if (rc >= 0 && crc < 0 && crc != -ECONNRESET && crc != -EPIPE)
             rc = crc;
     }
+    if (timed)
+        tide_timeout_end(&to);
     tide_shield_end(&shield);
     ws_free(ws);
     if (bad)
@@ -805,6 +807,51 @@ int tide_ws_accept(tide_stream *s, const tide_http_request *req, const tide_ws_o
 fail:
     ws_free(ws);
     return rc;
+}
+
+int tide_ws_upgrade(tide_http_exchange *x, const tide_ws_opts *o, tide_ws **out)
+{
+    if (out)
+        *out = NULL;
+    if (!x || !out || opts_check(o) < 0)
+        return -EINVAL;
+    if (!tide_current_task())
+        return -EPERM;
+    if (!tide_http_exchange_stream(x))
+        return -EBADF;
+    const tide_http_request *req = tide_http_exchange_request(x);
+    int status = 0;
+    const char *why = NULL;
+    if (tide_ws_check_request(req, &status, &why) == 0 && req->body != TIDE_HTTP_BODY_NONE) {
+        status = 400;
+        why = "the opening handshake has a body";
+    }
+    if (status) {
+        static const tide_http_header h426[] = {
+            {"Content-Type", 12, "text/plain", 10},
+            {"Upgrade", 7, "websocket", 9},
+            {"Sec-WebSocket-Version", 21, "13", 2}};
+        static const tide_http_header h405[] = {{"Content-Type", 12, "text/plain", 10},
+                                                {"Allow", 5, "GET", 3}};
+        char body[128];
+        int n = snprintf(body, sizeof body, "%s\n", why);
+        int rc = status == 426   ? tide_http_respond(x, 426, h426, 3, body, (size_t)n)
+                 : status == 405 ? tide_http_respond(x, 405, h405, 2, body, (size_t)n)
+                                 : tide_http_respond(x, status, h426, 1, body, (size_t)n);
+        return rc < 0 && rc != -EPIPE && rc != -ECONNRESET ? rc : -EPROTO;
+    }
+    if (tide__http_responded(x))
+        return -EALREADY;
+    tide_stream *s = tide_http_takeover(x);
+    if (!s)
+        return -ENOMEM; /* the read-ahead could not be put back */
+    int rc = tide_ws_accept(s, req, o, out);
+    if (rc < 0) {
+        (void)tide_stream_close(s);
+        return rc;
+    }
+    (*out)->owns = 1;
+    return 0;
 }
 
 #define WS_HEAD_MAX (16 * 1024)

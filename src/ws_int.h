@@ -10,4 +10,8 @@ size_t tide__ws_base64(const uint8_t *in, size_t n, char *out);
 /* 1 if tok[0..tlen) is an element of the comma-separated list (exact case). */
 int tide__ws_list_has_exact(const char *list, const char *tok, size_t tlen);
 
+struct tide_http_exchange;
+/* http_server.c: 1 if a response to x was begun or sent. */
+int tide__http_responded(const struct tide_http_exchange *x);
+
 #endif

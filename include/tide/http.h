@@ -320,7 +320,9 @@ TIDE_API void tide_http_server_get_stats(const tide_http_server *srv, tide_http_
 /* Stops the server and frees it.  TIDE_SERVER_WAIT (graceful): stops
  * accepting, lets every request being received or handled finish (its
  * response carries Connection: close), closes idle keep-alive connections
- * at once, and waits for the connections to end.  TIDE_SERVER_CANCEL:
+ * at once, cancels the handlers of taken-over connections (tide_http_takeover,
+ * tide_ws_upgrade: they have no request to finish; one taken over later is
+ * cancelled at once), and waits for the connections to end.  TIDE_SERVER_CANCEL:
  * cancels every connection task, then waits.  Errors: as
  * tide_server_close (-EINVAL, -EPERM, -EALREADY, -EDEADLK from a handler). */
 TIDE_API int tide_http_server_close(tide_http_server *srv, int how);
@@ -390,7 +392,8 @@ TIDE_API int tide_http_send_file(tide_http_exchange *x, int status, const tide_h
  * with every byte read after the request head (body or not) back in its
  * buffer, and from then on the server never reads, writes or closes it:
  * the handler owns it and must tide_stream_close it.  The request stays
- * valid until the handler returns.  NULL (errno is not set) if x is NULL
+ * valid until the handler returns; until then the connection counts in
+ * tide_http_server_connections and against max_connections.  NULL (errno is not set) if x is NULL
  * or a response was already begun. */
 TIDE_API tide_stream *tide_http_takeover(tide_http_exchange *x);
 /* --------------------------------------------------------------- client */

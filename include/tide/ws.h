@@ -5,9 +5,9 @@
  * Two layers:
  *  - a pure codec (frame heads, masking, UTF-8 validation, close payloads,
  *    the handshake's checks): no loop, no allocation, usable from any thread;
- *  - connections over a tide_stream: tide_ws_accept upgrades a parsed HTTP
- *    request on a server's stream, tide_ws_connect opens ws:// and wss://
- *    URLs.  tide_ws_recv and tide_ws_send are blocking-style calls in a task;
+ *  - connections over a tide_stream: tide_ws_upgrade upgrades a request in
+ *    a handler of tide_http_serve, tide_ws_accept one whose head the caller
+ *    read from a stream, tide_ws_connect opens ws:// and wss:// URLs.  tide_ws_recv and tide_ws_send are blocking-style calls in a task;
  *    one task may read while others send (sends are serialised by a lock, and
  *    the automatic pongs and close answers slip in between frames, never into
  *    one).
@@ -39,6 +39,7 @@ extern "C" {
 /* From <tide/http.h> (named by tag: this header may be read before it). */
 struct tide_http_request;
 struct tide_http_response;
+struct tide_http_exchange;
 
 /* Opcodes (RFC 6455 section 5.2). */
 #define TIDE_WS_OP_CONT 0x0
@@ -111,7 +112,7 @@ TIDE_API void tide_ws_mask(void *data, size_t len, const uint8_t *mask, uint64_t
  * or continuation byte is caught at once), -EINVAL for NULL arguments. */
 TIDE_API int tide_ws_utf8_feed(uint32_t *state, const void *data, size_t len);
 /* 1 if the bytes fed so far end on a character boundary (a complete text),
- * 0 if a character is cut short. */
+ * 0 if a character is cut short.  Never fails. */
 TIDE_API int tide_ws_utf8_complete(uint32_t state);
 
 /* Checks a close frame's payload: empty (no code: 1005), or a 2-byte code
@@ -182,6 +183,32 @@ TIDE_API void tide_ws_opts_init(tide_ws_opts *o);
 TIDE_API int tide_ws_accept(tide_stream *s, const struct tide_http_request *req,
                             const tide_ws_opts *o, tide_ws **out);
 
+/* Server side, from a handler of tide_http_serve: upgrades the request of
+ * exchange x to a WebSocket.  A request that is not a valid upgrade is
+ * answered through the HTTP server (426 with "Upgrade: websocket" and
+ * "Sec-WebSocket-Version: 13" when it asks for no WebSocket or another
+ * version, 405 with "Allow: GET" for another method, 400 for a malformed
+ * handshake or one with a body) and -EPROTO is returned: the connection
+ * stays a keep-alive HTTP connection where the request allows it (return
+ * from the handler).  A valid one: the connection is taken over
+ * (tide_http_takeover: bytes the client sent after the head, such as its
+ * first frames, are kept), the 101 is written and *out is the WebSocket.
+ *
+ * Lifetime: *out owns the connection (tide_ws_close closes the stream) and
+ * lives on after the handler returns; x and the request do not.  While the
+ * handler's task runs, the connection counts in
+ * tide_http_server_connections and against max_connections; a handler
+ * that passes *out to another task and returns frees its slot.  Graceful
+ * tide_http_server_close cancels handler tasks of upgraded connections
+ * (tide_ws_recv returns -ECANCELED: close the ws then, e.g. with 1001; the
+ * close is shielded and bounded by close_timeout_ms) and waits for them.
+ * Errors: -EINVAL (x or out NULL, a bad option), -EPROTO (not an upgrade:
+ * answered), -EALREADY (a response was begun already), -EBADF (the
+ * connection was taken over already), -EPERM (not in a task), -ENOMEM, the
+ * stream's write errors (the connection is then closed). */
+TIDE_API int tide_ws_upgrade(struct tide_http_exchange *x, const tide_ws_opts *o,
+                             tide_ws **out);
+
 /* Client side: connects to a ws:// or wss:// URL
  * (ws[s]://host[:port][/path][?query], an IPv6 host in brackets) and runs
  * the opening handshake within o->handshake_timeout_ms.  *out owns its
@@ -249,7 +276,8 @@ TIDE_API uint64_t tide_ws_pongs(const tide_ws *ws);
 TIDE_API int tide_ws_close(tide_ws *ws, int code, const char *reason);
 
 /* The code of the peer's close frame (1005 if it had none), 1006 if the
- * connection ended without one, 0 while none came. */
+ * connection ended without one, 0 while none came (and for ws NULL).
+ * Never fails. */
 TIDE_API int tide_ws_close_code(const tide_ws *ws);
 /* The peer's close reason (NUL-terminated, "" if none). */
 TIDE_API const char *tide_ws_close_reason(const tide_ws *ws);
