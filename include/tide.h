@@ -874,5 +874,8 @@ TIDE_API int tide_to_thread(tide_fn fn, void *arg);
 #include "tide/testing.h" /* virtual time and seeded ordering, for tests */
 #include "tide/ws.h"      /* WebSocket (RFC 6455) */
 #include "tide/guard.h"   /* "async with": TIDE_WITH_TIMEOUT, _LOCK, _GROUP... blocks */
+#include "tide/resp.h"    /* RESP2 (Redis protocol), parsed in place */
+#include "tide/multi.h"   /* one loop per core, cross-loop calls */
+#include "tide/debug.h"   /* task dumps, debug mode, loop metrics, exception handler */
 
 #endif /* TIDE_H */

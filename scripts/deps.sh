@@ -46,11 +46,16 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --atleast-version=3 o
     add libssl-dev
 fi
 command -v openssl >/dev/null 2>&1 || add openssl
+command -v gdb >/dev/null 2>&1 || add gdb # ctest gdb_script (tools/tide-gdb.py)
 # Peers of the HTTP server's tests (tests/http_peers.sh, label "peers");
 # python3 also for the API reference (scripts/apidoc.py) and the guide's tests.
 command -v curl >/dev/null 2>&1 || add curl
 command -v wrk >/dev/null 2>&1 || add wrk
 command -v python3 >/dev/null 2>&1 || add python3
+# The peers of the kv_peers test (examples/kv_server and kv_client against
+# Redis): redis-server, redis-cli, redis-benchmark.
+command -v redis-server >/dev/null 2>&1 || add redis-server
+command -v redis-benchmark >/dev/null 2>&1 || add redis-tools
 
 # WebSocket peers of tests/test_ws_peers.c (label peers): python3-websockets,
 # node + npm (the npm "ws" package goes into the build directory).

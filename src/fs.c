@@ -410,6 +410,7 @@ static int submit(fs_job *j)
         /* A worker has it (close is never taken back). */
         if (touches_caller_memory(j)) {
             j->waiter = tide__current();
+            TIDE__WAIT_ON(j->waiter, TIDE_WAIT_POOL, j);
             (void)tide__suspend(j->waiter, TIDE__NEVER, NULL, NULL, TIDE__WAIT_NOCANCEL);
             return 0;
         }

@@ -93,6 +93,8 @@ int tide_future_new_on(tide_future **out, tide_loop *loop)
     if (!f)
         return -ENOMEM;
     f->loop = loop;
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_future_new(loop, f); /* the leak report (debug.c) */
     *out = f;
     return 0;
 }
@@ -309,6 +311,8 @@ int tide_future_result(const tide_future *f, void **value)
 {
     if (!f)
         return -EINVAL;
+    if (TIDE__UNLIKELY(__atomic_load_n(&tide__dbg_loops, __ATOMIC_RELAXED)))
+        tide__dbg_future_seen(f, 0); /* awaited: not a leak (debug.c) */
     if (f->state == F_RESULT && value)
         *value = f->value;
     return outcome(f);
@@ -318,6 +322,8 @@ void tide_future_free(tide_future *f)
 {
     if (!f || f->taskowned)
         return; /* a task's future goes with its task */
+    if (TIDE__UNLIKELY(__atomic_load_n(&tide__dbg_loops, __ATOMIC_RELAXED)))
+        tide__dbg_future_seen(f, 1); /* forgotten (debug.c) */
     if (f->state == F_PENDING)
         complete(f, F_CANCELLED, NULL, 0);
     f->freed = 1;
@@ -332,6 +338,8 @@ int tide_future_add_done_callback(tide_future *f, tide_future_cb cb, void *arg)
         return -EINVAL;
     if (tide__loop_thread_check(f->loop) < 0)
         return -EPERM;
+    if (TIDE__UNLIKELY(__atomic_load_n(&tide__dbg_loops, __ATOMIC_RELAXED)))
+        tide__dbg_future_seen(f, 0); /* awaited: not a leak (debug.c) */
     c = tide__malloc(sizeof *c);
     if (!c)
         return -ENOMEM;
@@ -364,12 +372,15 @@ int tide_future_await(tide_future *f, void **value)
         return -EPERM;
     if (cur->loop != f->loop)
         return -EPERM; /* as tide_await of another loop's task */
+    if (TIDE__UNLIKELY(__atomic_load_n(&tide__dbg_loops, __ATOMIC_RELAXED)))
+        tide__dbg_future_seen(f, 0); /* awaited: not a leak (debug.c) */
     if (f->state != F_PENDING)
         return tide_future_result(f, value);
     w.f = f;
     w.task = cur;
     w.value = NULL;
     node_push(f, &w.n, N_WAITER);
+    TIDE__WAIT_ON(cur, TIDE_WAIT_FUTURE, f);
     rc = tide__suspend(cur, TIDE__NEVER, unlink_waiter, &w, 0);
     if (rc >= 0 && value)
         *value = w.value;

@@ -103,6 +103,7 @@ static int wait_futures(tide_task *cur, tide_future **fs, size_t n, int mode, in
         }
     }
     c.waiter = cur;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_FUTURE, &c);
     rc = tide__suspend(cur, TIDE__NEVER, fw_unlink, &c, flags);
     for (i = 0; i < n; i++)
         tide__future_watch_remove(&ws[i]);
@@ -239,6 +240,7 @@ int tide_as_completed_futures_next(tide_future_iter *it, tide_future **f)
         return -EBUSY;
     if (it->head == it->tail) {
         it->waiter = cur;
+        TIDE__WAIT_ON(cur, TIDE_WAIT_FUTURE, it);
         rc = tide__suspend(cur, TIDE__NEVER, it_unlink, it, 0);
         if (rc < 0)
             return rc;

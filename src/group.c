@@ -287,6 +287,7 @@ int tide_group_wait(tide_group *g)
         int rc;
         g->waiter = cur;
         seal(g);
+        TIDE__WAIT_ON(cur, TIDE_WAIT_GROUP, g);
         rc = tide__suspend(cur, TIDE__NEVER, unlink_group_waiter, g,
                            interrupted ? TIDE__WAIT_NOCANCEL : 0);
         if (rc < 0 && !interrupted) {
@@ -424,6 +425,7 @@ int tide_wait(tide_task **ts, size_t n, int mode)
         }
     }
     c.waiter = cur;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_TASKS, &c);
     rc = tide__suspend(cur, TIDE__NEVER, unlink_waitctx, &c, 0);
     for (i = 0; i < n; i++)
         tide__watch_remove(&ws[i].w);
@@ -509,6 +511,7 @@ int tide_as_completed_next(tide_as_completed *it, tide_task **t)
         if (it->waiter)
             return -EBUSY;
         it->waiter = cur;
+        TIDE__WAIT_ON(cur, TIDE_WAIT_TASKS, it);
         rc = tide__suspend(cur, TIDE__NEVER, unlink_ac, it, 0);
         if (rc < 0)
             return rc;

@@ -306,6 +306,8 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
         return 0;
     *slot = cur;
     tide__loop_io_ref(f->loop);
+    if (!cur->wait_kind) /* a signal wait (signal.c) named itself */
+        TIDE__WAIT_ON(cur, dir == TIDE__EV_IN ? TIDE_WAIT_FD_READ : TIDE_WAIT_FD_WRITE, f);
     rc = tide__suspend(cur, TIDE__NEVER, dir == TIDE__EV_IN ? unlink_reader : unlink_writer, f,
                        0);
     /* Closed while we slept, maybe reused by now: never touch the new fd. */

@@ -128,6 +128,7 @@ int tide_loop_new(tide_loop **out)
         return rc;
     }
     ignore_sigpipe();
+    tide__dbg_loop_new(loop); /* TIDE_DEBUG=1, gdb's list of loops (debug.c) */
     loop->next_on_thread = tide__tls_loops;
     tide__tls_loops = loop;
     *out = loop;
@@ -205,6 +206,9 @@ void tide_loop_free(tide_loop *loop)
     if (loop->ready.n && !loop->pool.abandon)
         (void)tide__loop_run(loop, one_pass, NULL);
     drop_ready(loop);
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_loop_end(loop); /* what was left behind, then the watchdog stops */
+    tide__dbg_loop_free(loop);
     for (i = NMODULES; i-- > 0;)
         modules[i].term(loop);
     tide__shuffle_term(loop);
@@ -246,7 +250,7 @@ int tide_loop_fork(tide_loop *loop)
 static void on_io(void *ctx, void *tag, unsigned events)
 {
     tide__pollable *p = tag;
-    (void)ctx;
+    ((tide_loop *)ctx)->dbg.events++;
     p->on_event(p, events);
 }
 
@@ -282,6 +286,7 @@ static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg,
     if (TIDE__UNLIKELY(loop->vclock.on))
         tide__vclock_step(loop);
     loop->now = tide__loop_ns(loop);
+    loop->dbg.iterations++;
     tide__xthread_run(loop);
     tide__timers_run(loop);
     yielded = loop->yielded.n; /* those yielded before this batch */
@@ -310,7 +315,19 @@ static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg,
     timeout = may_block ? poll_timeout(loop) : 0;
     if (may_block && timeout == 0 && !loop->io_refs && !tide__xthread_pending(loop))
         return 0;
+    if (may_block && timeout != 0) {
+        /* Going to sleep: from here posters must wake us (xthread.c). */
+        __atomic_store_n(&loop->xt.awake, 0, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&loop->xt.pending, __ATOMIC_SEQ_CST))
+            timeout = 0;
+    }
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_poll_begin(loop);
     (void)tide__poller_wait(&loop->poller, timeout, on_io, loop);
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_poll_end(loop);
+    if (may_block)
+        __atomic_store_n(&loop->xt.awake, 1, __ATOMIC_SEQ_CST);
     return 0;
 }
 
@@ -339,8 +356,10 @@ int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
     if (rc < 0)
         return rc;
     loop->stop = 0;
+    __atomic_store_n(&loop->xt.awake, 1, __ATOMIC_SEQ_CST);
     while (!iterate(loop, done, arg, 1))
         ;
+    __atomic_store_n(&loop->xt.awake, 0, __ATOMIC_SEQ_CST);
     run_leave(loop);
     return 0;
 }

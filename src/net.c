@@ -500,6 +500,7 @@ int tide_tcp_connect(const char *host, int port)
             break; /* every attempt failed */
         }
         r.waiter = cur;
+        TIDE__WAIT_ON(cur, TIDE_WAIT_CONNECT, &r);
         rc = tide__suspend(cur, until, race_unlink, &r, 0);
         if (rc < 0)
             break; /* cancelled or timed out */

@@ -275,6 +275,7 @@ int tide__to_thread(tide_fn fn, void *arg, void (*drop)(void *))
     pthread_cond_signal(&cond);
     pthread_mutex_unlock(&lock);
 
+    TIDE__WAIT_ON(cur, TIDE_WAIT_POOL, j);
     return tide__suspend(cur, TIDE__NEVER, abandon, j, 0);
 
 not_run:

@@ -774,6 +774,7 @@ int tide_process_wait(tide_process *p, int *status)
         tide__loop_io_ref(p->loop);
         if (p->pidfd < 0)
             fb_add(p);
+        TIDE__WAIT_ON(cur, TIDE_WAIT_PROCESS, p);
         rc = tide__suspend(cur, TIDE__NEVER, unlink_waiter, &w, 0);
         if (rc < 0 || !w.done)
             return rc < 0 ? rc : -EBADF; /* p may be gone: do not touch it */

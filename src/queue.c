@@ -221,6 +221,7 @@ int tide_queue_put(tide_queue *q, void *item)
     if (rc != -EAGAIN)
         return rc;
     w.value = item;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_QUEUE_PUT, q);
     return tide__wl_wait(&q->putters, &w, cur, 0); /* 0: a getter moved it in */
 }
 
@@ -238,6 +239,7 @@ int tide_queue_get(tide_queue *q, void **item)
     if (rc != -EAGAIN)
         return rc;
     w.value = NULL;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_QUEUE_GET, q);
     rc = tide__wl_wait(&q->getters, &w, cur, 0);
     if (rc == 0)
         *item = w.value; /* handed over by a putter */
@@ -264,6 +266,7 @@ int tide_queue_join(tide_queue *q)
         return -EPERM;
     if (q->unfinished == 0)
         return 0;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_QUEUE_JOIN, q);
     return tide__wl_wait(&q->joiners, &w, cur, 0);
 }
 

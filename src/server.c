@@ -190,6 +190,7 @@ static int acceptor_main(void *arg)
     while (!srv->closing) {
         if (srv->opts.max_connections && srv->nconns >= srv->opts.max_connections) {
             srv->slot_waiter = cur;
+            TIDE__WAIT_ON(cur, TIDE_WAIT_SERVER, srv);
             rc = tide__suspend(cur, TIDE__NEVER, unlink_slot, &srv->slot_waiter, 0);
             if (rc < 0)
                 break;
@@ -437,6 +438,7 @@ int tide_server_close(tide_server *srv, int how)
     while (srv->nconns) {
         int w;
         srv->closer = cur;
+        TIDE__WAIT_ON(cur, TIDE_WAIT_SERVER, srv);
         w = tide__suspend(cur, TIDE__NEVER, unlink_slot, &srv->closer,
                           rc < 0 ? TIDE__WAIT_NOCANCEL : 0);
         if (w < 0 && rc == 0) {

@@ -627,7 +627,9 @@ int tide_signal_wait(const sigset_t *set)
         rc = -errno;
         n = rc;
     } else {
+        TIDE__WAIT_ON(tide__current(), TIDE_WAIT_SIGNAL, set); /* not "fd-read" (dump.c) */
         n = tide_read(fd, &si, sizeof si);
+        tide__current()->wait_kind = TIDE_WAIT_NONE;
         tide_close(fd);
     }
     for (sig = 1; sig < NSIG; sig++)
@@ -676,7 +678,9 @@ int tide_signal_wait(const sigset_t *set)
     for (sig = 1; sig < NSIG; sig++)
         if (sigismember(set, sig) == 1)
             sigaction(sig, &sa, &old[sig]);
+    TIDE__WAIT_ON(tide__current(), TIDE_WAIT_SIGNAL, set); /* not "fd-read" (dump.c) */
     n = tide_read(p[0], &b, 1);
+    tide__current()->wait_kind = TIDE_WAIT_NONE;
     for (sig = 1; sig < NSIG; sig++)
         if (sigismember(set, sig) == 1)
             sigaction(sig, &old[sig], NULL);

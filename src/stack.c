@@ -134,6 +134,17 @@ static int guard_works(char *g)
     return ok;
 }
 
+/* Debug mode (debug.c): guards made from now on use mprotect, whose guards
+ * are mappings of their own.  gdb's gcore reads a mapping whole and drops
+ * one that holds a madvise guard, task stacks included. */
+void tide__stack_guards_dumpable(void)
+{
+    if (__atomic_load_n(&guard_mode, __ATOMIC_RELAXED) != GUARD_MPROTECT) {
+        init_budget();
+        __atomic_store_n(&guard_mode, GUARD_MPROTECT, __ATOMIC_RELAXED);
+    }
+}
+
 /* madvise(MADV_GUARD_INSTALL) where the advice exists (Linux); else -1. */
 static int madvise_guard(char *g, size_t len)
 {

@@ -1193,6 +1193,7 @@ static int wait_flushed(tide_stream *s, tide_task *cur, size_t to)
         }
         s->drainer = cur;
         s->drain_to = to;
+        TIDE__WAIT_ON(cur, TIDE_WAIT_STREAM_DRAIN, s);
         rc = tide__suspend(cur, until, unlink_drainer, s, 0);
         if (rc < 0)
             return rc;

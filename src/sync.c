@@ -123,6 +123,7 @@ static int lock_acquire(tide_lock *l, int flags)
         return 0;
     }
     /* On success the releaser made us the owner before waking us. */
+    TIDE__WAIT_ON(cur, TIDE_WAIT_LOCK, l);
     return tide__wl_wait(&l->waiters, &w, cur, flags);
 }
 
@@ -212,6 +213,7 @@ int tide_event_wait(tide_event *e)
         return rc;
     if (e->set)
         return 0;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_EVENT, e);
     return tide__wl_wait(&e->waiters, &w, cur, 0);
 }
 
@@ -245,6 +247,7 @@ int tide_cond_wait(tide_cond *c)
     if (c->lock->owner != cur)
         return -EPERM;
     tide_lock_release(c->lock);
+    TIDE__WAIT_ON(cur, TIDE_WAIT_COND, c);
     rc = tide__wl_wait(&c->waiters, &w, cur, 0);
     /* Take the lock back whatever happened, cancelled or not. */
     rc2 = lock_acquire(c->lock, TIDE__WAIT_NOCANCEL);
@@ -302,6 +305,7 @@ int tide_sem_acquire(tide_sem *s)
         s->value--;
         return 0;
     }
+    TIDE__WAIT_ON(cur, TIDE_WAIT_SEM, s);
     return tide__wl_wait(&s->waiters, &w, cur, 0); /* the permit is handed over */
 }
 
@@ -386,6 +390,7 @@ int tide_barrier_wait(tide_barrier *b)
         return (int)i;
     }
     tide__wl_push(&b->waiters, &w, cur);
+    TIDE__WAIT_ON(cur, TIDE_WAIT_BARRIER, b);
     rc = tide__suspend(cur, TIDE__NEVER, barrier_leave, &w, 0);
     return rc < 0 ? rc : (int)w.n;
 }

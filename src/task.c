@@ -67,6 +67,7 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
         if (rc < 0) {
             if (unlink)
                 unlink(arg);
+            t->wait_kind = TIDE_WAIT_NONE;
             return rc;
         }
     }
@@ -77,6 +78,7 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
         if (tide__timer_add(t->loop, &t->timer, deadline) < 0) {
             if (unlink)
                 unlink(arg);
+            t->wait_kind = TIDE_WAIT_NONE;
             return -ENOMEM;
         }
     }
@@ -86,7 +88,9 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
     t->nocancel = (flags & TIDE__WAIT_NOCANCEL) != 0;
     t->io_streak = 0; /* a real suspension: the others had their turn (io.c's budget) */
     t->state = TIDE_TASK_WAITING;
+    t->wait_since = t->loop->now;
     tide__switch_to_loop(t);
+    t->wait_kind = TIDE_WAIT_NONE;
     return t->wake_rc;
 }
 
@@ -182,7 +186,13 @@ static void run_task(tide_loop *loop, tide__runnable *r)
     }
     t->state = TIDE_TASK_RUNNING;
     loop->current = t;
-    tide__switch_to_task(loop, t);
+    if (TIDE__LIKELY(!loop->dbg.on)) {
+        tide__switch_to_task(loop, t);
+    } else { /* debug mode: the step is timed and watched (debug.c) */
+        tide__dbg_step_begin(loop, t);
+        tide__switch_to_task(loop, t);
+        tide__dbg_step_end(loop, t);
+    }
     loop->current = NULL;
     if (loop->deferred)
         tide__run_deferred(loop); /* what t's step left for its end (writes) */
@@ -193,8 +203,7 @@ static void run_task(tide_loop *loop, tide__runnable *r)
 static void report_failure(tide_task *t)
 {
     if (t->result < 0 && t->result != -ECANCELED)
-        fprintf(stderr, "tide: detached task '%s' (id %llu) failed: %s\n", tide_task_name(t),
-                (unsigned long long)t->id, tide_strerror(t->result));
+        tide__dbg_task_failed(t); /* the loop's exception handler (debug.c) */
 }
 
 void tide__task_ended(tide_loop *loop, tide_task *t)
@@ -231,6 +240,8 @@ void tide__task_release(tide_task *t)
     }
     if (t->locals)
         tide__locals_release(t); /* destructors of the values nobody holds now */
+    if (t->born)
+        tide__dbg_born_free(t);
 #ifdef TIDE__TSAN
     if (t->tsan_fiber) { /* made by its first start (loop.c) */
         __tsan_destroy_fiber(t->tsan_fiber);
@@ -317,6 +328,7 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
     t->fn = fn;
     t->arg = arg;
     t->id = loop->tasks.next_id++;
+    t->parent_id = loop->current ? loop->current->id : 0;
     if (o && o->name) {
         size_t n = strnlen(o->name, TIDE_TASK_NAME_MAX - 1);
         memcpy(t->name, o->name, n);
@@ -338,6 +350,8 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
     loop->tasks.n++;
     loop->tasks.nundone++;
     tide__runq_push(&loop->ready, &t->r);
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_task_born(t);
     *out = t;
     return 0;
 }
@@ -375,6 +389,7 @@ static int wait_done(tide_task *cur, tide_task *t, int flags)
     if (t->state == TIDE_TASK_DONE)
         return 0;
     cur->awaiting = t;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_TASK, t);
     return tide__suspend(cur, TIDE__NEVER, unlink_awaiting, cur, flags);
 }
 
@@ -451,6 +466,7 @@ int tide_sleep_ns(int64_t ns)
         return tide_sleep(0);
     if (ns > INT64_MAX / 2)
         ns = INT64_MAX / 2;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_SLEEP, NULL);
     return tide__suspend(cur, tide__loop_ns(cur->loop) + ns, NULL, NULL, 0);
 }
 
@@ -504,6 +520,7 @@ int tide_sleep(int64_t ms)
     }
     if (ms > INT64_MAX / 2000000)
         ms = INT64_MAX / 2000000;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_SLEEP, NULL);
     return tide__suspend(cur, tide__loop_ns(cur->loop) + ms * 1000000, NULL, NULL, 0);
 }
 

@@ -139,6 +139,9 @@ typedef struct tide__stack_pool tide__stack_pool;
 int tide__stack_get(tide_loop *loop, size_t size, void **lo, tide__stack_pool **pool);
 void tide__stack_put(tide__stack_pool *pool, void *lo);
 size_t tide__stack_guard_size(void);
+/* Guards made from now on are mappings of their own (mprotect), so that a
+ * core file made by gdb's gcore keeps the task stacks (debug mode). */
+void tide__stack_guards_dumpable(void);
 /* Installs the SIGSEGV handler and this thread's alternate signal stack. */
 void tide__stack_signals_init(tide_loop *loop);
 void tide__stack_signals_free(tide_loop *loop);
@@ -176,6 +179,8 @@ struct tide_task {
     uint8_t mark;        /* scratch bit for duplicate checks (always 0 between calls) */
     uint8_t io_streak;   /* fd operations done since the task last suspended: at
                             TIDE__IO_BUDGET the next one yields first (io.c) */
+    uint8_t wait_kind;   /* tide_wait_kind of the current suspension (TIDE__WAIT_ON),
+                            TIDE_WAIT_NONE when the site named none (dump.c) */
     int64_t io_t0;       /* raw clock at the streak's first operation (io.c) */
     int result;          /* fn's return value, once DONE */
     void *result_ptr;    /* the pointer result (tide_task_set_ptr), NULL by default */
@@ -195,6 +200,10 @@ struct tide_task {
                             TIDE__JOINER_LOOP (run_until_complete) */
     tide_task *awaiting; /* the task this one is suspended waiting for */
     tide_task *prev, *next; /* loop's list of live tasks, creation order */
+    const void *wait_obj; /* what the current suspension waits on (dump.c) */
+    int64_t wait_since;  /* loop->now when it suspended, ns */
+    struct tide__dbg_born *born; /* debug mode: where the task was created, or NULL */
+    uint64_t parent_id;  /* id of the task that created it, 0 if none */
     struct tide__watch *watchers; /* told when the task ends (tide_wait...) */
     tide_group *group;   /* the group the task belongs to, or NULL */
     tide_task *gprev, *gnext; /* the group's live members */
@@ -267,6 +276,13 @@ int tide__locals_inherit(tide_task *child, const tide_task *parent);
 void tide__locals_release(tide_task *t);
 
 #define TIDE__JOINER_LOOP ((tide_task *)(uintptr_t)1)
+
+/* Names what the running task t is about to wait on, for dumps (Go's
+ * gopark reason): put it right before the suspending call.  kind is a
+ * tide_wait_kind (include/tide/debug.h), obj the awaited object.  Two
+ * stores; tide__suspend stamps the time and clears the kind on return. */
+#define TIDE__WAIT_ON(t, kind, obj) \
+    ((t)->wait_kind = (uint8_t)(kind), (t)->wait_obj = (const void *)(obj))
 
 /* Flags of tide__suspend. */
 #define TIDE__WAIT_NOCANCEL 0x1 /* neither cancellation nor deadlines interrupt */
@@ -528,6 +544,9 @@ typedef struct tide__xthread {
     pthread_mutex_t lock;
     tide__tsnode *head, **tailp;
     int pending;            /* atomic: the queue is not empty */
+    int awake;              /* atomic: 1 while a blocking run is busy and will look at
+                               pending before it sleeps: posters skip the wake-up
+                               syscall (0 when not running or embedded: always wake) */
 } tide__xthread;
 
 /* Streams (stream.c): pooled structs and buffers, made on the first open. */
@@ -539,6 +558,39 @@ typedef struct tide__streams_ctx {
 typedef struct tide__signals {
     struct tide__sigloop *sl; /* NULL until a handler is added */
 } tide__signals;
+
+/* Debug mode, metrics and the exception handler (debug.c, dump.c). */
+typedef struct tide__debug {
+    struct tide__dbg *on;   /* debug mode's state; NULL when off (the hot paths
+                               test only this) */
+    uint64_t iterations;    /* always counted: one add per iteration */
+    uint64_t events;        /* fd events delivered */
+    tide_exception_handler exc; /* detached task failures, or NULL: stderr */
+    void *exc_arg;
+    tide_loop *gprev, *gnext; /* every loop of the process (gdb's tide tasks) */
+} tide__debug;
+
+/* Debug-mode hooks, each called only when loop->dbg.on is set. */
+void tide__dbg_step_begin(tide_loop *loop, tide_task *t);
+void tide__dbg_step_end(tide_loop *loop, tide_task *t);
+void tide__dbg_poll_begin(tide_loop *loop);
+void tide__dbg_poll_end(tide_loop *loop);
+void tide__dbg_task_born(tide_task *t);
+void tide__dbg_born_free(tide_task *t);
+/* Debug mode's leak report of futures never awaited: f was made; f was
+ * awaited, given a callback or read (freed 0), or freed (freed 1).  The
+ * latter need no loop (f's may be freed already): they look f up in every
+ * debug loop of the calling thread, and only when tide__dbg_loops > 0. */
+void tide__dbg_future_new(tide_loop *loop, const void *f);
+void tide__dbg_future_seen(const void *f, int freed);
+extern int tide__dbg_loops; /* loops in debug mode, process-wide */
+/* tide_loop_new / tide_loop_free (always): TIDE_DEBUG, the loop registry;
+ * at the end, debug mode's leak report. */
+void tide__dbg_loop_new(tide_loop *loop);
+void tide__dbg_loop_end(tide_loop *loop);
+void tide__dbg_loop_free(tide_loop *loop);
+/* A detached task failed: the loop's handler, or a line on stderr. */
+void tide__dbg_task_failed(tide_task *t);
 
 struct tide_loop {
     /* the scheduler core: what every module may use */
@@ -579,6 +631,7 @@ struct tide_loop {
     tide__pool pool;
     tide__signals sig;
     tide__tasks tasks;
+    tide__debug dbg;
 
 #ifdef TIDE__ASAN
     void *asan_fake;

@@ -117,6 +117,7 @@ int tide_vclock_advance(tide_loop *loop, int64_t ns)
         return 0;
     /* A task: wait for the end of the stretch, on a timer there, which
      * fires after those of the stretch that were armed before it. */
+    TIDE__WAIT_ON(cur, TIDE_WAIT_SLEEP, NULL);
     return tide__suspend(cur, target, NULL, NULL, 0);
 }
 

@@ -45,11 +45,14 @@ void tide__post(tide_loop *loop, tide__tsnode *n)
     was_empty = loop->xt.head == NULL;
     *loop->xt.tailp = n;
     loop->xt.tailp = &n->next;
-    __atomic_store_n(&loop->xt.pending, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&loop->xt.pending, 1, __ATOMIC_SEQ_CST);
     /* Wake under the lock: once it is released the loop may see the node,
      * finish, and free itself with the poller (the loop's term takes the
-     * lock before anything is freed). */
-    if (was_empty)
+     * lock before anything is freed).  A loop that is awake (busy in a
+     * blocking run) needs no wake-up: before it sleeps it clears awake and
+     * then reads pending (both seq_cst, so it sees our pending or we see
+     * its awake = 0), as Seastar's cross-core queues do. */
+    if (was_empty && !__atomic_load_n(&loop->xt.awake, __ATOMIC_SEQ_CST))
         tide__poller_wake(&loop->poller);
     pthread_mutex_unlock(&loop->xt.lock);
 }

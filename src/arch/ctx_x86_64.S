@@ -24,30 +24,72 @@
 
     .text
 
-/* void tide__ctx_switch(tide__ctx *from, tide__ctx *to) */
+/* void tide__ctx_switch(tide__ctx *from, tide__ctx *to)
+ *
+ * CFI: from the pushes on, the frame is described as any function's, and
+ * the description stays true after the stack pointer is swapped, since the
+ * other context's frame has the same layout.  So a debugger stopped anywhere
+ * in here unwinds the context being left or the one being resumed, and
+ * tools/tide-gdb.py unwinds a suspended task by pointing rsp at its saved
+ * frame and the pc at tide__ctx_switch_resume. */
 FUNC(tide__ctx_switch)
+    .cfi_startproc
     pushq   %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbp, 0
     pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbx, 0
     pushq   %r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r12, 0
     pushq   %r13
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r13, 0
     pushq   %r14
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r14, 0
     pushq   %r15
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r15, 0
     leaq    -8(%rsp), %rsp
+    .cfi_adjust_cfa_offset 8
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
     movq    %rsp, (%rdi)        /* from->sp */
     movq    (%rsi), %rsp        /* to->sp */
+    .globl  SYM(tide__ctx_switch_resume)
+#if !defined(__APPLE__)
+    .hidden SYM(tide__ctx_switch_resume)
+#endif
+SYM(tide__ctx_switch_resume):       /* a saved context, as seen from inside */
     ldmxcsr (%rsp)
     fldcw   4(%rsp)
     leaq    8(%rsp), %rsp
+    .cfi_adjust_cfa_offset -8
     popq    %r15
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r15
     popq    %r14
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r14
     popq    %r13
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r13
     popq    %r12
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r12
     popq    %rbx
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %rbx
     popq    %rbp
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %rbp
     popq    %rcx
+    .cfi_adjust_cfa_offset -8
+    .cfi_register %rip, %rcx
     jmpq    *%rcx
+    .cfi_endproc
 END(tide__ctx_switch)
 
 /*
