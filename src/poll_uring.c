@@ -16,7 +16,7 @@
  *    tag and the generation; del bumps the generation and a stale CQE is
  *    dropped.
  *  - A poll request holds a reference to the file: a socket closed while its
- *    poll is armed would stay open.  So del submits IORING_OP_POLL_REMOVE at
+ *    poll is armed would stay open.  So del submits IORING_OP_ASYNC_CANCEL at
  *    once (one syscall, as epoll_ctl(DEL)); the kernel has dropped the
  *    reference when io_uring_enter returns.  Adds are only queued: they go
  *    to the kernel with the next wait's io_uring_enter.
@@ -35,7 +35,7 @@
  *    once with a small epoll instance kept for that.
  *  - After fork() the child shares the ring with its parent; free (called by
  *    the child's fork check) only unmaps and closes its copies, it never
- *    submits (a POLL_REMOVE would cancel the parent's polls).
+ *    submits (a cancel would end the parent's polls).
  */
 #include "poll.h"
 
@@ -66,7 +66,7 @@ int tide__uring_fail_setup;
 #define SQ_ENTRIES 256u
 #define CQ_ENTRIES 4096u
 #define UD_WAKE UINT64_MAX        /* the eventfd read */
-#define UD_IGNORE (UINT64_MAX - 1) /* POLL_REMOVE and the like */
+#define UD_IGNORE (UINT64_MAX - 1) /* the cancels */
 #define POLL_MASK (POLLIN | POLLOUT | POLLRDHUP | POLLERR | POLLHUP)
 
 typedef struct slot {
@@ -386,7 +386,10 @@ int tide__uring_del(tide__poller *p, int fd)
     sqe = get_sqe(u);
     if (!sqe)
         return -EAGAIN;
-    sqe->opcode = IORING_OP_POLL_REMOVE;
+    /* ASYNC_CANCEL, not POLL_REMOVE: a remove finding the poll busy (its
+     * wake-up being run) fails with -EALREADY and leaves it armed, holding
+     * the file; a cancel marks it and the kernel ends it in any state. */
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
     sqe->fd = -1;
     sqe->addr = ud;
     sqe->user_data = UD_IGNORE;
