@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 int tide__uring_fail_setup;
+extern volatile unsigned tide__fork_gen; /* io.c: bumped in a forked child */
 
 #if defined(__has_include)
 #if __has_include(<linux/io_uring.h>)
@@ -95,6 +96,7 @@ struct tide__uring {
     int wake_armed;
     uint64_t wake_buf;
     unsigned features;
+    unsigned fork_gen; /* tide__fork_gen when made: else a forked child's copy */
 };
 
 static int sys_setup(unsigned entries, struct io_uring_params *prm)
@@ -209,6 +211,7 @@ int tide__uring_init(tide__poller *p)
     if (!u)
         return -ENOMEM;
     u->probe_fd = -1;
+    u->fork_gen = tide__fork_gen;
     memset(&prm, 0, sizeof prm);
     prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
     prm.cq_entries = CQ_ENTRIES;
@@ -336,6 +339,8 @@ int tide__uring_add(tide__poller *p, int fd, void *tag)
     struct stat st;
     int rc;
 
+    if (u->fork_gen != tide__fork_gen)
+        return -ECHILD; /* the parent's ring (io.c gives the child its own first) */
     if (fd < 0 || !tag)
         return fd < 0 ? -EBADF : -EINVAL;
     if (fstat(fd, &st) < 0)
@@ -378,6 +383,8 @@ int tide__uring_del(tide__poller *p, int fd)
 
     if (fd < 0)
         return -EBADF;
+    if (u->fork_gen != tide__fork_gen)
+        return -ECHILD;
     if ((size_t)fd >= u->nslots || !u->slots[fd].tag)
         return -ENOENT;
     ud = poll_ud(fd, u->slots[fd].gen);
@@ -475,6 +482,11 @@ int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void
     unsigned pending, wait_nr, flags;
     int reported, rc, ready;
 
+    /* A forked child must not touch the ring it shares with its parent:
+     * its CQEs are the parent's.  The loop gives the child a poller of its
+     * own at the start of its next iteration (tide_loop_fork). */
+    if (u->fork_gen != tide__fork_gen)
+        return 0;
     /* Completions already there: take them without waiting. */
     ready = __atomic_load_n(u->cq_ktail, __ATOMIC_ACQUIRE) != *u->cq_khead;
     __atomic_store_n(u->sq_ktail, u->sq_tail, __ATOMIC_RELEASE);
