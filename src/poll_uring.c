@@ -40,6 +40,7 @@
 #include "poll.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,7 @@ struct tide__uring {
     uint64_t wake_buf;
     unsigned features;
     unsigned fork_gen; /* tide__fork_gen when made: else a forked child's copy */
+    pthread_t reg_thread; /* the thread whose table holds enter_fd */
 };
 
 static int sys_setup(unsigned entries, struct io_uring_params *prm)
@@ -107,8 +109,12 @@ static int sys_setup(unsigned entries, struct io_uring_params *prm)
 static int sys_enter(struct tide__uring *u, unsigned submit, unsigned wait, unsigned flags,
                      void *arg, size_t argsz)
 {
-    return (int)syscall(SYS_io_uring_enter, u->enter_fd, submit, wait, flags | u->enter_flags,
-                        arg, argsz);
+    /* A registered ring index is the registering thread's own (another
+     * thread's index 0 may be another ring): elsewhere, the plain fd. */
+    if (u->enter_flags && pthread_equal(pthread_self(), u->reg_thread))
+        return (int)syscall(SYS_io_uring_enter, u->enter_fd, submit, wait,
+                            flags | u->enter_flags, arg, argsz);
+    return (int)syscall(SYS_io_uring_enter, u->ring_fd, submit, wait, flags, arg, argsz);
 }
 
 static unsigned sq_pending(struct tide__uring *u)
@@ -275,6 +281,7 @@ int tide__uring_init(tide__poller *p)
         if (syscall(SYS_io_uring_register, u->ring_fd, IORING_REGISTER_RING_FDS, &up, 1) == 1) {
             u->enter_fd = (int)up.offset;
             u->enter_flags = IORING_ENTER_REGISTERED_RING;
+            u->reg_thread = pthread_self();
         }
     }
 #endif
@@ -304,7 +311,17 @@ void tide__uring_free(tide__poller *p)
     if (!u)
         return;
     /* Closing the ring cancels what is in flight; the wake read's buffer is
-     * freed after that (a cancelled read copies nothing). */
+     * freed after that (a cancelled read copies nothing).  A registered ring
+     * index is dropped with its thread's table (or on the thread's exit). */
+#ifdef IORING_UNREGISTER_RING_FDS
+    if (u->enter_flags && u->fork_gen == tide__fork_gen &&
+        pthread_equal(pthread_self(), u->reg_thread)) {
+        struct io_uring_rsrc_update up;
+        memset(&up, 0, sizeof up);
+        up.offset = (unsigned)u->enter_fd;
+        (void)syscall(SYS_io_uring_register, u->ring_fd, IORING_UNREGISTER_RING_FDS, &up, 1);
+    }
+#endif
     unmap(u);
     close(u->ring_fd);
     if (u->probe_fd >= 0)

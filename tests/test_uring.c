@@ -110,6 +110,39 @@ static void test_fallback(void **state)
     assert_int_equal(tt_count_fds(), fds);
 }
 
+/* A loop made on one thread and run on others (the ring fd registered by
+ * the first is not the others' to use). */
+typedef struct on_thread {
+    tide_loop *loop;
+    tide_task *t;
+} on_thread;
+
+static void *run_on_thread(void *arg)
+{
+    on_thread *o = arg;
+    return (void *)(intptr_t)tide_loop_run_until_complete(o->loop, o->t);
+}
+
+static void test_other_threads(void **state)
+{
+    tide_loop *mine;
+    on_thread o;
+    pthread_t th;
+    void *rc;
+
+    (void)state;
+    assert_int_equal(tide_loop_new(&o.loop), 0);
+    assert_int_equal(tide_loop_new(&mine), 0); /* its ring registered here too */
+    assert_string_equal(tide_loop_poller(o.loop), uring_ok ? "io_uring" : "epoll");
+    /* the task is made here (the loop's owner until it runs elsewhere) */
+    assert_int_equal(tide_create_task_ex(&o.t, o.loop, echo_main, NULL, NULL), 0);
+    assert_int_equal(pthread_create(&th, NULL, run_on_thread, &o), 0);
+    assert_int_equal(pthread_join(th, &rc), 0);
+    assert_int_equal((intptr_t)rc, 7); /* echo_main's result; t released */
+    tide_loop_free(o.loop);
+    tide_loop_free(mine);
+}
+
 /* ------------------------------------------------------- fd life cycle */
 
 /* A closed fd lets its file go at once (a poll request holds the file). */
@@ -526,6 +559,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choice),
         cmocka_unit_test_setup(test_fallback, force_uring),
+        cmocka_unit_test_setup(test_other_threads, force_uring),
         cmocka_unit_test_setup(test_close_releases, force_uring),
         cmocka_unit_test_setup(test_close_in_run, force_uring),
         cmocka_unit_test_setup(test_hangup, force_uring),
