@@ -694,6 +694,10 @@ static const scenario g_scen[] = {
 
 enum { SRV_TIDE, SRV_UV, SRV_RAW, NSRV };
 static const char *g_role[NSRV] = {"server-tide", "server-uv", "server-tide-raw"};
+/* ECHO_POLLERS=1: tide's io_uring poller against its epoll poller instead
+ * (the stream server and the raw server on io_uring, the reference column
+ * the stream server on epoll; the servers are started with TIDE_POLLER). */
+static int g_pollers;
 
 typedef struct result {
     int ok;
@@ -847,6 +851,11 @@ int main(int argc, char **argv)
             return run_tide_server(0);
         if (!strcmp(argv[1], "server-tide-raw"))
             return run_tide_server(1);
+        if (!strcmp(argv[1], "server-tide-epoll") || !strcmp(argv[1], "server-tide-uring") ||
+            !strcmp(argv[1], "server-tide-raw-uring")) {
+            setenv("TIDE_POLLER", strstr(argv[1], "uring") ? "io_uring" : "epoll", 1);
+            return run_tide_server(strstr(argv[1], "raw") != NULL);
+        }
 #ifdef TIDE_HAVE_LIBUV
         if (!strcmp(argv[1], "server-uv"))
             return run_uv_server();
@@ -877,6 +886,12 @@ int main(int argc, char **argv)
     pattern_init();
     if (ncpu >= 2)
         pin(1);
+    if (getenv("ECHO_POLLERS") && !strcmp(getenv("ECHO_POLLERS"), "1")) {
+        g_pollers = 1;
+        g_role[SRV_TIDE] = "server-tide-uring";
+        g_role[SRV_UV] = "server-tide-epoll";
+        g_role[SRV_RAW] = "server-tide-raw-uring";
+    }
     memset(res, 0, sizeof res);
 
     printf("echo ping-pong: server on CPU 0, client on CPU 1%s; best of %d runs of %.1f s\n",
@@ -888,7 +903,7 @@ int main(int argc, char **argv)
                 int srv = rep % 2 ? NSRV - 1 - k : k; /* alternate the order */
                 result r;
 #ifndef TIDE_HAVE_LIBUV
-                if (srv == SRV_UV)
+                if (srv == SRV_UV && !g_pollers)
                     continue;
 #endif
                 r = measure(&g_scen[i], srv, ncpu, rep == 0, &cl);
@@ -903,6 +918,19 @@ int main(int argc, char **argv)
                     res[i][srv].sys = r.sys;
             }
 
+    if (g_pollers) {
+        printf("syscalls counted with %s; ratios: io_uring / epoll\n", g_sysmethod);
+        printf("%-22s|%8s %8s %5s |%6s %6s %5s |%6s %6s %5s\n", "tide stream, pollers", "uring",
+               "epoll", "ratio", "uring", "epoll", "ratio", "uring", "epoll", "ratio");
+        for (i = 0; i < NSCEN; i++)
+            print_row(g_scen[i].name, &res[i][SRV_TIDE], &res[i][SRV_UV]);
+        printf("%-22s|%8s %8s %5s |%6s %6s %5s |%6s %6s %5s\n", "raw on uring vs epoll", "raw",
+               "epoll", "ratio", "raw", "epoll", "ratio", "raw", "epoll", "ratio");
+        for (i = 0; i < NSCEN; i++)
+            print_row(g_scen[i].name, &res[i][SRV_RAW], &res[i][SRV_UV]);
+        printf("every byte verified; total %.1f s\n", (bench_ns() - start) / 1e9);
+        return 0;
+    }
     printf("syscalls counted with %s; ratios: tide / libuv\n", g_sysmethod);
     printf("%-22s| %-23s| %-20s| %-20s\n", "", "round trips/s", "server CPU us/rt",
            "server syscalls/rt");

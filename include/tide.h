@@ -159,6 +159,11 @@ TIDE_API int tide_loop_run_forever(tide_loop *loop);
  * The fd the host should poll for readability (the epoll / kqueue fd);
  * -EINVAL for NULL. */
 TIDE_API int tide_loop_fd(const tide_loop *loop);
+/* The name of the kernel API the loop's poller uses: "epoll" or "io_uring"
+ * on Linux (chosen when the loop is made, from the environment variable
+ * TIDE_POLLER=epoll|io_uring|auto; epoll is the default and the fallback
+ * when io_uring cannot be set up), "kqueue" elsewhere.  NULL gives NULL. */
+TIDE_API const char *tide_loop_poller(const tide_loop *loop);
 /* How long the host may sleep before calling tide_loop_run_once: 0 when
  * anything is ready to run (or was posted from another thread), the
  * milliseconds to the next timer (rounded up), or -1 when nothing is timed

@@ -408,6 +408,11 @@ int tide_loop_fd(const tide_loop *loop)
     return loop ? loop->poller.fd : -EINVAL;
 }
 
+const char *tide_loop_poller(const tide_loop *loop)
+{
+    return loop ? tide__poller_name(&loop->poller) : NULL;
+}
+
 int64_t tide_loop_timeout_ms(tide_loop *loop)
 {
     int64_t ns;

@@ -25,13 +25,20 @@
 
 typedef void (*tide__poll_cb)(void *ctx, void *tag, unsigned events);
 
+struct tide__uring;
+
 typedef struct tide__poller {
-    int fd;      /* the epoll or kqueue instance */
+    int fd;      /* the epoll, kqueue or io_uring instance */
     int wake_rd; /* read end of the wake-up channel (eventfd or pipe) */
     int wake_wr; /* write end (the same fd for an eventfd) */
+    struct tide__uring *uring; /* Linux: non-NULL when io_uring is used */
 } tide__poller;
 
-/* Makes the poller and its wake-up channel.  Returns 0 or -errno. */
+/* Makes the poller and its wake-up channel.  On Linux the backend is chosen
+ * here, per poller, from the environment: TIDE_POLLER=epoll (the default),
+ * io_uring or auto (io_uring when the kernel allows it); io_uring falls back
+ * to epoll when the ring cannot be made (see docs/io_uring.md).  Returns 0 or
+ * -errno. */
 int tide__poller_init(tide__poller *p);
 void tide__poller_free(tide__poller *p);
 /* Registers fd for both directions, edge-triggered.  Returns 0 or -errno;
@@ -48,5 +55,21 @@ int tide__poller_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, voi
 /* Wakes a thread blocked in tide__poller_wait; callable from any thread and
  * from a signal handler. */
 void tide__poller_wake(tide__poller *p);
+/* The backend's name: "epoll", "io_uring" or "kqueue". */
+const char *tide__poller_name(const tide__poller *p);
+
+#if defined(__linux__)
+/* The io_uring backend (poll_uring.c), called by poll_epoll.c's functions
+ * when p->uring is set.  tide__uring_init returns 0 or -errno (-ENOSYS when
+ * the kernel or the headers lack what it needs). */
+int tide__uring_init(tide__poller *p);
+void tide__uring_free(tide__poller *p);
+int tide__uring_add(tide__poller *p, int fd, void *tag);
+int tide__uring_del(tide__poller *p, int fd);
+int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void *ctx);
+/* Test hook: when non-zero, tide__uring_init fails with -tide__uring_fail_setup
+ * as if io_uring_setup had (seccomp's EPERM, an old kernel's ENOSYS). */
+extern int tide__uring_fail_setup;
+#endif
 
 #endif

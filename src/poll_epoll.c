@@ -24,6 +24,8 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -40,9 +42,29 @@
 static int have_pwait2 = 1; /* cleared on ENOSYS (any thread may race: harmless) */
 #endif
 
+/* TIDE_POLLER: 0 epoll (unset, empty or "epoll"), 1 io_uring, 2 auto. */
+static int wanted_backend(void)
+{
+    const char *v = getenv("TIDE_POLLER");
+
+    if (!v || !*v || !strcmp(v, "epoll"))
+        return 0;
+    if (!strcmp(v, "io_uring") || !strcmp(v, "uring"))
+        return 1;
+    if (!strcmp(v, "auto"))
+        return 2;
+    return 0; /* unknown: the default */
+}
+
 int tide__poller_init(tide__poller *p)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = p};
+
+    p->uring = NULL;
+    /* io_uring when asked for and the kernel allows it (seccomp filters
+     * answer EPERM or ENOSYS to io_uring_setup): else epoll, silently. */
+    if (wanted_backend() && tide__uring_init(p) == 0)
+        return 0;
 
     p->fd = epoll_create1(EPOLL_CLOEXEC);
     if (p->fd < 0)
@@ -69,6 +91,10 @@ fail_epoll: {
 
 void tide__poller_free(tide__poller *p)
 {
+    if (p->uring) {
+        tide__uring_free(p);
+        return;
+    }
     if (p->wake_rd >= 0)
         close(p->wake_rd);
     if (p->fd >= 0)
@@ -78,6 +104,8 @@ void tide__poller_free(tide__poller *p)
 
 int tide__poller_add(tide__poller *p, int fd, void *tag)
 {
+    if (p->uring)
+        return tide__uring_add(p, fd, tag);
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.ptr = tag,
@@ -88,6 +116,9 @@ int tide__poller_add(tide__poller *p, int fd, void *tag)
 int tide__poller_del(tide__poller *p, int fd)
 {
     struct epoll_event ev = {0}; /* non-NULL for kernels before 2.6.9 */
+
+    if (p->uring)
+        return tide__uring_del(p, fd);
     return epoll_ctl(p->fd, EPOLL_CTL_DEL, fd, &ev) < 0 ? -errno : 0;
 }
 
@@ -95,6 +126,9 @@ int tide__poller_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, voi
 {
     struct epoll_event evs[TIDE__POLL_BATCH];
     int timeout_ms, n, i, reported = 0;
+
+    if (p->uring)
+        return tide__uring_wait(p, timeout_ns, cb, ctx);
 
     if (timeout_ns < 0)
         timeout_ms = -1;
@@ -150,4 +184,9 @@ void tide__poller_wake(tide__poller *p)
     ssize_t r = write(p->wake_wr, &one, sizeof one);
     (void)r; /* EAGAIN: the counter is saturated, the loop wakes anyway */
     errno = saved;
+}
+
+const char *tide__poller_name(const tide__poller *p)
+{
+    return p->uring ? "io_uring" : "epoll";
 }

@@ -138,6 +138,7 @@ int tide__poller_init(tide__poller *p)
     int fds[2], err;
 
     p->wake_rd = p->wake_wr = -1;
+    p->uring = NULL;
     p->fd = make_kqueue();
     if (p->fd < 0)
         return -errno;
@@ -266,4 +267,10 @@ void tide__poller_wake(tide__poller *p)
     ssize_t r = write(p->wake_wr, &one, 1);
     (void)r; /* EAGAIN: the pipe is full, so a wake-up is pending anyway */
     errno = err;
+}
+
+const char *tide__poller_name(const tide__poller *p)
+{
+    (void)p;
+    return "kqueue";
 }
