@@ -20,20 +20,13 @@
 
 #include "tide.h"
 #include "tide/tls.h"
-#include "util.h"
+#include "peer_util.h"
 #include "tls_certs.h"
 
 static char g_dir[64];
 static int g_accepts;
 
-static const char *P(const char *file)
-{
-    static char bufs[8][128];
-    static unsigned i;
-    char *b = bufs[i++ % 8];
-    snprintf(b, 128, "%s/%s", g_dir, file);
-    return b;
-}
+#define P(file) tt_path(g_dir, file)
 
 /* Answers GETs; /once closes after its answer. */
 static int handler(tide_stream *s, void *arg)
@@ -190,12 +183,6 @@ static void test_https(void **st)
     assert_int_equal(tt_count_fds(), fds);
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **st)
 {
     (void)st;
@@ -208,7 +195,7 @@ static int setup(void **st)
 static int teardown(void **st)
 {
     (void)st;
-    nftw(g_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tt_rmtree(g_dir);
     return 0;
 }
 

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "tide.h"
-#include "util.h"
+#include "peer_util.h"
 
 #ifndef WS_SRC_DIR
 #define WS_SRC_DIR "."
@@ -69,42 +69,8 @@ static const char *peer_env[] = {"NODE_PATH=" WS_PEERS_DIR "/node_modules", "PAT
 static int start_peer(tide_process **p, const char *const *argv, const char *ready, char *line,
                       size_t cap)
 {
-    tide_process_opts o;
-    tide_scope sc;
-    int rc = 0;
-    tide_process_opts_init(&o);
-    o.stdout_mode = TIDE_PROC_PIPE;
-    o.stderr_mode = TIDE_PROC_STDOUT;
-    o.env = peer_env;
-    if (tide_process_spawn(p, argv, &o) < 0)
-        return -1;
-    tide_timeout_begin(&sc, 10000);
-    for (;;) {
-        ssize_t n = tide_stream_readline(tide_process_stdout(*p), line, cap - 1);
-        if (n <= 0) {
-            rc = -1;
-            break;
-        }
-        line[n] = 0;
-        if (!strncmp(line, ready, strlen(ready)))
-            break;
-        fprintf(stderr, "peer: %s", line);
-    }
-    tide_timeout_end(&sc);
-    return rc;
-}
-
-static void stop_peer(tide_process *p)
-{
-    tide_scope sc;
-    tide_process_kill(p, SIGTERM);
-    tide_timeout_begin(&sc, 3000);
-    if (tide_process_wait(p, NULL) == -ETIMEDOUT) {
-        tide_process_kill(p, SIGKILL);
-        tide_process_wait(p, NULL);
-    }
-    tide_timeout_end(&sc);
-    tide_process_free(p);
+    return tt_peer_start(p, argv, NULL, peer_env, TT_PEER_PREFIX | TT_PEER_ECHO, 10000, ready,
+                         line, cap);
 }
 
 /* ------------------------------------------------ tide client, peer server */
@@ -177,7 +143,7 @@ static int client_main(void *arg)
     assert_int_equal(expect_echo(ws, TIDE_WS_OP_TEXT, "x", 1), 0);
     assert_int_equal(tide_ws_close(ws, 1000, "bye"), 0);
     free(buf);
-    stop_peer(p);
+    tt_peer_stop(p);
     return 0;
 }
 
