@@ -21,7 +21,7 @@
 #include "tide.h"
 #include "tide/tls.h"
 #include "peer_util.h"
-#include "tls_certs.h"
+#include "tls_util.h"
 
 static char g_dir[64];
 static int g_accepts;
@@ -186,8 +186,7 @@ static void test_https(void **st)
 static int setup(void **st)
 {
     (void)st;
-    snprintf(g_dir, sizeof g_dir, "/tmp/tide-httpc-XXXXXX");
-    if (!mkdtemp(g_dir) || tt_certs_make(g_dir) < 0)
+    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide-httpc-XXXXXX") < 0)
         return -1;
     return 0;
 }

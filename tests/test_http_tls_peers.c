@@ -26,7 +26,7 @@
 #include "tide.h"
 #include "tide/tls.h"
 #include "peer_util.h"
-#include "tls_certs.h"
+#include "tls_util.h"
 
 static char g_dir[64];
 
@@ -431,8 +431,7 @@ static int setup(void **st)
     char path[200];
     FILE *f;
     (void)st;
-    snprintf(g_dir, sizeof g_dir, "/tmp/tide_http_peers.XXXXXX");
-    if (!mkdtemp(g_dir) || tt_certs_make(g_dir) < 0)
+    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide_http_peers.XXXXXX") < 0)
         return -1;
     snprintf(path, sizeof path, "%s/files", g_dir);
     mkdir(path, 0755);

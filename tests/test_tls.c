@@ -28,7 +28,7 @@
 #include "tide/tls.h"
 #include "peer_util.h"
 #include "tls/tls_int.h"
-#include "tls_certs.h"
+#include "tls_util.h"
 
 #define KIB 1024
 #define MIB (1024 * 1024)
@@ -1398,8 +1398,7 @@ static void test_strerror_and_misuse(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/tide-tls-XXXXXX");
-    if (!mkdtemp(g_dir) || tt_certs_make(g_dir) < 0)
+    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide-tls-XXXXXX") < 0)
         return -1;
     return 0;
 }

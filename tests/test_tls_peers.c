@@ -26,7 +26,7 @@
 #include "tide.h"
 #include "tide/tls.h"
 #include "peer_util.h"
-#include "tls_certs.h"
+#include "tls_util.h"
 
 static char g_dir[64];
 
@@ -594,8 +594,7 @@ static void test_1000_concurrent_connections(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/tide-tlsp-XXXXXX");
-    if (!mkdtemp(g_dir) || tt_certs_make(g_dir) < 0)
+    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide-tlsp-XXXXXX") < 0)
         return -1;
     return 0;
 }

@@ -28,6 +28,7 @@
 
 #include "tide.h"
 #include "peer_util.h"
+#include "ws_util.h"
 
 #ifndef WS_SRC_DIR
 #define WS_SRC_DIR "."
@@ -175,27 +176,13 @@ static void test_node_server(void **state)
 static int echo_handler(tide_stream *s, void *arg)
 {
     (void)arg;
-    char head[8192];
-    ssize_t n = tide_stream_readuntil(s, "\r\n\r\n", 4, head, sizeof head);
-    if (n <= 0)
-        return 0;
-    tide_http_header h[64];
-    tide_http_request req;
-    tide_http_request_init(&req, h, 64);
-    if (tide_http_parse_request(head, (size_t)n, &req) != n)
-        return 0;
     tide_ws_opts o;
     tide_ws_opts_init(&o);
     o.max_message = 1 << 24;
     o.subprotocols = "echo";
     tide_ws *ws;
-    if (tide_ws_accept(s, &req, &o, &ws) < 0)
-        return 0;
-    tide_ws_msg m;
-    while (tide_ws_recv(ws, &m) == 0)
-        if (tide_ws_send(ws, m.opcode, m.data, m.len) < 0)
-            break;
-    tide_ws_close(ws, 1000, NULL);
+    if (tt_ws_accept_stream(s, &o, &ws) == 0)
+        tt_ws_echo(ws);
     return 0;
 }
 
