@@ -35,7 +35,7 @@ static inline int tt_have(const char *prog)
 #define TT_NEED(prog)                                                                              \
     do {                                                                                           \
         if (!tt_have(prog)) {                                                                      \
-            print_message("%s not installed: skipped\n", prog);                                   \
+            print_message("%s not installed: skipped\n", prog);                                    \
             skip();                                                                                \
         }                                                                                          \
     } while (0)

@@ -26,6 +26,7 @@
 #include "tide.h"
 #include "tide/tls.h"
 #include "peer_util.h"
+#include "http_util.h"
 #include "tls_util.h"
 
 static char g_dir[64];
@@ -49,20 +50,6 @@ static int start_peer(tide_process **p, const char *const *argv, const char *cwd
         }                                                                                          \
     } while (0)
 
-static int get(tide_http_client *c, const char *url, const tide_http_req_opts *o, char **body)
-{
-    tide_http_resp *r;
-    int rc = tide_http_client_request(c, url, o, &r), st;
-    ssize_t n;
-    *body = NULL;
-    if (rc < 0)
-        return rc;
-    st = tide_http_resp_status(r);
-    n = tide_http_resp_read_all(r, body, 1 << 20);
-    tide_http_resp_free(r);
-    return n < 0 ? (int)n : st;
-}
-
 /* ------------------------------------------------- python3 -m http.server */
 
 static int pyfiles_main(void *arg)
@@ -81,12 +68,12 @@ static int pyfiles_main(void *arg)
     tide_sleep(100);
     CHECK(tide_http_client_new(&c, NULL) == 0);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/files/hello.txt", pn);
-    CHECK(get(c, url, NULL, &body) == 200);
+    CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
     CHECK(!strcmp(body, "hello from a file\n"));
     free(body);
     body = NULL;
     snprintf(url, sizeof url, "http://localhost:%d/files/missing", pn);
-    CHECK(get(c, url, NULL, &body) == 404);
+    CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 404);
     free(body);
     body = NULL;
     /* HEAD: the size in the head, no body. */
@@ -223,7 +210,7 @@ static int py_exchange(tide_http_client *c, const char *scheme, int port)
     /* Keep-alive: the server sees the same client port every time. */
     for (int i = 0; i < 5; i++) {
         snprintf(url, sizeof url, "%s://localhost:%d/peer", scheme, port);
-        CHECK(get(c, url, NULL, &body) == 200);
+        CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
         if (i == 0)
             snprintf(first, sizeof first, "%s", body);
         CHECK(!strcmp(body, first));
@@ -246,21 +233,22 @@ static int py_exchange(tide_http_client *c, const char *scheme, int port)
     o.body_fn = up_fn;
     o.body_arg = &u;
     snprintf(url, sizeof url, "%s://localhost:%d/echo", scheme, port);
-    CHECK(get(c, url, &o, &body) == 200 && !strcmp(body, "stream stream stream "));
+    CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 && !strcmp(body, "stream stream stream "));
     free(body);
     body = NULL;
     tide_http_req_opts_init(&o);
     o.method = "POST";
     o.body = "fixed body";
     o.body_len = 10;
-    CHECK(get(c, url, &o, &body) == 200 && !strcmp(body, "fixed body"));
+    CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 && !strcmp(body, "fixed body"));
     free(body);
     body = NULL;
     /* A relative redirect. */
     tide_http_req_opts_init(&o);
     o.max_redirects = 1;
     snprintf(url, sizeof url, "%s://localhost:%d/redirect", scheme, port);
-    CHECK(get(c, url, &o, &body) == 200 && !strncmp(body, "/peer?from=redirect ", 20));
+    CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 &&
+          !strncmp(body, "/peer?from=redirect ", 20));
     CHECK(tide_http_client_connects(c) == 1);
 out:
     free(body);
@@ -347,7 +335,7 @@ static int sserver_main(void *arg)
     CHECK(tide_http_client_new(&c, &co) == 0);
     for (int i = 0; i < 3; i++) {
         snprintf(url, sizeof url, "https://127.0.0.1:%d/files/hello.txt", pn);
-        CHECK(get(c, url, NULL, &body) == 200);
+        CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
         CHECK(!strcmp(body, "hello from a file\n"));
         free(body);
         body = NULL;

@@ -70,8 +70,8 @@ static const char *peer_env[] = {"NODE_PATH=" WS_PEERS_DIR "/node_modules", "PAT
 static int start_peer(tide_process **p, const char *const *argv, const char *ready, char *line,
                       size_t cap)
 {
-    return tt_peer_start(p, argv, NULL, peer_env, TT_PEER_PREFIX | TT_PEER_ECHO, 10000, ready,
-                         line, cap);
+    return tt_peer_start(p, argv, NULL, peer_env, TT_PEER_PREFIX | TT_PEER_ECHO, 10000, ready, line,
+                         cap);
 }
 
 /* ------------------------------------------------ tide client, peer server */
