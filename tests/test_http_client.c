@@ -23,6 +23,7 @@
 #include "http_client_int.h"
 #include "tide_int.h"
 #include "util.h"
+#include "http_util.h"
 
 static int g_accepts;
 static int g_port;
@@ -265,22 +266,6 @@ static const char *U(const char *base, const char *path)
     return b;
 }
 
-/* GET, read it all; the body (malloc'd) in *body; the status. */
-static int get(tide_http_client *c, const char *url, const tide_http_req_opts *o, char **body,
-               size_t max)
-{
-    tide_http_resp *r;
-    int rc = tide_http_client_request(c, url, o, &r), st;
-    ssize_t n;
-    *body = NULL;
-    if (rc < 0)
-        return rc;
-    st = tide_http_resp_status(r);
-    n = tide_http_resp_read_all(r, body, max);
-    tide_http_resp_free(r);
-    return n < 0 ? (int)n : st;
-}
-
 /* ---------------------------------------------------------------- bodies */
 
 static int c_length(tide_http_client *c, const char *base)
@@ -305,7 +290,7 @@ static int c_length(tide_http_client *c, const char *base)
     CHECK(tide_http_resp_read(r, buf, 3) == 0);
     CHECK(tide_http_resp_free(r) == 0);
     CHECK(tide_http_client_idle(c) == 1);
-    CHECK(get(c, U(base, "/len"), NULL, &all, 0) == 200 && !strcmp(all, "hello"));
+    CHECK(tt_http_get(c, U(base, "/len"), NULL, &all, 0) == 200 && !strcmp(all, "hello"));
     free(all);
     CHECK(tide_http_client_connects(c) == 1 && tide_http_client_reuses(c) == 1);
     CHECK(g_accepts == 1);
@@ -341,7 +326,7 @@ static int c_chunked(tide_http_client *c, const char *base)
     CHECK(n == 0 && total == 11);
     tide_http_resp_free(r);
     /* 40 000 bytes in 4000-byte chunks. */
-    CHECK(get(c, U(base, "/bigchunked"), NULL, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/bigchunked"), NULL, &all, 0) == 200);
     CHECK(strlen(all) == 40000 && all[0] == 'c' && all[39999] == 'c');
     free(all);
     CHECK(g_accepts == 1 && tide_http_client_reuses(c) == 2);
@@ -357,15 +342,15 @@ static void test_chunked_trailers(void **st)
 static int c_until_close(tide_http_client *c, const char *base)
 {
     char *all;
-    CHECK(get(c, U(base, "/close"), NULL, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/close"), NULL, &all, 0) == 200);
     CHECK(!strcmp(all, "until the end"));
     free(all);
     CHECK(tide_http_client_idle(c) == 0); /* never pooled */
-    CHECK(get(c, U(base, "/len"), NULL, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/len"), NULL, &all, 0) == 200);
     free(all);
     CHECK(g_accepts == 2);
     /* HTTP/1.0 without keep-alive: not pooled either. */
-    CHECK(get(c, U(base, "/http10"), NULL, &all, 0) == 200 && !strcmp(all, "ok"));
+    CHECK(tt_http_get(c, U(base, "/http10"), NULL, &all, 0) == 200 && !strcmp(all, "ok"));
     free(all);
     CHECK(tide_http_client_idle(c) == 0);
     return 0;
@@ -388,9 +373,9 @@ static int c_no_body(tide_http_client *c, const char *base)
     CHECK(tide_http_resp_status(r) == 200 && tide_http_resp_content_length(r) == 0);
     CHECK(tide_http_resp_read(r, buf, sizeof buf) == 0);
     tide_http_resp_free(r);
-    CHECK(get(c, U(base, "/204"), NULL, &all, 0) == 204 && all[0] == 0);
+    CHECK(tt_http_get(c, U(base, "/204"), NULL, &all, 0) == 204 && all[0] == 0);
     free(all);
-    CHECK(get(c, U(base, "/continue"), NULL, &all, 0) == 200 && !strcmp(all, "ok"));
+    CHECK(tt_http_get(c, U(base, "/continue"), NULL, &all, 0) == 200 && !strcmp(all, "ok"));
     free(all);
     CHECK(g_accepts == 1); /* all on one connection */
     return 0;
@@ -408,7 +393,7 @@ static int c_reuse(tide_http_client *c, const char *base)
 {
     char *all;
     for (int i = 0; i < 20; i++) {
-        CHECK(get(c, U(base, "/len"), NULL, &all, 0) == 200);
+        CHECK(tt_http_get(c, U(base, "/len"), NULL, &all, 0) == 200);
         free(all);
     }
     CHECK(g_accepts == 1 && tide_http_client_connects(c) == 1);
@@ -420,7 +405,7 @@ static int c_reuse(tide_http_client *c, const char *base)
         tide_http_resp_free(r);
         CHECK(tide_http_client_idle(c) == 0);
     }
-    CHECK(get(c, U(base, "/len"), NULL, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/len"), NULL, &all, 0) == 200);
     free(all);
     CHECK(g_accepts == 2);
     /* Connection: close from the caller: not pooled. */
@@ -430,7 +415,7 @@ static int c_reuse(tide_http_client *c, const char *base)
         tide_http_req_opts_init(&o);
         o.headers = &h;
         o.num_headers = 1;
-        CHECK(get(c, U(base, "/len"), &o, &all, 0) == 200);
+        CHECK(tt_http_get(c, U(base, "/len"), &o, &all, 0) == 200);
         free(all);
         CHECK(tide_http_client_idle(c) == 0);
     }
@@ -449,15 +434,15 @@ static int c_stale(tide_http_client *c, const char *base)
     tide_http_req_opts o;
     /* /once answers keep-alive and then closes: the next GET finds the
      * pooled connection dead and retries on a new one. */
-    CHECK(get(c, U(base, "/once"), NULL, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/once"), NULL, &all, 0) == 200);
     free(all);
     CHECK(tide_http_client_idle(c) == 1);
     tide_sleep(20);
-    CHECK(get(c, U(base, "/len"), NULL, &all, 0) == 200 && !strcmp(all, "hello"));
+    CHECK(tt_http_get(c, U(base, "/len"), NULL, &all, 0) == 200 && !strcmp(all, "hello"));
     free(all);
     CHECK(g_accepts == 2);
     /* A POST is not retried: the error comes back. */
-    CHECK(get(c, U(base, "/once"), NULL, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/once"), NULL, &all, 0) == 200);
     free(all);
     tide_sleep(20);
     tide_http_req_opts_init(&o);
@@ -465,7 +450,7 @@ static int c_stale(tide_http_client *c, const char *base)
     o.body = "x";
     o.body_len = 1;
     {
-        int rc = get(c, U(base, "/echo"), &o, &all, 0);
+        int rc = tt_http_get(c, U(base, "/echo"), &o, &all, 0);
         CHECK(rc == -ECONNRESET || rc == -EPIPE);
     }
     CHECK(g_accepts == 2); /* the second /once ran on the retried connection */
@@ -489,7 +474,7 @@ static int par_task(void *arg)
     par_arg *a = arg;
     char *all;
     for (int i = 0; i < 5; i++) {
-        if (get(a->c, a->url, NULL, &all, 0) != 200)
+        if (tt_http_get(a->c, a->url, NULL, &all, 0) != 200)
             return -1;
         free(all);
     }
@@ -528,11 +513,11 @@ static void test_per_host_limit(void **st)
 static int c_idle_timeout(tide_http_client *c, const char *base)
 {
     char *all;
-    CHECK(get(c, U(base, "/len"), NULL, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/len"), NULL, &all, 0) == 200);
     free(all);
     CHECK(tide_http_client_idle(c) == 1);
     tide_sleep(120);
-    CHECK(get(c, U(base, "/len"), NULL, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/len"), NULL, &all, 0) == 200);
     free(all);
     CHECK(g_accepts == 2 && tide_http_client_reuses(c) == 0);
     return 0;
@@ -556,7 +541,7 @@ static int c_redirects(tide_http_client *c, const char *base)
     char *all;
     tide_http_req_opts_init(&o);
     /* Off by default: the 302 is the answer. */
-    CHECK(get(c, U(base, "/redir/2"), NULL, &all, 0) == 302 && !strcmp(all, "abc"));
+    CHECK(tt_http_get(c, U(base, "/redir/2"), NULL, &all, 0) == 302 && !strcmp(all, "abc"));
     free(all);
     o.max_redirects = 3;
     CHECK(tide_http_client_request(c, U(base, "/redir/3"), &o, &r) == 0);
@@ -566,13 +551,13 @@ static int c_redirects(tide_http_client *c, const char *base)
     free(all);
     tide_http_resp_free(r);
     /* One too many. */
-    CHECK(get(c, U(base, "/redir/4"), &o, &all, 0) == -ELOOP && all == NULL);
+    CHECK(tt_http_get(c, U(base, "/redir/4"), &o, &all, 0) == -ELOOP && all == NULL);
     /* A redirect with a broken body: its connection is dropped, the next
      * request does not inherit the error. */
-    CHECK(get(c, U(base, "/redir-badbody"), &o, &all, 0) == 200 && !strcmp(all, "hello"));
+    CHECK(tt_http_get(c, U(base, "/redir-badbody"), &o, &all, 0) == 200 && !strcmp(all, "hello"));
     free(all);
     /* Relative with dot segments, a query and a fragment. */
-    CHECK(get(c, U(base, "/a/b/rel"), &o, &all, 0) == 200 && !strcmp(all, "x=1"));
+    CHECK(tt_http_get(c, U(base, "/a/b/rel"), &o, &all, 0) == 200 && !strcmp(all, "x=1"));
     free(all);
     /* 303: POST becomes GET without the body. */
     o.method = "POST";
@@ -664,7 +649,7 @@ static int c_upload(tide_http_client *c, const char *base)
     o.method = "POST";
     o.body = big;
     o.body_len = 200000;
-    CHECK(get(c, U(base, "/echo"), &o, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/echo"), &o, &all, 0) == 200);
     CHECK(strlen(all) == 200000 && all[199999] == 'B');
     free(all);
     /* The producer's error aborts the request; nothing is pooled. */
@@ -709,7 +694,7 @@ static int c_timeouts(tide_http_client *c, const char *base)
     tide_http_resp_free(r);
     CHECK(tide_http_client_idle(c) == 0);
     /* The client still works, on a new connection. */
-    CHECK(get(c, U(base, "/len"), NULL, &all, 0) == 200);
+    CHECK(tt_http_get(c, U(base, "/len"), NULL, &all, 0) == 200);
     free(all);
     CHECK(g_accepts == 3);
     return 0;
@@ -727,11 +712,11 @@ static int c_malformed(tide_http_client *c, const char *base)
 {
     tide_http_resp *r;
     char *all, buf[64];
-    CHECK(get(c, U(base, "/bad"), NULL, &all, 0) == -EBADMSG && !all);
-    CHECK(get(c, U(base, "/lf"), NULL, &all, 0) == -EBADMSG);
-    CHECK(get(c, U(base, "/garbage"), NULL, &all, 0) == -EBADMSG);
-    CHECK(get(c, U(base, "/trunchead"), NULL, &all, 0) == -EPROTO);
-    CHECK(get(c, U(base, "/trunc"), NULL, &all, 0) == -EPROTO && !all);
+    CHECK(tt_http_get(c, U(base, "/bad"), NULL, &all, 0) == -EBADMSG && !all);
+    CHECK(tt_http_get(c, U(base, "/lf"), NULL, &all, 0) == -EBADMSG);
+    CHECK(tt_http_get(c, U(base, "/garbage"), NULL, &all, 0) == -EBADMSG);
+    CHECK(tt_http_get(c, U(base, "/trunchead"), NULL, &all, 0) == -EPROTO);
+    CHECK(tt_http_get(c, U(base, "/trunc"), NULL, &all, 0) == -EPROTO && !all);
     CHECK(tide_http_client_request(c, U(base, "/badchunk"), NULL, &r) == 0);
     CHECK(tide_http_resp_read(r, buf, sizeof buf) == 5);
     CHECK(tide_http_resp_read(r, buf, sizeof buf) == -EBADMSG);
@@ -739,17 +724,17 @@ static int c_malformed(tide_http_client *c, const char *base)
     tide_http_resp_free(r);
     CHECK(tide_http_client_idle(c) == 0);
     /* Unrequested bytes after a body: that connection is not pooled. */
-    CHECK(get(c, U(base, "/extra"), NULL, &all, 0) == 200 && !strcmp(all, "ok"));
+    CHECK(tt_http_get(c, U(base, "/extra"), NULL, &all, 0) == 200 && !strcmp(all, "ok"));
     free(all);
     CHECK(tide_http_client_idle(c) == 0);
     /* Limits. */
-    CHECK(get(c, U(base, "/manyheaders"), NULL, &all, 0) == -EBADMSG);
-    CHECK(get(c, U(base, "/bighead"), NULL, &all, 0) == -EMSGSIZE);
-    CHECK(get(c, U(base, "/big"), NULL, &all, 1000) == -EFBIG && !all);
-    CHECK(get(c, U(base, "/bigchunked"), NULL, &all, 1000) == -EFBIG && !all);
-    CHECK(get(c, U(base, "/big"), NULL, &all, 100000) == 200 && strlen(all) == 100000);
+    CHECK(tt_http_get(c, U(base, "/manyheaders"), NULL, &all, 0) == -EBADMSG);
+    CHECK(tt_http_get(c, U(base, "/bighead"), NULL, &all, 0) == -EMSGSIZE);
+    CHECK(tt_http_get(c, U(base, "/big"), NULL, &all, 1000) == -EFBIG && !all);
+    CHECK(tt_http_get(c, U(base, "/bigchunked"), NULL, &all, 1000) == -EFBIG && !all);
+    CHECK(tt_http_get(c, U(base, "/big"), NULL, &all, 100000) == 200 && strlen(all) == 100000);
     free(all);
-    CHECK(get(c, U(base, "/nothing"), NULL, &all, 0) == 404);
+    CHECK(tt_http_get(c, U(base, "/nothing"), NULL, &all, 0) == 404);
     free(all);
     /* Nothing refused on the way is pooled but the last answers. */
     CHECK(tide_http_client_idle(c) == 1);

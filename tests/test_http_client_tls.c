@@ -20,20 +20,14 @@
 
 #include "tide.h"
 #include "tide/tls.h"
-#include "util.h"
-#include "tls_certs.h"
+#include "peer_util.h"
+#include "http_util.h"
+#include "tls_util.h"
 
 static char g_dir[64];
 static int g_accepts;
 
-static const char *P(const char *file)
-{
-    static char bufs[8][128];
-    static unsigned i;
-    char *b = bufs[i++ % 8];
-    snprintf(b, 128, "%s/%s", g_dir, file);
-    return b;
-}
+#define P(file) tt_path(g_dir, file)
 
 /* Answers GETs; /once closes after its answer. */
 static int handler(tide_stream *s, void *arg)
@@ -74,20 +68,6 @@ typedef struct x_ctx {
         }                                                                                          \
     } while (0)
 
-static int get(tide_http_client *c, const char *url, char **body)
-{
-    tide_http_resp *r;
-    int rc = tide_http_client_request(c, url, NULL, &r), st;
-    ssize_t n;
-    *body = NULL;
-    if (rc < 0)
-        return rc;
-    st = tide_http_resp_status(r);
-    n = tide_http_resp_read_all(r, body, 0);
-    tide_http_resp_free(r);
-    return n < 0 ? (int)n : st;
-}
-
 static int https_main(void *arg)
 {
     x_ctx *x = arg;
@@ -115,31 +95,31 @@ static int https_main(void *arg)
     /* Keep-alive over TLS, by name and by IP address. */
     for (int i = 0; i < 5; i++) {
         snprintf(url, sizeof url, "https://localhost:%d/x", port);
-        CHECK(get(c, url, &body) == 200 && !strcmp(body, "secure"));
+        CHECK(tt_http_get(c, url, NULL, &body, 0) == 200 && !strcmp(body, "secure"));
         free(body);
         body = NULL;
     }
     CHECK(g_accepts == 1 && tide_http_client_connects(c) == 1);
     snprintf(url, sizeof url, "https://127.0.0.1:%d/x", port);
-    CHECK(get(c, url, &body) == 200);
+    CHECK(tt_http_get(c, url, NULL, &body, 0) == 200);
     free(body);
     body = NULL;
     CHECK(tide_http_client_connects(c) == 2); /* another origin: its own pool */
 
     /* A stale TLS connection: retried once. */
     snprintf(url, sizeof url, "https://localhost:%d/once", port);
-    CHECK(get(c, url, &body) == 200);
+    CHECK(tt_http_get(c, url, NULL, &body, 0) == 200);
     free(body);
     body = NULL;
     tide_sleep(20);
     snprintf(url, sizeof url, "https://localhost:%d/x", port);
-    CHECK(get(c, url, &body) == 200 && !strcmp(body, "secure"));
+    CHECK(tt_http_get(c, url, NULL, &body, 0) == 200 && !strcmp(body, "secure"));
     free(body);
     body = NULL;
 
     /* The default trust store does not know the test CA. */
     CHECK(tide_http_client_new(&d, NULL) == 0);
-    CHECK(get(d, url, &body) == TIDE_TLS_ERR_VERIFY);
+    CHECK(tt_http_get(d, url, NULL, &body, 0) == TIDE_TLS_ERR_VERIFY);
     CHECK(tide_http_client_free(d) == 0);
     d = NULL;
 
@@ -149,7 +129,7 @@ static int https_main(void *arg)
     so.key_file = P("wrong.key");
     CHECK(tide_start_tls_server("127.0.0.1", 0, handler, NULL, NULL, &so, &other) == 0);
     snprintf(url, sizeof url, "https://localhost:%d/x", tide_server_port(other));
-    CHECK(get(c, url, &body) == TIDE_TLS_ERR_VERIFY);
+    CHECK(tt_http_get(c, url, NULL, &body, 0) == TIDE_TLS_ERR_VERIFY);
 
     /* A server that never handshakes: the caller's scope bounds it. */
     CHECK(tide_start_server("127.0.0.1", 0, mute_handler, NULL, NULL, &mute) == 0);
@@ -158,7 +138,7 @@ static int https_main(void *arg)
         tide_scope sc;
         int64_t t0 = tide_now();
         tide_timeout_begin(&sc, 100);
-        rc = get(c, url, &body);
+        rc = tt_http_get(c, url, NULL, &body, 0);
         tide_timeout_end(&sc);
         CHECK(rc == -ETIMEDOUT && tide_now() - t0 < 2000);
         rc = 0;
@@ -190,17 +170,10 @@ static void test_https(void **st)
     assert_int_equal(tt_count_fds(), fds);
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **st)
 {
     (void)st;
-    snprintf(g_dir, sizeof g_dir, "/tmp/tide-httpc-XXXXXX");
-    if (!mkdtemp(g_dir) || tt_certs_make(g_dir) < 0)
+    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide-httpc-XXXXXX") < 0)
         return -1;
     return 0;
 }
@@ -208,7 +181,7 @@ static int setup(void **st)
 static int teardown(void **st)
 {
     (void)st;
-    nftw(g_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tt_rmtree(g_dir);
     return 0;
 }
 

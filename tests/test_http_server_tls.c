@@ -20,7 +20,7 @@
 #include "tide.h"
 #include "tide/tls.h"
 #include "net_util.h"
-#include "tls_certs.h"
+#include "tls_util.h"
 
 static char g_dir[] = "/tmp/tide_http_tls_XXXXXX";
 static char g_path[256];
@@ -61,13 +61,8 @@ static int tls_main(void *arg)
     g_file = open(P("data.bin"), O_RDWR | O_CREAT | O_TRUNC, 0600);
     assert_true(g_file >= 0);
     assert_int_equal(write(g_file, data, sizeof data), (ssize_t)sizeof data);
-    char cert[300], key[300], ca[300];
-    snprintf(cert, sizeof cert, "%s/server.pem", g_dir);
-    snprintf(key, sizeof key, "%s/server.key", g_dir);
-    snprintf(ca, sizeof ca, "%s/ca.pem", g_dir);
-    tide_tls_opts_init(&to);
-    to.cert_file = cert;
-    to.key_file = key;
+    tt_tls_files f;
+    tt_tls_server_opts(&to, &f, g_dir);
     assert_int_equal(tide_tls_ctx_new(&ctx, TIDE_TLS_SERVER, &to), 0);
     tide_http_server_opts_init(&o);
     o.tls = ctx;
@@ -76,7 +71,7 @@ static int tls_main(void *arg)
     port = tide_http_server_port(srv);
 
     tide_tls_opts_init(&to);
-    to.ca_file = ca;
+    to.ca_file = f.ca;
     to.server_name = "localhost";
     assert_int_equal(tide_open_tls_connection("127.0.0.1", port, &to, &c), 0);
     assert_int_equal(tide_stream_write(c, req, strlen(req)), (ssize_t)strlen(req));

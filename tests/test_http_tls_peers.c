@@ -25,92 +25,20 @@
 
 #include "tide.h"
 #include "tide/tls.h"
-#include "net_util.h"
-#include "tls_certs.h"
+#include "peer_util.h"
+#include "http_util.h"
+#include "tls_util.h"
 
 static char g_dir[64];
 
-static const char *P(const char *file)
-{
-    static char bufs[16][160];
-    static unsigned i;
-    char *b = bufs[i++ % 16];
-    snprintf(b, 160, "%s/%s", g_dir, file);
-    return b;
-}
-
-static int have(const char *prog)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
-    return system(cmd) == 0;
-}
-
-#define NEED(prog)                                                                                 \
-    do {                                                                                           \
-        if (!have(prog)) {                                                                         \
-            print_message("%s not installed: skipped\n", prog);                                   \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
+#define P(file) tt_path(g_dir, file)
 
 /* Spawns argv (in cwd) with its output piped; waits up to 10 s for a line
  * containing ready.  0 or -1. */
 static int start_peer(tide_process **p, const char *const *argv, const char *cwd,
                       const char *ready)
 {
-    tide_process_opts o;
-    char line[512];
-    tide_scope sc;
-    int rc = 0;
-    tide_process_opts_init(&o);
-    o.stdin_mode = TIDE_PROC_PIPE;
-    o.stdout_mode = TIDE_PROC_PIPE;
-    o.stderr_mode = TIDE_PROC_STDOUT;
-    o.cwd = cwd;
-    if (tide_process_spawn(p, argv, &o) < 0)
-        return -1;
-    tide_timeout_begin(&sc, 10000);
-    for (;;) {
-        ssize_t n = tide_stream_readline(tide_process_stdout(*p), line, sizeof line - 1);
-        if (n <= 0) {
-            rc = -1;
-            break;
-        }
-        line[n] = 0;
-        if (strstr(line, ready))
-            break;
-    }
-    tide_timeout_end(&sc);
-    return rc;
-}
-
-static void stop_peer(tide_process *p)
-{
-    tide_scope sc;
-    tide_process_kill(p, SIGTERM);
-    tide_timeout_begin(&sc, 3000);
-    if (tide_process_wait(p, NULL) == -ETIMEDOUT) {
-        tide_process_kill(p, SIGKILL);
-        tide_process_wait(p, NULL);
-    }
-    tide_timeout_end(&sc);
-    tide_process_free(p);
+    return tt_peer_start(p, argv, cwd, NULL, TT_PEER_STDIN, 10000, ready, NULL, 0);
 }
 
 #define CHECK(cond)                                                                                \
@@ -122,20 +50,6 @@ static void stop_peer(tide_process *p)
         }                                                                                          \
     } while (0)
 
-static int get(tide_http_client *c, const char *url, const tide_http_req_opts *o, char **body)
-{
-    tide_http_resp *r;
-    int rc = tide_http_client_request(c, url, o, &r), st;
-    ssize_t n;
-    *body = NULL;
-    if (rc < 0)
-        return rc;
-    st = tide_http_resp_status(r);
-    n = tide_http_resp_read_all(r, body, 1 << 20);
-    tide_http_resp_free(r);
-    return n < 0 ? (int)n : st;
-}
-
 /* ------------------------------------------------- python3 -m http.server */
 
 static int pyfiles_main(void *arg)
@@ -145,7 +59,7 @@ static int pyfiles_main(void *arg)
     tide_http_req_opts o;
     tide_http_resp *r;
     char port[16], url[128], *body = NULL;
-    int pn = free_port(), rc = 0;
+    int pn = tt_free_port(), rc = 0;
     (void)arg;
     snprintf(port, sizeof port, "%d", pn);
     const char *argv[] = {"python3", "-u", "-m", "http.server", port, "--bind", "127.0.0.1", NULL};
@@ -154,12 +68,12 @@ static int pyfiles_main(void *arg)
     tide_sleep(100);
     CHECK(tide_http_client_new(&c, NULL) == 0);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/files/hello.txt", pn);
-    CHECK(get(c, url, NULL, &body) == 200);
+    CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
     CHECK(!strcmp(body, "hello from a file\n"));
     free(body);
     body = NULL;
     snprintf(url, sizeof url, "http://localhost:%d/files/missing", pn);
-    CHECK(get(c, url, NULL, &body) == 404);
+    CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 404);
     free(body);
     body = NULL;
     /* HEAD: the size in the head, no body. */
@@ -183,14 +97,14 @@ static int pyfiles_main(void *arg)
 out:
     free(body);
     tide_http_client_free(c);
-    stop_peer(p);
+    tt_peer_stop(p);
     return rc;
 }
 
 static void test_python_http_server(void **st)
 {
     (void)st;
-    NEED("python3");
+    TT_NEED("python3");
     assert_int_equal(tide_run(pyfiles_main, NULL), 0);
 }
 
@@ -261,7 +175,7 @@ static int start_py(tide_process **p, int tls, int *port)
     n = tide_stream_readline(tide_process_stdout(*p), line, sizeof line - 1);
     tide_timeout_end(&sc);
     if (n <= 5 || strncmp(line, "PORT ", 5) != 0) {
-        stop_peer(*p);
+        tt_peer_stop(*p);
         return -1;
     }
     line[n] = 0;
@@ -296,7 +210,7 @@ static int py_exchange(tide_http_client *c, const char *scheme, int port)
     /* Keep-alive: the server sees the same client port every time. */
     for (int i = 0; i < 5; i++) {
         snprintf(url, sizeof url, "%s://localhost:%d/peer", scheme, port);
-        CHECK(get(c, url, NULL, &body) == 200);
+        CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
         if (i == 0)
             snprintf(first, sizeof first, "%s", body);
         CHECK(!strcmp(body, first));
@@ -319,21 +233,22 @@ static int py_exchange(tide_http_client *c, const char *scheme, int port)
     o.body_fn = up_fn;
     o.body_arg = &u;
     snprintf(url, sizeof url, "%s://localhost:%d/echo", scheme, port);
-    CHECK(get(c, url, &o, &body) == 200 && !strcmp(body, "stream stream stream "));
+    CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 && !strcmp(body, "stream stream stream "));
     free(body);
     body = NULL;
     tide_http_req_opts_init(&o);
     o.method = "POST";
     o.body = "fixed body";
     o.body_len = 10;
-    CHECK(get(c, url, &o, &body) == 200 && !strcmp(body, "fixed body"));
+    CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 && !strcmp(body, "fixed body"));
     free(body);
     body = NULL;
     /* A relative redirect. */
     tide_http_req_opts_init(&o);
     o.max_redirects = 1;
     snprintf(url, sizeof url, "%s://localhost:%d/redirect", scheme, port);
-    CHECK(get(c, url, &o, &body) == 200 && !strncmp(body, "/peer?from=redirect ", 20));
+    CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 &&
+          !strncmp(body, "/peer?from=redirect ", 20));
     CHECK(tide_http_client_connects(c) == 1);
 out:
     free(body);
@@ -375,7 +290,7 @@ static int py_main(void *arg)
 out:
     tide_http_client_free(c);
     tide_tls_ctx_free(ctx);
-    stop_peer(p);
+    tt_peer_stop(p);
     return rc;
 }
 
@@ -383,7 +298,7 @@ static void test_python_keepalive(void **st)
 {
     int tls = 0;
     (void)st;
-    NEED("python3");
+    TT_NEED("python3");
     assert_int_equal(tide_run(py_main, &tls), 0);
 }
 
@@ -391,7 +306,7 @@ static void test_python_https(void **st)
 {
     int tls = 1;
     (void)st;
-    NEED("python3");
+    TT_NEED("python3");
     assert_int_equal(tide_run(py_main, &tls), 0);
 }
 
@@ -405,7 +320,7 @@ static int sserver_main(void *arg)
     tide_tls_ctx *ctx = NULL;
     tide_tls_opts to;
     char acc[32], url[128], *body = NULL;
-    int pn = free_port(), rc = 0;
+    int pn = tt_free_port(), rc = 0;
     (void)arg;
     snprintf(acc, sizeof acc, "127.0.0.1:%d", pn);
     const char *argv[] = {"openssl", "s_server", "-accept", acc, "-cert", P("server.pem"),
@@ -420,7 +335,7 @@ static int sserver_main(void *arg)
     CHECK(tide_http_client_new(&c, &co) == 0);
     for (int i = 0; i < 3; i++) {
         snprintf(url, sizeof url, "https://127.0.0.1:%d/files/hello.txt", pn);
-        CHECK(get(c, url, NULL, &body) == 200);
+        CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
         CHECK(!strcmp(body, "hello from a file\n"));
         free(body);
         body = NULL;
@@ -431,14 +346,14 @@ out:
     free(body);
     tide_http_client_free(c);
     tide_tls_ctx_free(ctx);
-    stop_peer(p);
+    tt_peer_stop(p);
     return rc;
 }
 
 static void test_openssl_s_server_www(void **st)
 {
     (void)st;
-    NEED("openssl");
+    TT_NEED("openssl");
     assert_int_equal(tide_run(sserver_main, NULL), 0);
 }
 
@@ -447,10 +362,10 @@ static void test_openssl_s_server_www(void **st)
 static void test_http_fetch_example(void **st)
 {
     char cmd[1024], exe[512], out[256];
-    int pn = free_port(), rc;
+    int pn = tt_free_port(), rc;
     FILE *f;
     (void)st;
-    NEED("python3");
+    TT_NEED("python3");
     {
         /* <build>/tests/test_http_tls_peers -> <build>/examples/http_fetch */
         char self[400];
@@ -499,19 +414,12 @@ static void test_http_fetch_example(void **st)
     assert_int_equal(rc, 0);
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **st)
 {
     char path[200];
     FILE *f;
     (void)st;
-    snprintf(g_dir, sizeof g_dir, "/tmp/tide_http_peers.XXXXXX");
-    if (!mkdtemp(g_dir) || tt_certs_make(g_dir) < 0)
+    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide_http_peers.XXXXXX") < 0)
         return -1;
     snprintf(path, sizeof path, "%s/files", g_dir);
     mkdir(path, 0755);
@@ -534,7 +442,7 @@ static int setup(void **st)
 static int teardown(void **st)
 {
     (void)st;
-    nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tt_rmtree(g_dir);
     return 0;
 }
 

@@ -26,24 +26,16 @@
 
 #include "tide.h"
 #include "tide/tls.h"
-#include "net_util.h"
+#include "peer_util.h"
 #include "tls/tls_int.h"
-#include "tls_certs.h"
+#include "tls_util.h"
 
 #define KIB 1024
 #define MIB (1024 * 1024)
 
 static char g_dir[64];
 
-/* dir/name.ext in a rotating set of buffers. */
-static const char *P(const char *file)
-{
-    static char bufs[16][128];
-    static unsigned i;
-    char *b = bufs[i++ % 16];
-    snprintf(b, 128, "%s/%s", g_dir, file);
-    return b;
-}
+#define P(file) tt_path(g_dir, file)
 
 static int spawn(tide_task **t, tide_fn fn, void *arg)
 {
@@ -1403,19 +1395,10 @@ static void test_strerror_and_misuse(void **state)
 
 /* --------------------------------------------------------------- setup */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/tide-tls-XXXXXX");
-    if (!mkdtemp(g_dir) || tt_certs_make(g_dir) < 0)
+    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide-tls-XXXXXX") < 0)
         return -1;
     return 0;
 }
@@ -1423,7 +1406,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    nftw(g_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tt_rmtree(g_dir);
     return 0;
 }
 

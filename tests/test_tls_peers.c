@@ -25,91 +25,18 @@
 
 #include "tide.h"
 #include "tide/tls.h"
-#include "net_util.h"
-#include "tls_certs.h"
+#include "peer_util.h"
+#include "tls_util.h"
 
 static char g_dir[64];
 
-static const char *P(const char *file)
-{
-    static char bufs[16][128];
-    static unsigned i;
-    char *b = bufs[i++ % 16];
-    snprintf(b, 128, "%s/%s", g_dir, file);
-    return b;
-}
-
-static int have(const char *prog)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
-    return system(cmd) == 0;
-}
-
-#define NEED(prog)                                                                                 \
-    do {                                                                                           \
-        if (!have(prog)) {                                                                         \
-            print_message("%s not installed: skipped\n", prog);                                   \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
+#define P(file) tt_path(g_dir, file)
 
 /* Spawns argv with pipes; waits (up to 5 s) for a stdout line starting
  * with ready (NULL: no wait).  0 or -1. */
 static int start_peer(tide_process **p, const char *const *argv, const char *ready)
 {
-    tide_process_opts o;
-    char line[512];
-    tide_scope sc;
-    int rc = 0;
-    tide_process_opts_init(&o);
-    o.stdin_mode = TIDE_PROC_PIPE;
-    o.stdout_mode = TIDE_PROC_PIPE;
-    o.stderr_mode = TIDE_PROC_STDOUT;
-    if (tide_process_spawn(p, argv, &o) < 0)
-        return -1;
-    if (!ready)
-        return 0;
-    tide_timeout_begin(&sc, 5000);
-    for (;;) {
-        ssize_t n = tide_stream_readline(tide_process_stdout(*p), line, sizeof line);
-        if (n <= 0) {
-            rc = -1;
-            break;
-        }
-        if (!strncmp(line, ready, strlen(ready)))
-            break;
-    }
-    tide_timeout_end(&sc);
-    return rc;
-}
-
-static void stop_peer(tide_process *p)
-{
-    tide_scope sc;
-    tide_process_kill(p, SIGTERM);
-    tide_timeout_begin(&sc, 3000);
-    if (tide_process_wait(p, NULL) == -ETIMEDOUT) {
-        tide_process_kill(p, SIGKILL);
-        tide_process_wait(p, NULL);
-    }
-    tide_timeout_end(&sc);
-    tide_process_free(p);
+    return tt_peer_start(p, argv, NULL, NULL, TT_PEER_STDIN | TT_PEER_PREFIX, 5000, ready, NULL, 0);
 }
 
 /* ------------------------------------------------ tide client, s_server */
@@ -128,7 +55,7 @@ static int vs_server_main(void *arg)
     char port[16], acc[32];
     tide_tls_opts o;
     tide_tls_ctx *ctx;
-    int pn = free_port();
+    int pn = tt_free_port();
     snprintf(port, sizeof port, "%d", pn);
     snprintf(acc, sizeof acc, "127.0.0.1:%d", pn);
     const char *argv12[] = {"openssl", "s_server", "-accept", acc, "-cert", P("rsa.pem"), "-key",
@@ -156,7 +83,7 @@ static int vs_server_main(void *arg)
         tide_stream_close(s);
     }
     tide_tls_ctx_free(ctx);
-    stop_peer(p);
+    tt_peer_stop(p);
     return 0;
 }
 
@@ -175,7 +102,7 @@ static void check_vs_server(vs_server *x, const char *version, const char *alpn)
 static void test_client_vs_openssl_s_server(void **state)
 {
     (void)state;
-    NEED("openssl");
+    TT_NEED("openssl");
     vs_server a, b;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
@@ -274,7 +201,7 @@ static int vs_client_main(void *arg)
 static void test_openssl_s_client_vs_server(void **state)
 {
     (void)state;
-    NEED("openssl");
+    TT_NEED("openssl");
     vs_client a = {.resume = 1}, m = {.mtls = 1, .with_cert = 1}, r = {.mtls = 1};
     tt_run_guarded(vs_client_main, &a, 10000, &(int){0});
     assert_int_equal(a.exit1, 0);
@@ -352,7 +279,7 @@ static int curl_main(void *arg)
 static void test_curl_vs_server(void **state)
 {
     (void)state;
-    NEED("curl");
+    TT_NEED("curl");
     curl_t x;
     memset(&x, 0, sizeof x);
     tt_run_guarded(curl_main, &x, 10000, &(int){0});
@@ -505,7 +432,7 @@ static int py_as_client_main(void *arg)
 static void test_python_ssl_peers(void **state)
 {
     (void)state;
-    NEED("python3");
+    TT_NEED("python3");
     py a, b;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
@@ -664,19 +591,10 @@ static void test_1000_concurrent_connections(void **state)
 
 /* --------------------------------------------------------------- setup */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/tide-tlsp-XXXXXX");
-    if (!mkdtemp(g_dir) || tt_certs_make(g_dir) < 0)
+    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide-tlsp-XXXXXX") < 0)
         return -1;
     return 0;
 }
@@ -684,7 +602,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    nftw(g_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tt_rmtree(g_dir);
     return 0;
 }
 

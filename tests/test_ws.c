@@ -26,6 +26,7 @@
 
 #include "tide.h"
 #include "util.h"
+#include "ws_util.h"
 
 /* ---------------------------------------------------------------- codec */
 
@@ -765,27 +766,12 @@ static void test_client_raw_server(void **state)
 static int tcp_handler(tide_stream *s, void *arg)
 {
     (void)arg;
-    char head[4096];
-    ssize_t n = tide_stream_readuntil(s, "\r\n\r\n", 4, head, sizeof head);
-    if (n <= 0)
-        return 0;
-    tide_http_header h[32];
-    tide_http_request req;
-    tide_http_request_init(&req, h, 32);
-    if (tide_http_parse_request(head, (size_t)n, &req) != n)
-        return 0;
     tide_ws_opts o;
     tide_ws_opts_init(&o);
     o.subprotocols = "b, c";
     tide_ws *ws;
-    if (tide_ws_accept(s, &req, &o, &ws) < 0)
-        return 0;
-    tide_ws_msg m;
-    int rc;
-    while ((rc = tide_ws_recv(ws, &m)) == 0)
-        if (tide_ws_send(ws, m.opcode, m.data, m.len) < 0)
-            break;
-    tide_ws_close(ws, 1000, NULL);
+    if (tt_ws_accept_stream(s, &o, &ws) == 0)
+        tt_ws_echo(ws);
     return 0;
 }
 

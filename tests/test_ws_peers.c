@@ -27,7 +27,8 @@
 #include <unistd.h>
 
 #include "tide.h"
-#include "util.h"
+#include "peer_util.h"
+#include "ws_util.h"
 
 #ifndef WS_SRC_DIR
 #define WS_SRC_DIR "."
@@ -69,42 +70,8 @@ static const char *peer_env[] = {"NODE_PATH=" WS_PEERS_DIR "/node_modules", "PAT
 static int start_peer(tide_process **p, const char *const *argv, const char *ready, char *line,
                       size_t cap)
 {
-    tide_process_opts o;
-    tide_scope sc;
-    int rc = 0;
-    tide_process_opts_init(&o);
-    o.stdout_mode = TIDE_PROC_PIPE;
-    o.stderr_mode = TIDE_PROC_STDOUT;
-    o.env = peer_env;
-    if (tide_process_spawn(p, argv, &o) < 0)
-        return -1;
-    tide_timeout_begin(&sc, 10000);
-    for (;;) {
-        ssize_t n = tide_stream_readline(tide_process_stdout(*p), line, cap - 1);
-        if (n <= 0) {
-            rc = -1;
-            break;
-        }
-        line[n] = 0;
-        if (!strncmp(line, ready, strlen(ready)))
-            break;
-        fprintf(stderr, "peer: %s", line);
-    }
-    tide_timeout_end(&sc);
-    return rc;
-}
-
-static void stop_peer(tide_process *p)
-{
-    tide_scope sc;
-    tide_process_kill(p, SIGTERM);
-    tide_timeout_begin(&sc, 3000);
-    if (tide_process_wait(p, NULL) == -ETIMEDOUT) {
-        tide_process_kill(p, SIGKILL);
-        tide_process_wait(p, NULL);
-    }
-    tide_timeout_end(&sc);
-    tide_process_free(p);
+    return tt_peer_start(p, argv, NULL, peer_env, TT_PEER_PREFIX | TT_PEER_ECHO, 10000, ready, line,
+                         cap);
 }
 
 /* ------------------------------------------------ tide client, peer server */
@@ -177,7 +144,7 @@ static int client_main(void *arg)
     assert_int_equal(expect_echo(ws, TIDE_WS_OP_TEXT, "x", 1), 0);
     assert_int_equal(tide_ws_close(ws, 1000, "bye"), 0);
     free(buf);
-    stop_peer(p);
+    tt_peer_stop(p);
     return 0;
 }
 
@@ -209,27 +176,13 @@ static void test_node_server(void **state)
 static int echo_handler(tide_stream *s, void *arg)
 {
     (void)arg;
-    char head[8192];
-    ssize_t n = tide_stream_readuntil(s, "\r\n\r\n", 4, head, sizeof head);
-    if (n <= 0)
-        return 0;
-    tide_http_header h[64];
-    tide_http_request req;
-    tide_http_request_init(&req, h, 64);
-    if (tide_http_parse_request(head, (size_t)n, &req) != n)
-        return 0;
     tide_ws_opts o;
     tide_ws_opts_init(&o);
     o.max_message = 1 << 24;
     o.subprotocols = "echo";
     tide_ws *ws;
-    if (tide_ws_accept(s, &req, &o, &ws) < 0)
-        return 0;
-    tide_ws_msg m;
-    while (tide_ws_recv(ws, &m) == 0)
-        if (tide_ws_send(ws, m.opcode, m.data, m.len) < 0)
-            break;
-    tide_ws_close(ws, 1000, NULL);
+    if (tt_ws_accept_stream(s, &o, &ws) == 0)
+        tt_ws_echo(ws);
     return 0;
 }
 

@@ -20,48 +20,31 @@
 
 #include "tide.h"
 #include "tide/tls.h"
-#include "tls_certs.h"
+#include "tls_util.h"
 #include "util.h"
+#include "ws_util.h"
 
 static char dir[64];
 
 static int echo_handler(tide_stream *s, void *arg)
 {
     (void)arg;
-    char head[4096];
-    ssize_t n = tide_stream_readuntil(s, "\r\n\r\n", 4, head, sizeof head);
-    if (n <= 0)
-        return 0;
-    tide_http_header h[32];
-    tide_http_request req;
-    tide_http_request_init(&req, h, 32);
-    if (tide_http_parse_request(head, (size_t)n, &req) != n)
-        return 0;
     tide_ws_opts o;
     tide_ws_opts_init(&o);
     o.max_message = 2 << 20;
     tide_ws *ws;
-    if (tide_ws_accept(s, &req, &o, &ws) < 0)
-        return 0;
-    tide_ws_msg m;
-    while (tide_ws_recv(ws, &m) == 0)
-        if (tide_ws_send(ws, m.opcode, m.data, m.len) < 0)
-            break;
-    tide_ws_close(ws, 1000, NULL);
+    if (tt_ws_accept_stream(s, &o, &ws) == 0)
+        tt_ws_echo(ws);
     return 0;
 }
 
 static int wss_main(void *arg)
 {
     (void)arg;
-    char cert[128], key[128], ca[128], url[128];
-    snprintf(cert, sizeof cert, "%s/server.pem", dir);
-    snprintf(key, sizeof key, "%s/server.key", dir);
-    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    char url[128];
+    tt_tls_files f;
     tide_tls_opts so;
-    tide_tls_opts_init(&so);
-    so.cert_file = cert;
-    so.key_file = key;
+    tt_tls_server_opts(&so, &f, dir);
     tide_server *srv;
     assert_int_equal(tide_start_tls_server("127.0.0.1", 0, echo_handler, NULL, NULL, &so, &srv),
                      0);
@@ -80,7 +63,7 @@ static int wss_main(void *arg)
 
     tide_tls_opts co;
     tide_tls_opts_init(&co);
-    co.ca_file = ca;
+    co.ca_file = f.ca;
     tide_ws_opts o;
     tide_ws_opts_init(&o);
     o.tls = &co;
@@ -118,25 +101,17 @@ static int upgrade_handler(tide_http_exchange *x, void *arg)
     tide_ws *ws;
     if (tide_ws_upgrade(x, NULL, &ws) < 0)
         return 0;
-    tide_ws_msg m;
-    while (tide_ws_recv(ws, &m) == 0)
-        if (tide_ws_send(ws, m.opcode, m.data, m.len) < 0)
-            break;
-    tide_ws_close(ws, 1000, NULL);
+    tt_ws_echo(ws);
     return 0;
 }
 
 static int upgrade_main(void *arg)
 {
     (void)arg;
-    char cert[128], key[128], ca[128], url[128];
-    snprintf(cert, sizeof cert, "%s/server.pem", dir);
-    snprintf(key, sizeof key, "%s/server.key", dir);
-    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    char url[128];
+    tt_tls_files f;
     tide_tls_opts so;
-    tide_tls_opts_init(&so);
-    so.cert_file = cert;
-    so.key_file = key;
+    tt_tls_server_opts(&so, &f, dir);
     tide_tls_ctx *ctx;
     assert_int_equal(tide_tls_ctx_new(&ctx, TIDE_TLS_SERVER, &so), 0);
     tide_http_server_opts ho;
@@ -148,7 +123,7 @@ static int upgrade_main(void *arg)
     int port = tide_http_server_port(srv);
     tide_tls_opts co;
     tide_tls_opts_init(&co);
-    co.ca_file = ca;
+    co.ca_file = f.ca;
     /* a plain HTTPS request (tide's HTTP client would do; a raw TLS
      * stream keeps this test's dependencies small) */
     tide_stream *s;
