@@ -45,7 +45,8 @@ static int atfork_set;
 /* Ending at exit (pool_stop). */
 static pthread_t workers[MAX_THREADS];
 static uint8_t exited[MAX_THREADS]; /* worker i ended: join it */
-static int quitting, nidle, nexited;
+static uint8_t in_job[MAX_THREADS]; /* worker i is inside a job's fn (atomic) */
+static int quitting;
 static pthread_cond_t exit_cond = PTHREAD_COND_INITIALIZER;
 
 /* Workers take no asynchronous signals: those belong to the program's
@@ -74,24 +75,25 @@ static void *worker(void *arg)
     for (;;) {
         job *j;
 
-        nidle++;
         while (!qhead && !quitting)
             pthread_cond_wait(&cond, &lock);
-        nidle--;
         if (quitting)
             break;
         j = qhead;
         qhead = j->next;
         if (!qhead)
             qtail = &qhead;
+        __atomic_store_n(&in_job[idx], 1, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&lock);
 
         j->result = j->fn(j->arg);
+        /* Cleared before the result is posted: once the loop has seen the
+         * result, pool_stop waits for this worker and joins it. */
+        __atomic_store_n(&in_job[idx], 0, __ATOMIC_RELEASE);
         tide__post(j->loop, &j->done); /* j belongs to the loop from here */
         pthread_mutex_lock(&lock);
     }
     exited[idx] = 1;
-    nexited++;
     pthread_cond_broadcast(&exit_cond);
     pthread_mutex_unlock(&lock);
     return NULL;
@@ -113,12 +115,21 @@ __attribute__((destructor)) static void pool_stop(void)
         return;
     }
     quitting = 1;
-    want = nidle + nexited;
     pthread_cond_broadcast(&cond);
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += 1;
-    while (nexited < want && pthread_cond_timedwait(&exit_cond, &lock, &until) == 0)
-        ;
+    /* Every worker not inside a job ends now; that includes one that has
+     * just posted its result and not yet taken the lock again (counting
+     * only the idle ones missed it, and left it unjoined). */
+    for (;;) {
+        want = 0; /* workers still to end */
+        for (i = 0; i < nthreads; i++)
+            if (!exited[i] && !__atomic_load_n(&in_job[i], __ATOMIC_ACQUIRE))
+                want++;
+        if (want == 0 ||
+            pthread_cond_timedwait(&exit_cond, &lock, &until) != 0)
+            break;
+    }
     for (i = 0; i < nthreads; i++)
         if (exited[i])
             join[n++] = workers[i];
@@ -137,8 +148,9 @@ static void after_fork_child(void)
     qtail = &qhead;
     nthreads = 0;
     started = 0;
-    quitting = nidle = nexited = 0;
+    quitting = 0;
     memset(exited, 0, sizeof exited);
+    memset(in_job, 0, sizeof in_job);
 }
 
 static int pool_size(void)
