@@ -265,7 +265,8 @@ static void it_fn(tide__future_watch *w, tide_future *f)
     }
 }
 
-static void it_release(tide_future_iter *it)
+/* Frees the iterator (of either kind: it is the first member). */
+static void it_free(tide_future_iter *it)
 {
     size_t i;
 
@@ -275,24 +276,29 @@ static void it_release(tide_future_iter *it)
         tide__interrupt(it->waiter, -EBADF); /* a task waits in next(): not in freed memory */
     tide__free(it->done);
     tide__free(it->ws);
+    tide__free(it);
 }
 
-/* Fills the zeroed iterator it over the n futures of arr (tasks: of the
- * tasks of arr, and it gives the tasks). */
-static int it_init(tide_future_iter *it, tide_task *cur, void *arr, size_t n, int tasks)
+/* An iterator of size bytes (a tide_future_iter first) over the n futures
+ * of arr (tasks: of the tasks of arr, and it gives the tasks); NULL: no
+ * memory. */
+static tide_future_iter *it_new(size_t size, tide_task *cur, void *arr, size_t n, int tasks)
 {
     nth_fn nth = tasks ? nth_task : nth_future;
+    tide_future_iter *it = tide__calloc(1, size);
     size_t i;
 
+    if (!it)
+        return NULL;
     it->n = n;
     it->loop = cur->loop;
     it->kind = tasks ? TIDE_WAIT_TASKS : TIDE_WAIT_FUTURE;
     it->done = tide__calloc(n ? n : 1, sizeof *it->done);
     it->ws = tide__calloc(n ? n : 1, sizeof *it->ws);
     if (!it->done || !it->ws) {
-        tide__free(it->done);
-        tide__free(it->ws);
-        return -ENOMEM;
+        it->n = 0; /* no watch yet */
+        it_free(it);
+        return NULL;
     }
     for (i = 0; i < n; i++) {
         tide_future *f = nth(arr, i);
@@ -305,7 +311,7 @@ static int it_init(tide_future_iter *it, tide_task *cur, void *arr, size_t n, in
             tide__future_watch_add(f, &it->ws[i].w);
         }
     }
-    return 0;
+    return it;
 }
 
 static void it_unlink(void *arg)
@@ -313,122 +319,90 @@ static void it_unlink(void *arg)
     ((tide_future_iter *)arg)->waiter = NULL;
 }
 
-static int it_next(tide_future_iter *it, void **item)
+/* The next item, or NULL with *rc the error. */
+static void *it_next(tide_future_iter *it, int *rc)
 {
     tide_task *cur = tide__current();
-    int rc;
 
+    *rc = 0;
     if (!cur || cur->loop != it->loop)
-        return -EPERM;
-    if (it->head == it->n)
-        return -ENOENT;
-    if (it->waiter)
-        return -EBUSY;
-    if (it->head == it->tail) {
+        *rc = -EPERM;
+    else if (it->head == it->n)
+        *rc = -ENOENT;
+    else if (it->waiter)
+        *rc = -EBUSY;
+    else if (it->head == it->tail) {
         it->waiter = cur;
         TIDE__WAIT_ON(cur, it->kind, it);
-        rc = tide__suspend(cur, TIDE__NEVER, it_unlink, it, 0);
-        if (rc < 0)
-            return rc;
+        *rc = tide__suspend(cur, TIDE__NEVER, it_unlink, it, 0);
     } else if (cur->cancel_req || cur->scope) {
-        rc = tide__cancel_check(cur, NULL); /* a cancellation point either way */
-        if (rc < 0)
-            return rc;
+        *rc = tide__cancel_check(cur, NULL); /* a cancellation point either way */
     }
-    *item = it->done[it->head++];
-    return 0;
+    return *rc < 0 ? NULL : it->done[it->head++];
+}
+
+/* The checks and the iterator of either kind's _new. */
+static int it_make(tide_future_iter **out, size_t size, void *arr, size_t n, int tasks)
+{
+    tide_task *cur = tide__current();
+    int rc = tasks ? check_tasks(cur, arr, n) : check_futures(cur, arr, n);
+
+    if (rc < 0)
+        return rc;
+    *out = it_new(size, cur, arr, n, tasks);
+    return *out ? 0 : -ENOMEM;
 }
 
 int tide_as_completed_futures_new(tide_future_iter **out, tide_future **fs, size_t n)
 {
-    tide_task *cur = tide__current();
-    tide_future_iter *it;
-    int rc;
-
     if (!out)
         return -EINVAL;
     *out = NULL;
-    rc = check_futures(cur, fs, n);
-    if (rc < 0)
-        return rc;
-    it = tide__calloc(1, sizeof *it);
-    if (!it)
-        return -ENOMEM;
-    rc = it_init(it, cur, fs, n, 0);
-    if (rc < 0) {
-        tide__free(it);
-        return rc;
-    }
-    *out = it;
-    return 0;
+    return it_make(out, sizeof **out, fs, n, 0);
 }
 
 int tide_as_completed_futures_next(tide_future_iter *it, tide_future **f)
 {
-    void *item;
     int rc;
 
     if (!it || !f)
         return -EINVAL;
-    *f = NULL;
-    rc = it_next(it, &item);
-    if (rc == 0)
-        *f = item;
+    *f = it_next(it, &rc);
     return rc;
 }
 
 void tide_as_completed_futures_free(tide_future_iter *it)
 {
-    if (!it)
-        return;
-    it_release(it);
-    tide__free(it);
+    if (it)
+        it_free(it);
 }
 
 /* ------------------------------------------- as_completed over tasks */
 
 int tide_as_completed_new(tide_as_completed **out, tide_task **ts, size_t n)
 {
-    tide_task *cur = tide__current();
-    tide_as_completed *ac;
+    tide_future_iter *it = NULL;
     int rc;
 
     if (!out)
         return -EINVAL;
-    *out = NULL;
-    rc = check_tasks(cur, ts, n);
-    if (rc < 0)
-        return rc;
-    ac = tide__calloc(1, sizeof *ac);
-    if (!ac)
-        return -ENOMEM;
-    rc = it_init(&ac->it, cur, ts, n, 1);
-    if (rc < 0) {
-        tide__free(ac);
-        return rc;
-    }
-    *out = ac;
-    return 0;
+    rc = it_make(&it, sizeof **out, ts, n, 1);
+    *out = (tide_as_completed *)(void *)it;
+    return rc;
 }
 
 int tide_as_completed_next(tide_as_completed *ac, tide_task **t)
 {
-    void *item;
     int rc;
 
     if (!ac || !t)
         return -EINVAL;
-    *t = NULL;
-    rc = it_next(&ac->it, &item);
-    if (rc == 0)
-        *t = item;
+    *t = it_next(&ac->it, &rc);
     return rc;
 }
 
 void tide_as_completed_free(tide_as_completed *ac)
 {
-    if (!ac)
-        return;
-    it_release(&ac->it);
-    tide__free(ac);
+    if (ac)
+        it_free(&ac->it);
 }
