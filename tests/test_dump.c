@@ -293,6 +293,7 @@ static int dump_main(void *arg)
     assert_int_equal(tide_process_spawn(&S.proc, argv, NULL), 0);
     assert_int_equal(tide_lock_acquire(&S.lock), 0);
 
+    int64_t t0 = tide_now();
     tide_task_opts_init(&o);
     o.name = "sleeper2";
     assert_int_equal(tide_create_task_ex(&S.sleeper2, NULL, body_sleep, NULL, &o), 0);
@@ -332,9 +333,34 @@ static int dump_main(void *arg)
     assert_int_equal(tide_task_wait_info(ts[1], &wi), 0);
     assert_int_equal(wi.kind, TIDE_WAIT_LOCK);
     assert_ptr_equal(wi.object, &S.lock);
+    /* since when: the step in which it suspended (after t0, before the
+     * 50 ms sleep above ended) */
+    assert_true(wi.since_ms >= t0);
+    assert_true(wi.since_ms < tide_now());
+    /* the waitlist waits of sync.c find their object from the waiter */
+    assert_int_equal(tide_task_wait_info(ts[2], &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_EVENT);
+    assert_ptr_equal(wi.object, &S.ev);
+    assert_int_equal(wi.fd, -1);
+    assert_int_equal(tide_task_wait_info(ts[3], &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_COND);
+    assert_ptr_equal(wi.object, &S.cond);
+    assert_int_equal(tide_task_wait_info(ts[4], &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_SEM);
+    assert_ptr_equal(wi.object, &S.sem);
+    assert_int_equal(tide_task_wait_info(ts[7], &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_QUEUE_GET);
+    assert_ptr_equal(wi.object, S.qempty);
     assert_int_equal(tide_task_wait_info(ts[12], &wi), 0);
     assert_int_equal(wi.kind, TIDE_WAIT_FD_READ);
     assert_int_equal(wi.fd, S.sp[0]);
+    assert_null(wi.object);
+    /* a signal wait reads an fd, and says "signal" with its set */
+    assert_int_equal(tide_task_wait_info(ts[14], &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_SIGNAL);
+    assert_int_equal(wi.fd, -1);
+    assert_non_null(wi.object);
+    assert_int_equal(sigismember((const sigset_t *)wi.object, SIGUSR2), 1);
     assert_int_equal(tide_task_wait_info(tide_current_task(), &wi), 0);
     assert_int_equal(wi.kind, TIDE_WAIT_NONE);
     assert_int_equal(tide_task_wait_info(NULL, &wi), -EINVAL);
@@ -595,9 +621,68 @@ static void test_debug_mode(void **state)
     tide_future_free(seen);
 }
 
-/* An fd a task left registered is reported at the end. */
+/* Successive waits of one task: each shows its own kind, object and time,
+ * never the previous one's (the kind is not cleared after a wait). */
+static tide_sem seq_sem;
+static int seq_sp[2];
+static int seq_body(void *a)
+{
+    char c;
+    (void)a;
+    sink += tide_sem_acquire(&seq_sem);
+    sink += tide_sleep(20);
+    sink += (int)tide_read(seq_sp[0], &c, 1);
+    return 0;
+}
+
+static int seq_main(void *arg)
+{
+    tide_task *t;
+    tide_wait_info wi;
+    int64_t t1;
+    (void)arg;
+
+    tide_sem_init(&seq_sem, 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, seq_sp), 0);
+    assert_int_equal(tide_create_task(&t, seq_body, NULL), 0);
+    assert_int_equal(tide_task_wait_info(t, &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_NONE); /* not started */
+    assert_int_equal(tide_sleep(0), 0);
+    assert_int_equal(tide_task_wait_info(t, &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_SEM);
+    assert_ptr_equal(wi.object, &seq_sem);
+    assert_int_equal(tide_sem_release(&seq_sem), 0);
+    assert_int_equal(tide_task_wait_info(t, &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_NONE); /* woken: ready, not waiting */
+    assert_int_equal(tide_sleep(5), 0);
+    t1 = tide_now();
+    assert_int_equal(tide_task_wait_info(t, &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_SLEEP);
+    assert_null(wi.object);
+    assert_true(wi.since_ms < t1);
+    assert_int_equal(tide_sleep(40), 0);
+    assert_int_equal(tide_task_wait_info(t, &wi), 0);
+    assert_int_equal(wi.kind, TIDE_WAIT_FD_READ);
+    assert_int_equal(wi.fd, seq_sp[0]);
+    assert_null(wi.object);
+    assert_true(wi.since_ms >= t1 + 10); /* the new wait's time, not the sleep's */
+    assert_int_equal(write(seq_sp[1], "x", 1), 1);
+    assert_int_equal(tide_await(t), 0);
+    tide_close(seq_sp[0]);
+    close(seq_sp[1]);
+    return 0;
+}
+
+static void test_dump_wait_sequence(void **state)
+{
+    (void)state;
+    assert_int_equal(tide_run(seq_main, NULL), 0);
+}
+
+/* An fd a task left registered is reported at the end, with where it was
+ * registered. */
 static int fdleak_sp[2];
-static int fdleak_body(void *a)
+static __attribute__((noinline)) int fdleak_body(void *a)
 {
     char c;
     (void)a;
@@ -605,7 +690,8 @@ static int fdleak_body(void *a)
     tide_timeout_begin(&s, 1);
     sink += (int)tide_read(fdleak_sp[0], &c, 1);
     tide_timeout_end(&s);
-    return 0;
+    sink += (int)tide_write(fdleak_sp[1], "x", 1); /* registered, then closed: */
+    return tide_close(fdleak_sp[1]);              /* its backtrace freed (ASan) */
 }
 
 static void test_debug_fd_leak(void **state)
@@ -627,13 +713,21 @@ static void test_debug_fd_leak(void **state)
     char *r = slurp(mfd);
     char want[96];
     snprintf(want, sizeof want, "tide: leak: fd %d is still registered", fdleak_sp[0]);
-    if (!strstr(r, want))
+    if (getenv("TIDE_DUMP_PRINT"))
+        fputs(r, stderr);
+    const char *fr = strstr(r, want);
+    if (!fr)
         fail_msg("no fd leak report in:\n%s", r);
+    assert_non_null(strstr(fr, "registered at:"));
+    if (!strstr(fr, "fdleak_body"))
+        fail_msg("the fd's report does not name fdleak_body:\n%s", r);
+    /* the other end was closed with tide_close: not reported */
+    snprintf(want, sizeof want, "tide: leak: fd %d ", fdleak_sp[1]);
+    assert_null(strstr(r, want));
     assert_null(strstr(r, "never awaited"));
     free(r);
     close(mfd);
     close(fdleak_sp[0]);
-    close(fdleak_sp[1]);
 }
 
 /* The dump signal dumps every task while the loop runs. */
@@ -720,7 +814,7 @@ static void test_metrics_plain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dump_wait_kinds),  cmocka_unit_test(test_dump_10k),
+        cmocka_unit_test(test_dump_wait_kinds), cmocka_unit_test(test_dump_wait_sequence),  cmocka_unit_test(test_dump_10k),
         cmocka_unit_test(test_debug_mode),       cmocka_unit_test(test_debug_fd_leak),
         cmocka_unit_test(test_debug_dump_signal), cmocka_unit_test(test_metrics_plain),
     };

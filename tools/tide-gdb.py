@@ -22,7 +22,7 @@ STATES = ["created", "ready", "running", "waiting", "done"]
 WAITS = ["none", "sleep", "fd-read", "fd-write", "lock", "event", "condition",
          "semaphore", "barrier", "queue-put", "queue-get", "queue-join",
          "future", "task", "group", "wait-tasks", "pool-job", "process",
-         "signal", "stream-drain", "server", "connect"]
+         "signal", "stream-drain", "server", "connect", "loop-call"]
 
 
 def _loops():
@@ -138,6 +138,30 @@ class TidePrefix(gdb.Command):
         super().__init__("tide", gdb.COMMAND_STACK, gdb.COMPLETE_NONE, True)
 
 
+# Waits whose object is found from the waiter in the unlink argument
+# (src/sync.c's waitlists): kind -> the primitive's type.
+_WAITLIST_TYPES = {4: "tide_lock", 5: "tide_event", 6: "tide_cond", 7: "tide_sem"}
+
+
+def _wait_of(t):
+    """(kind, object address, tide__fd pointer or None), as src/dump.c's
+    wait_of: fd waits keep their tide__fd in unlink_arg, sync.c's waitlist
+    waits their waiter, the others the object in wait_obj."""
+    kind = int(t["wait_kind"])
+    arg = t["unlink_arg"]
+    if kind in (2, 3) and int(arg):
+        fdp = arg.cast(gdb.lookup_type("tide__fd").pointer())
+        if kind == 2 and int(fdp["sigwait"]):
+            return 18, int(fdp["sigwait"]), None  # tide_signal_wait: "signal"
+        return kind, int(arg), fdp
+    if kind in _WAITLIST_TYPES and int(arg):
+        w = arg.cast(gdb.lookup_type("struct tide__waiter").pointer())
+        lst = int(w["list"])
+        off = gdb.lookup_type(_WAITLIST_TYPES[kind])["waiters"].bitpos // 8
+        return kind, (lst - off if lst else 0), None
+    return kind, int(t["wait_obj"]), None
+
+
 class TideTasks(gdb.Command):
     """List every task of every tide loop: id, name, state, wait reason, frame."""
 
@@ -151,11 +175,9 @@ class TideTasks(gdb.Command):
             line = "task %d \"%s\" %s" % (int(t["id"]), _name(t),
                                           STATES[state] if state < len(STATES) else "?")
             if state == 3:
-                kind = int(t["wait_kind"])
+                kind, obj, fdp = _wait_of(t)
                 line += " on %s" % (WAITS[kind] if kind < len(WAITS) else "?")
-                obj = int(t["wait_obj"])
-                if kind in (2, 3) and obj:
-                    fdp = t["wait_obj"].cast(gdb.lookup_type("tide__fd").pointer())
+                if fdp is not None:
                     line += " fd %d" % int(fdp["fd"])
                 elif obj:
                     line += " 0x%x" % obj
