@@ -66,6 +66,14 @@ static void expect_line(const char *dump, const char *name, const char *what)
 
 /* --------------------------------------------------- one task per wait kind */
 
+/* Built with TIDE_FRAME_POINTERS=OFF the backtraces are cut short: the
+ * frame names are not checked there (the wait reasons still are). */
+#ifdef TIDE_NO_FRAME_POINTERS
+#define FRAMES 0
+#else
+#define FRAMES 1
+#endif
+
 static struct {
     tide_lock lock, cond_lock;
     tide_event ev;
@@ -315,15 +323,15 @@ static int dump_main(void *arg)
     for (i = 0; i < NKINDS; i++)
         expect_line(dump, kinds[i].name, kinds[i].expect);
     for (i = 0; i < NKINDS; i++)
-        if (!strstr(dump, body_names[i]))
+        if (FRAMES && !strstr(dump, body_names[i]))
             fail_msg("no frame of %s in:\n%s", body_names[i], dump);
     expect_line(dump, "sleeper2", "awaited by task");
     expect_line(dump, "member", "in group 0x");
     expect_line(dump, "fdreader", "(unix peer)");
     /* the main task is running: its own frames come from the live stack */
-    assert_non_null(strstr(dump, "dump_main"));
+    assert_true(!FRAMES || strstr(dump, "dump_main"));
     /* the event waiters with the same stack are grouped (5 + "eventer") */
-    assert_non_null(strstr(dump, "6 tasks with this stack:"));
+    assert_true(!FRAMES || strstr(dump, "6 tasks with this stack:"));
     if (getenv("TIDE_DUMP_PRINT"))
         fputs(dump, stderr);
     free(dump);
@@ -434,7 +442,7 @@ static int big_main(void *arg)
     char *d = slurp(mfd);
     char want[64];
     snprintf(want, sizeof want, "%zu tasks with this stack:", n);
-    assert_non_null(strstr(d, want));
+    assert_true(!FRAMES || strstr(d, want));
     free(d);
     close(mfd);
     /* CPU time of this thread, best of 3: what the dump costs, not how long
@@ -601,19 +609,19 @@ static void test_debug_mode(void **state)
     if (!stall)
         fail_msg("no stall report in:\n%s", r);
 #ifndef TT_TSAN /* there the handler runs inside usleep: libc's frames only */
-    assert_non_null(strstr(stall, "stuck_in_busy_work"));
+    assert_true(!FRAMES || strstr(stall, "stuck_in_busy_work"));
     assert_non_null(strstr(stall, "slow_body"));
 #endif
     const char *leak = strstr(r, "tide: leak: task 3 \"forgotten\" was never awaited nor detached");
     if (!leak)
         fail_msg("no leak report in:\n%s", r);
-    assert_non_null(strstr(leak, "make_leak"));
+    assert_true(!FRAMES || strstr(leak, "make_leak"));
     char want[64];
     snprintf(want, sizeof want, "tide: leak: future %p was never awaited", (void *)lost);
     const char *fl = strstr(r, want);
     if (!fl)
         fail_msg("no future leak report in:\n%s", r);
-    assert_non_null(strstr(fl, "test_debug_mode"));
+    assert_true(!FRAMES || strstr(fl, "test_debug_mode"));
     snprintf(want, sizeof want, "future %p", (void *)seen);
     assert_null(strstr(r, want));
     free(r);
@@ -719,7 +727,7 @@ static void test_debug_fd_leak(void **state)
     if (!fr)
         fail_msg("no fd leak report in:\n%s", r);
     assert_non_null(strstr(fr, "registered at:"));
-    if (!strstr(fr, "fdleak_body"))
+    if (FRAMES && !strstr(fr, "fdleak_body"))
         fail_msg("the fd's report does not name fdleak_body:\n%s", r);
     /* the other end was closed with tide_close: not reported */
     snprintf(want, sizeof want, "tide: leak: fd %d ", fdleak_sp[1]);
@@ -776,7 +784,7 @@ static void test_debug_dump_signal(void **state)
     const char *l = strstr(r, "\"dumped-by-signal\" waiting on sleep");
     if (!l)
         fail_msg("no dump in:\n%s", r);
-    assert_non_null(strstr(r, "sig_body"));
+    assert_true(!FRAMES || strstr(r, "sig_body"));
     free(r);
     close(mfd);
     /* the handler is gone with the last debug loop */
