@@ -73,7 +73,9 @@ const char *tide_wait_kind_name(tide_wait_kind k)
 static const void *waitlist_owner(const tide_task *t, size_t off)
 {
     const struct tide__waiter *w = t->unlink_arg;
-    return w && w->list ? (const char *)w->list - off : NULL;
+    if (!tide__is_wl_unlink(t->unlink) || !w)
+        return NULL;
+    return w->list ? (const char *)w->list - off : NULL;
 }
 
 const void *tide__wait_object(const tide_task *t)
@@ -81,7 +83,7 @@ const void *tide__wait_object(const tide_task *t)
     switch (t->wait_kind) {
     case TIDE_WAIT_FD_READ:
     case TIDE_WAIT_FD_WRITE:
-        return t->unlink_arg; /* the tide__fd (io.c) */
+        return tide__is_fd_unlink(t->unlink) ? t->unlink_arg : NULL; /* the tide__fd (io.c) */
     case TIDE_WAIT_LOCK:
         return waitlist_owner(t, offsetof(tide_lock, waiters));
     case TIDE_WAIT_EVENT:
@@ -103,7 +105,20 @@ static tide_wait_kind wait_of(const tide_task *t, const void **obj)
     tide_wait_kind k = (tide_wait_kind)t->wait_kind;
 
     *obj = tide__wait_object(t);
-    if (k == TIDE_WAIT_FD_READ && *obj && ((const tide__fd *)*obj)->sigwait) {
+    switch (k) {
+    case TIDE_WAIT_FD_READ:
+    case TIDE_WAIT_FD_WRITE:
+    case TIDE_WAIT_LOCK:
+    case TIDE_WAIT_EVENT:
+    case TIDE_WAIT_COND:
+    case TIDE_WAIT_SEM:
+        if (!*obj)
+            return TIDE_WAIT_NONE; /* a kind an earlier wait left (see tide__wait_object) */
+        break;
+    default:
+        break;
+    }
+    if (k == TIDE_WAIT_FD_READ && ((const tide__fd *)*obj)->sigwait) {
         *obj = ((const tide__fd *)*obj)->sigwait;
         k = TIDE_WAIT_SIGNAL;
     }

@@ -297,6 +297,11 @@ static void unlink_writer(void *arg)
     tide__loop_io_unref(f->loop);
 }
 
+int tide__is_fd_unlink(void (*fn)(void *))
+{
+    return fn == unlink_reader || fn == unlink_writer;
+}
+
 /* Waits until the poller reports dir on f.  0, -EBUSY, -EBADF (closed
  * meanwhile), -ECANCELED, -ETIMEDOUT. */
 int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)

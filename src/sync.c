@@ -65,6 +65,11 @@ static void unlink_waiter(void *arg)
     wl_remove(arg);
 }
 
+int tide__is_wl_unlink(void (*fn)(void *))
+{
+    return fn == unlink_waiter;
+}
+
 int tide__wl_wait(tide_waitlist *l, struct tide__waiter *w, tide_task *t, int flags)
 {
     tide__wl_push(l, w, t);

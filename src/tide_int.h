@@ -298,8 +298,14 @@ void tide__locals_release(tide_task *t);
 #define TIDE__WAIT_KIND(t, kind) ((void)(t))
 #endif
 /* The object a waiting task's suspension waits on, as TIDE__WAIT_ON would
- * have stored it (dump.c). */
+ * have stored it; NULL when the suspension's unlink function is not the
+ * one its kind implies (a kind left by an earlier wait: dump.c shows no
+ * reason then, rather than read a wrong object). */
 const void *tide__wait_object(const tide_task *t);
+/* Whether fn is the unlink function of an fd wait (io.c) / of a waitlist
+ * wait (sync.c): what tide__wait_object checks. */
+int tide__is_fd_unlink(void (*fn)(void *));
+int tide__is_wl_unlink(void (*fn)(void *));
 
 /* Flags of tide__suspend. */
 #define TIDE__WAIT_NOCANCEL 0x1 /* neither cancellation nor deadlines interrupt */

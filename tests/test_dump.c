@@ -668,6 +668,24 @@ static int seq_main(void *arg)
     assert_int_equal(wi.kind, TIDE_WAIT_SLEEP);
     assert_null(wi.object);
     assert_true(wi.since_ms < t1);
+    /* A kind that does not match the suspension (as a suspending call that
+     * named no reason would leave from an earlier wait) is shown as none,
+     * never used to read a wrong object. */
+    static const uint8_t wrong[] = {TIDE_WAIT_FD_READ, TIDE_WAIT_FD_WRITE, TIDE_WAIT_LOCK,
+                                    TIDE_WAIT_EVENT, TIDE_WAIT_COND, TIDE_WAIT_SEM};
+    for (size_t k = 0; k < sizeof wrong; k++) {
+        t->wait_kind = wrong[k];
+        assert_int_equal(tide_task_wait_info(t, &wi), 0);
+        assert_int_equal(wi.kind, TIDE_WAIT_NONE);
+        int mfd = memfd_create("stale", 0);
+        assert_true(mfd >= 0);
+        assert_int_equal(tide_loop_dump(NULL, mfd), 0);
+        char *d = slurp(mfd);
+        close(mfd);
+        assert_non_null(strstr(d, "waiting on none"));
+        free(d);
+    }
+    t->wait_kind = TIDE_WAIT_SLEEP;
     assert_int_equal(tide_sleep(40), 0);
     assert_int_equal(tide_task_wait_info(t, &wi), 0);
     assert_int_equal(wi.kind, TIDE_WAIT_FD_READ);
