@@ -223,7 +223,6 @@ static void on_signal(int sig)
 }
 #endif
 
-/* Unregisters fd from loop (which need not be running) and closes it. */
 /* tide_signal_wait reads fd: a dump shows its reader waiting on "signal"
  * and set, not on "fd-read" (dump.c).  set NULL unmarks it.  Registers fd
  * (tide_read would); out of memory leaves the wait shown as an fd read. */
@@ -236,6 +235,7 @@ static void mark_sigwait(int fd, const sigset_t *set)
         f->sigwait = set;
 }
 
+/* Unregisters fd from loop (which need not be running) and closes it. */
 static void close_on(tide_loop *loop, int fd)
 {
     tide__fd_forget(loop, fd); /* our callbacks ignore the -EBADF it gives them */
