@@ -632,13 +632,14 @@ static void test_debug_mode(void **state)
 /* Successive waits of one task: each shows its own kind, object and time,
  * never the previous one's (the kind is not cleared after a wait). */
 static tide_sem seq_sem;
+static tide_future *seq_fut;
 static int seq_sp[2];
 static int seq_body(void *a)
 {
     char c;
     (void)a;
     sink += tide_sem_acquire(&seq_sem);
-    sink += tide_sleep(20);
+    sink += tide_future_await(seq_fut, NULL);
     sink += (int)tide_read(seq_sp[0], &c, 1);
     return 0;
 }
@@ -647,10 +648,11 @@ static int seq_main(void *arg)
 {
     tide_task *t;
     tide_wait_info wi;
-    int64_t t1;
+    int64_t t1, since;
     (void)arg;
 
     tide_sem_init(&seq_sem, 0);
+    assert_int_equal(tide_future_new(&seq_fut), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, seq_sp), 0);
     assert_int_equal(tide_create_task(&t, seq_body, NULL), 0);
     assert_int_equal(tide_task_wait_info(t, &wi), 0);
@@ -662,12 +664,13 @@ static int seq_main(void *arg)
     assert_int_equal(tide_sem_release(&seq_sem), 0);
     assert_int_equal(tide_task_wait_info(t, &wi), 0);
     assert_int_equal(wi.kind, TIDE_WAIT_NONE); /* woken: ready, not waiting */
-    assert_int_equal(tide_sleep(5), 0);
+    assert_int_equal(tide_sleep(5), 0); /* t suspends on the future meanwhile */
     t1 = tide_now();
     assert_int_equal(tide_task_wait_info(t, &wi), 0);
-    assert_int_equal(wi.kind, TIDE_WAIT_SLEEP);
-    assert_null(wi.object);
-    assert_true(wi.since_ms < t1);
+    assert_int_equal(wi.kind, TIDE_WAIT_FUTURE);
+    assert_ptr_equal(wi.object, seq_fut);
+    since = wi.since_ms;
+    assert_true(since < t1); /* it began before our 5 ms sleep ended */
     /* A kind that does not match the suspension (as a suspending call that
      * named no reason would leave from an earlier wait) is shown as none,
      * never used to read a wrong object. */
@@ -685,15 +688,17 @@ static int seq_main(void *arg)
         assert_non_null(strstr(d, "waiting on none"));
         free(d);
     }
-    t->wait_kind = TIDE_WAIT_SLEEP;
-    assert_int_equal(tide_sleep(40), 0);
+    t->wait_kind = TIDE_WAIT_FUTURE;
+    assert_int_equal(tide_future_set_result(seq_fut, NULL), 0);
+    assert_int_equal(tide_sleep(5), 0); /* t suspends on the read meanwhile */
     assert_int_equal(tide_task_wait_info(t, &wi), 0);
     assert_int_equal(wi.kind, TIDE_WAIT_FD_READ);
     assert_int_equal(wi.fd, seq_sp[0]);
     assert_null(wi.object);
-    assert_true(wi.since_ms >= t1 + 10); /* the new wait's time, not the sleep's */
+    assert_true(wi.since_ms >= t1); /* the new wait's time, not the future's */
     assert_int_equal(write(seq_sp[1], "x", 1), 1);
     assert_int_equal(tide_await(t), 0);
+    tide_future_free(seq_fut);
     tide_close(seq_sp[0]);
     close(seq_sp[1]);
     return 0;
