@@ -85,46 +85,34 @@ typedef struct tide__deferred {
 #define TIDE__NOT_IN_HEAP UINT32_MAX
 
 typedef struct tide__tnode {
-    int64_t deadline; /* ns on the loop's clock */
-    uint32_t idx;     /* its slot in the heap's side table, TIDE__NOT_IN_HEAP when out */
+    int64_t deadline; /* ns on the monotonic clock */
+    uint64_t seq;     /* insertion order: FIFO among equal deadlines */
+    uint32_t idx;     /* position in the heap, TIDE__NOT_IN_HEAP when out */
     void (*fire)(tide_loop *loop, struct tide__tnode *n);
 } tide__tnode;
 
-/* The heap (timer.c; docs/timers.md): a 4-ary min-heap of 16-byte entries
- * (deadline, slot) in one dense array.  A slot names an armed node in a
- * side table: slots[] holds the node and its insertion number (FIFO among
- * equal deadlines), pos[] the entry's index in v.  Sifting moves entries and
- * writes pos[], both dense: it never touches the nodes, which live in task
- * structs all over memory (a cache and TLB miss each). */
+/* An entry of the heap: the key is kept beside the node pointer, so that
+ * sifting compares within the array and never reads the nodes (which live
+ * in task structs all over memory: a cache and TLB miss each). */
 typedef struct tide__hent {
     int64_t deadline;
-    uint32_t slot;
-    uint32_t unused;
+    uint64_t seq;
+    tide__tnode *t;
 } tide__hent;
 
-typedef struct tide__hslot {
-    tide__tnode *t;
-    uint64_t seq;
-} tide__hslot;
-
+/* A 4-ary min-heap of timer nodes, ordered by (deadline, seq). */
 typedef struct tide__heap {
-    void *mem;         /* one allocation holds v, slots and pos */
-    tide__hent *v;     /* n entries; v + 1 is cache-line aligned */
-    tide__hslot *slots;
-    uint32_t *pos;     /* pos[slot]: index in v; for a free slot, 1 + the next free */
-    uint32_t n, cap;   /* entries; capacity of all three arrays */
-    uint32_t nslots;   /* slots ever handed out */
-    uint32_t free;     /* 1 + the first free slot; 0: none (so all-zero is empty) */
+    tide__hent *v;
+    uint32_t n, cap;
     uint64_t seq;
 } tide__heap;
 
 int tide__heap_push(tide__heap *h, tide__tnode *t);
 void tide__heap_remove(tide__heap *h, tide__tnode *t);
-tide__tnode *tide__heap_pop(tide__heap *h);
 void tide__heap_free(tide__heap *h);
 static inline tide__tnode *tide__heap_min(const tide__heap *h)
 {
-    return h->n ? h->slots[h->v[0].slot].t : NULL;
+    return h->n ? h->v[0].t : NULL;
 }
 
 /* A callback node: call_soon, call_later, call_soon_threadsafe and the
