@@ -167,21 +167,29 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
             *err = rc;
             return NULL;
         }
-        rc = tide__poller_add(&loop->poller, fd, &f->p);
+        /* Stream sockets read and write through io_uring operations when
+         * the poller takes them (io_uring_ops.c); their poll is armed only
+         * when a task or a callback waits for readiness (tide__fd_watch). */
+        f->uring = f->bytestream && S_ISSOCK(st.st_mode) && tide__poller_ops(&loop->poller);
+        rc = f->uring ? tide__poller_add_lazy(&loop->poller, fd, &f->p)
+                      : tide__poller_add(&loop->poller, fd, &f->p);
         if (rc == -EPERM) {
             f->always_ready = 1; /* a device the poller cannot watch (/dev/null) */
+            f->uring = 0;
         } else if (rc < 0) {
+            f->uring = 0;
             *err = rc;
             return NULL;
         }
-        /* Stream sockets read and write through io_uring operations when
-         * the poller takes them (io_uring_ops.c). */
-        f->uring = f->bytestream && S_ISSOCK(st.st_mode) && !f->always_ready &&
-                   tide__poller_ops(&loop->poller);
     }
     f->registered = 1;
     f->ready = TIDE__EV_IN | TIDE__EV_OUT; /* unknown: try the syscall first */
     return f;
+}
+
+int tide__fd_watch(tide__fd *f)
+{
+    return f->uring ? tide__poller_watch(&f->loop->poller, f->fd) : 0;
 }
 
 /* ---------------------------------------------------------------- fork */
@@ -310,6 +318,9 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
         return -EBUSY;
     if (f->always_ready)
         return 0;
+    rc = tide__fd_watch(f);
+    if (rc < 0)
+        return rc;
     *slot = cur;
     tide__loop_io_ref(f->loop);
     if (!cur->wait_kind) /* a signal wait (signal.c) named itself */

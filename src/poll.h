@@ -48,6 +48,26 @@ void tide__poller_free(tide__poller *p);
  * directory): it was not registered, and its owner treats it as always
  * ready.  Both backends answer so for those fds (epoll by itself). */
 int tide__poller_add(tide__poller *p, int fd, void *tag);
+#if defined(__linux__)
+/* tide__poller_add, but the poll itself is armed only by the first
+ * tide__poller_watch (io_uring: an fd served by completion operations
+ * needs no poll, and each wake-up of an armed one costs a completion).
+ * epoll: the same as tide__poller_add, and watch does nothing. */
+int tide__poller_add_lazy(tide__poller *p, int fd, void *tag);
+/* Arms the poll of an fd registered lazily, if not yet armed: its first
+ * report says what is ready now.  0 or -errno. */
+int tide__poller_watch(tide__poller *p, int fd);
+#else
+static inline int tide__poller_add_lazy(tide__poller *p, int fd, void *tag)
+{
+    return tide__poller_add(p, fd, tag);
+}
+static inline int tide__poller_watch(tide__poller *p, int fd)
+{
+    (void)p, (void)fd;
+    return 0;
+}
+#endif
 /* Unregisters fd; call it before closing fd.  Returns 0 or -errno. */
 int tide__poller_del(tide__poller *p, int fd);
 /* Waits at most timeout_ns (< 0: forever; 0: just look) and calls cb once per
@@ -66,7 +86,8 @@ const char *tide__poller_name(const tide__poller *p);
  * the kernel or the headers lack what it needs). */
 int tide__uring_init(tide__poller *p);
 void tide__uring_free(tide__poller *p);
-int tide__uring_add(tide__poller *p, int fd, void *tag);
+int tide__uring_add(tide__poller *p, int fd, void *tag, int lazy);
+int tide__uring_watch(tide__poller *p, int fd);
 int tide__uring_del(tide__poller *p, int fd);
 int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void *ctx);
 /*

@@ -73,8 +73,9 @@ extern volatile unsigned tide__fork_gen; /* io.c: bumped in a forked child */
 #define POLL_MASK (POLLIN | POLLOUT | POLLRDHUP | POLLERR | POLLHUP)
 
 typedef struct slot {
-    void *tag;    /* NULL: not registered */
-    uint32_t gen; /* bumped by del */
+    void *tag;     /* NULL: not registered */
+    uint32_t gen;  /* bumped by del */
+    uint8_t armed; /* its poll was submitted (a lazy add arms on watch) */
 } slot;
 
 struct tide__uring {
@@ -418,7 +419,7 @@ static int probe_device(struct tide__uring *u, int fd)
     return 0;
 }
 
-int tide__uring_add(tide__poller *p, int fd, void *tag)
+int tide__uring_add(tide__poller *p, int fd, void *tag, int lazy)
 {
     struct tide__uring *u = p->uring;
     struct stat st;
@@ -452,12 +453,33 @@ int tide__uring_add(tide__poller *p, int fd, void *tag)
     if (u->slots[fd].tag)
         return -EEXIST;
     u->slots[fd].tag = tag;
+    u->slots[fd].armed = 0;
+    if (lazy)
+        return 0;
     rc = arm_poll(u, fd);
     if (rc < 0) {
         u->slots[fd].tag = NULL;
         return rc;
     }
+    u->slots[fd].armed = 1;
     return 0;
+}
+
+int tide__uring_watch(tide__poller *p, int fd)
+{
+    struct tide__uring *u = p->uring;
+    int rc;
+
+    if (fd < 0 || (size_t)fd >= u->nslots || !u->slots[fd].tag)
+        return -ENOENT;
+    if (u->slots[fd].armed)
+        return 0;
+    if (u->fork_gen != tide__fork_gen)
+        return -ECHILD;
+    rc = arm_poll(u, fd);
+    if (rc == 0)
+        u->slots[fd].armed = 1;
+    return rc;
 }
 
 int tide__uring_del(tide__poller *p, int fd)
@@ -746,9 +768,14 @@ void tide__uring_free(tide__poller *p)
 {
     (void)p;
 }
-int tide__uring_add(tide__poller *p, int fd, void *tag)
+int tide__uring_add(tide__poller *p, int fd, void *tag, int lazy)
 {
-    (void)p, (void)fd, (void)tag;
+    (void)p, (void)fd, (void)tag, (void)lazy;
+    return -ENOSYS;
+}
+int tide__uring_watch(tide__poller *p, int fd)
+{
+    (void)p, (void)fd;
     return -ENOSYS;
 }
 int tide__uring_del(tide__poller *p, int fd)

@@ -192,6 +192,8 @@ static int fdt_arm(tide__transport *tp, unsigned wait, tide__transport_cb cb, vo
     /* The edge came already (or never comes, for a file): try again now. */
     if ((f->ready & wait) || f->always_ready)
         return -EALREADY;
+    if (tide__fd_watch(f) < 0)
+        return -EBADF;
     t->cb = cb;
     t->cb_arg = arg;
     f->cb_arg = t;

@@ -408,6 +408,10 @@ ssize_t tide__uring_write(tide_task *cur, tide__fd *f, const void *buf, size_t l
                           size_t *done);
 void tide__fd_forget(tide_loop *loop, int fd);
 int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
+/* Before waiting for f's readiness by other means than tide__fd_wait (a
+ * callback): arms its poll if it was registered without one (f->uring).
+ * 0 or -errno. */
+int tide__fd_watch(tide__fd *f);
 
 /*
  * The one fd-operation path (io.c).  An operation is a function making one
