@@ -48,6 +48,8 @@ typedef struct uop_wait {
     tide__fd *f;
     unsigned dir;
     uint8_t linked; /* f's reader / writer slot holds the task */
+    size_t len;     /* asked for: a short recv means drained */
+    uint32_t gen;   /* f->gen when queued: the fd's, not a later owner's */
 } uop_wait;
 
 static void unlink_slot(uop_wait *w)
@@ -66,6 +68,14 @@ static void uop_done(tide__uop *u)
     uop_wait *w = tide__container_of(u, uop_wait, u);
     tide_task *t = w->task;
 
+    /* Readiness changes here, in completion order: a poll report of new
+     * bytes that comes after this completion must win over it. */
+    if (w->f->gen != w->gen)
+        ; /* closed since: the state is a new owner's now */
+    else if (u->res == -EAGAIN)
+        w->f->ready &= ~w->dir;
+    else if (w->dir == TIDE__EV_IN && u->res > 0 && (size_t)u->res < w->len && !w->f->hup)
+        w->f->ready &= ~TIDE__EV_IN;
     unlink_slot(w);
     tide__loop_io_unref(w->f->loop);
     if (t) {
@@ -114,7 +124,8 @@ static ssize_t uop_run(tide_task *cur, uop_wait *w)
 
 ssize_t tide__uring_read(tide_task *cur, tide__fd *f, void *buf, size_t len, int flags)
 {
-    uop_wait w = {.u = {.done = uop_done}, .f = f, .dir = TIDE__EV_IN};
+    uop_wait w = {.u = {.done = uop_done}, .f = f, .dir = TIDE__EV_IN, .len = len,
+                  .gen = f->gen};
     const uint32_t gen = f->gen;
     ssize_t n;
 
@@ -125,11 +136,7 @@ ssize_t tide__uring_read(tide_task *cur, tide__fd *f, void *buf, size_t len, int
     n = uop_run(cur, &w);
     if (f->gen != gen)
         return -EBADF; /* closed meanwhile: maybe reused by now */
-    if (n == -EAGAIN)
-        f->ready &= ~TIDE__EV_IN; /* the readiness path waits for the edge */
-    else if (n >= 0 && f->hup == 0 && (size_t)n < len)
-        f->ready &= ~TIDE__EV_IN; /* drained, as a short read says */
-    return n;
+    return n; /* -EAGAIN: the readiness path (the bit was cleared) */
 }
 
 ssize_t tide__uring_write(tide_task *cur, tide__fd *f, const void *buf, size_t len, int flags,
@@ -139,7 +146,7 @@ ssize_t tide__uring_write(tide_task *cur, tide__fd *f, const void *buf, size_t l
     const char *p = buf;
 
     while (*done < len) {
-        uop_wait w = {.u = {.done = uop_done}, .f = f, .dir = TIDE__EV_OUT};
+        uop_wait w = {.u = {.done = uop_done}, .f = f, .dir = TIDE__EV_OUT, .gen = gen};
         ssize_t n;
         int rc;
 
@@ -150,10 +157,8 @@ ssize_t tide__uring_write(tide_task *cur, tide__fd *f, const void *buf, size_t l
         n = uop_run(cur, &w);
         if (f->gen != gen)
             return *done ? (ssize_t)*done : -EBADF;
-        if (n == -EAGAIN) {
-            f->ready &= ~TIDE__EV_OUT;
-            return -EAGAIN;
-        }
+        if (n == -EAGAIN)
+            return -EAGAIN; /* the bit was cleared */
         if (n <= 0)
             return *done ? (ssize_t)*done : n == 0 ? -EIO : n;
         *done += (size_t)n;

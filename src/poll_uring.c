@@ -70,6 +70,11 @@ extern volatile unsigned tide__fork_gen; /* io.c: bumped in a forked child */
 #define CQ_ENTRIES 4096u
 #define UD_WAKE UINT64_MAX        /* the eventfd read */
 #define UD_IGNORE (UINT64_MAX - 1) /* the cancels */
+#ifdef IORING_SQ_TASKRUN
+#define SQ_MUST_ENTER (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)
+#else
+#define SQ_MUST_ENTER IORING_SQ_CQ_OVERFLOW
+#endif
 #define POLL_MASK (POLLIN | POLLOUT | POLLRDHUP | POLLERR | POLLHUP)
 
 typedef struct slot {
@@ -263,8 +268,19 @@ int tide__uring_init(tide__poller *p)
     u->fork_gen = tide__fork_gen;
     memset(&prm, 0, sizeof prm);
     prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+#ifdef IORING_SETUP_COOP_TASKRUN
+    /* 5.19: completions' task work waits for our next enter instead of
+     * interrupting the loop (we reap only there anyway). */
+    prm.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+#endif
     prm.cq_entries = CQ_ENTRIES;
     u->ring_fd = sys_setup(SQ_ENTRIES, &prm);
+    if (u->ring_fd < 0 && errno == EINVAL) { /* before 5.19: no COOP_TASKRUN */
+        memset(&prm, 0, sizeof prm);
+        prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+        prm.cq_entries = CQ_ENTRIES;
+        u->ring_fd = sys_setup(SQ_ENTRIES, &prm);
+    }
     if (u->ring_fd < 0 && errno == EINVAL) { /* before 5.18: no SUBMIT_ALL */
         memset(&prm, 0, sizeof prm);
         prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
@@ -709,7 +725,9 @@ int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void
     __atomic_store_n(u->sq_ktail, u->sq_tail, __ATOMIC_RELEASE);
     pending = sq_pending(u);
     if (ready || timeout_ns == 0) {
-        if (!pending && !(__atomic_load_n(u->sq_kflags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW))
+        /* Only when no completion waits as task work for an enter to run
+         * it (COOP_TASKRUN sets IORING_SQ_TASKRUN then). */
+        if (!pending && !(__atomic_load_n(u->sq_kflags, __ATOMIC_RELAXED) & SQ_MUST_ENTER))
             return reap(p, cb, ctx);
         wait_nr = 0;
     } else {
