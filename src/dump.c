@@ -83,7 +83,9 @@ const void *tide__wait_object(const tide_task *t)
     switch (t->wait_kind) {
     case TIDE_WAIT_FD_READ:
     case TIDE_WAIT_FD_WRITE:
-        return tide__is_fd_unlink(t->unlink) ? t->unlink_arg : NULL; /* the tide__fd (io.c) */
+        if (tide__is_fd_unlink(t->unlink))
+            return t->unlink_arg; /* the tide__fd (io.c) */
+        return tide__uop_fd(t->unlink, t->unlink_arg); /* an io_uring recv/send */
     case TIDE_WAIT_LOCK:
         return waitlist_owner(t, offsetof(tide_lock, waiters));
     case TIDE_WAIT_EVENT:

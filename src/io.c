@@ -135,6 +135,7 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
     }
     f->always_ready = 0;
     f->bytestream = 0;
+    f->uring = 0;
     if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
         /* A file is always "ready": epoll refuses it, and kqueue's read
          * filter would never fire at its end.  Never poll it, never wait,
@@ -166,10 +167,17 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
             *err = rc;
             return NULL;
         }
-        rc = tide__poller_add(&loop->poller, fd, &f->p);
+        /* Stream sockets read and write through io_uring operations when
+         * the poller takes them (io_uring_ops.c); their poll is armed only
+         * when a task or a callback waits for readiness (tide__fd_watch). */
+        f->uring = f->bytestream && S_ISSOCK(st.st_mode) && tide__poller_ops(&loop->poller);
+        rc = f->uring ? tide__poller_add_lazy(&loop->poller, fd, &f->p)
+                      : tide__poller_add(&loop->poller, fd, &f->p);
         if (rc == -EPERM) {
             f->always_ready = 1; /* a device the poller cannot watch (/dev/null) */
+            f->uring = 0;
         } else if (rc < 0) {
+            f->uring = 0;
             *err = rc;
             return NULL;
         }
@@ -179,6 +187,11 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
     if (TIDE__UNLIKELY(loop->dbg.on))
         tide__dbg_fd_born(loop, f); /* for the leak report at the loop's end */
     return f;
+}
+
+int tide__fd_watch(tide__fd *f)
+{
+    return f->uring ? tide__poller_watch(&f->loop->poller, f->fd) : 0;
 }
 
 /* ---------------------------------------------------------------- fork */
@@ -225,6 +238,7 @@ int tide__io_fork_check(tide_loop *loop)
             f->registered = 0; /* gone in the child: re-registered on next use */
             continue;
         }
+        f->uring = f->uring && tide__poller_ops(&loop->poller);
         f->ready = TIDE__EV_IN | TIDE__EV_OUT;
     }
     return 0;
@@ -310,10 +324,13 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
     uint32_t gen = f->gen;
     int rc;
 
-    if (*slot)
+    if (*slot || (dir == TIDE__EV_IN ? f->op_reader : f->op_writer))
         return -EBUSY;
     if (f->always_ready)
         return 0;
+    rc = tide__fd_watch(f);
+    if (rc < 0)
+        return rc;
     *slot = cur;
     tide__loop_io_ref(f->loop);
     /* The object is f, the unlink argument (a signal wait marked f->sigwait). */
@@ -598,6 +615,11 @@ ssize_t tide_read(int fd, void *buf, size_t len)
     rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0 || len == 0)
         return rc;
+    if (f->uring) {
+        ssize_t n = tide__uring_read(cur, f, buf, len, 0);
+        if (n != -EAGAIN)
+            return n;
+    }
     return fd_run(cur, f, TIDE__EV_IN, read_op, &c, len, NULL, 0);
 }
 
@@ -626,6 +648,11 @@ ssize_t tide_recv(int fd, void *buf, size_t len, int flags)
     rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0)
         return rc;
+    if (f->uring && len > 0 && !(flags & (MSG_PEEK | MSG_DONTWAIT))) {
+        ssize_t n = tide__uring_read(cur, f, buf, len, flags);
+        if (n != -EAGAIN)
+            return n;
+    }
     /* A peek consumes nothing: it must never conclude the socket drained. */
     return fd_run(cur, f, TIDE__EV_IN, recv_op, &c, (flags & MSG_PEEK) ? 0 : len, NULL, 0);
 }
@@ -703,6 +730,11 @@ ssize_t tide_write(int fd, const void *buf, size_t len)
     rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0 || len == 0)
         return rc;
+    if (f->uring) {
+        ssize_t n = tide__uring_write(cur, f, buf, len, 0, &c.done);
+        if (n != -EAGAIN)
+            return n;
+    }
     return fd_run(cur, f, TIDE__EV_OUT, write_op, &c, len, &c.done, 0);
 }
 
@@ -716,6 +748,11 @@ ssize_t tide_send(int fd, const void *buf, size_t len, int flags)
     rc = io_begin_buf(fd, buf, len, &cur, &f);
     if (rc < 0 || len == 0)
         return rc;
+    if (f->uring && !(flags & MSG_DONTWAIT)) {
+        ssize_t n = tide__uring_write(cur, f, buf, len, flags, &c.done);
+        if (n != -EAGAIN)
+            return n;
+    }
     return fd_run(cur, f, TIDE__EV_OUT, send_op, &c, len, &c.done, 0);
 }
 
@@ -889,6 +926,13 @@ void tide__fd_forget(tide_loop *loop, int fd)
         tide__interrupt(f->reader, -EBADF);
     if (f->writer)
         tide__interrupt(f->writer, -EBADF);
+    /* An operation in flight: its wait ends, the cancel is asked now (the
+     * poller's del below cancels by fd too), the task waits on for the
+     * completion. */
+    if (f->op_reader)
+        tide__interrupt(f->op_reader, -EBADF);
+    if (f->op_writer)
+        tide__interrupt(f->op_writer, -EBADF);
     if (f->on_readable)
         f->on_readable(f, -EBADF);
     if (f->on_writable)
@@ -897,6 +941,7 @@ void tide__fd_forget(tide_loop *loop, int fd)
         (void)tide__poller_del(&loop->poller, fd);
     f->registered = 0;
     f->always_ready = 0;
+    f->uring = 0;
     f->hup = 0;
     f->on_readable = f->on_writable = NULL;
     f->ready = 0;
@@ -913,8 +958,13 @@ int tide_fd_forget(int fd)
 
     if (fd < 0)
         return -EBADF;
-    /* Every loop of this thread: outside a run we cannot know which one
-     * registered it (usually there is one). */
+    /* The running loop (which may have been made on another thread, so not
+     * be on this thread's list: an io_uring poll or operation would hold
+     * the file open), then every loop of this thread: outside a run we
+     * cannot know which one registered it (usually there is one).  A
+     * second forget of the same fd is a no-op. */
+    if (tide__tls_loop)
+        tide__fd_forget(tide__tls_loop, fd);
     for (loop = tide__tls_loops; loop; loop = loop->next_on_thread)
         tide__fd_forget(loop, fd);
     return 0;

@@ -14,6 +14,8 @@
 #ifndef TIDE_POLL_H
 #define TIDE_POLL_H
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define TIDE__EV_IN 0x1u  /* readable (or a listening socket has a connection) */
@@ -46,6 +48,26 @@ void tide__poller_free(tide__poller *p);
  * directory): it was not registered, and its owner treats it as always
  * ready.  Both backends answer so for those fds (epoll by itself). */
 int tide__poller_add(tide__poller *p, int fd, void *tag);
+#if defined(__linux__)
+/* tide__poller_add, but the poll itself is armed only by the first
+ * tide__poller_watch (io_uring: an fd served by completion operations
+ * needs no poll, and each wake-up of an armed one costs a completion).
+ * epoll: the same as tide__poller_add, and watch does nothing. */
+int tide__poller_add_lazy(tide__poller *p, int fd, void *tag);
+/* Arms the poll of an fd registered lazily, if not yet armed: its first
+ * report says what is ready now.  0 or -errno. */
+int tide__poller_watch(tide__poller *p, int fd);
+#else
+static inline int tide__poller_add_lazy(tide__poller *p, int fd, void *tag)
+{
+    return tide__poller_add(p, fd, tag);
+}
+static inline int tide__poller_watch(tide__poller *p, int fd)
+{
+    (void)p, (void)fd;
+    return 0;
+}
+#endif
 /* Unregisters fd; call it before closing fd.  Returns 0 or -errno. */
 int tide__poller_del(tide__poller *p, int fd);
 /* Waits at most timeout_ns (< 0: forever; 0: just look) and calls cb once per
@@ -64,12 +86,77 @@ const char *tide__poller_name(const tide__poller *p);
  * the kernel or the headers lack what it needs). */
 int tide__uring_init(tide__poller *p);
 void tide__uring_free(tide__poller *p);
-int tide__uring_add(tide__poller *p, int fd, void *tag);
+int tide__uring_add(tide__poller *p, int fd, void *tag, int lazy);
+int tide__uring_watch(tide__poller *p, int fd);
 int tide__uring_del(tide__poller *p, int fd);
 int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void *ctx);
+/*
+ * Completion operations (io_uring only; docs/io_uring.md, "Stage 2").  An
+ * operation is a recv or send the kernel performs on a buffer the caller
+ * keeps valid, and owns, until done(op) is called from tide__poller_wait
+ * (op->res: the count, 0 at EOF, or -errno).  The tide__uop lives wherever
+ * the buffer's owner lives (a waiting task's stack, a stream): the kernel
+ * only echoes its address.  Submissions are queued and go to the kernel
+ * with the next wait's io_uring_enter.  tide__poller_ops says whether the
+ * poller takes them (an io_uring with async cancel by fd).
+ */
+typedef struct tide__uop tide__uop;
+struct tide__uop {
+    void (*done)(tide__uop *op); /* called once, from tide__poller_wait */
+    int32_t res;
+    uint8_t inflight; /* submitted, its completion not yet seen */
+};
+#if defined(__linux__)
+int tide__poller_ops(const tide__poller *p);
+/* Queues a recv (flags: MSG_*) into buf, or a send (MSG_NOSIGNAL added) of
+ * buf.  0 or -errno (-EAGAIN: the SQ is full and could not be flushed;
+ * -ECHILD: a forked child's copy of the ring): then nothing was queued. */
+int tide__uring_recv(tide__poller *p, tide__uop *op, int fd, void *buf, size_t len, int flags);
+int tide__uring_send(tide__poller *p, tide__uop *op, int fd, const void *buf, size_t len,
+                     int flags);
+/* Queues a sendmsg of m (which must stay valid until done). */
+int tide__uring_sendmsg(tide__poller *p, tide__uop *op, int fd, const void *m, int flags);
+/* Asks the kernel, now (one io_uring_enter), to cancel op; its completion
+ * still comes (-ECANCELED, or the result if it had finished).  0 or -errno. */
+int tide__uring_cancel(tide__poller *p, tide__uop *op);
+#else /* no io_uring: the readiness path is the only one */
+static inline int tide__poller_ops(const tide__poller *p)
+{
+    (void)p;
+    return 0;
+}
+static inline int tide__uring_recv(tide__poller *p, tide__uop *op, int fd, void *buf, size_t len,
+                                   int flags)
+{
+    (void)p, (void)op, (void)fd, (void)buf, (void)len, (void)flags;
+    return -ENOSYS;
+}
+static inline int tide__uring_send(tide__poller *p, tide__uop *op, int fd, const void *buf,
+                                   size_t len, int flags)
+{
+    (void)p, (void)op, (void)fd, (void)buf, (void)len, (void)flags;
+    return -ENOSYS;
+}
+static inline int tide__uring_sendmsg(tide__poller *p, tide__uop *op, int fd, const void *m,
+                                      int flags)
+{
+    (void)p, (void)op, (void)fd, (void)m, (void)flags;
+    return -ENOSYS;
+}
+static inline int tide__uring_cancel(tide__poller *p, tide__uop *op)
+{
+    (void)p, (void)op;
+    return -ENOSYS;
+}
+#endif
+
 /* Test hook: when non-zero, tide__uring_init fails with -tide__uring_fail_setup
  * as if io_uring_setup had (seccomp's EPERM, an old kernel's ENOSYS). */
 extern int tide__uring_fail_setup;
+/* Test hook: when non-zero, rings made from then on take no completion
+ * operations (the readiness path only, as on a kernel before 5.19); so does
+ * TIDE_URING_NO_OPS=1 in the environment. */
+extern int tide__uring_no_ops;
 #endif
 
 #endif

@@ -105,12 +105,24 @@ void tide__poller_free(tide__poller *p)
 int tide__poller_add(tide__poller *p, int fd, void *tag)
 {
     if (p->uring)
-        return tide__uring_add(p, fd, tag);
+        return tide__uring_add(p, fd, tag, 0);
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.ptr = tag,
     };
     return epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int tide__poller_add_lazy(tide__poller *p, int fd, void *tag)
+{
+    if (p->uring)
+        return tide__uring_add(p, fd, tag, 1);
+    return tide__poller_add(p, fd, tag);
+}
+
+int tide__poller_watch(tide__poller *p, int fd)
+{
+    return p->uring ? tide__uring_watch(p, fd) : 0;
 }
 
 int tide__poller_del(tide__poller *p, int fd)

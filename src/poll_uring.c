@@ -64,16 +64,23 @@ extern volatile unsigned tide__fork_gen; /* io.c: bumped in a forked child */
     defined(IORING_ENTER_EXT_ARG) && defined(SYS_io_uring_setup)
 
 #include <sys/poll.h>
+#include <sys/socket.h>
 
 #define SQ_ENTRIES 256u
 #define CQ_ENTRIES 4096u
 #define UD_WAKE UINT64_MAX        /* the eventfd read */
 #define UD_IGNORE (UINT64_MAX - 1) /* the cancels */
+#ifdef IORING_SQ_TASKRUN
+#define SQ_MUST_ENTER (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)
+#else
+#define SQ_MUST_ENTER IORING_SQ_CQ_OVERFLOW
+#endif
 #define POLL_MASK (POLLIN | POLLOUT | POLLRDHUP | POLLERR | POLLHUP)
 
 typedef struct slot {
-    void *tag;    /* NULL: not registered */
-    uint32_t gen; /* bumped by del */
+    void *tag;     /* NULL: not registered */
+    uint32_t gen;  /* bumped by del */
+    uint8_t armed; /* its poll was submitted (a lazy add arms on watch) */
 } slot;
 
 struct tide__uring {
@@ -98,6 +105,9 @@ struct tide__uring {
     uint64_t wake_buf;
     unsigned features;
     unsigned fork_gen; /* tide__fork_gen when made: else a forked child's copy */
+    unsigned nops;        /* completion operations in flight */
+    uint8_t ops_ok;       /* the kernel cancels by fd: completion operations on */
+    uint8_t closing;      /* free drains the operations: done is not called */
     pthread_t reg_thread; /* the thread whose table holds enter_fd */
 };
 
@@ -155,9 +165,11 @@ static struct io_uring_sqe *get_sqe(struct tide__uring *u)
     return sqe;
 }
 
+/* A poll's user_data is even (gen << 32 | fd << 1), an operation's is its
+ * address with bit 0 set (a tide__uop is at least 4-aligned). */
 static uint64_t poll_ud(int fd, uint32_t gen)
 {
-    return (uint64_t)gen << 32 | (uint32_t)fd;
+    return (uint64_t)gen << 32 | (uint32_t)fd << 1;
 }
 
 static int arm_poll(struct tide__uring *u, int fd)
@@ -203,6 +215,42 @@ static void unmap(struct tide__uring *u)
         munmap(u->ring_map, u->ring_len);
 }
 
+int tide__uring_no_ops; /* test hook: the readiness path only */
+
+/* Completion operations need the kernel to cancel every request on an fd
+ * (IORING_ASYNC_CANCEL_FD, 5.19): a close must take the file back from a
+ * recv or send in flight.  Asked once: a cancel by the ring's own fd (on
+ * which nothing waits) answers -ENOENT if the kernel knows the flag,
+ * -EINVAL if not. */
+static void probe_ops(struct tide__uring *u)
+{
+    struct io_uring_sqe *sqe;
+    unsigned head;
+    int rc;
+
+    u->ops_ok = 0;
+    if (tide__uring_no_ops || getenv("TIDE_URING_NO_OPS"))
+        return;
+    sqe = get_sqe(u);
+    if (!sqe)
+        return;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = u->ring_fd;
+    sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+    sqe->user_data = UD_IGNORE;
+    __atomic_store_n(u->sq_ktail, u->sq_tail, __ATOMIC_RELEASE);
+    do
+        rc = sys_enter(u, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+    while (rc < 0 && errno == EINTR);
+    head = *u->cq_khead;
+    if (rc < 0 || __atomic_load_n(u->cq_ktail, __ATOMIC_ACQUIRE) == head)
+        return;
+    u->ops_ok = u->cqes[head & u->cq_mask].res != -EINVAL;
+    __atomic_store_n(u->cq_khead, head + 1, __ATOMIC_RELEASE);
+}
+
+static int reap(tide__poller *p, tide__poll_cb cb, void *ctx);
+
 int tide__uring_init(tide__poller *p)
 {
     struct io_uring_params prm;
@@ -220,8 +268,19 @@ int tide__uring_init(tide__poller *p)
     u->fork_gen = tide__fork_gen;
     memset(&prm, 0, sizeof prm);
     prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+#ifdef IORING_SETUP_COOP_TASKRUN
+    /* 5.19: completions' task work waits for our next enter instead of
+     * interrupting the loop (we reap only there anyway). */
+    prm.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+#endif
     prm.cq_entries = CQ_ENTRIES;
     u->ring_fd = sys_setup(SQ_ENTRIES, &prm);
+    if (u->ring_fd < 0 && errno == EINVAL) { /* before 5.19: no COOP_TASKRUN */
+        memset(&prm, 0, sizeof prm);
+        prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+        prm.cq_entries = CQ_ENTRIES;
+        u->ring_fd = sys_setup(SQ_ENTRIES, &prm);
+    }
     if (u->ring_fd < 0 && errno == EINVAL) { /* before 5.18: no SUBMIT_ALL */
         memset(&prm, 0, sizeof prm);
         prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
@@ -285,6 +344,7 @@ int tide__uring_init(tide__poller *p)
         }
     }
 #endif
+    probe_ops(u);
     p->wake_rd = p->wake_wr = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->wake_rd < 0) {
         err = -errno;
@@ -310,6 +370,31 @@ void tide__uring_free(tide__poller *p)
 
     if (!u)
         return;
+    /* Operations in flight write into buffers their owners are about to
+     * free (a task released by a loop that could not finish it): cancel
+     * them all and wait for every completion before the ring goes (its
+     * teardown in the kernel is asynchronous). */
+    if (u->nops && u->fork_gen == tide__fork_gen) {
+        struct io_uring_sqe *sqe = get_sqe(u);
+        int tries = 0;
+        u->closing = 1;
+        if (sqe) {
+            sqe->opcode = IORING_OP_ASYNC_CANCEL;
+            sqe->fd = -1;
+            sqe->cancel_flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
+            sqe->user_data = UD_IGNORE;
+        }
+        while (u->nops && tries++ < 1000) {
+            struct __kernel_timespec ts = {0, 10000000};
+            struct io_uring_getevents_arg arg;
+            memset(&arg, 0, sizeof arg);
+            arg.ts = (uint64_t)(uintptr_t)&ts;
+            __atomic_store_n(u->sq_ktail, u->sq_tail, __ATOMIC_RELEASE);
+            (void)sys_enter(u, sq_pending(u), 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                            &arg, sizeof arg);
+            (void)reap(p, NULL, NULL);
+        }
+    }
     /* Closing the ring cancels what is in flight; the wake read's buffer is
      * freed after that (a cancelled read copies nothing).  A registered ring
      * index is dropped with its thread's table (or on the thread's exit). */
@@ -350,7 +435,7 @@ static int probe_device(struct tide__uring *u, int fd)
     return 0;
 }
 
-int tide__uring_add(tide__poller *p, int fd, void *tag)
+int tide__uring_add(tide__poller *p, int fd, void *tag, int lazy)
 {
     struct tide__uring *u = p->uring;
     struct stat st;
@@ -384,12 +469,33 @@ int tide__uring_add(tide__poller *p, int fd, void *tag)
     if (u->slots[fd].tag)
         return -EEXIST;
     u->slots[fd].tag = tag;
+    u->slots[fd].armed = 0;
+    if (lazy)
+        return 0;
     rc = arm_poll(u, fd);
     if (rc < 0) {
         u->slots[fd].tag = NULL;
         return rc;
     }
+    u->slots[fd].armed = 1;
     return 0;
+}
+
+int tide__uring_watch(tide__poller *p, int fd)
+{
+    struct tide__uring *u = p->uring;
+    int rc;
+
+    if (fd < 0 || (size_t)fd >= u->nslots || !u->slots[fd].tag)
+        return -ENOENT;
+    if (u->slots[fd].armed)
+        return 0;
+    if (u->fork_gen != tide__fork_gen)
+        return -ECHILD;
+    rc = arm_poll(u, fd);
+    if (rc == 0)
+        u->slots[fd].armed = 1;
+    return rc;
 }
 
 int tide__uring_del(tide__poller *p, int fd)
@@ -417,11 +523,110 @@ int tide__uring_del(tide__poller *p, int fd)
     sqe->fd = -1;
     sqe->addr = ud;
     sqe->user_data = UD_IGNORE;
+    if (u->ops_ok) {
+        /* Every request on fd: the poll and the operations in flight (the
+         * queued ones are submitted first, in this same enter), each of
+         * which holds the file too. */
+        sqe->fd = fd;
+        sqe->addr = 0;
+        sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+    }
 #ifdef IOSQE_CQE_SKIP_SUCCESS
     if (u->features & IORING_FEAT_CQE_SKIP)
         sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
 #endif
     return submit(u); /* now: the poll holds the file open until removed */
+}
+
+/* ------------------------------------------------ completion operations */
+
+int tide__poller_ops(const tide__poller *p)
+{
+    return p->uring && p->uring->ops_ok && p->uring->fork_gen == tide__fork_gen;
+}
+
+static struct io_uring_sqe *op_sqe(tide__poller *p, tide__uop *op, int opcode, int fd)
+{
+    struct tide__uring *u = p->uring;
+    struct io_uring_sqe *sqe;
+
+    if (!u || u->fork_gen != tide__fork_gen)
+        return NULL;
+    sqe = get_sqe(u);
+    if (!sqe)
+        return NULL;
+    sqe->opcode = (uint8_t)opcode;
+    sqe->fd = fd;
+    sqe->user_data = (uint64_t)(uintptr_t)op | 1;
+    op->inflight = 1;
+    op->res = 0;
+    u->nops++;
+    return sqe;
+}
+
+static int op_err(const tide__poller *p)
+{
+    return p->uring && p->uring->fork_gen != tide__fork_gen ? -ECHILD : -EAGAIN;
+}
+
+int tide__uring_recv(tide__poller *p, tide__uop *op, int fd, void *buf, size_t len, int flags)
+{
+    struct io_uring_sqe *sqe = op_sqe(p, op, IORING_OP_RECV, fd);
+
+    if (!sqe)
+        return op_err(p);
+    sqe->addr = (uint64_t)(uintptr_t)buf;
+    sqe->len = len > 0x7ffff000u ? 0x7ffff000u : (uint32_t)len;
+    sqe->msg_flags = (uint32_t)flags;
+    return 0;
+}
+
+int tide__uring_send(tide__poller *p, tide__uop *op, int fd, const void *buf, size_t len,
+                     int flags)
+{
+    struct io_uring_sqe *sqe = op_sqe(p, op, IORING_OP_SEND, fd);
+
+    if (!sqe)
+        return op_err(p);
+    sqe->addr = (uint64_t)(uintptr_t)buf;
+    sqe->len = len > 0x7ffff000u ? 0x7ffff000u : (uint32_t)len;
+    sqe->msg_flags = (uint32_t)flags | MSG_NOSIGNAL;
+    return 0;
+}
+
+int tide__uring_sendmsg(tide__poller *p, tide__uop *op, int fd, const void *m, int flags)
+{
+    struct io_uring_sqe *sqe = op_sqe(p, op, IORING_OP_SENDMSG, fd);
+
+    if (!sqe)
+        return op_err(p);
+    sqe->addr = (uint64_t)(uintptr_t)m;
+    sqe->len = 1;
+    sqe->msg_flags = (uint32_t)flags | MSG_NOSIGNAL;
+    return 0;
+}
+
+int tide__uring_cancel(tide__poller *p, tide__uop *op)
+{
+    struct tide__uring *u = p->uring;
+    struct io_uring_sqe *sqe;
+
+    if (!u || !op->inflight)
+        return 0;
+    if (u->fork_gen != tide__fork_gen)
+        return -ECHILD;
+    sqe = get_sqe(u);
+    if (!sqe)
+        return -EAGAIN;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = (uint64_t)(uintptr_t)op | 1;
+    sqe->user_data = UD_IGNORE;
+#ifdef IOSQE_CQE_SKIP_SUCCESS
+    if (u->features & IORING_FEAT_CQE_SKIP)
+        sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+#endif
+    return submit(u);
 }
 
 static unsigned to_events(uint32_t e)
@@ -463,7 +668,17 @@ static int reap(tide__poller *p, tide__poll_cb cb, void *ctx)
         }
         if (ud == UD_IGNORE)
             continue;
-        fd = (int)(uint32_t)ud;
+        if (ud & 1) { /* a completion operation: one shot, its owner told */
+            tide__uop *op = (tide__uop *)(uintptr_t)(ud & ~(uint64_t)1);
+            op->inflight = 0;
+            op->res = res;
+            u->nops--;
+            if (!u->closing)
+                op->done(op);
+            reported++;
+            continue;
+        }
+        fd = (int)((uint32_t)ud >> 1);
         if ((size_t)fd >= u->nslots)
             continue;
         s = &u->slots[fd];
@@ -482,11 +697,12 @@ static int reap(tide__poller *p, tide__poll_cb cb, void *ctx)
             else
                 res = (res < 0 ? 0 : res) | POLLIN | POLLOUT;
         }
-        cb(ctx, s->tag, to_events((uint32_t)res));
+        if (cb)
+            cb(ctx, s->tag, to_events((uint32_t)res));
         reported++;
     }
     __atomic_store_n(u->cq_khead, head, __ATOMIC_RELEASE);
-    if (!u->wake_armed)
+    if (!u->wake_armed && !u->closing)
         (void)arm_wake(p);
     return reported;
 }
@@ -509,7 +725,9 @@ int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void
     __atomic_store_n(u->sq_ktail, u->sq_tail, __ATOMIC_RELEASE);
     pending = sq_pending(u);
     if (ready || timeout_ns == 0) {
-        if (!pending && !(__atomic_load_n(u->sq_kflags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW))
+        /* Only when no completion waits as task work for an enter to run
+         * it (COOP_TASKRUN sets IORING_SQ_TASKRUN then). */
+        if (!pending && !(__atomic_load_n(u->sq_kflags, __ATOMIC_RELAXED) & SQ_MUST_ENTER))
             return reap(p, cb, ctx);
         wait_nr = 0;
     } else {
@@ -531,6 +749,34 @@ int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void
 
 #else /* headers without what the backend needs */
 
+int tide__uring_no_ops;
+int tide__poller_ops(const tide__poller *p)
+{
+    (void)p;
+    return 0;
+}
+int tide__uring_recv(tide__poller *p, tide__uop *op, int fd, void *buf, size_t len, int flags)
+{
+    (void)p, (void)op, (void)fd, (void)buf, (void)len, (void)flags;
+    return -ENOSYS;
+}
+int tide__uring_send(tide__poller *p, tide__uop *op, int fd, const void *buf, size_t len,
+                     int flags)
+{
+    (void)p, (void)op, (void)fd, (void)buf, (void)len, (void)flags;
+    return -ENOSYS;
+}
+int tide__uring_sendmsg(tide__poller *p, tide__uop *op, int fd, const void *m, int flags)
+{
+    (void)p, (void)op, (void)fd, (void)m, (void)flags;
+    return -ENOSYS;
+}
+int tide__uring_cancel(tide__poller *p, tide__uop *op)
+{
+    (void)p, (void)op;
+    return -ENOSYS;
+}
+
 int tide__uring_init(tide__poller *p)
 {
     (void)p;
@@ -540,9 +786,14 @@ void tide__uring_free(tide__poller *p)
 {
     (void)p;
 }
-int tide__uring_add(tide__poller *p, int fd, void *tag)
+int tide__uring_add(tide__poller *p, int fd, void *tag, int lazy)
 {
-    (void)p, (void)fd, (void)tag;
+    (void)p, (void)fd, (void)tag, (void)lazy;
+    return -ENOSYS;
+}
+int tide__uring_watch(tide__poller *p, int fd)
+{
+    (void)p, (void)fd;
     return -ENOSYS;
 }
 int tide__uring_del(tide__poller *p, int fd)

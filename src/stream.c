@@ -601,9 +601,22 @@ static ssize_t fill(tide_stream *s, tide_task *cur)
     }
 }
 
-/* Reads into buf directly (no copy), waiting as long as needed. */
+/* Reads into buf directly (no copy), waiting as long as needed.  A
+ * transport that can wait inside its read (io_uring: the kernel fills buf
+ * while the task waits) does so; fill does not, as it would hold a read
+ * buffer per idle connection while it waits. */
 static ssize_t read_direct(tide_stream *s, tide_task *cur, void *buf, size_t n)
 {
+    if (s->tp->ops->read_wait) {
+        ssize_t r = s->tp->ops->read_wait(s->tp, cur, buf, n);
+        if (r != -EAGAIN) {
+            if (s->closed)
+                return -EBADF;
+            if (r == 0)
+                s->eof = 1;
+            return r;
+        }
+    }
     for (;;) {
         unsigned wait = 0;
         ssize_t r = s->tp->ops->read(s->tp, buf, n, &wait);

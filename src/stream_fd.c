@@ -192,6 +192,8 @@ static int fdt_arm(tide__transport *tp, unsigned wait, tide__transport_cb cb, vo
     /* The edge came already (or never comes, for a file): try again now. */
     if ((f->ready & wait) || f->always_ready)
         return -EALREADY;
+    if (tide__fd_watch(f) < 0)
+        return -EBADF;
     t->cb = cb;
     t->cb_arg = arg;
     f->cb_arg = t;
@@ -248,6 +250,19 @@ static int fdt_fd(const tide__transport *tp)
     return alive(t) ? t->fd : -EBADF;
 }
 
+static ssize_t fdt_read_wait(tide__transport *tp, tide_task *cur, void *buf, size_t len)
+{
+    tide__fd_transport *t = fdt(tp);
+    ssize_t n;
+
+    if (!alive(t))
+        return -EBADF;
+    if (!t->f->uring)
+        return -EAGAIN;
+    n = tide__uring_read(cur, t->f, buf, len, 0);
+    return alive(t) || n == -EAGAIN ? n : -EBADF;
+}
+
 const tide__transport_ops tide__fd_transport_ops = {
     .name = "fd",
     .read = fdt_read,
@@ -259,6 +274,7 @@ const tide__transport_ops tide__fd_transport_ops = {
     .free = NULL, /* lives in the stream */
     .address = fdt_address,
     .fd = fdt_fd,
+    .read_wait = fdt_read_wait,
 };
 
 int tide__fd_transport_open(tide__fd_transport *t, tide_loop *loop, int fd)

@@ -305,6 +305,7 @@ const void *tide__wait_object(const tide_task *t);
 /* Whether fn is the unlink function of an fd wait (io.c) / of a waitlist
  * wait (sync.c): what tide__wait_object checks. */
 int tide__is_fd_unlink(void (*fn)(void *));
+const void *tide__uop_fd(void (*unlink)(void *), const void *arg); /* io_uring_ops.c */
 int tide__is_wl_unlink(void (*fn)(void *));
 
 /* Flags of tide__suspend. */
@@ -408,19 +409,35 @@ struct tide__fd {
     uint8_t hup;           /* the poller reported a hang-up */
     uint8_t ready;         /* TIDE__EV_IN/OUT: may be ready (no EAGAIN since) */
     uint8_t bytestream;    /* stream socket or pipe: a short read means drained */
+    uint8_t uring;         /* a stream socket on an io_uring poller that takes
+                              completion operations (io_uring_ops.c) */
     uint32_t gen;          /* bumped when forgotten (closed): stale waiters see it */
     tide_task *reader;     /* the task waiting to read, or NULL */
     tide_task *writer;     /* the task waiting to write, or NULL */
     const void *sigwait;   /* tide_signal_wait's sigset_t while it reads this fd (dump.c) */
     struct tide__dbg_born *born; /* debug mode: where it was registered, or NULL */
+    tide_task *op_reader;  /* the task whose io_uring recv is in flight, or NULL */
+    tide_task *op_writer;  /* the task whose io_uring send is in flight, or NULL */
     tide__fd_cb on_readable; /* or a callback instead of a task */
     tide__fd_cb on_writable;
     void *cb_arg;          /* for the callbacks' owner */
 };
 
 tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err);
+/* Completion-based recv and send on f (f->uring set), io_uring_ops.c: the
+ * task waits for the completion and the kernel never owns buf after they
+ * return.  The count (a send: everything, or what went before an error or
+ * a cancellation), 0 at EOF, -errno; -EAGAIN: not done, use the readiness
+ * path (the send's *done says how far it got). */
+ssize_t tide__uring_read(tide_task *cur, tide__fd *f, void *buf, size_t len, int flags);
+ssize_t tide__uring_write(tide_task *cur, tide__fd *f, const void *buf, size_t len, int flags,
+                          size_t *done);
 void tide__fd_forget(tide_loop *loop, int fd);
 int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir);
+/* Before waiting for f's readiness by other means than tide__fd_wait (a
+ * callback): arms its poll if it was registered without one (f->uring).
+ * 0 or -errno. */
+int tide__fd_watch(tide__fd *f);
 
 /*
  * The one fd-operation path (io.c).  An operation is a function making one

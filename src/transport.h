@@ -81,6 +81,13 @@ typedef struct tide__transport_ops {
     int (*address)(tide__transport *t, int peer, struct sockaddr *addr, socklen_t *len);
     /* The fd underneath, or -ENOTSOCK / -EBADF.  May be NULL: none. */
     int (*fd)(const tide__transport *t);
+    /* Reads up to len (> 0) bytes into buf, which the caller keeps until it
+     * returns, waiting as long as it takes (a cancellation point): the
+     * count, 0 at end of stream, -errno; -EAGAIN: not this way now, use
+     * read and wait.  May be NULL.  The fd transport on an io_uring that
+     * takes operations reads so, with no syscall of its own
+     * (io_uring_ops.c). */
+    ssize_t (*read_wait)(tide__transport *t, tide_task *cur, void *buf, size_t len);
 } tide__transport_ops;
 
 /* Every transport starts with this (embed it first). */
