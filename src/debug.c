@@ -320,6 +320,14 @@ void tide__dbg_future_seen(const void *f, int freed)
     pthread_mutex_unlock(&reg_lock);
 }
 
+void tide__dbg_fd_born(tide_loop *loop, tide__fd *f)
+{
+    if (!f->born)
+        f->born = tide__malloc(sizeof *f->born);
+    if (f->born)
+        capture_here(loop->dbg.on, loop, f->born);
+}
+
 void tide__dbg_born_free(tide_task *t)
 {
     tide__free(t->born);
@@ -616,14 +624,17 @@ void tide__dbg_loop_end(tide_loop *loop)
                             d->futs[i].f);
             tide__ob_frames(b, d->futs[i].born.pcs, d->futs[i].born.n);
         }
-        tide__sym_unlock();
         for (i = 0; i < loop->io.nfds; i++) {
             const tide__fd *f = loop->io.fds[i];
-            if (f && f->registered)
-                tide__ob_printf(b, "tide: leak: fd %d is still registered with the loop "
-                                   "(never tide_close'd)\n",
-                                f->fd);
+            if (!f || !f->registered)
+                continue;
+            tide__ob_printf(b, "tide: leak: fd %d is still registered with the loop "
+                               "(never tide_close'd)%s\n",
+                            f->fd, f->born ? "; registered at:" : "");
+            if (f->born)
+                tide__ob_frames(b, f->born->pcs, f->born->n);
         }
+        tide__sym_unlock();
         tide__ob_flush(b);
         tide__free(b);
     }

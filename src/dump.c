@@ -59,6 +59,7 @@ static const char *const wait_names[TIDE_WAIT__COUNT] = {
     [TIDE_WAIT_STREAM_DRAIN] = "stream-drain",
     [TIDE_WAIT_SERVER] = "server",
     [TIDE_WAIT_CONNECT] = "connect",
+    [TIDE_WAIT_CALL] = "loop-call",
 };
 
 const char *tide_wait_kind_name(tide_wait_kind k)
@@ -66,20 +67,80 @@ const char *tide_wait_kind_name(tide_wait_kind k)
     return (unsigned)k < TIDE_WAIT__COUNT ? wait_names[k] : "?";
 }
 
+/* The primitive whose waitlist holds the waiter a waitlist wait (sync.c)
+ * suspended with: the waiter is the unlink argument and lies in the list
+ * at offset off of the primitive. */
+static const void *waitlist_owner(const tide_task *t, size_t off)
+{
+    const struct tide__waiter *w = t->unlink_arg;
+    if (!tide__is_wl_unlink(t->unlink) || !w)
+        return NULL;
+    return w->list ? (const char *)w->list - off : NULL;
+}
+
+const void *tide__wait_object(const tide_task *t)
+{
+    switch (t->wait_kind) {
+    case TIDE_WAIT_FD_READ:
+    case TIDE_WAIT_FD_WRITE:
+        return tide__is_fd_unlink(t->unlink) ? t->unlink_arg : NULL; /* the tide__fd (io.c) */
+    case TIDE_WAIT_LOCK:
+        return waitlist_owner(t, offsetof(tide_lock, waiters));
+    case TIDE_WAIT_EVENT:
+        return waitlist_owner(t, offsetof(tide_event, waiters));
+    case TIDE_WAIT_COND:
+        return waitlist_owner(t, offsetof(tide_cond, waiters));
+    case TIDE_WAIT_SEM:
+        return waitlist_owner(t, offsetof(tide_sem, waiters));
+    default:
+        return t->wait_obj;
+    }
+}
+
+/* What a waiting task waits on, as the dump shows it: the kind (an fd read
+ * of tide_signal_wait is a "signal" wait) and the object (a tide__fd for fd
+ * kinds, the sigset_t for a signal). */
+static tide_wait_kind wait_of(const tide_task *t, const void **obj)
+{
+    tide_wait_kind k = (tide_wait_kind)t->wait_kind;
+
+    *obj = tide__wait_object(t);
+    switch (k) {
+    case TIDE_WAIT_FD_READ:
+    case TIDE_WAIT_FD_WRITE:
+    case TIDE_WAIT_LOCK:
+    case TIDE_WAIT_EVENT:
+    case TIDE_WAIT_COND:
+    case TIDE_WAIT_SEM:
+        if (!*obj)
+            return TIDE_WAIT_NONE; /* a kind an earlier wait left (see tide__wait_object) */
+        break;
+    default:
+        break;
+    }
+    if (k == TIDE_WAIT_FD_READ && ((const tide__fd *)*obj)->sigwait) {
+        *obj = ((const tide__fd *)*obj)->sigwait;
+        k = TIDE_WAIT_SIGNAL;
+    }
+    return k;
+}
+
 int tide_task_wait_info(const tide_task *t, tide_wait_info *out)
 {
+    const void *obj = NULL;
+
     if (!out || tide__task_check(t) < 0)
         return -EINVAL;
-    out->kind = t->state == TIDE_TASK_WAITING ? (tide_wait_kind)t->wait_kind : TIDE_WAIT_NONE;
+    out->kind = t->state == TIDE_TASK_WAITING ? wait_of(t, &obj) : TIDE_WAIT_NONE;
     out->object = NULL;
     out->fd = -1;
     out->since_ms = 0;
     if (out->kind == TIDE_WAIT_NONE)
         return 0;
     if (out->kind == TIDE_WAIT_FD_READ || out->kind == TIDE_WAIT_FD_WRITE)
-        out->fd = ((const tide__fd *)t->wait_obj)->fd;
+        out->fd = ((const tide__fd *)obj)->fd;
     else
-        out->object = t->wait_obj;
+        out->object = obj;
     out->since_ms = t->wait_since / 1000000;
     return 0;
 }
@@ -457,13 +518,14 @@ static void print_addr(tide__outbuf *b, int fd)
 
 static void print_wait(tide__outbuf *b, const tide_task *t, int64_t now)
 {
-    tide_wait_kind k = (tide_wait_kind)t->wait_kind;
+    const void *obj;
+    tide_wait_kind k = wait_of(t, &obj);
 
     tide__ob_printf(b, " on %s", tide_wait_kind_name(k));
     switch (k) {
     case TIDE_WAIT_FD_READ:
     case TIDE_WAIT_FD_WRITE: {
-        int fd = ((const tide__fd *)t->wait_obj)->fd;
+        int fd = ((const tide__fd *)obj)->fd;
         tide__ob_printf(b, " fd %d", fd);
         print_addr(b, fd);
         break;
@@ -473,13 +535,13 @@ static void print_wait(tide__outbuf *b, const tide_task *t, int64_t now)
             tide__ob_printf(b, " (%lld ms left)", (long long)((t->wait_until - now) / 1000000));
         break;
     case TIDE_WAIT_TASK: {
-        const tide_task *o = t->wait_obj;
+        const tide_task *o = obj;
         if (tide__task_check(o) == 0)
             tide__ob_printf(b, " %llu \"%s\"", (unsigned long long)o->id, tide_task_name(o));
         break;
     }
     case TIDE_WAIT_SIGNAL: {
-        const sigset_t *set = t->wait_obj;
+        const sigset_t *set = obj;
         const char *sep = " ";
         int s;
         for (s = 1; s < NSIG; s++)
@@ -492,7 +554,7 @@ static void print_wait(tide__outbuf *b, const tide_task *t, int64_t now)
     case TIDE_WAIT_NONE:
         break;
     default:
-        tide__ob_printf(b, " %p", t->wait_obj);
+        tide__ob_printf(b, " %p", obj);
         break;
     }
     tide__ob_printf(b, " for %lld ms", (long long)((now - t->wait_since) / 1000000));

@@ -176,6 +176,8 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
     }
     f->registered = 1;
     f->ready = TIDE__EV_IN | TIDE__EV_OUT; /* unknown: try the syscall first */
+    if (TIDE__UNLIKELY(loop->dbg.on))
+        tide__dbg_fd_born(loop, f); /* for the leak report at the loop's end */
     return f;
 }
 
@@ -238,8 +240,11 @@ int tide__io_init(tide_loop *loop)
 void tide__io_term(tide_loop *loop)
 {
     size_t i;
-    for (i = 0; i < loop->io.nfds; i++)
+    for (i = 0; i < loop->io.nfds; i++) {
+        if (loop->io.fds[i])
+            tide__free(loop->io.fds[i]->born);
         tide__free(loop->io.fds[i]);
+    }
     tide__free(loop->io.fds);
     loop->io.fds = NULL;
     loop->io.nfds = 0;
@@ -292,6 +297,11 @@ static void unlink_writer(void *arg)
     tide__loop_io_unref(f->loop);
 }
 
+int tide__is_fd_unlink(void (*fn)(void *))
+{
+    return fn == unlink_reader || fn == unlink_writer;
+}
+
 /* Waits until the poller reports dir on f.  0, -EBUSY, -EBADF (closed
  * meanwhile), -ECANCELED, -ETIMEDOUT. */
 int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
@@ -306,8 +316,8 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
         return 0;
     *slot = cur;
     tide__loop_io_ref(f->loop);
-    if (!cur->wait_kind) /* a signal wait (signal.c) named itself */
-        TIDE__WAIT_ON(cur, dir == TIDE__EV_IN ? TIDE_WAIT_FD_READ : TIDE_WAIT_FD_WRITE, f);
+    /* The object is f, the unlink argument (a signal wait marked f->sigwait). */
+    TIDE__WAIT_KIND(cur, dir == TIDE__EV_IN ? TIDE_WAIT_FD_READ : TIDE_WAIT_FD_WRITE);
     rc = tide__suspend(cur, TIDE__NEVER, dir == TIDE__EV_IN ? unlink_reader : unlink_writer, f,
                        0);
     /* Closed while we slept, maybe reused by now: never touch the new fd. */
@@ -890,6 +900,11 @@ void tide__fd_forget(tide_loop *loop, int fd)
     f->hup = 0;
     f->on_readable = f->on_writable = NULL;
     f->ready = 0;
+    f->sigwait = NULL;
+    if (TIDE__UNLIKELY(f->born != NULL)) {
+        tide__free(f->born);
+        f->born = NULL;
+    }
 }
 
 int tide_fd_forget(int fd)

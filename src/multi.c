@@ -277,6 +277,7 @@ int tide_multi_call(unsigned target, tide_fn fn, void *arg)
     __atomic_add_fetch(&l->g->inflight, 1, __ATOMIC_ACQ_REL);
     send_msg(l, target, &c.req, MSG_CALL);
     c.waiting = 1;
+    TIDE__WAIT_ON(cur, TIDE_WAIT_CALL, &c);
     rc = tide__suspend(cur, TIDE__NEVER, call_unlink, &c, 0);
     if (c.done)
         return rc < 0 ? rc : c.result;
@@ -286,6 +287,7 @@ int tide_multi_call(unsigned target, tide_fn fn, void *arg)
     send_msg(l, target, &c.cancel, MSG_CANCEL);
     while (!c.done || !c.acked) {
         c.waiting = 1;
+        TIDE__WAIT_ON(cur, TIDE_WAIT_CALL, &c);
         (void)tide__suspend(cur, TIDE__NEVER, call_unlink, &c, TIDE__WAIT_NOCANCEL);
     }
     return rc;

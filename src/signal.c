@@ -223,6 +223,18 @@ static void on_signal(int sig)
 }
 #endif
 
+/* tide_signal_wait reads fd: a dump shows its reader waiting on "signal"
+ * and set, not on "fd-read" (dump.c).  set NULL unmarks it.  Registers fd
+ * (tide_read would); out of memory leaves the wait shown as an fd read. */
+static void mark_sigwait(int fd, const sigset_t *set)
+{
+    int err;
+    tide__fd *f = tide__fd_get(tide__current()->loop, fd, &err);
+
+    if (f)
+        f->sigwait = set;
+}
+
 /* Unregisters fd from loop (which need not be running) and closes it. */
 static void close_on(tide_loop *loop, int fd)
 {
@@ -627,9 +639,9 @@ int tide_signal_wait(const sigset_t *set)
         rc = -errno;
         n = rc;
     } else {
-        TIDE__WAIT_ON(tide__current(), TIDE_WAIT_SIGNAL, set); /* not "fd-read" (dump.c) */
+        mark_sigwait(fd, set); /* shown as "signal", not "fd-read" (dump.c) */
         n = tide_read(fd, &si, sizeof si);
-        tide__current()->wait_kind = TIDE_WAIT_NONE;
+        mark_sigwait(fd, NULL);
         tide_close(fd);
     }
     for (sig = 1; sig < NSIG; sig++)
@@ -678,9 +690,9 @@ int tide_signal_wait(const sigset_t *set)
     for (sig = 1; sig < NSIG; sig++)
         if (sigismember(set, sig) == 1)
             sigaction(sig, &sa, &old[sig]);
-    TIDE__WAIT_ON(tide__current(), TIDE_WAIT_SIGNAL, set); /* not "fd-read" (dump.c) */
+    mark_sigwait(p[0], set); /* shown as "signal", not "fd-read" (dump.c) */
     n = tide_read(p[0], &b, 1);
-    tide__current()->wait_kind = TIDE_WAIT_NONE;
+    mark_sigwait(p[0], NULL);
     for (sig = 1; sig < NSIG; sig++)
         if (sigismember(set, sig) == 1)
             sigaction(sig, &old[sig], NULL);

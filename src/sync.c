@@ -65,6 +65,11 @@ static void unlink_waiter(void *arg)
     wl_remove(arg);
 }
 
+int tide__is_wl_unlink(void (*fn)(void *))
+{
+    return fn == unlink_waiter;
+}
+
 int tide__wl_wait(tide_waitlist *l, struct tide__waiter *w, tide_task *t, int flags)
 {
     tide__wl_push(l, w, t);
@@ -123,7 +128,7 @@ static int lock_acquire(tide_lock *l, int flags)
         return 0;
     }
     /* On success the releaser made us the owner before waking us. */
-    TIDE__WAIT_ON(cur, TIDE_WAIT_LOCK, l);
+    TIDE__WAIT_KIND(cur, TIDE_WAIT_LOCK); /* the object: the waiter's list */
     return tide__wl_wait(&l->waiters, &w, cur, flags);
 }
 
@@ -213,7 +218,7 @@ int tide_event_wait(tide_event *e)
         return rc;
     if (e->set)
         return 0;
-    TIDE__WAIT_ON(cur, TIDE_WAIT_EVENT, e);
+    TIDE__WAIT_KIND(cur, TIDE_WAIT_EVENT); /* the object: the waiter's list */
     return tide__wl_wait(&e->waiters, &w, cur, 0);
 }
 
@@ -247,7 +252,7 @@ int tide_cond_wait(tide_cond *c)
     if (c->lock->owner != cur)
         return -EPERM;
     tide_lock_release(c->lock);
-    TIDE__WAIT_ON(cur, TIDE_WAIT_COND, c);
+    TIDE__WAIT_KIND(cur, TIDE_WAIT_COND); /* the object: the waiter's list */
     rc = tide__wl_wait(&c->waiters, &w, cur, 0);
     /* Take the lock back whatever happened, cancelled or not. */
     rc2 = lock_acquire(c->lock, TIDE__WAIT_NOCANCEL);
@@ -305,7 +310,7 @@ int tide_sem_acquire(tide_sem *s)
         s->value--;
         return 0;
     }
-    TIDE__WAIT_ON(cur, TIDE_WAIT_SEM, s);
+    TIDE__WAIT_KIND(cur, TIDE_WAIT_SEM); /* the object: the waiter's list */
     return tide__wl_wait(&s->waiters, &w, cur, 0); /* the permit is handed over */
 }
 

@@ -67,7 +67,6 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
         if (rc < 0) {
             if (unlink)
                 unlink(arg);
-            t->wait_kind = TIDE_WAIT_NONE;
             return rc;
         }
     }
@@ -78,7 +77,6 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
         if (tide__timer_add(t->loop, &t->timer, deadline) < 0) {
             if (unlink)
                 unlink(arg);
-            t->wait_kind = TIDE_WAIT_NONE;
             return -ENOMEM;
         }
     }
@@ -87,10 +85,8 @@ int tide__suspend(tide_task *t, int64_t until, void (*unlink)(void *), void *arg
     t->unlink_arg = arg;
     t->nocancel = (flags & TIDE__WAIT_NOCANCEL) != 0;
     t->io_streak = 0; /* a real suspension: the others had their turn (io.c's budget) */
-    t->state = TIDE_TASK_WAITING;
-    t->wait_since = t->loop->now;
+    t->state = TIDE_TASK_WAITING; /* wait_kind was named by the caller, wait_since by run_task */
     tide__switch_to_loop(t);
-    t->wait_kind = TIDE_WAIT_NONE;
     return t->wake_rc;
 }
 
@@ -186,6 +182,9 @@ static void run_task(tide_loop *loop, tide__runnable *r)
     }
     t->state = TIDE_TASK_RUNNING;
     loop->current = t;
+#ifndef TIDE__NO_WAIT_INFO
+    t->wait_since = loop->now; /* a wait it begins now began at this time (dump.c) */
+#endif
     if (TIDE__LIKELY(!loop->dbg.on)) {
         tide__switch_to_task(loop, t);
     } else { /* debug mode: the step is timed and watched (debug.c) */

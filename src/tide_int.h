@@ -201,7 +201,7 @@ struct tide_task {
     tide_task *awaiting; /* the task this one is suspended waiting for */
     tide_task *prev, *next; /* loop's list of live tasks, creation order */
     const void *wait_obj; /* what the current suspension waits on (dump.c) */
-    int64_t wait_since;  /* loop->now when it suspended, ns */
+    int64_t wait_since;  /* loop->now of the step that suspended, ns (run_task) */
     struct tide__dbg_born *born; /* debug mode: where the task was created, or NULL */
     uint64_t parent_id;  /* id of the task that created it, 0 if none */
     struct tide__watch *watchers; /* told when the task ends (tide_wait...) */
@@ -278,11 +278,34 @@ void tide__locals_release(tide_task *t);
 #define TIDE__JOINER_LOOP ((tide_task *)(uintptr_t)1)
 
 /* Names what the running task t is about to wait on, for dumps (Go's
- * gopark reason): put it right before the suspending call.  kind is a
- * tide_wait_kind (include/tide/debug.h), obj the awaited object.  Two
- * stores; tide__suspend stamps the time and clears the kind on return. */
+ * gopark reason): put one of these right before every tide__suspend (the
+ * kind is not cleared after a wait: a suspension that named none would show
+ * the previous one's).  kind is a tide_wait_kind (include/tide/debug.h).
+ * TIDE__WAIT_ON stores the kind and the awaited object (two stores);
+ * TIDE__WAIT_KIND only the kind, for waits whose object the dump finds from
+ * the suspension's unlink argument (tide__wait_object in dump.c: fd waits,
+ * whose argument is the tide__fd, and the waitlist waits of sync.c, whose
+ * waiter's list lies inside the lock / event / condition / semaphore).  The
+ * time is the step's (run_task stamps wait_since with loop->now, which only
+ * changes between steps).  -DTIDE__NO_WAIT_INFO compiles all of it out: for
+ * measuring its cost only (bench/wait_cost.sh); dumps then show no reasons. */
+#ifndef TIDE__NO_WAIT_INFO
 #define TIDE__WAIT_ON(t, kind, obj) \
     ((t)->wait_kind = (uint8_t)(kind), (t)->wait_obj = (const void *)(obj))
+#define TIDE__WAIT_KIND(t, kind) ((void)((t)->wait_kind = (uint8_t)(kind)))
+#else
+#define TIDE__WAIT_ON(t, kind, obj) ((void)(t), (void)(obj))
+#define TIDE__WAIT_KIND(t, kind) ((void)(t))
+#endif
+/* The object a waiting task's suspension waits on, as TIDE__WAIT_ON would
+ * have stored it; NULL when the suspension's unlink function is not the
+ * one its kind implies (a kind left by an earlier wait: dump.c shows no
+ * reason then, rather than read a wrong object). */
+const void *tide__wait_object(const tide_task *t);
+/* Whether fn is the unlink function of an fd wait (io.c) / of a waitlist
+ * wait (sync.c): what tide__wait_object checks. */
+int tide__is_fd_unlink(void (*fn)(void *));
+int tide__is_wl_unlink(void (*fn)(void *));
 
 /* Flags of tide__suspend. */
 #define TIDE__WAIT_NOCANCEL 0x1 /* neither cancellation nor deadlines interrupt */
@@ -388,6 +411,8 @@ struct tide__fd {
     uint32_t gen;          /* bumped when forgotten (closed): stale waiters see it */
     tide_task *reader;     /* the task waiting to read, or NULL */
     tide_task *writer;     /* the task waiting to write, or NULL */
+    const void *sigwait;   /* tide_signal_wait's sigset_t while it reads this fd (dump.c) */
+    struct tide__dbg_born *born; /* debug mode: where it was registered, or NULL */
     tide__fd_cb on_readable; /* or a callback instead of a task */
     tide__fd_cb on_writable;
     void *cb_arg;          /* for the callbacks' owner */
@@ -577,6 +602,10 @@ void tide__dbg_poll_begin(tide_loop *loop);
 void tide__dbg_poll_end(tide_loop *loop);
 void tide__dbg_task_born(tide_task *t);
 void tide__dbg_born_free(tide_task *t);
+/* Debug mode: records where f is being registered with loop (f->born,
+ * reused on re-registration; freed by tide__fd_forget and at the loop's
+ * end).  Out of memory leaves f->born NULL: a report without the site. */
+void tide__dbg_fd_born(tide_loop *loop, tide__fd *f);
 /* Debug mode's leak report of futures never awaited: f was made; f was
  * awaited, given a callback or read (freed 0), or freed (freed 1).  The
  * latter need no loop (f's may be freed already): they look f up in every

@@ -4,7 +4,44 @@
 #ifndef TIDE_TEST_HTTP_UTIL_H
 #define TIDE_TEST_HTTP_UTIL_H
 
+#include "peer_util.h"
 #include "tide.h"
+
+/* In a function with an int rc and a label out: (its cleanup): when cond
+ * is false, reports it (cmocka's print_error), sets rc to -1 and jumps to
+ * out.  Needs <cmocka.h>. */
+#define TT_CHECK(cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            print_error("%s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
+            rc = -1;                                                                               \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* The test program's temporary directory (its group setup makes it, e.g.
+ * with tt_certs_tmpdir(tt_dir(), TT_DIR_CAP, ...); empty until then). */
+#define TT_DIR_CAP 64
+static inline char *tt_dir(void)
+{
+    static char dir[TT_DIR_CAP];
+    return dir;
+}
+
+/* dir/file for a file of tt_dir() (one of tt_path's rotating buffers). */
+static inline const char *tt_dir_path(const char *file)
+{
+    return tt_path(tt_dir(), file);
+}
+
+/* A cmocka group teardown: removes tt_dir() and everything in it. */
+static inline int tt_dir_teardown(void **st)
+{
+    (void)st;
+    if (tt_dir()[0])
+        (void)tt_rmtree(tt_dir());
+    return 0;
+}
 
 /* GETs url with c (o may be NULL) and reads the whole body (at most max
  * bytes, 0: no limit) into *body (malloc'd; NULL on error).

@@ -42,7 +42,8 @@
  *
  * test_acceptor_backoff_without_memory is a targeted case the sweep cannot
  * reach with one program: the acceptor's accept and then its back-off sleep
- * both fail for memory.
+ * both fail for memory.  test_shuffle_without_memory is another: the
+ * seeded shuffle's array cannot grow (the sweep runs unseeded).
  *
  * The sweep covers every N up to DENSE_N, then samples the rest evenly
  * (deterministically) so that no sweep makes more than MAX_RUNS runs.
@@ -1105,6 +1106,73 @@ static int backoff_main(void *arg)
     return rc;
 }
 
+/* ================================ the seeded shuffle out of memory */
+
+/* With a seed, a batch of ready nodes larger than the shuffle's array
+ * grows it (vclock.c); the sweep's program runs unseeded and never gets
+ * there.  When that realloc fails, the batch must still run, all of it,
+ * once each, in FIFO order; the next batch, with memory back, is
+ * shuffled. */
+#define SH_N 100
+
+static int sh_order[2 * SH_N], sh_count;
+
+static int sh_task(void *arg)
+{
+    sh_order[sh_count++] = (int)(intptr_t)arg;
+    return 0;
+}
+
+/* Runs SH_N tasks numbered from base as one ready batch (with main last),
+ * the shuffle's allocation failing when fail is set; *failed: how many
+ * allocations failed. */
+static int sh_batch(int base, int fail, int *failed)
+{
+    tide_task *ts[SH_N];
+    int i, rc = 0;
+
+    for (i = 0; i < SH_N && rc == 0; i++)
+        rc = tide_create_task(&ts[i], sh_task, (void *)(intptr_t)(base + i));
+    if (rc < 0) {
+        i--;
+    } else {
+        if (fail)
+            a_fail_next(1);
+        rc = tide_sleep(0); /* the batch: the SH_N tasks, then main */
+        pthread_mutex_lock(&a_mu);
+        *failed = (int)a_failed;
+        pthread_mutex_unlock(&a_mu);
+        a_disarm();
+    }
+    int grc = tide_gather(ts, (size_t)i, NULL);
+    return rc < 0 ? rc : grc;
+}
+
+static int shuffle_main(void *arg)
+{
+    int i, failed = 0, fifo = 1, seen[SH_N] = {0};
+
+    (void)arg;
+    sh_count = 0;
+    CK(tide_loop_set_seed(tide_loop_current(), 7));
+    CK(sh_batch(0, 1, &failed));
+    if (failed != 1 || sh_count != SH_N)
+        return -ENOENT; /* the scenario did not happen: the test needs updating */
+    for (i = 0; i < SH_N; i++)
+        if (sh_order[i] != i)
+            return -EPROTO; /* not FIFO: then the array was there */
+    CK(sh_batch(SH_N, 0, &failed));
+    if (sh_count != 2 * SH_N)
+        return -EPROTO;
+    for (i = SH_N; i < 2 * SH_N; i++) {
+        int k = sh_order[i] - SH_N;
+        if (k < 0 || k >= SH_N || seen[k]++)
+            return -EPROTO; /* lost or ran twice */
+        fifo &= k == i - SH_N;
+    }
+    return fifo ? -EPROTO : 0; /* the seed shuffles 100 nodes */
+}
+
 /* ============================================================ the runs */
 
 typedef struct result {
@@ -1472,19 +1540,32 @@ static int sweep(int mode, uint64_t total)
     return (int)failures;
 }
 
-static void test_acceptor_backoff_without_memory(void **state)
+/* A targeted case: prog, which arms its own failures, in a child; it must
+ * end well, return 0 and leave nothing behind. */
+static void run_targeted(tide_fn prog, const char *what)
 {
     result r;
     int st;
 
-    (void)state;
     install_allocator();
-    st = run_child(backoff_main, MODE_NONE, 0, 0, &r, errbuf, sizeof errbuf);
+    st = run_child(prog, MODE_NONE, 0, 0, &r, errbuf, sizeof errbuf);
     if (judge(MODE_ONE, 0, st, &r, errbuf, 0))
         fail();
     if (r.rc != 0)
-        fprintf(stderr, "backoff: %d (%s)\n%s", r.rc, tide_strerror(r.rc), errbuf);
+        fprintf(stderr, "%s: %d (%s)\n%s", what, r.rc, tide_strerror(r.rc), errbuf);
     assert_int_equal(r.rc, 0);
+}
+
+static void test_acceptor_backoff_without_memory(void **state)
+{
+    (void)state;
+    run_targeted(backoff_main, "backoff");
+}
+
+static void test_shuffle_without_memory(void **state)
+{
+    (void)state;
+    run_targeted(shuffle_main, "shuffle");
 }
 
 static void test_sweep_one(void **state)
@@ -1511,6 +1592,7 @@ int main(void)
         cmocka_unit_test(test_allocator),
         cmocka_unit_test(test_no_failure_twice),
         cmocka_unit_test(test_acceptor_backoff_without_memory),
+        cmocka_unit_test(test_shuffle_without_memory),
         cmocka_unit_test(test_sweep_one),
         cmocka_unit_test(test_sweep_from),
     };

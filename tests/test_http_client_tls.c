@@ -24,10 +24,7 @@
 #include "http_util.h"
 #include "tls_util.h"
 
-static char g_dir[64];
 static int g_accepts;
-
-#define P(file) tt_path(g_dir, file)
 
 /* Answers GETs; /once closes after its answer. */
 static int handler(tide_stream *s, void *arg)
@@ -59,15 +56,6 @@ typedef struct x_ctx {
     int result;
 } x_ctx;
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error("%s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
-            rc = -1;                                                                               \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
-
 static int https_main(void *arg)
 {
     x_ctx *x = arg;
@@ -81,58 +69,58 @@ static int https_main(void *arg)
 
     g_accepts = 0;
     tide_tls_opts_init(&so);
-    so.cert_file = P("server.pem");
-    so.key_file = P("server.key");
-    CHECK(tide_start_tls_server("127.0.0.1", 0, handler, NULL, NULL, &so, &srv) == 0);
+    so.cert_file = tt_dir_path("server.pem");
+    so.key_file = tt_dir_path("server.key");
+    TT_CHECK(tide_start_tls_server("127.0.0.1", 0, handler, NULL, NULL, &so, &srv) == 0);
     port = tide_server_port(srv);
     tide_tls_opts_init(&co);
-    co.ca_file = P("ca.pem");
-    CHECK(tide_tls_ctx_new(&ctx, TIDE_TLS_CLIENT, &co) == 0);
+    co.ca_file = tt_dir_path("ca.pem");
+    TT_CHECK(tide_tls_ctx_new(&ctx, TIDE_TLS_CLIENT, &co) == 0);
     tide_http_client_opts_init(&o);
     o.tls_ctx = ctx;
-    CHECK(tide_http_client_new(&c, &o) == 0);
+    TT_CHECK(tide_http_client_new(&c, &o) == 0);
 
     /* Keep-alive over TLS, by name and by IP address. */
     for (int i = 0; i < 5; i++) {
         snprintf(url, sizeof url, "https://localhost:%d/x", port);
-        CHECK(tt_http_get(c, url, NULL, &body, 0) == 200 && !strcmp(body, "secure"));
+        TT_CHECK(tt_http_get(c, url, NULL, &body, 0) == 200 && !strcmp(body, "secure"));
         free(body);
         body = NULL;
     }
-    CHECK(g_accepts == 1 && tide_http_client_connects(c) == 1);
+    TT_CHECK(g_accepts == 1 && tide_http_client_connects(c) == 1);
     snprintf(url, sizeof url, "https://127.0.0.1:%d/x", port);
-    CHECK(tt_http_get(c, url, NULL, &body, 0) == 200);
+    TT_CHECK(tt_http_get(c, url, NULL, &body, 0) == 200);
     free(body);
     body = NULL;
-    CHECK(tide_http_client_connects(c) == 2); /* another origin: its own pool */
+    TT_CHECK(tide_http_client_connects(c) == 2); /* another origin: its own pool */
 
     /* A stale TLS connection: retried once. */
     snprintf(url, sizeof url, "https://localhost:%d/once", port);
-    CHECK(tt_http_get(c, url, NULL, &body, 0) == 200);
+    TT_CHECK(tt_http_get(c, url, NULL, &body, 0) == 200);
     free(body);
     body = NULL;
     tide_sleep(20);
     snprintf(url, sizeof url, "https://localhost:%d/x", port);
-    CHECK(tt_http_get(c, url, NULL, &body, 0) == 200 && !strcmp(body, "secure"));
+    TT_CHECK(tt_http_get(c, url, NULL, &body, 0) == 200 && !strcmp(body, "secure"));
     free(body);
     body = NULL;
 
     /* The default trust store does not know the test CA. */
-    CHECK(tide_http_client_new(&d, NULL) == 0);
-    CHECK(tt_http_get(d, url, NULL, &body, 0) == TIDE_TLS_ERR_VERIFY);
-    CHECK(tide_http_client_free(d) == 0);
+    TT_CHECK(tide_http_client_new(&d, NULL) == 0);
+    TT_CHECK(tt_http_get(d, url, NULL, &body, 0) == TIDE_TLS_ERR_VERIFY);
+    TT_CHECK(tide_http_client_free(d) == 0);
     d = NULL;
 
     /* A certificate for another name. */
     tide_tls_opts_init(&so);
-    so.cert_file = P("wrong.pem");
-    so.key_file = P("wrong.key");
-    CHECK(tide_start_tls_server("127.0.0.1", 0, handler, NULL, NULL, &so, &other) == 0);
+    so.cert_file = tt_dir_path("wrong.pem");
+    so.key_file = tt_dir_path("wrong.key");
+    TT_CHECK(tide_start_tls_server("127.0.0.1", 0, handler, NULL, NULL, &so, &other) == 0);
     snprintf(url, sizeof url, "https://localhost:%d/x", tide_server_port(other));
-    CHECK(tt_http_get(c, url, NULL, &body, 0) == TIDE_TLS_ERR_VERIFY);
+    TT_CHECK(tt_http_get(c, url, NULL, &body, 0) == TIDE_TLS_ERR_VERIFY);
 
     /* A server that never handshakes: the caller's scope bounds it. */
-    CHECK(tide_start_server("127.0.0.1", 0, mute_handler, NULL, NULL, &mute) == 0);
+    TT_CHECK(tide_start_server("127.0.0.1", 0, mute_handler, NULL, NULL, &mute) == 0);
     snprintf(url, sizeof url, "https://localhost:%d/x", tide_server_port(mute));
     {
         tide_scope sc;
@@ -140,7 +128,7 @@ static int https_main(void *arg)
         tide_timeout_begin(&sc, 100);
         rc = tt_http_get(c, url, NULL, &body, 0);
         tide_timeout_end(&sc);
-        CHECK(rc == -ETIMEDOUT && tide_now() - t0 < 2000);
+        TT_CHECK(rc == -ETIMEDOUT && tide_now() - t0 < 2000);
         rc = 0;
     }
 out:
@@ -173,15 +161,8 @@ static void test_https(void **st)
 static int setup(void **st)
 {
     (void)st;
-    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide-httpc-XXXXXX") < 0)
+    if (tt_certs_tmpdir(tt_dir(), TT_DIR_CAP, "/tmp/tide-httpc-XXXXXX") < 0)
         return -1;
-    return 0;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    tt_rmtree(g_dir);
     return 0;
 }
 
@@ -190,5 +171,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_https),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tt_dir_teardown);
 }

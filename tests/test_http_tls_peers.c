@@ -29,10 +29,6 @@
 #include "http_util.h"
 #include "tls_util.h"
 
-static char g_dir[64];
-
-#define P(file) tt_path(g_dir, file)
-
 /* Spawns argv (in cwd) with its output piped; waits up to 10 s for a line
  * containing ready.  0 or -1. */
 static int start_peer(tide_process **p, const char *const *argv, const char *cwd,
@@ -40,15 +36,6 @@ static int start_peer(tide_process **p, const char *const *argv, const char *cwd
 {
     return tt_peer_start(p, argv, cwd, NULL, TT_PEER_STDIN, 10000, ready, NULL, 0);
 }
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error("%s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
-            rc = -1;                                                                               \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 /* ------------------------------------------------- python3 -m http.server */
 
@@ -63,36 +50,36 @@ static int pyfiles_main(void *arg)
     (void)arg;
     snprintf(port, sizeof port, "%d", pn);
     const char *argv[] = {"python3", "-u", "-m", "http.server", port, "--bind", "127.0.0.1", NULL};
-    if (start_peer(&p, argv, g_dir, "Serving HTTP") < 0)
+    if (start_peer(&p, argv, tt_dir(), "Serving HTTP") < 0)
         return -1;
     tide_sleep(100);
-    CHECK(tide_http_client_new(&c, NULL) == 0);
+    TT_CHECK(tide_http_client_new(&c, NULL) == 0);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/files/hello.txt", pn);
-    CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
-    CHECK(!strcmp(body, "hello from a file\n"));
+    TT_CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
+    TT_CHECK(!strcmp(body, "hello from a file\n"));
     free(body);
     body = NULL;
     snprintf(url, sizeof url, "http://localhost:%d/files/missing", pn);
-    CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 404);
+    TT_CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 404);
     free(body);
     body = NULL;
     /* HEAD: the size in the head, no body. */
     tide_http_req_opts_init(&o);
     o.method = "HEAD";
     snprintf(url, sizeof url, "http://127.0.0.1:%d/files/hello.txt", pn);
-    CHECK(tide_http_client_request(c, url, &o, &r) == 0);
-    CHECK(tide_http_resp_status(r) == 200 && tide_http_resp_content_length(r) == 0);
-    CHECK(tide_http_resp_header(r, "content-length", NULL) &&
-          atoi(tide_http_resp_header(r, "content-length", NULL)) == 18);
+    TT_CHECK(tide_http_client_request(c, url, &o, &r) == 0);
+    TT_CHECK(tide_http_resp_status(r) == 200 && tide_http_resp_content_length(r) == 0);
+    TT_CHECK(tide_http_resp_header(r, "content-length", NULL) &&
+             atoi(tide_http_resp_header(r, "content-length", NULL)) == 18);
     tide_http_resp_free(r);
     /* /files -> 301 /files/ (a listing). */
     tide_http_req_opts_init(&o);
     o.max_redirects = 2;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/files", pn);
-    CHECK(tide_http_client_request(c, url, &o, &r) == 0);
-    CHECK(tide_http_resp_status(r) == 200);
-    CHECK(strstr(tide_http_resp_url(r), "/files/") != NULL);
-    CHECK(tide_http_resp_read_all(r, &body, 0) > 0 && strstr(body, "hello.txt"));
+    TT_CHECK(tide_http_client_request(c, url, &o, &r) == 0);
+    TT_CHECK(tide_http_resp_status(r) == 200);
+    TT_CHECK(strstr(tide_http_resp_url(r), "/files/") != NULL);
+    TT_CHECK(tide_http_resp_read_all(r, &body, 0) > 0 && strstr(body, "hello.txt"));
     tide_http_resp_free(r);
 out:
     free(body);
@@ -164,8 +151,12 @@ static int start_py(tide_process **p, int tls, int *port)
     tide_process_opts o;
     tide_scope sc;
     ssize_t n;
-    const char *argv_plain[] = {"python3", "-u", P("server.py"), NULL};
-    const char *argv_tls[] = {"python3", "-u", P("server.py"), P("server.pem"), P("server.key"),
+    const char *argv_plain[] = {"python3", "-u", tt_dir_path("server.py"), NULL};
+    const char *argv_tls[] = {"python3",
+                              "-u",
+                              tt_dir_path("server.py"),
+                              tt_dir_path("server.pem"),
+                              tt_dir_path("server.key"),
                               NULL};
     tide_process_opts_init(&o);
     o.stdout_mode = TIDE_PROC_PIPE;
@@ -210,20 +201,20 @@ static int py_exchange(tide_http_client *c, const char *scheme, int port)
     /* Keep-alive: the server sees the same client port every time. */
     for (int i = 0; i < 5; i++) {
         snprintf(url, sizeof url, "%s://localhost:%d/peer", scheme, port);
-        CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
+        TT_CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
         if (i == 0)
             snprintf(first, sizeof first, "%s", body);
-        CHECK(!strcmp(body, first));
+        TT_CHECK(!strcmp(body, first));
         free(body);
         body = NULL;
     }
-    CHECK(tide_http_client_connects(c) == 1);
+    TT_CHECK(tide_http_client_connects(c) == 1);
     /* Chunked with a trailer. */
     snprintf(url, sizeof url, "%s://localhost:%d/chunked", scheme, port);
-    CHECK(tide_http_client_request(c, url, NULL, &r) == 0);
-    CHECK(tide_http_resp_read_all(r, &body, 0) == 17 && !strcmp(body, "hello from python"));
+    TT_CHECK(tide_http_client_request(c, url, NULL, &r) == 0);
+    TT_CHECK(tide_http_resp_read_all(r, &body, 0) == 17 && !strcmp(body, "hello from python"));
     v = tide_http_resp_trailer(r, "x-trailer", &len);
-    CHECK(v && len == 3);
+    TT_CHECK(v && len == 3);
     tide_http_resp_free(r);
     free(body);
     body = NULL;
@@ -233,23 +224,24 @@ static int py_exchange(tide_http_client *c, const char *scheme, int port)
     o.body_fn = up_fn;
     o.body_arg = &u;
     snprintf(url, sizeof url, "%s://localhost:%d/echo", scheme, port);
-    CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 && !strcmp(body, "stream stream stream "));
+    TT_CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 &&
+             !strcmp(body, "stream stream stream "));
     free(body);
     body = NULL;
     tide_http_req_opts_init(&o);
     o.method = "POST";
     o.body = "fixed body";
     o.body_len = 10;
-    CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 && !strcmp(body, "fixed body"));
+    TT_CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 && !strcmp(body, "fixed body"));
     free(body);
     body = NULL;
     /* A relative redirect. */
     tide_http_req_opts_init(&o);
     o.max_redirects = 1;
     snprintf(url, sizeof url, "%s://localhost:%d/redirect", scheme, port);
-    CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 &&
-          !strncmp(body, "/peer?from=redirect ", 20));
-    CHECK(tide_http_client_connects(c) == 1);
+    TT_CHECK(tt_http_get(c, url, &o, &body, 1 << 20) == 200 &&
+             !strncmp(body, "/peer?from=redirect ", 20));
+    TT_CHECK(tide_http_client_connects(c) == 1);
 out:
     free(body);
     return rc;
@@ -269,22 +261,22 @@ static int py_main(void *arg)
     tide_http_client_opts_init(&co);
     if (tls) {
         tide_tls_opts_init(&to);
-        to.ca_file = P("ca.pem");
-        CHECK(tide_tls_ctx_new(&ctx, TIDE_TLS_CLIENT, &to) == 0);
+        to.ca_file = tt_dir_path("ca.pem");
+        TT_CHECK(tide_tls_ctx_new(&ctx, TIDE_TLS_CLIENT, &to) == 0);
         co.tls_ctx = ctx;
     }
-    CHECK(tide_http_client_new(&c, &co) == 0);
+    TT_CHECK(tide_http_client_new(&c, &co) == 0);
     rc = py_exchange(c, tls ? "https" : "http", port);
     if (rc == 0 && tls) {
         /* The default trust store does not know the test CA. */
         tide_http_client *d;
         tide_http_resp *r;
         char url[128];
-        CHECK(tide_http_client_new(&d, NULL) == 0);
+        TT_CHECK(tide_http_client_new(&d, NULL) == 0);
         snprintf(url, sizeof url, "https://localhost:%d/peer", port);
         rc = tide_http_client_request(d, url, NULL, &r);
         tide_http_client_free(d);
-        CHECK(rc == TIDE_TLS_ERR_VERIFY);
+        TT_CHECK(rc == TIDE_TLS_ERR_VERIFY);
         rc = 0;
     }
 out:
@@ -323,25 +315,28 @@ static int sserver_main(void *arg)
     int pn = tt_free_port(), rc = 0;
     (void)arg;
     snprintf(acc, sizeof acc, "127.0.0.1:%d", pn);
-    const char *argv[] = {"openssl", "s_server", "-accept", acc, "-cert", P("server.pem"),
-                          "-key", P("server.key"), "-WWW", NULL};
-    if (start_peer(&p, argv, g_dir, "ACCEPT") < 0)
+    const char *argv[] = {"openssl", "s_server",
+                          "-accept", acc,
+                          "-cert",   tt_dir_path("server.pem"),
+                          "-key",    tt_dir_path("server.key"),
+                          "-WWW",    NULL};
+    if (start_peer(&p, argv, tt_dir(), "ACCEPT") < 0)
         return -1;
     tide_tls_opts_init(&to);
-    to.ca_file = P("ca.pem");
-    CHECK(tide_tls_ctx_new(&ctx, TIDE_TLS_CLIENT, &to) == 0);
+    to.ca_file = tt_dir_path("ca.pem");
+    TT_CHECK(tide_tls_ctx_new(&ctx, TIDE_TLS_CLIENT, &to) == 0);
     tide_http_client_opts_init(&co);
     co.tls_ctx = ctx;
-    CHECK(tide_http_client_new(&c, &co) == 0);
+    TT_CHECK(tide_http_client_new(&c, &co) == 0);
     for (int i = 0; i < 3; i++) {
         snprintf(url, sizeof url, "https://127.0.0.1:%d/files/hello.txt", pn);
-        CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
-        CHECK(!strcmp(body, "hello from a file\n"));
+        TT_CHECK(tt_http_get(c, url, NULL, &body, 1 << 20) == 200);
+        TT_CHECK(!strcmp(body, "hello from a file\n"));
         free(body);
         body = NULL;
     }
     /* HTTP/1.0, until close: a connection each. */
-    CHECK(tide_http_client_connects(c) == 3 && tide_http_client_idle(c) == 0);
+    TT_CHECK(tide_http_client_connects(c) == 3 && tide_http_client_idle(c) == 0);
 out:
     free(body);
     tide_http_client_free(c);
@@ -386,30 +381,29 @@ static void test_http_fetch_example(void **st)
              ">py.pid) && for i in $(seq 50); do python3 -c 'import socket,sys; "
              "socket.create_connection((\"127.0.0.1\", %d))' 2>/dev/null && break; sleep 0.1; "
              "done",
-             g_dir, pn, pn);
+             tt_dir(), pn, pn);
     assert_int_equal(system(cmd), 0);
     snprintf(cmd, sizeof cmd,
              "%s -c 2 -t 5000 -o %s/out http://127.0.0.1:%d/files/hello.txt "
              "http://127.0.0.1:%d/files/ >%s/fetch.txt 2>&1",
-             exe, g_dir, pn, pn, g_dir);
+             exe, tt_dir(), pn, pn, tt_dir());
     rc = system(cmd);
     assert_int_equal(WEXITSTATUS(rc), 0);
-    snprintf(cmd, sizeof cmd, "%s/out/1", g_dir);
+    snprintf(cmd, sizeof cmd, "%s/out/1", tt_dir());
     f = fopen(cmd, "r");
     assert_non_null(f);
     assert_non_null(fgets(out, sizeof out, f));
     fclose(f);
     assert_string_equal(out, "hello from a file\n");
     /* A 404 and a refused connection: exit status 1, each reported. */
-    snprintf(cmd, sizeof cmd,
-             "%s http://127.0.0.1:%d/nope http://127.0.0.1:1/ >%s/fetch2.txt 2>&1", exe, pn,
-             g_dir);
+    snprintf(cmd, sizeof cmd, "%s http://127.0.0.1:%d/nope http://127.0.0.1:1/ >%s/fetch2.txt 2>&1",
+             exe, pn, tt_dir());
     rc = system(cmd);
     assert_int_equal(WEXITSTATUS(rc), 1);
     snprintf(cmd, sizeof cmd, "grep -q '^404 ' %s/fetch2.txt && grep -q '^ERR ' %s/fetch2.txt",
-             g_dir, g_dir);
+             tt_dir(), tt_dir());
     rc = system(cmd);
-    snprintf(cmd, sizeof cmd, "kill $(cat %s/py.pid)", g_dir);
+    snprintf(cmd, sizeof cmd, "kill $(cat %s/py.pid)", tt_dir());
     (void)system(cmd);
     assert_int_equal(rc, 0);
 }
@@ -419,30 +413,23 @@ static int setup(void **st)
     char path[200];
     FILE *f;
     (void)st;
-    if (tt_certs_tmpdir(g_dir, sizeof g_dir, "/tmp/tide_http_peers.XXXXXX") < 0)
+    if (tt_certs_tmpdir(tt_dir(), TT_DIR_CAP, "/tmp/tide_http_peers.XXXXXX") < 0)
         return -1;
-    snprintf(path, sizeof path, "%s/files", g_dir);
+    snprintf(path, sizeof path, "%s/files", tt_dir());
     mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/files/hello.txt", g_dir);
+    snprintf(path, sizeof path, "%s/files/hello.txt", tt_dir());
     f = fopen(path, "w");
     if (!f)
         return -1;
     fputs("hello from a file\n", f);
     fclose(f);
-    snprintf(path, sizeof path, "%s/out", g_dir);
+    snprintf(path, sizeof path, "%s/out", tt_dir());
     mkdir(path, 0755);
-    f = fopen(P("server.py"), "w");
+    f = fopen(tt_dir_path("server.py"), "w");
     if (!f)
         return -1;
     fputs(PY_SERVER, f);
     fclose(f);
-    return 0;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    tt_rmtree(g_dir);
     return 0;
 }
 
@@ -456,5 +443,5 @@ int main(void)
         cmocka_unit_test(test_http_fetch_example),
     };
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tt_dir_teardown);
 }

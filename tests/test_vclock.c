@@ -390,6 +390,89 @@ static void test_autojump_blocked_by_fd_wait(void **state)
     tide_loop_free(loop);
 }
 
+/* A tide_call_soon_threadsafe posted while the loop is busy (awake: the
+ * poster skips the wake-up write, xthread.c) holds time still until it has
+ * run: the task that waits for what it does, under a 1 s timeout, gets its
+ * result at virtual time 0, not after a jump to the next timer (a 300 ms
+ * sleep, armed before, so that nothing else is ready to hold time back),
+ * and that sleep still ends on time. */
+typedef struct ts_arg {
+    tide_loop *loop;
+    tide_future *f;
+    volatile int go, posted;
+    int post_rc;
+    int64_t ran_at; /* virtual time when the callback ran */
+} ts_arg;
+
+static void ts_cb(void *arg)
+{
+    ts_arg *a = arg;
+    a->ran_at = tide_vclock_now(a->loop);
+    (void)tide_future_set_result(a->f, a);
+}
+
+static void *ts_poster(void *arg)
+{
+    ts_arg *a = arg;
+    while (!__atomic_load_n(&a->go, __ATOMIC_ACQUIRE))
+        usleep(100);
+    a->post_rc = tide_call_soon_threadsafe(a->loop, ts_cb, a);
+    __atomic_store_n(&a->posted, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int ts_sleeper_fn(void *arg)
+{
+    (void)arg;
+    return tide_sleep(300) == 0 && tide_now() == 300 ? 0 : -EIO;
+}
+
+static int ts_main(void *arg)
+{
+    ts_arg *a = arg;
+    pthread_t th;
+    tide_task *sl;
+    tide_scope sc;
+    void *v = NULL;
+    int rc, end;
+
+    assert_int_equal(tide_future_new(&a->f), 0);
+    assert_int_equal(tide_create_task(&sl, ts_sleeper_fn, NULL), 0);
+    assert_int_equal(tide_sleep(0), 0); /* it arms its timer: nothing is ready after us */
+    assert_int_equal(pthread_create(&th, NULL, ts_poster, a), 0);
+    __atomic_store_n(&a->go, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&a->posted, __ATOMIC_ACQUIRE))
+        usleep(100); /* busy in a task: the loop is awake */
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(a->post_rc, 0);
+    assert_int_equal(tide_timeout_begin(&sc, 1000), 0);
+    rc = tide_future_await(a->f, &v);
+    end = tide_timeout_end(&sc);
+    assert_int_equal(rc, 0);
+    assert_ptr_equal(v, a);
+    assert_int_equal(end, 0);
+    assert_int_equal(a->ran_at, 0);
+    assert_int_equal(tide_now(), 0);
+    tide_future_free(a->f);
+    return tide_await(sl); /* and time jumps again once nothing is posted */
+}
+
+static void test_autojump_held_by_threadsafe_call(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        tide_loop *loop = vloop(TIDE_VCLOCK_AUTOJUMP);
+        ts_arg a;
+        memset(&a, 0, sizeof a);
+        a.loop = loop;
+        a.ran_at = -1;
+        tide_task *m = spawn(loop, ts_main, &a);
+        assert_int_equal(tide_loop_run_until_complete(loop, m), 0);
+        assert_int_equal(tide_vclock_now(loop), 300 * MS);
+        tide_loop_free(loop);
+    }
+}
+
 static void *kill_thread(void *arg)
 {
     block_arg *b = arg;
@@ -882,6 +965,7 @@ int main(void)
         cmocka_unit_test(test_call_later),
         cmocka_unit_test(test_autojump_blocked_by_pool_job),
         cmocka_unit_test(test_autojump_blocked_by_fd_wait),
+        cmocka_unit_test(test_autojump_held_by_threadsafe_call),
         cmocka_unit_test(test_autojump_blocked_by_signal_wait),
         cmocka_unit_test(test_advance_cancelled),
         cmocka_unit_test(test_manual_advance),

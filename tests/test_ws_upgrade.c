@@ -6,7 +6,9 @@
  * connection stays keep-alive; a keep-alive request before the upgrade on
  * the same connection; tide_ws_connect against it; connection counting;
  * graceful server close with upgraded connections (closed with 1001),
- * also one upgraded after the close began; misuse.  Clients run in the
+ * also one upgraded after the close began; misuse, -EPERM outside a task
+ * and -ENOMEM (an allocator that fails the Nth allocation of the upgrade).
+ * Clients run in the
  * same loop over loopback; file descriptors are counted before and after.
  */
 #define _GNU_SOURCE
@@ -40,8 +42,43 @@ typedef struct ustate {
     int closing;        /* the test is about to close the server */
     int flood_send_rc;  /* /flood: how sending to a peer that never reads ended */
     int64_t flood_close_ms; /* ... and how long tide_ws_close took (-1: not yet) */
+    int nomem_at;           /* /nomem: the allocation of the upgrade that fails (from 1) */
+    int nomem_rc;           /* ... what tide_ws_upgrade returned */
+    int nomem_ws_null;      /* ... and *out was NULL */
+    int eperm_rc;           /* /eperm: tide_ws_upgrade from a callback */
+    int eperm_ws_null;
     tide_http_server *srv;
 } ustate;
+
+/* ------------------------------------------------- failing allocations */
+
+/* tide's allocator (installed first thing in main): malloc's, except that
+ * the g_fail_at-th allocation (from 1) made by the task g_fail_task fails;
+ * g_calls counts that task's allocations. */
+static tide_task *g_fail_task;
+static int g_fail_at, g_calls;
+
+static int fail_now(void)
+{
+    if (!g_fail_task || tide_current_task() != g_fail_task)
+        return 0;
+    return ++g_calls == g_fail_at;
+}
+
+static void *f_malloc(size_t n)
+{
+    return fail_now() ? NULL : malloc(n);
+}
+
+static void *f_realloc(void *p, size_t n)
+{
+    return fail_now() ? NULL : realloc(p, n);
+}
+
+static void *f_calloc(size_t n, size_t size)
+{
+    return fail_now() ? NULL : calloc(n, size);
+}
 
 static const tide_http_header CT = {"Content-Type", 12, "text/plain", 10};
 
@@ -64,6 +101,18 @@ static int echo(ustate *st, tide_ws *ws)
         tide_ws_close(ws, TIDE_WS_CLOSE_NORMAL, NULL);
     }
     return 0;
+}
+
+static tide_http_exchange *eperm_x;
+static ustate *eperm_st;
+
+static void eperm_cb(void *arg)
+{
+    tide_ws *ws = (tide_ws *)&eperm_x; /* must be reset to NULL */
+
+    (void)arg;
+    eperm_st->eperm_rc = tide_ws_upgrade(eperm_x, NULL, &ws);
+    eperm_st->eperm_ws_null = ws == NULL;
 }
 
 static int handler(tide_http_exchange *x, void *arg)
@@ -124,6 +173,30 @@ static int handler(tide_http_exchange *x, void *arg)
         tide_stream_write(s, "bye", 3);
         tide_stream_close(s);
         return 0;
+    }
+    if (IS("/nomem")) { /* the st->nomem_at-th allocation of the upgrade fails */
+        g_calls = 0;
+        g_fail_at = st->nomem_at;
+        g_fail_task = tide_current_task();
+        rc = tide_ws_upgrade(x, NULL, &ws);
+        g_fail_task = NULL;
+        st->nomem_rc = rc;
+        st->nomem_ws_null = ws == NULL;
+        if (rc < 0)
+            return rc;
+        st->upgraded++;
+        return echo(st, ws);
+    }
+    if (IS("/eperm")) { /* not in a task: a callback of the loop */
+        st->eperm_rc = 1;
+        eperm_x = x;
+        eperm_st = st;
+        if (tide_call_soon(tide_loop_current(), eperm_cb, NULL) < 0)
+            return -1;
+        while (st->eperm_rc == 1)
+            tide_sleep(0);
+        /* the exchange is untouched: an ordinary answer still works */
+        return tide_http_respond(x, 200, &CT, 1, "fine", 4);
     }
     if (IS("/misuse")) {
         int ok = 1;
@@ -348,6 +421,47 @@ static int raw_main(void *arg)
     assert_int_equal(st.taken_rc, -EBADF);
     tide_stream_close(c);
 
+    /* Not in a task: -EPERM, *out NULL, the exchange still answers. */
+    assert_int_equal(tide_open_connection("127.0.0.1", port, &c), 0);
+    send_str(c, UPGRADE("/eperm", ""));
+    assert_int_equal(read_resp(c, &R), 0);
+    assert_int_equal(R.status, 200);
+    assert_string_equal(R.body, "fine");
+    assert_int_equal(st.eperm_rc, -EPERM);
+    assert_true(st.eperm_ws_null);
+    tide_stream_close(c);
+
+    /* Each allocation of the upgrade failing in turn (with a frame right
+     * behind the head, so the read-ahead is put back too): -ENOMEM, *out
+     * NULL, never a 101, nothing leaked (the fd count, and ASan's leak
+     * check); then one that succeeds and echoes the frame. */
+    int ups = st.upgraded;
+    for (st.nomem_at = 1;; st.nomem_at++) {
+        assert_true(st.nomem_at < 50);
+        assert_int_equal(tide_open_connection("127.0.0.1", port, &c), 0);
+        n = strlen(UPGRADE("/nomem", ""));
+        memcpy(buf, UPGRADE("/nomem", ""), n);
+        n += client_frame(buf + n, TIDE_WS_OP_TEXT, "hi", 2);
+        assert_int_equal(tide_stream_write(c, buf, n), (ssize_t)n);
+        int rrc = read_resp(c, &R);
+        if (st.nomem_rc == 0) {
+            assert_int_equal(rrc, 0);
+            assert_int_equal(R.status, 101);
+            assert_int_equal(read_frame(c, buf, sizeof buf, &len), TIDE_WS_OP_TEXT);
+            assert_memory_equal(buf, "hi", 2);
+            tide_stream_close(c);
+            break;
+        }
+        assert_int_equal(st.nomem_rc, -ENOMEM);
+        assert_true(st.nomem_ws_null);
+        assert_true(rrc < 0 || R.status >= 400); /* never a 101 */
+        tide_stream_close(c);
+    }
+    assert_true(st.nomem_at > 1); /* at least one allocation failed */
+    assert_int_equal(st.upgraded, ups + 1);
+    for (int i = 0; i < 100 && tide_http_server_connections(srv); i++)
+        tide_sleep(5);
+
     assert_int_equal(tide_http_server_close(srv, TIDE_SERVER_WAIT), 0);
     return 0;
 }
@@ -546,6 +660,8 @@ static void test_upgrade_limit_cancel(void **state)
 
 int main(void)
 {
+    if (tide_replace_allocator(f_malloc, f_realloc, f_calloc, free) < 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upgrade_raw),
         cmocka_unit_test(test_upgrade_graceful_close),

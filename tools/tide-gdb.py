@@ -16,13 +16,15 @@
 # on some gdb versions), it walks the frame pointers instead and names each
 # frame with gdb's symbols and line tables.
 
+import os
+
 import gdb
 
 STATES = ["created", "ready", "running", "waiting", "done"]
 WAITS = ["none", "sleep", "fd-read", "fd-write", "lock", "event", "condition",
          "semaphore", "barrier", "queue-put", "queue-get", "queue-join",
          "future", "task", "group", "wait-tasks", "pool-job", "process",
-         "signal", "stream-drain", "server", "connect"]
+         "signal", "stream-drain", "server", "connect", "loop-call"]
 
 
 def _loops():
@@ -138,6 +140,54 @@ class TidePrefix(gdb.Command):
         super().__init__("tide", gdb.COMMAND_STACK, gdb.COMPLETE_NONE, True)
 
 
+# Waits whose object is found from the waiter in the unlink argument
+# (src/sync.c's waitlists): kind -> the primitive's type.
+_WAITLIST_TYPES = {4: "tide_lock", 5: "tide_event", 6: "tide_cond", 7: "tide_sem"}
+
+
+def _function_at(pc):
+    """(source file, function name) of the function at pc, or None."""
+    try:
+        block = gdb.block_for_pc(pc)
+        fn = None
+        while block is not None:  # the outermost function: not one inlined into it
+            if block.function is not None:
+                fn = block.function
+            block = block.superblock
+        if fn is None:
+            return None
+        return fn.symtab.filename, fn.name
+    except (RuntimeError, AttributeError):
+        return None
+
+
+def _wait_of(t):
+    """(kind, object address, tide__fd pointer or None), as src/dump.c's
+    wait_of: fd waits keep their tide__fd in unlink_arg, sync.c's waitlist
+    waits their waiter, the others the object in wait_obj."""
+    kind = int(t["wait_kind"])
+    arg = t["unlink_arg"]
+    if kind in (2, 3, 4, 5, 6, 7):
+        # The kind is trusted only with the unlink function it implies (a
+        # kind an earlier wait left shows as "none", as in src/dump.c).
+        want = ("io.c", ("unlink_reader", "unlink_writer")) if kind in (2, 3) \
+            else ("sync.c", ("unlink_waiter",))
+        fn = _function_at(int(t["unlink"]))
+        if fn is None or fn[1] not in want[1] or os.path.basename(fn[0]) != want[0] or not int(arg):
+            return 0, 0, None
+    if kind in (2, 3):
+        fdp = arg.cast(gdb.lookup_type("tide__fd").pointer())
+        if kind == 2 and int(fdp["sigwait"]):
+            return 18, int(fdp["sigwait"]), None  # tide_signal_wait: "signal"
+        return kind, int(arg), fdp
+    if kind in _WAITLIST_TYPES:
+        w = arg.cast(gdb.lookup_type("struct tide__waiter").pointer())
+        lst = int(w["list"])
+        off = gdb.lookup_type(_WAITLIST_TYPES[kind])["waiters"].bitpos // 8
+        return kind, (lst - off if lst else 0), None
+    return kind, int(t["wait_obj"]), None
+
+
 class TideTasks(gdb.Command):
     """List every task of every tide loop: id, name, state, wait reason, frame."""
 
@@ -151,11 +201,9 @@ class TideTasks(gdb.Command):
             line = "task %d \"%s\" %s" % (int(t["id"]), _name(t),
                                           STATES[state] if state < len(STATES) else "?")
             if state == 3:
-                kind = int(t["wait_kind"])
+                kind, obj, fdp = _wait_of(t)
                 line += " on %s" % (WAITS[kind] if kind < len(WAITS) else "?")
-                obj = int(t["wait_obj"])
-                if kind in (2, 3) and obj:
-                    fdp = t["wait_obj"].cast(gdb.lookup_type("tide__fd").pointer())
+                if fdp is not None:
                     line += " fd %d" % int(fdp["fd"])
                 elif obj:
                     line += " 0x%x" % obj

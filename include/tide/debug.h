@@ -36,6 +36,7 @@ typedef enum tide_wait_kind {
     TIDE_WAIT_STREAM_DRAIN, /* a stream's write buffer to drain */
     TIDE_WAIT_SERVER,       /* a server's connection slot or its close */
     TIDE_WAIT_CONNECT,      /* a connection race (happy eyeballs) */
+    TIDE_WAIT_CALL,         /* tide_multi_call: a call run on another loop */
     TIDE_WAIT__COUNT
 } tide_wait_kind;
 

@@ -107,9 +107,11 @@ typedef struct tide_as_completed tide_as_completed;
  * handles die when they end), -EPERM, -ENOMEM. */
 TIDE_API int tide_as_completed_new(tide_as_completed **it, tide_task **ts, size_t n);
 /* Waits for the next task to end and stores it in *t (not released: await
- * it for its result).  Returns 0, -ENOENT once every task was returned,
- * -ECANCELED, -ETIMEDOUT, -EINVAL, -EPERM, -EBUSY (another task waits in
- * it), -EBADF (the iterator was freed while we waited). */
+ * it for its result); a cancellation point even when one has ended already
+ * (as tide_as_completed_futures_next).  Returns 0, -ENOENT once every task
+ * was returned, -ECANCELED, -ETIMEDOUT, -EINVAL, -EPERM (not in a task of
+ * the iterator's loop), -EBUSY (another task waits in it), -EBADF (the
+ * iterator was freed while we waited). */
 TIDE_API int tide_as_completed_next(tide_as_completed *it, tide_task **t);
 /* Frees the iterator (the tasks are untouched).  NULL is ignored. */
 TIDE_API void tide_as_completed_free(tide_as_completed *it);

@@ -1,0 +1,354 @@
+/*
+ * Tests of the timer heap (src/timer.c, docs/timers.md): the 4-ary heap of
+ * (deadline, seq, node) entries, driven directly through the internal API
+ * and checked against a plain model, then through the loop (tide_call_at_ns
+ * on virtual time) for the order users see.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tide.h"
+#include "tide_int.h"
+
+/* A node and what the model knows of it. */
+typedef struct mnode {
+    tide__tnode t;
+    uint64_t order; /* the model's insertion number while armed */
+    int armed;
+} mnode;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Every structural promise of the heap, checked in full. */
+static void check_heap(const tide__heap *h)
+{
+    uint32_t i;
+
+    assert_true(h->n <= h->cap);
+    for (i = 0; i < h->n; i++) {
+        const tide__hent *e = &h->v[i];
+        assert_int_equal(e->t->idx, i);
+        assert_true(e->t->deadline == e->deadline);
+        assert_true(e->t->seq == e->seq);
+        if (i > 0) {
+            const tide__hent *p = &h->v[(i - 1) / 4];
+            assert_true(p->deadline < e->deadline || (p->deadline == e->deadline && p->seq < e->seq));
+        }
+    }
+}
+
+/* Pops the earliest node, as tide__timers_run does. */
+static tide__tnode *heap_pop(tide__heap *h)
+{
+    tide__tnode *t = tide__heap_min(h);
+    if (t)
+        tide__heap_remove(h, t);
+    return t;
+}
+
+/* The model's earliest armed node: least deadline, then least order. */
+static mnode *model_min(mnode *m, size_t n)
+{
+    mnode *best = NULL;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (m[i].armed && (!best || m[i].t.deadline < best->t.deadline ||
+                           (m[i].t.deadline == best->t.deadline && m[i].order < best->order)))
+            best = &m[i];
+    return best;
+}
+
+static void push(tide__heap *h, mnode *x, int64_t deadline, uint64_t *order)
+{
+    x->t.deadline = deadline;
+    assert_int_equal(tide__heap_push(h, &x->t), 0);
+    x->armed = 1;
+    x->order = (*order)++;
+}
+
+/* Random pushes, cancels and pops against the model, with deadlines drawn
+ * from a small range (many equal) and from the extremes. */
+static void test_random_against_model(void **state)
+{
+    enum { N = 300, OPS = 20000 };
+    mnode *m = calloc(N, sizeof *m);
+    tide__heap h;
+    uint64_t order = 0;
+    int op;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    assert_non_null(m);
+    for (op = 0; op < N; op++)
+        m[op].t.idx = TIDE__NOT_IN_HEAP;
+    for (op = 0; op < OPS; op++) {
+        mnode *x = &m[rnd() % N];
+        unsigned k = (unsigned)(rnd() % 10);
+
+        if (!x->armed && k < 6) {
+            int64_t d = (int64_t)(rnd() % 50);
+            if (k == 0)
+                d = INT64_MAX - (int64_t)(rnd() % 3); /* far */
+            else if (k == 1)
+                d = (int64_t)(rnd() % 3); /* near */
+            push(&h, x, d, &order);
+        } else if (x->armed && k < 8) { /* cancel, anywhere in the heap */
+            tide__heap_remove(&h, &x->t);
+            assert_int_equal(x->t.idx, TIDE__NOT_IN_HEAP);
+            x->armed = 0;
+        } else {
+            mnode *want = model_min(m, N);
+            tide__tnode *got = heap_pop(&h);
+            if (!want) {
+                assert_null(got);
+            } else {
+                assert_ptr_equal(got, &want->t);
+                assert_int_equal(got->idx, TIDE__NOT_IN_HEAP);
+                want->armed = 0;
+            }
+        }
+        if (op % 97 == 0)
+            check_heap(&h);
+    }
+    check_heap(&h);
+    while (model_min(m, N)) {
+        mnode *want = model_min(m, N);
+        assert_ptr_equal(heap_pop(&h), &want->t);
+        want->armed = 0;
+    }
+    assert_null(heap_pop(&h));
+    assert_null(tide__heap_min(&h));
+    assert_int_equal(h.n, 0);
+    tide__heap_free(&h);
+    assert_null(h.v);
+    free(m);
+}
+
+/* Many equal deadlines come out in the order they went in, also when some
+ * in the middle were cancelled and others re-armed (they go to the back). */
+static void test_equal_deadlines_fifo(void **state)
+{
+    enum { N = 2000 };
+    mnode *m = calloc(N, sizeof *m);
+    tide__heap h;
+    uint64_t order = 0;
+    int i, last = -1;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    assert_non_null(m);
+    for (i = 0; i < N; i++)
+        push(&h, &m[i], 42, &order);
+    for (i = 1; i < N; i += 3) { /* cancel a third, then re-arm half of those */
+        tide__heap_remove(&h, &m[i].t);
+        m[i].armed = 0;
+    }
+    for (i = 1; i < N; i += 6)
+        push(&h, &m[i], 42, &order);
+    check_heap(&h);
+    for (i = 0; i < N; i++) {
+        tide__tnode *t = heap_pop(&h);
+        mnode *x;
+        if (!t)
+            break;
+        x = (mnode *)t;
+        assert_true((int64_t)x->order > last);
+        last = (int)x->order;
+        x->armed = 0;
+    }
+    for (i = 0; i < N; i++)
+        assert_false(m[i].armed);
+    tide__heap_free(&h);
+    free(m);
+}
+
+/* Arming and disarming in cycles: the array stays at the peak number armed
+ * at once, however many timers went through, and the insertion numbers
+ * keep counting (FIFO holds across rounds). */
+static void test_cycles_reuse(void **state)
+{
+    enum { N = 100, ROUNDS = 500 };
+    mnode m[N];
+    tide__heap h;
+    uint64_t order = 0;
+    int r, i;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    memset(m, 0, sizeof m);
+    for (r = 0; r < ROUNDS; r++) {
+        for (i = 0; i < N; i++)
+            push(&h, &m[i], (int64_t)(rnd() % 1000) + r * 1000, &order);
+        for (i = 0; i < N; i += 2) { /* half cancelled, half fired */
+            tide__heap_remove(&h, &m[i].t);
+            m[i].armed = 0;
+        }
+        check_heap(&h);
+        while (heap_pop(&h))
+            ;
+    }
+    assert_int_equal(h.n, 0);
+    assert_true(h.cap >= N && h.cap < 2 * N);
+    assert_true(h.seq == (uint64_t)N * ROUNDS);
+    tide__heap_free(&h);
+}
+
+/* A deadline far out and one near, with thousands in between: growth of
+ * the arrays keeps every entry, and the extremes come out first and last. */
+static void test_far_and_near_growth(void **state)
+{
+    enum { N = 5000 };
+    mnode *m = calloc(N + 2, sizeof *m);
+    tide__heap h;
+    uint64_t order = 0;
+    int64_t prev = INT64_MIN;
+    int i;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    assert_non_null(m);
+    push(&h, &m[N], INT64_MAX, &order);
+    for (i = 0; i < N; i++)
+        push(&h, &m[i], 1000000 + (int64_t)(rnd() % 1000000000), &order);
+    push(&h, &m[N + 1], 0, &order);
+    check_heap(&h);
+    assert_true(h.cap >= N + 2);
+    assert_ptr_equal(tide__heap_min(&h), &m[N + 1].t);
+    for (i = 0; i < N + 2; i++) {
+        tide__tnode *t = heap_pop(&h);
+        assert_non_null(t);
+        assert_true(t->deadline >= prev);
+        prev = t->deadline;
+    }
+    assert_true(prev == INT64_MAX);
+    tide__heap_free(&h);
+    free(m);
+}
+
+/* Out of memory while growing: the push fails with -ENOMEM and leaves the
+ * heap as it was; it works again once memory is back. */
+static int g_fail_malloc;
+
+static void *fail_malloc(size_t n)
+{
+    return g_fail_malloc ? NULL : malloc(n);
+}
+
+static void *fail_realloc(void *p, size_t n)
+{
+    return g_fail_malloc ? NULL : realloc(p, n);
+}
+
+static void test_grow_enomem(void **state)
+{
+    mnode m[65];
+    tide__heap h;
+    uint64_t order = 0;
+    int i;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    memset(m, 0, sizeof m);
+    assert_int_equal(tide_replace_allocator(fail_malloc, fail_realloc, calloc, free), 0);
+    g_fail_malloc = 1;
+    m[0].t.deadline = 5;
+    assert_int_equal(tide__heap_push(&h, &m[0].t), -ENOMEM);
+    assert_int_equal(h.n, 0);
+    g_fail_malloc = 0;
+    for (i = 0; i < 64; i++) /* the first array holds 64 */
+        push(&h, &m[i], 64 - i, &order);
+    g_fail_malloc = 1;
+    m[64].t.deadline = 0;
+    m[64].t.idx = TIDE__NOT_IN_HEAP;
+    assert_int_equal(tide__heap_push(&h, &m[64].t), -ENOMEM);
+    assert_int_equal(m[64].t.idx, TIDE__NOT_IN_HEAP);
+    assert_int_equal(h.n, 64);
+    check_heap(&h);
+    g_fail_malloc = 0;
+    push(&h, &m[64], 0, &order);
+    assert_ptr_equal(heap_pop(&h), &m[64].t);
+    for (i = 63; i >= 0; i--)
+        assert_ptr_equal(heap_pop(&h), &m[i].t);
+    assert_int_equal(tide_replace_allocator(malloc, realloc, calloc, free), 0);
+    tide__heap_free(&h);
+}
+
+/* Through the loop: callbacks armed on virtual time fire in (deadline,
+ * arming order), each at its own virtual time, with cancels in the middle
+ * and a timer armed from a callback for the current instant. */
+typedef struct rec {
+    tide_loop *loop;
+    int order[64];
+    int64_t when[64];
+    int n;
+} rec;
+
+static rec g_rec;
+static tide_timer g_handles[16];
+
+static void note(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    g_rec.when[g_rec.n] = tide_vclock_now(g_rec.loop);
+    g_rec.order[g_rec.n++] = id;
+    if (id == 3) /* armed now for now: after those already due at this time */
+        assert_int_equal(tide_call_at_ns(g_rec.loop, tide_vclock_now(g_rec.loop), note, (void *)(intptr_t)99, NULL), 0);
+}
+
+static void test_loop_order_and_cancel(void **state)
+{
+    static const int64_t at[12] = {30, 10, 20, 10, 50, 10, 20, 40, 30, 10, 60, 20};
+    static const int want[] = {1, 3, 5, 9, 99, 2, 11, 0, 8, 7, 10};
+    static const int64_t want_when[] = {10, 10, 10, 10, 10, 20, 20, 30, 30, 40, 60};
+    tide_loop *loop;
+    int i;
+
+    (void)state;
+    memset(&g_rec, 0, sizeof g_rec);
+    assert_int_equal(tide_loop_new(&loop), 0);
+    assert_int_equal(tide_loop_set_vclock(loop, TIDE_VCLOCK_AUTOJUMP), 0);
+    g_rec.loop = loop;
+    for (i = 0; i < 12; i++)
+        assert_int_equal(tide_call_at_ns(loop, at[i], note, (void *)(intptr_t)i, &g_handles[i]), 0);
+    assert_int_equal(tide_timer_cancel(&g_handles[6]), 0); /* 20, in the middle */
+    assert_int_equal(tide_timer_cancel(&g_handles[4]), 0); /* 50 */
+    assert_int_equal(tide_timer_cancel(&g_handles[4]), -EALREADY);
+    assert_int_equal(tide_loop_run(loop), 0);
+    assert_int_equal(g_rec.n, (int)(sizeof want / sizeof want[0]));
+    for (i = 0; i < g_rec.n; i++) {
+        assert_int_equal(g_rec.order[i], want[i]);
+        assert_true(g_rec.when[i] == want_when[i]);
+    }
+    assert_int_equal(tide_timer_cancel(&g_handles[0]), -EALREADY); /* fired */
+    tide_loop_free(loop);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_against_model),
+        cmocka_unit_test(test_equal_deadlines_fifo),
+        cmocka_unit_test(test_cycles_reuse),
+        cmocka_unit_test(test_far_and_near_growth),
+        cmocka_unit_test(test_grow_enomem),
+        cmocka_unit_test(test_loop_order_and_cancel),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
