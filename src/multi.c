@@ -57,6 +57,8 @@ typedef struct mslot {
     tide_loop *loop;           /* set before any main runs, kept until the run ends */
     int alive;                 /* under run_lock: the loop is not being freed */
     tide_task *main_task;
+    int main_started;          /* slot_main runs (this loop's thread only) */
+    int stop_req;              /* a stop came before main started (this loop's thread) */
     pthread_t thread;
     int started;               /* the thread was created (slots >= 1) */
     int result;
@@ -293,10 +295,19 @@ int tide_multi_call(unsigned target, tide_fn fn, void *arg)
 
 /* ---------------------------------------------------------------- stop */
 
+/* Runs on the slot's loop.  A stop that comes before slot_main started
+ * must not cancel its task: a task cancelled before it starts never runs,
+ * so the bookkeeping after main (ndone, all_done) would never happen and
+ * every other loop would wait for this one forever.  slot_main applies the
+ * stop to itself instead, and main starts cancelled. */
 static void cancel_main(void *arg)
 {
     mslot *s = arg;
-    if (s->main_task && !s->main_done)
+    if (!s->main_task || s->main_done)
+        return;
+    if (!s->main_started)
+        s->stop_req = 1;
+    else
         (void)tide_cancel(s->main_task);
 }
 
@@ -338,6 +349,9 @@ static int slot_main(void *arg)
     unsigned i;
     int rc;
 
+    s->main_started = 1;
+    if (s->stop_req)
+        (void)tide_cancel(tide_current_task());
     rc = g->main(g->arg);
     s->main_done = 1;
     if (__atomic_add_fetch(&g->ndone, 1, __ATOMIC_ACQ_REL) == (int)g->n) {

@@ -320,6 +320,7 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
     t->state = TIDE_TASK_CREATED;
     t->cancel_req = loop->closing; /* tasks spawned while the loop closes never run */
     t->timer.idx = TIDE__NOT_IN_HEAP;
+    t->timer.fire = task_timer_fire; /* tide_scope_reschedule may arm it too */
     t->wait_until = TIDE__NEVER;
     t->stack_lo = lo;
     t->stack_size = size;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "tide.h"
+#include "util.h"
 
 #define NLOOPS 3
 
@@ -172,7 +173,11 @@ static void test_many_concurrent_calls(void **state)
 }
 
 /* A caller cancelled while its call runs on another loop: the remote task
- * is cancelled, the caller gets -ETIMEDOUT after it ended. */
+ * is cancelled, the caller gets -ETIMEDOUT after it ended.  The caller's
+ * deadline is armed only once the remote task runs: armed before, it could
+ * expire (a loaded machine, a sanitizer) before loop 1 took the call, and
+ * the remote task would then be cancelled before it started, which is
+ * right but not what this test is about. */
 static int remote_started, remote_cancelled;
 
 static int long_remote(void *arg)
@@ -186,22 +191,50 @@ static int long_remote(void *arg)
     return rc;
 }
 
+typedef struct cancel_caller {
+    tide_scope *scope;
+    int rc, remote_ended_first;
+} cancel_caller;
+
+static int timed_caller(void *arg)
+{
+    cancel_caller *cc = arg;
+    tide_scope s;
+    tide_deadline_begin(&s, INT64_MAX); /* main sets the deadline */
+    cc->scope = &s;
+    cc->rc = tide_multi_call(1, long_remote, NULL);
+    cc->remote_ended_first = __atomic_load_n(&remote_cancelled, __ATOMIC_SEQ_CST);
+    cc->scope = NULL;
+    tide_timeout_end(&s);
+    return 0;
+}
+
 static int main_cancel(void *arg)
 {
-    tide_scope s;
-    int rc;
+    cancel_caller cc = {NULL, 0, 0};
+    tide_task *t;
     int64_t t0;
+    int started, rs_rc = -1, aw;
     (void)arg;
     if (tide_multi_index() != 0)
         return 0;
+    CHECK(tide_create_task(&t, timed_caller, &cc) == 0);
     t0 = tide_now();
-    tide_timeout_begin(&s, 50);
-    rc = tide_multi_call(1, long_remote, NULL);
-    tide_timeout_end(&s);
-    CHECK(rc == -ETIMEDOUT);
-    CHECK(tide_now() - t0 < 5000);
-    CHECK(__atomic_load_n(&remote_started, __ATOMIC_SEQ_CST) == 1);
-    CHECK(__atomic_load_n(&remote_cancelled, __ATOMIC_SEQ_CST) == 1);
+    while (!(started = __atomic_load_n(&remote_started, __ATOMIC_SEQ_CST)) &&
+           tide_now() - t0 < 20000)
+        tide_sleep(1);
+    t0 = tide_now();
+    if (started && cc.scope)
+        rs_rc = tide_scope_reschedule(cc.scope, t0 + 50);
+    if (rs_rc != 0)
+        tide_cancel(t); /* the checks below fail; t must not outlive cc */
+    aw = tide_await(t);
+    CHECK(started == 1);
+    CHECK(rs_rc == 0);
+    CHECK(aw == 0);
+    CHECK(cc.rc == -ETIMEDOUT);
+    CHECK(tide_now() - t0 >= 49);
+    CHECK(cc.remote_ended_first == 1);
     /* Already cancelled: refused at once. */
     tide_cancel(tide_current_task());
     CHECK(tide_multi_call(1, where, NULL) == -ECANCELED);
@@ -252,6 +285,44 @@ static void test_stop(void **state)
     assert_int_equal(fail_line, 0);
 }
 
+/* A stop that reaches a loop before its main started (loop 0 stops at
+ * once; the other threads have not run yet): that main still runs, starts
+ * cancelled, and the run ends.  It used to cancel the loop's task before it
+ * started, so the main never ran, never counted as returned, and every
+ * other loop waited for it forever. */
+static int early_started[8], early_cancelled[8];
+
+static int main_stop_at_once(void *arg)
+{
+    int idx = tide_multi_index();
+    (void)arg;
+    __atomic_add_fetch(&early_started[idx], 1, __ATOMIC_SEQ_CST);
+    if (idx == 0)
+        CHECK(tide_multi_stop() == 0);
+    CHECK(tide_sleep(100000) == -ECANCELED);
+    __atomic_add_fetch(&early_cancelled[idx], 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void test_stop_before_mains_start(void **state)
+{
+    tide_multi_opts o;
+    int runs = tt_under_valgrind() ? 3 : 20;
+    (void)state;
+    fail_line = 0;
+    memset(early_started, 0, sizeof early_started);
+    memset(early_cancelled, 0, sizeof early_cancelled);
+    tide_multi_opts_init(&o);
+    o.loops = 8;
+    for (int r = 0; r < runs; r++)
+        assert_int_equal(tide_multi_run(main_stop_at_once, NULL, &o), 0);
+    assert_int_equal(fail_line, 0);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(early_started[i], runs);
+        assert_int_equal(early_cancelled[i], runs);
+    }
+}
+
 /* After every main returned, calls are refused. */
 static int late_result = 1;
 
@@ -292,8 +363,10 @@ static void test_shutdown_refuses_calls(void **state)
     assert_true(late_result == -ESHUTDOWN);
 }
 
-/* Servers of every loop share one port (reuseport). */
-static int shared_port;
+/* Servers of every loop share one port (reuseport).  Loop 0 connects only
+ * once every loop listens (a fixed sleep is no promise on a loaded machine:
+ * loop 0 could then stop a loop that had not yet started its server). */
+static int shared_port, listening;
 static int echo_once(tide_stream *s, void *arg)
 {
     char c;
@@ -306,12 +379,11 @@ static int echo_once(tide_stream *s, void *arg)
     return 0;
 }
 
-static int main_reuseport(void *arg)
+static int reuseport_body(void)
 {
     tide_server_opts so;
     tide_server *srv;
     int idx = tide_multi_index(), rc;
-    (void)arg;
     tide_server_opts_init(&so);
     so.reuseport = 1;
     if (idx == 0) {
@@ -319,12 +391,14 @@ static int main_reuseport(void *arg)
         __atomic_store_n(&shared_port, tide_server_port(srv), __ATOMIC_SEQ_CST);
     } else {
         while (!__atomic_load_n(&shared_port, __ATOMIC_SEQ_CST))
-            tide_sleep(1);
+            CHECK(tide_sleep(1) == 0);
         CHECK(tide_start_server("127.0.0.1", shared_port, echo_once, NULL, &so, &srv) == 0);
     }
+    __atomic_add_fetch(&listening, 1, __ATOMIC_SEQ_CST);
     /* Loop 0 connects a few times; every answer names a loop. */
     if (idx == 0) {
-        tide_sleep(20);
+        while (__atomic_load_n(&listening, __ATOMIC_SEQ_CST) < tide_multi_count())
+            CHECK(tide_sleep(1) == 0);
         for (int i = 0; i < 8; i++) {
             tide_stream *c;
             char x = 'x';
@@ -348,12 +422,22 @@ static int main_reuseport(void *arg)
     return 0;
 }
 
+/* A failed check stops the others too: they would wait forever. */
+static int main_reuseport(void *arg)
+{
+    int rc = reuseport_body();
+    (void)arg;
+    if (rc < 0)
+        (void)tide_multi_stop();
+    return rc;
+}
+
 static void test_reuseport(void **state)
 {
     tide_multi_opts o;
     (void)state;
     fail_line = 0;
-    shared_port = 0;
+    shared_port = listening = 0;
     tide_multi_opts_init(&o);
     o.loops = 2;
     o.pin = 1;
@@ -444,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_many_concurrent_calls),
         cmocka_unit_test(test_cancel_caller),
         cmocka_unit_test(test_stop),
+        cmocka_unit_test(test_stop_before_mains_start),
         cmocka_unit_test(test_shutdown_refuses_calls),
         cmocka_unit_test(test_reuseport),
         cmocka_unit_test(test_foreign_objects_refused),

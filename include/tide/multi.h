@@ -74,7 +74,9 @@ TIDE_API int tide_multi_count(void);
 TIDE_API int tide_multi_call(unsigned target, tide_fn fn, void *arg);
 
 /* Cancels the main task of every loop of the current multi run (mains
- * that already returned are left alone).  Callable from any thread, also
+ * that already returned are left alone; a main that has not started yet
+ * still runs, cancelled: its first suspending call fails with -ECANCELED,
+ * and the run ends as usual).  Callable from any thread, also
  * from outside the run (e.g. a signal-handling thread).  Returns 0, or
  * -ESRCH when no multi run is going on. */
 TIDE_API int tide_multi_stop(void);
