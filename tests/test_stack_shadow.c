@@ -142,6 +142,7 @@ static void test_finished_task_stack_reused_clean(void **state)
 #ifdef TIDE__ASAN
     assert_null(__asan_region_is_poisoned(lo, (size_t)(top - lo)));
 #endif
+    (void)top;
     assert_int_equal(tide_create_task_ex(&t, loop, run_fresh, NULL, NULL), 0);
     assert_ptr_equal(t->stack_lo, lo); /* the same stack, from the pool */
     assert_int_equal(tide_loop_run_until_complete(loop, t), 40);
