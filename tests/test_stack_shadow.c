@@ -108,11 +108,14 @@ static void test_freed_suspended_task_leaves_no_poison(void **state)
     assert_int_equal(tide_loop_run(a), 0); /* t now waits on its job */
     assert_int_equal(tide_task_get_state(t), TIDE_TASK_WAITING);
 #ifdef TIDE__ASAN
-    /* the test sees the live frames' redzones, so it can see stale ones
-     * (unless detect_stack_use_after_return put the frames on ASan's fake
-     * stack, leaving the real one unpoisoned) */
+    /* The test sees the live frames' redzones, so it can see stale ones.
+     * Not where detect_stack_use_after_return put the frames on ASan's fake
+     * stack, nor with the ucontext switch: ASan's swapcontext interceptor
+     * clears the whole task stack's shadow around every switch. */
+#ifndef TIDE_CONTEXT_UCONTEXT
     if (!__asan_get_current_fake_stack())
         assert_non_null(__asan_region_is_poisoned(lo, (size_t)(top - lo)));
+#endif
 #endif
     assert_int_equal(tide_run(free_other_loop, a), 0);
 #ifdef TIDE__ASAN
