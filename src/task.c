@@ -17,6 +17,7 @@
 #include <string.h>
 
 #ifdef TIDE__ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -245,6 +246,21 @@ void tide__task_release(tide_task *t)
     if (t->tsan_fiber) { /* made by its first start (loop.c) */
         __tsan_destroy_fiber(t->tsan_fiber);
         t->tsan_fiber = NULL;
+    }
+#endif
+#ifdef TIDE__ASAN
+    /* The frames between the task's last saved stack pointer and its top
+     * never return (it ended inside its last switch away, or was freed
+     * while suspended), so their redzones stay poisoned in ASan's shadow.
+     * The next task on this stack, or on a new mapping at the same address
+     * once the pool is unmapped, would inherit that poison: gcc's prologues
+     * poison only their redzones and trust the rest of the frame's shadow
+     * to be clear.  Clear it, as ASan's swapcontext interceptor does. */
+    {
+        char *sp = tide__ctx_sp(&t->ctx), *lo = t->stack_lo;
+        if (!sp || sp < lo || sp > (char *)t)
+            sp = lo;
+        __asan_unpoison_memory_region(sp, (size_t)((char *)t - sp));
     }
 #endif
     t->magic = TIDE__TASK_FREED;
