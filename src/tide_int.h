@@ -280,7 +280,9 @@ void tide__locals_release(tide_task *t);
 /* Names what the running task t is about to wait on, for dumps (Go's
  * gopark reason): put one of these right before every tide__suspend (the
  * kind is not cleared after a wait: a suspension that named none would show
- * the previous one's).  kind is a tide_wait_kind (include/tide/debug.h).
+ * the previous one's; ctest's wait_reasons, scripts/check_wait_reasons.py,
+ * fails on a tide__suspend or tide__wl_wait with neither before it in its
+ * function).  kind is a tide_wait_kind (include/tide/debug.h).
  * TIDE__WAIT_ON stores the kind and the awaited object (two stores);
  * TIDE__WAIT_KIND only the kind, for waits whose object the dump finds from
  * the suspension's unlink argument (tide__wait_object in dump.c: fd waits,
