@@ -209,6 +209,9 @@ void tide_loop_free(tide_loop *loop)
     if (TIDE__UNLIKELY(loop->dbg.on))
         tide__dbg_loop_end(loop); /* what was left behind, then the watchdog stops */
     tide__dbg_loop_free(loop);
+    /* Tasks that could not finish are released below with their stacks:
+     * no io_uring operation may still write into one. */
+    tide__poller_drain_ops(&loop->poller);
     for (i = NMODULES; i-- > 0;)
         modules[i].term(loop);
     tide__shuffle_term(loop);

@@ -86,6 +86,10 @@ const char *tide__poller_name(const tide__poller *p);
  * the kernel or the headers lack what it needs). */
 int tide__uring_init(tide__poller *p);
 void tide__uring_free(tide__poller *p);
+/* Cancels every completion operation in flight and waits for their
+ * completions (no done callback runs from then on): tide_loop_free, before
+ * the stacks of tasks it could not finish go. */
+void tide__uring_drain(tide__poller *p);
 int tide__uring_add(tide__poller *p, int fd, void *tag, int lazy);
 int tide__uring_watch(tide__poller *p, int fd);
 int tide__uring_del(tide__poller *p, int fd);
@@ -119,6 +123,11 @@ int tide__uring_sendmsg(tide__poller *p, tide__uop *op, int fd, const void *m, i
 /* Asks the kernel, now (one io_uring_enter), to cancel op; its completion
  * still comes (-ECANCELED, or the result if it had finished).  0 or -errno. */
 int tide__uring_cancel(tide__poller *p, tide__uop *op);
+static inline void tide__poller_drain_ops(tide__poller *p)
+{
+    if (p->uring)
+        tide__uring_drain(p);
+}
 #else /* no io_uring: the readiness path is the only one */
 static inline int tide__poller_ops(const tide__poller *p)
 {
@@ -147,6 +156,10 @@ static inline int tide__uring_cancel(tide__poller *p, tide__uop *op)
 {
     (void)p, (void)op;
     return -ENOSYS;
+}
+static inline void tide__poller_drain_ops(tide__poller *p)
+{
+    (void)p;
 }
 #endif
 

@@ -364,17 +364,16 @@ fail:
     return err;
 }
 
-void tide__uring_free(tide__poller *p)
+/* Operations in flight write into buffers their owners are about to
+ * free (a task released by a loop that could not finish it): cancel them
+ * all and wait for every completion (the kernel's ring teardown is
+ * asynchronous: closing the ring alone would not be enough).  No done
+ * callback runs from then on. */
+void tide__uring_drain(tide__poller *p)
 {
     struct tide__uring *u = p->uring;
 
-    if (!u)
-        return;
-    /* Operations in flight write into buffers their owners are about to
-     * free (a task released by a loop that could not finish it): cancel
-     * them all and wait for every completion before the ring goes (its
-     * teardown in the kernel is asynchronous). */
-    if (u->nops && u->fork_gen == tide__fork_gen) {
+    if (u && u->nops && u->fork_gen == tide__fork_gen) {
         struct io_uring_sqe *sqe = get_sqe(u);
         int tries = 0;
         u->closing = 1;
@@ -395,6 +394,15 @@ void tide__uring_free(tide__poller *p)
             (void)reap(p, NULL, NULL);
         }
     }
+}
+
+void tide__uring_free(tide__poller *p)
+{
+    struct tide__uring *u = p->uring;
+
+    if (!u)
+        return;
+    tide__uring_drain(p); /* normally done by tide_loop_free already */
     /* Closing the ring cancels what is in flight; the wake read's buffer is
      * freed after that (a cancelled read copies nothing).  A registered ring
      * index is dropped with its thread's table (or on the thread's exit). */
@@ -783,6 +791,10 @@ int tide__uring_init(tide__poller *p)
     return -ENOSYS;
 }
 void tide__uring_free(tide__poller *p)
+{
+    (void)p;
+}
+void tide__uring_drain(tide__poller *p)
 {
     (void)p;
 }

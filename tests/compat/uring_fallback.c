@@ -33,6 +33,7 @@ int main(void)
     rc[6] = tide__uring_send(&p, &op, 0, buf, sizeof buf, 0);
     rc[7] = tide__uring_sendmsg(&p, &op, 0, buf, 0);
     rc[8] = tide__uring_cancel(&p, &op);
+    tide__uring_drain(&p);
     tide__uring_free(&p);
     if (tide__poller_ops(&p) != 0) {
         fprintf(stderr, "uring_fallback: the compiled-out poller says it takes operations\n");
