@@ -1,5 +1,5 @@
 /*
- * Review regressions for io_uring stage 2 (io_uring_ops.c, poll_uring.c):
+ * Lifetimes of io_uring stage 2 operations (io_uring_ops.c, poll_uring.c):
  * a loop freed while another loop runs on the thread, with completion
  * operations in flight on its tasks' stacks; a recv in flight when its fd
  * is closed and the number reused at once by a new socket and a new
