@@ -94,6 +94,8 @@ int tide__uring_add(tide__poller *p, int fd, void *tag, int lazy);
 int tide__uring_watch(tide__poller *p, int fd);
 int tide__uring_del(tide__poller *p, int fd);
 int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void *ctx);
+#endif
+
 /*
  * Completion operations (io_uring only; docs/io_uring.md, "Stage 2").  An
  * operation is a recv or send the kernel performs on a buffer the caller
@@ -163,6 +165,7 @@ static inline void tide__poller_drain_ops(tide__poller *p)
 }
 #endif
 
+#if defined(__linux__)
 /* Test hook: when non-zero, tide__uring_init fails with -tide__uring_fail_setup
  * as if io_uring_setup had (seccomp's EPERM, an old kernel's ENOSYS). */
 extern int tide__uring_fail_setup;
