@@ -325,7 +325,8 @@ static void test_debug_mode_and_loop_free(void **state)
     }
     int maps1 = tt_count_maps();
     print_message("maps %d -> %d over 3 loops\n", maps0, maps1);
-    assert_true(maps1 - maps0 < 10); /* every chunk was unmapped */
+    /* every chunk was unmapped (sanitizers map memory of their own) */
+    assert_true(maps1 - maps0 < (SAN ? 64 : 10));
 }
 
 /* ------------------------------------------ LIFO reuse and mappings */
@@ -381,7 +382,7 @@ static void test_reuse_and_mappings(void **state)
                   m.maps_during);
     /* 20000 stacks of 2 KiB in chunks of 4096: 5 chunks, each at most a
      * mapping and a guard (mprotect fallback) */
-    assert_true(m.maps_during - m.maps_before <= 2 * (MANY / 4096 + 1));
+    assert_true(m.maps_during - m.maps_before <= 2 * (MANY / 4096 + 1) + (SAN ? 64 : 0));
     free(m.t);
 }
 
@@ -397,7 +398,11 @@ typedef struct depth {
 static tide_event depth_ev;
 
 /* Paints the stack below this frame, runs a suspending call, and finds the
- * deepest byte it wrote. */
+ * deepest byte it wrote.  Not instrumented by ASan: the paint goes where
+ * frames that ended left their redzones poisoned. */
+#ifdef TT_ASAN
+__attribute__((no_sanitize_address))
+#endif
 __attribute__((noinline)) static int depth_body(void *arg)
 {
     depth *d = arg;
