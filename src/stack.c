@@ -45,6 +45,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#if defined(__linux__) && defined(__GLIBC__)
+#include <link.h>
+#include <stdlib.h>
+#define TIDE__CHECK_BIND_NOW 1
+#endif
+
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -208,6 +214,75 @@ unguarded:
     return -1;
 }
 
+#ifdef TIDE__CHECK_BIND_NOW
+/* Whether the object loaded at info resolves its symbols at load time
+ * (linked with -z now). */
+static int object_binds_now(const struct dl_phdr_info *info)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Dyn) *d;
+        if (info->dlpi_phdr[i].p_type != PT_DYNAMIC)
+            continue;
+        for (d = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+             d->d_tag != DT_NULL; d++)
+            if (d->d_tag == DT_BIND_NOW || (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_BIND_NOW)) ||
+                (d->d_tag == DT_FLAGS_1 && (d->d_un.d_val & DF_1_NOW)))
+                return 1;
+        return 0;
+    }
+    return 1; /* no dynamic section: nothing is bound lazily */
+}
+
+static int object_holds(const struct dl_phdr_info *info, uintptr_t a)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        uintptr_t lo = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+        if (info->dlpi_phdr[i].p_type == PT_LOAD && a - lo < info->dlpi_phdr[i].p_memsz)
+            return 1;
+    }
+    return 0;
+}
+
+/* Counts the objects that matter (the program, and the one tide is in) that
+ * bind lazily. */
+static int count_lazy(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    int *lazy = arg;
+
+    (void)size;
+    if ((info->dlpi_name[0] == '\0' || object_holds(info, (uintptr_t)&tide__stack_get)) &&
+        !object_binds_now(info))
+        (*lazy)++;
+    return 0;
+}
+#endif
+
+/* The first call of a function of a shared library resolves it, lazily,
+ * on the caller's stack: glibc's resolver saves the vector registers there
+ * (about 2.5 KiB with AVX-512), more than a small unguarded stack holds.
+ * Say so once, when the first unguarded pool is made in a program that is
+ * not linked with -z now (nor run with LD_BIND_NOW). */
+static void warn_lazy_binding(void)
+{
+#ifdef TIDE__CHECK_BIND_NOW
+    static int checked; /* atomic */
+    const char *env;
+    int lazy = 0;
+
+    if (__atomic_exchange_n(&checked, 1, __ATOMIC_RELAXED))
+        return;
+    env = getenv("LD_BIND_NOW");
+    if (env && *env)
+        return;
+    dl_iterate_phdr(count_lazy, &lazy);
+    if (lazy)
+        fputs("tide: warning: TIDE_STACK_UNGUARDED tasks in a program that binds symbols "
+              "lazily: a task's first call of a shared-library function can overflow its "
+              "small stack; link with -Wl,-z,now (docs/stacks.md)\n",
+              stderr);
+#endif
+}
+
 static tide__stack_pool *pool_for(tide_loop *loop, size_t size, int unguarded)
 {
     tide__stack_pool *p;
@@ -218,6 +293,8 @@ static tide__stack_pool *pool_for(tide_loop *loop, size_t size, int unguarded)
     p = tide__calloc(1, sizeof *p);
     if (!p)
         return NULL;
+    if (unguarded)
+        warn_lazy_binding();
     p->size = size;
     p->unguarded = unguarded;
     p->slot = unguarded ? size : size + tide__stack_guard_size();
