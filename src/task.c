@@ -24,12 +24,6 @@
 #define MAX_STACK_SIZE ((size_t)1 << 30)
 #define TOP_RESERVE 16 /* the stack pool's free-list link lives above the task */
 #define SMALL_STACK_ALIGN 256 /* unguarded stacks: sizes are multiples of this */
-/* Sanitizers' instrumentation and runtimes take more stack than the 2 KiB a
- * sleeping task needs in a plain build (docs/stacks.md): their unguarded
- * stacks get at least this much. */
-#if defined(TIDE__ASAN) || defined(TIDE__TSAN)
-#define SMALL_STACK_FLOOR (8 * 1024)
-#endif
 
 tide_task *tide__current(void)
 {
@@ -337,10 +331,8 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
         size = o->stack_size ? o->stack_size : TIDE_SMALL_STACK_DEFAULT;
         if (size < TIDE_SMALL_STACK_MIN || size > TIDE_SMALL_STACK_MAX)
             return -EINVAL;
-#ifdef SMALL_STACK_FLOOR
-        if (size < SMALL_STACK_FLOOR)
-            size = SMALL_STACK_FLOOR;
-#endif
+        if (size < tide__small_stack_floor())
+            size = tide__small_stack_floor();
         size = (size + SMALL_STACK_ALIGN - 1) & ~(size_t)(SMALL_STACK_ALIGN - 1);
         unguarded = 1;
     } else if (o && o->stack_size) {

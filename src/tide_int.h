@@ -153,6 +153,9 @@ void tide__stack_signals_free(tide_loop *loop);
  * if its saved stack pointer is in or below the canary or the canary was
  * written.  run_task calls it for such tasks only. */
 void tide__stack_check_unguarded(tide_task *t);
+/* The least size an unguarded stack gets in this build or under valgrind
+ * (TIDE_SMALL_STACK_MIN otherwise). */
+size_t tide__small_stack_floor(void);
 
 /* ----------------------------------------------------------------- tasks */
 
