@@ -76,8 +76,8 @@
 /* Unguarded pools: 4096 slots of 2 KiB make an 8 MiB chunk, 245 mappings
  * (at most: adjacent ones merge) for 1M stacks. */
 #define SMALL_CHUNK_MAX_SLOTS 4096
-/* Each word of a canary is its own address xor this ("tidecnry"), so that
- * a copy of a neighbour's canary does not pass for this one. */
+/* Each word of a canary is its stack's lo xor this ("tidecnry"), so that a
+ * copy of a neighbour's canary does not pass for this one. */
 #define CANARY_KEY ((uintptr_t)0x74696465636e7279ull)
 
 typedef struct chunk {
@@ -411,7 +411,7 @@ int tide__stack_get(tide_loop *loop, size_t size, int unguarded, void **lo,
     if (p->unguarded) {
         uintptr_t *w = (uintptr_t *)slot;
         for (size_t i = 0; i < TIDE__CANARY_BYTES / sizeof *w; i++)
-            w[i] = (uintptr_t)&w[i] ^ CANARY_KEY;
+            w[i] = (uintptr_t)slot ^ CANARY_KEY;
         *lo = slot;
     } else {
         if (!p->chunks->guarded)
@@ -534,12 +534,15 @@ size_t tide__small_stack_floor(void)
 /* Reads what overflowing frames may have left poisoned in ASan's shadow. */
 TIDE__NO_ASAN void tide__stack_check_unguarded(tide_task *t)
 {
-    const uintptr_t *w = t->stack_lo;
+    const uintptr_t *w = t->stack_lo, v = (uintptr_t)w ^ CANARY_KEY;
     const char *sp = tide__ctx_sp(&t->ctx);
     uintptr_t bad = sp && sp < (const char *)t->stack_lo + TIDE__CANARY_BYTES;
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+#endif
     for (size_t i = 0; i < TIDE__CANARY_BYTES / sizeof *w; i++)
-        bad |= w[i] ^ ((uintptr_t)&w[i] ^ CANARY_KEY);
+        bad |= w[i] ^ v;
     if (TIDE__UNLIKELY(bad != 0)) {
         report_overflow(t);
         abort();
