@@ -85,7 +85,8 @@ typedef struct chunk {
     char *base;
     size_t len;
     char *first;          /* the first slot: base, or above the chunk's guard */
-    int guarded;          /* every slot's guard is already installed */
+    int guarded;          /* every slot's guard is already installed (unguarded
+                             pools: the one guard below the first slot) */
 #ifdef TIDE__VALGRIND
     unsigned nvg;
     unsigned *vg;         /* only when running on valgrind: one id per slot */
