@@ -6,7 +6,8 @@
  * few mappings; what tide's own suspend paths take of them is measured (the
  * minimum size rests on it); an overflow is reported and aborts, in forked
  * children: written over the canary, suspended below it (the canary jumped),
- * and into the guard below a chunk's first stack.
+ * and into the guard below a chunk's first stack; a signal delivered while
+ * a small task runs goes on the alternate stack.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -518,6 +519,7 @@ static void test_depth_of_tide_paths(void **state)
 #define CANARY_FLAG "--canary-child"
 #define JUMP_FLAG "--jump-child"
 #define GUARD_FLAG "--guard-child"
+#define WATCHDOG_FLAG "--watchdog-child"
 
 static volatile size_t sink;
 
@@ -622,10 +624,75 @@ static int guard_child(void)
     return 3;
 }
 
+/* ------------------------------- a signal while a small task runs
+ *
+ * Debug mode's watchdog signals the loop thread while a step is slow, to
+ * take its backtrace: the signal frame (up to 11.7 KiB here with AVX-512)
+ * must go on the alternate stack (SA_ONSTACK), not on the 2 KiB stack of
+ * the running task, the first of its chunk, right above the chunk's guard. */
+
+static int spinner(void *arg)
+{
+    (void)arg;
+    tt_spin_ms(300); /* a slow step: the watchdog fires while it runs */
+    return 0;
+}
+
+static int watchdog_child(void)
+{
+    tide_loop *loop;
+    tide_task *t;
+    tide_debug_opts d;
+    tide_task_opts o = small_opts("spinner", 0);
+
+    if (tide_loop_new(&loop) != 0)
+        return 4;
+    tide_debug_opts_init(&d);
+    d.slow_step_ms = 20;
+    if (tide_loop_set_debug(loop, &d) != 0)
+        return 5;
+    if (tide_create_task_ex(&t, loop, spinner, NULL, &o) != 0)
+        return 6;
+    if (tide_loop_run_until_complete(loop, t) != 0)
+        return 7;
+    tide_loop_free(loop);
+    return 0;
+}
+
 /* Runs this test program again with flag (without exec: child() in the
- * fork); returns its stderr (malloc'd) once it ended, and checks that it
- * died of SIGABRT. */
+ * fork); returns its stderr (malloc'd) once it ended, and its wait status
+ * in *status. */
+static char *run_self_status(const char *flag, int (*child)(void), int *status);
+
+static void test_signal_while_small_task_runs(void **state)
+{
+    (void)state;
+    if (tt_under_valgrind())
+        skip(); /* a 300 ms step under valgrind proves nothing more */
+    int status;
+    char *out = run_self_status(WATCHDOG_FLAG, watchdog_child, &status);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("child: status 0x%x: <<%s>>", status, out);
+    /* the watchdog did signal the thread while the small task ran */
+    if (!strstr(out, "spinner"))
+        fail_msg("no slow-step report naming the task: <<%s>>", out);
+    free(out);
+}
+
+/* As run_self_status, and checks that the child died of SIGABRT. */
 static char *run_self(const char *flag, int (*child)(void))
+{
+    int status;
+    char *out = run_self_status(flag, child, &status);
+    if (!WIFSIGNALED(status))
+        fail_msg("child exited with status %d, not by a signal: <<%s>>", WEXITSTATUS(status),
+                 out);
+    if (WTERMSIG(status) != SIGABRT)
+        fail_msg("child died of signal %d, not SIGABRT: <<%s>>", WTERMSIG(status), out);
+    return out;
+}
+
+static char *run_self_status(const char *flag, int (*child)(void), int *status)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -664,14 +731,8 @@ static char *run_self(const char *flag, int (*child)(void))
     }
     out[len] = '\0';
     close(p[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(waitpid(pid, status, 0), pid);
     print_message("child stderr: <<%s>>\n", out);
-    if (!WIFSIGNALED(status))
-        fail_msg("child exited with status %d, not by a signal: <<%s>>", WEXITSTATUS(status),
-                 out);
-    if (WTERMSIG(status) != SIGABRT)
-        fail_msg("child died of signal %d, not SIGABRT: <<%s>>", WTERMSIG(status), out);
     return out;
 }
 
@@ -721,6 +782,8 @@ int main(int argc, char **argv)
         return jump_child();
     if (argc > 1 && strcmp(argv[1], GUARD_FLAG) == 0)
         return guard_child();
+    if (argc > 1 && strcmp(argv[1], WATCHDOG_FLAG) == 0)
+        return watchdog_child();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_run_sleep_share_pages),
@@ -732,6 +795,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_overflow_over_canary),
         cmocka_unit_test(test_overflow_jumping_canary),
         cmocka_unit_test(test_overflow_into_chunk_guard),
+        cmocka_unit_test(test_signal_while_small_task_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
