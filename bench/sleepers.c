@@ -8,8 +8,10 @@
  * Every run is in its own forked child so that each peak RSS is its own.
  * One run each: the 1 s sleep dominates and the figures are large.
  *
- * Tide runs twice: default stacks (256 KiB) and the smallest class
- * (TIDE_MIN_STACK_SIZE, 16 KiB, which a task asks for in tide_task_opts).
+ * Tide runs three times: default stacks (256 KiB), the smallest guarded
+ * class (TIDE_MIN_STACK_SIZE, 16 KiB, which a task asks for in
+ * tide_task_opts) and the opt-in small unguarded stacks (flags
+ * TIDE_STACK_UNGUARDED, TIDE_SMALL_STACK_DEFAULT: 2 KiB, two a page).
  * References, each in the same run: libuv (1M uv_timer_t), Go (1M goroutines,
  * when `go` is on PATH; see child_go) and the kernel floor of a guarded
  * stackful design: what the spawn phase costs in memory management alone,
@@ -20,7 +22,8 @@
  * Minor page faults per task (getrusage) show that tide is at that floor.
  *
  * Aims (issue 12): wall time under 2x libuv's, RSS per task at most Go's.
- * SLEEPERS_ONLY=small runs tide with 16 KiB stacks alone (for profiling).
+ * SLEEPERS_ONLY=small runs tide with 16 KiB stacks alone (for profiling),
+ * SLEEPERS_ONLY=unguarded the 2 KiB unguarded stacks alone.
  * docs/stacks.md says what was tried.
  */
 #include "bench.h"
@@ -60,6 +63,7 @@ typedef struct result {
 
 static result R;
 static size_t g_stack; /* 0: default */
+static unsigned g_flags; /* tide_task_opts.flags */
 static long g_done;
 
 static long minflt(void)
@@ -93,6 +97,7 @@ static int tide_main(void *arg)
     }
     tide_task_opts_init(&o);
     o.stack_size = g_stack;
+    o.flags = g_flags;
     for (n = 0; n < N; n++) {
         rc = tide_create_task_ex(&ts[n], NULL, sleeper, NULL, &o);
         if (rc < 0) {
@@ -393,6 +398,13 @@ static void run_tide_small(void)
     child_tide();
 }
 
+static void run_tide_unguarded(void)
+{
+    g_stack = 0;
+    g_flags = TIDE_STACK_UNGUARDED;
+    child_tide();
+}
+
 static void run_floor_default(void)
 {
     g_stack = 0;
@@ -407,7 +419,7 @@ static void run_floor_small(void)
 
 int main(void)
 {
-    result td, ts, uv, go, fd, fs;
+    result td, ts, tu, uv, go, fd, fs;
     const char *only = getenv("SLEEPERS_ONLY"); /* "small": tide with 16 KiB stacks alone */
 
     if (only && strcmp(only, "small") == 0) {
@@ -415,11 +427,17 @@ int main(void)
         show("tide (16 KiB stacks)", &ts, NULL, NULL);
         return ts.ok ? 0 : 1;
     }
+    if (only && strcmp(only, "unguarded") == 0) {
+        tu = in_child(run_tide_unguarded);
+        show("tide (2 KiB unguarded)", &tu, NULL, NULL);
+        return tu.ok ? 0 : 1;
+    }
     memset(&uv, 0, sizeof uv);
     td = in_child(run_tide_default);
     fd = in_child(run_floor_default);
     ts = in_child(run_tide_small);
     fs = in_child(run_floor_small);
+    tu = in_child(run_tide_unguarded);
 #ifdef TIDE_HAVE_LIBUV
     uv = in_child(child_uv);
 #else
@@ -431,6 +449,7 @@ int main(void)
            N, SLEEP_MS);
     show("tide (256 KiB stacks)", &td, &uv, &go);
     show("tide (16 KiB stacks)", &ts, &uv, &go);
+    show("tide (2 KiB unguarded)", &tu, &uv, &go);
     if (uv.ok)
         show("ref libuv uv_timer_t", &uv, NULL, &go);
     else
@@ -448,5 +467,12 @@ int main(void)
         printf("; RSS <= Go's: %s (x%.2f)", per_kib(&ts) <= per_kib(&go) ? "met" : "MISSED",
                per_kib(&ts) / per_kib(&go));
     printf("\n");
-    return td.ok && ts.ok ? 0 : 1;
+    if (tu.ok && uv.ok)
+        printf("sleepers: aims (2 KiB unguarded): time < 2x libuv: %s (x%.2f)",
+               tu.wall < 2.0 * uv.wall ? "met" : "MISSED", tu.wall / uv.wall);
+    if (tu.ok && go.ok)
+        printf("; RSS <= Go's: %s (x%.2f)", per_kib(&tu) <= per_kib(&go) ? "met" : "MISSED",
+               per_kib(&tu) / per_kib(&go));
+    printf("\n");
+    return td.ok && ts.ok && tu.ok ? 0 : 1;
 }

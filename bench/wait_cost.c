@@ -13,6 +13,8 @@
  *   wait_cost client PORT N   N ping-pongs of 64 bytes with an echo server
  *                             (bench/echo server-tide) on 127.0.0.1:PORT,
  *                             blocking sockets, then exits.
+ * WAIT_COST_UNGUARDED=1 gives the two tasks of `switch` small unguarded
+ * stacks (TIDE_STACK_UNGUARDED): what their canary check costs per switch.
  */
 #include "bench.h"
 
@@ -55,11 +57,16 @@ static int ponger(void *arg)
 static int switch_main(void *arg)
 {
     tide_task *t[2];
+    tide_task_opts o;
+    const char *e = getenv("WAIT_COST_UNGUARDED");
     (void)arg;
+    tide_task_opts_init(&o);
+    if (e && *e == '1')
+        o.flags = TIDE_STACK_UNGUARDED;
     tide_event_init(&g_ping);
     tide_event_init(&g_pong);
-    BENCH_CHECK(tide_create_task(&t[1], ponger, NULL) == 0, "create");
-    BENCH_CHECK(tide_create_task(&t[0], pinger, NULL) == 0, "create");
+    BENCH_CHECK(tide_create_task_ex(&t[1], NULL, ponger, NULL, &o) == 0, "create");
+    BENCH_CHECK(tide_create_task_ex(&t[0], NULL, pinger, NULL, &o) == 0, "create");
     BENCH_CHECK(tide_gather(t, 2, NULL) == 0, "gather");
     return 0;
 }

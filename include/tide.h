@@ -63,6 +63,21 @@ struct addrinfo;
 #define TIDE_DEFAULT_STACK_SIZE (256 * 1024)
 /* Smallest stack size accepted by tide_task_opts.stack_size. */
 #define TIDE_MIN_STACK_SIZE (16 * 1024)
+/* tide_task_opts.flags: TIDE_STACK_UNGUARDED asks for a small stack with no
+ * guard page, carved several per page (docs/stacks.md).  Opt-in, for tasks
+ * of shallow, known call depth (1M sleepers): stack_size is then 0 (meaning
+ * TIDE_SMALL_STACK_DEFAULT) or in [TIDE_SMALL_STACK_MIN,
+ * TIDE_SMALL_STACK_MAX], rounded up to 256 bytes.  Overflow is still
+ * reported and aborts, but later: a canary at the bottom of the stack and
+ * the saved stack pointer are checked each time the task switches out (and
+ * when it ends), so an overflow can corrupt the neighbouring stack below
+ * before it is seen.  Signal handlers that may run on such a task must use
+ * SA_ONSTACK (a signal frame takes up to 12 KiB with AVX-512).
+ * Sanitizer builds of tide give these stacks more room (docs/stacks.md). */
+#define TIDE_STACK_UNGUARDED 0x1u
+#define TIDE_SMALL_STACK_MIN 2048
+#define TIDE_SMALL_STACK_DEFAULT 2048
+#define TIDE_SMALL_STACK_MAX (8 * 1024)
 /* Task names longer than this (including the NUL) are truncated. */
 #define TIDE_TASK_NAME_MAX 32
 
@@ -265,10 +280,11 @@ TIDE_API void tide_cfuture_free(tide_cfuture *cf);
 typedef struct tide_task_opts {
     const char *name;  /* copied (truncated to TIDE_TASK_NAME_MAX-1); NULL: "task-<id>" */
     size_t stack_size; /* 0: TIDE_DEFAULT_STACK_SIZE; rounded up to whole pages */
+    unsigned flags;    /* 0, or TIDE_STACK_UNGUARDED (see there) */
 } tide_task_opts;
 
-/* Fills *o with the defaults (no name, the default stack size).  NULL is
- * ignored. */
+/* Fills *o with the defaults (no name, the default stack size, no flags).
+ * NULL is ignored. */
 TIDE_API void tide_task_opts_init(tide_task_opts *o);
 
 /* asyncio.create_task(): starts fn(arg) in a new task on the current loop.
@@ -279,8 +295,10 @@ TIDE_API void tide_task_opts_init(tide_task_opts *o);
 TIDE_API int tide_create_task(tide_task **t, tide_fn fn, void *arg);
 /* Like tide_create_task, on loop (NULL: the current loop) with options.
  * Errors: as tide_create_task, -EINVAL for a stack_size that is too
- * small (< TIDE_MIN_STACK_SIZE) or too large (> 1 GiB), -EPERM on another
- * thread than the loop's. */
+ * small (< TIDE_MIN_STACK_SIZE) or too large (> 1 GiB), with
+ * TIDE_STACK_UNGUARDED for one outside [TIDE_SMALL_STACK_MIN,
+ * TIDE_SMALL_STACK_MAX], and for unknown flags; -EPERM on another thread
+ * than the loop's. */
 TIDE_API int tide_create_task_ex(tide_task **t, tide_loop *loop, tide_fn fn, void *arg,
                                  const tide_task_opts *o);
 

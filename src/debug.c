@@ -396,7 +396,8 @@ static int signals_use(const tide_debug_opts *o)
     if (nsig_users == 0) {
         memset(&sa, 0, sizeof sa);
         sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        /* SA_ONSTACK: a signal frame would overflow a small unguarded stack. */
+        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
         sa.sa_sigaction = on_wd_signal;
         if (sigaction(o->watchdog_signal, &sa, &old_wd) < 0) {
             rc = -errno;
@@ -407,7 +408,7 @@ static int signals_use(const tide_debug_opts *o)
         if (dump_signo) {
             memset(&sa, 0, sizeof sa);
             sigemptyset(&sa.sa_mask);
-            sa.sa_flags = SA_RESTART;
+            sa.sa_flags = SA_RESTART | SA_ONSTACK;
             sa.sa_handler = on_dump_signal;
             if (sigaction(dump_signo, &sa, &old_dump) < 0) {
                 rc = -errno;

@@ -438,7 +438,9 @@ static int slot_take(int sig, tide_loop *loop)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigfillset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
+    /* SA_ONSTACK: on the thread's alternate stack (stack.c), not on a task's
+     * small unguarded stack, which a signal frame (up to 12 KiB) overflows. */
+    sa.sa_flags = SA_RESTART | SA_ONSTACK;
     if (sigaction(sig, &sa, &slots[sig].old) < 0) {
         rc = -errno;
 #ifdef USE_SIGNALFD

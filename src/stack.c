@@ -22,6 +22,18 @@
  * alternate signal stack (the faulting stack is unusable), recognises the
  * guard of the running task, prints the task's name and stack size, and
  * aborts.  Any other fault goes to the handler the program had before.
+ *
+ * Unguarded pools (TIDE_STACK_UNGUARDED, 2-8 KiB) have no guard per stack:
+ * slots are packed back to back, several per page, so that a task that
+ * touches only the top of its stack costs a fraction of a page.  A chunk
+ * has one guard, below its first slot.  The bottom TIDE__CANARY_BYTES of
+ * each slot hold a canary, written when the slot is first carved; after
+ * each switch out of such a task run_task calls
+ * tide__stack_check_unguarded, which checks the canary and the saved stack
+ * pointer on the loop's own stack and reports an overflow there.  What
+ * overflowed past the canary has by then written into the top of the slot
+ * below -- the neighbour's task struct -- so this is opt-in, for shallow
+ * tasks (docs/stacks.md).
  */
 #include "tide_int.h"
 
@@ -32,6 +44,12 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#if defined(__linux__) && defined(__GLIBC__)
+#include <link.h>
+#include <stdlib.h>
+#define TIDE__CHECK_BIND_NOW 1
+#endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -55,22 +73,31 @@
 #define GUARD_PAGES 4
 #define CHUNK_TARGET (64u << 20)
 #define CHUNK_MAX_SLOTS 256
+/* Unguarded pools: 4096 slots of 2 KiB make an 8 MiB chunk, 245 mappings
+ * (at most: adjacent ones merge) for 1M stacks. */
+#define SMALL_CHUNK_MAX_SLOTS 4096
+/* Each word of a canary is its stack's lo xor this ("tidecnry"), so that a
+ * copy of a neighbour's canary does not pass for this one. */
+#define CANARY_KEY ((uintptr_t)0x74696465636e7279ull)
 
 typedef struct chunk {
     struct chunk *next;
     char *base;
     size_t len;
-    int guarded;          /* every slot's guard is already installed */
+    char *first;          /* the first slot: base, or above the chunk's guard */
+    int guarded;          /* every slot's guard is already installed (unguarded
+                             pools: the one guard below the first slot) */
 #ifdef TIDE__VALGRIND
     unsigned nvg;
-    unsigned vg[CHUNK_MAX_SLOTS];
+    unsigned *vg;         /* only when running on valgrind: one id per slot */
 #endif
 } chunk;
 
 struct tide__stack_pool {
     struct tide__stack_pool *next; /* the loop's other pools */
     size_t size;                   /* usable bytes of each stack */
-    size_t slot;                   /* guard + size */
+    size_t slot;                   /* guard + size; size if unguarded */
+    int unguarded;                 /* small stacks, packed, with canaries */
     void *free;                    /* free stacks: lo of the first */
     chunk *chunks;                 /* every mapping, for the final munmap */
     size_t carved, slots;          /* slots carved from / held by chunks->base */
@@ -188,18 +215,90 @@ unguarded:
     return -1;
 }
 
-static tide__stack_pool *pool_for(tide_loop *loop, size_t size)
+#ifdef TIDE__CHECK_BIND_NOW
+/* Whether the object loaded at info resolves its symbols at load time
+ * (linked with -z now). */
+static int object_binds_now(const struct dl_phdr_info *info)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Dyn) *d;
+        if (info->dlpi_phdr[i].p_type != PT_DYNAMIC)
+            continue;
+        for (d = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+             d->d_tag != DT_NULL; d++)
+            if (d->d_tag == DT_BIND_NOW || (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_BIND_NOW)) ||
+                (d->d_tag == DT_FLAGS_1 && (d->d_un.d_val & DF_1_NOW)))
+                return 1;
+        return 0;
+    }
+    return 1; /* no dynamic section: nothing is bound lazily */
+}
+
+static int object_holds(const struct dl_phdr_info *info, uintptr_t a)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        uintptr_t lo = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+        if (info->dlpi_phdr[i].p_type == PT_LOAD && a - lo < info->dlpi_phdr[i].p_memsz)
+            return 1;
+    }
+    return 0;
+}
+
+/* Counts the objects that matter (the program, and the one tide is in) that
+ * bind lazily. */
+static int count_lazy(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    int *lazy = arg;
+
+    (void)size;
+    if ((info->dlpi_name[0] == '\0' || object_holds(info, (uintptr_t)&tide__stack_get)) &&
+        !object_binds_now(info))
+        (*lazy)++;
+    return 0;
+}
+#endif
+
+/* The first call of a function of a shared library resolves it, lazily,
+ * on the caller's stack: glibc's resolver saves the vector registers there
+ * (about 2.5 KiB with AVX-512), more than a small unguarded stack holds.
+ * Say so once, when the first unguarded pool is made in a program that is
+ * not linked with -z now (nor run with LD_BIND_NOW). */
+static void warn_lazy_binding(void)
+{
+#ifdef TIDE__CHECK_BIND_NOW
+    static int checked; /* atomic */
+    const char *env;
+    int lazy = 0;
+
+    if (__atomic_exchange_n(&checked, 1, __ATOMIC_RELAXED))
+        return;
+    env = getenv("LD_BIND_NOW");
+    if (env && *env)
+        return;
+    dl_iterate_phdr(count_lazy, &lazy);
+    if (lazy)
+        fputs("tide: warning: TIDE_STACK_UNGUARDED tasks in a program that binds symbols "
+              "lazily: a task's first call of a shared-library function can overflow its "
+              "small stack; link with -Wl,-z,now (docs/stacks.md)\n",
+              stderr);
+#endif
+}
+
+static tide__stack_pool *pool_for(tide_loop *loop, size_t size, int unguarded)
 {
     tide__stack_pool *p;
 
     for (p = loop->stacks.pools; p; p = p->next)
-        if (p->size == size)
+        if (p->size == size && p->unguarded == unguarded)
             return p;
     p = tide__calloc(1, sizeof *p);
     if (!p)
         return NULL;
+    if (unguarded)
+        warn_lazy_binding();
     p->size = size;
-    p->slot = size + tide__stack_guard_size();
+    p->unguarded = unguarded;
+    p->slot = unguarded ? size : size + tide__stack_guard_size();
     p->next = loop->stacks.pools;
     loop->stacks.pools = p;
     return p;
@@ -241,27 +340,45 @@ static int batch_guards(char *base, size_t n, size_t slot)
 
 static int new_chunk(tide__stack_pool *p)
 {
-    size_t slots = CHUNK_TARGET / p->slot;
+    size_t slots = CHUNK_TARGET / p->slot, max = p->unguarded ? SMALL_CHUNK_MAX_SLOTS
+                                                              : CHUNK_MAX_SLOTS;
+    size_t below = p->unguarded ? tide__stack_guard_size() : 0;
     chunk *c;
 
     if (slots < 1)
         slots = 1;
-    if (slots > CHUNK_MAX_SLOTS)
-        slots = CHUNK_MAX_SLOTS;
+    if (slots > max)
+        slots = max;
     c = tide__calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
-    c->len = slots * p->slot;
+#ifdef TIDE__VALGRIND
+    if (RUNNING_ON_VALGRIND) {
+        c->vg = tide__calloc(slots, sizeof *c->vg);
+        if (!c->vg) {
+            tide__free(c);
+            return -ENOMEM;
+        }
+    }
+#endif
+    c->len = below + slots * p->slot;
     c->base = mmap(NULL, c->len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (c->base == MAP_FAILED) {
+#ifdef TIDE__VALGRIND
+        tide__free(c->vg);
+#endif
         tide__free(c);
         return -ENOMEM;
     }
 #ifdef MADV_NOHUGEPAGE
     (void)madvise(c->base, c->len, MADV_NOHUGEPAGE);
 #endif
-    c->guarded = batch_guards(c->base, slots, p->slot);
+    c->first = c->base + below;
+    if (p->unguarded) /* one guard below the first slot: it has no neighbour there */
+        c->guarded = install_guard(c->base, below) == 0;
+    else
+        c->guarded = batch_guards(c->base, slots, p->slot);
     c->next = p->chunks;
     p->chunks = c;
     p->carved = 0;
@@ -269,13 +386,14 @@ static int new_chunk(tide__stack_pool *p)
     return 0;
 }
 
-int tide__stack_get(tide_loop *loop, size_t size, void **lo, tide__stack_pool **pool)
+int tide__stack_get(tide_loop *loop, size_t size, int unguarded, void **lo,
+                    tide__stack_pool **pool)
 {
     tide__stack_pool *p = loop->stacks.pools;
     char *slot;
 
-    if (!p || p->size != size) {
-        p = pool_for(loop, size);
+    if (!p || p->size != size || p->unguarded != unguarded) {
+        p = pool_for(loop, size, unguarded);
         if (!p)
             return -ENOMEM;
     }
@@ -290,13 +408,20 @@ int tide__stack_get(tide_loop *loop, size_t size, void **lo, tide__stack_pool **
         if (rc < 0)
             return rc;
     }
-    slot = p->chunks->base + p->carved++ * p->slot;
-    if (!p->chunks->guarded)
-        (void)install_guard(slot, tide__stack_guard_size());
-    *lo = slot + tide__stack_guard_size();
+    slot = p->chunks->first + p->carved++ * p->slot;
+    if (p->unguarded) {
+        uintptr_t *w = (uintptr_t *)slot;
+        for (size_t i = 0; i < TIDE__CANARY_BYTES / sizeof *w; i++)
+            w[i] = (uintptr_t)slot ^ CANARY_KEY;
+        *lo = slot;
+    } else {
+        if (!p->chunks->guarded)
+            (void)install_guard(slot, tide__stack_guard_size());
+        *lo = slot + tide__stack_guard_size();
+    }
 #ifdef TIDE__VALGRIND
-    p->chunks->vg[p->chunks->nvg++] =
-        VALGRIND_STACK_REGISTER(*lo, (char *)*lo + p->size);
+    if (p->chunks->vg)
+        p->chunks->vg[p->chunks->nvg++] = VALGRIND_STACK_REGISTER(*lo, (char *)*lo + p->size);
 #endif
     *pool = p;
     return 0;
@@ -326,6 +451,7 @@ void tide__stacks_term(tide_loop *loop)
 #ifdef TIDE__VALGRIND
             for (unsigned i = 0; i < c->nvg; i++)
                 VALGRIND_STACK_DEREGISTER(c->vg[i]);
+            tide__free(c->vg);
 #endif
             munmap(c->base, c->len);
             tide__free(c);
@@ -370,7 +496,10 @@ static void report_overflow(tide_task *t)
     const char *name = t->name;
     ssize_t w;
 
-    put(buf, &len, sizeof buf, "tide: stack overflow in task '", 30);
+    if (t->unguarded)
+        put(buf, &len, sizeof buf, "tide: stack overflow (unguarded small stack) in task '", 54);
+    else
+        put(buf, &len, sizeof buf, "tide: stack overflow in task '", 30);
     if (name[0])
         put(buf, &len, sizeof buf, name, strnlen(name, TIDE_TASK_NAME_MAX));
     else {
@@ -384,6 +513,46 @@ static void report_overflow(tide_task *t)
     put(buf, &len, sizeof buf, " bytes; give it a larger tide_task_opts.stack_size\n", 51);
     w = write(2, buf, len);
     (void)w;
+}
+
+/* Sanitizers' instrumentation and runtimes, and valgrind's replacements of
+ * malloc and friends (tide__timer_add may realloc on the task's stack), take
+ * more stack than the ~1 KiB a sleeping task needs in a plain build
+ * (docs/stacks.md): their unguarded stacks get 8 KiB; the ucontext build's
+ * get 4 KiB. */
+size_t tide__small_stack_floor(void)
+{
+#if defined(TIDE__ASAN) || defined(TIDE__TSAN)
+    return 8 * 1024;
+#else
+#ifdef TIDE__VALGRIND
+    if (RUNNING_ON_VALGRIND)
+        return 8 * 1024;
+#endif
+#ifdef TIDE_CONTEXT_UCONTEXT
+    return 4 * 1024; /* the task struct holds a ucontext_t: 1336 bytes, not 376 */
+#else
+    return TIDE_SMALL_STACK_MIN;
+#endif
+#endif
+}
+
+/* Reads what overflowing frames may have left poisoned in ASan's shadow. */
+TIDE__NO_ASAN void tide__stack_check_unguarded(tide_task *t)
+{
+    const uintptr_t *w = t->stack_lo, v = (uintptr_t)w ^ CANARY_KEY;
+    const char *sp = tide__ctx_sp(&t->ctx);
+    uintptr_t bad = sp && sp < (const char *)t->stack_lo + TIDE__CANARY_BYTES;
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+#endif
+    for (size_t i = 0; i < TIDE__CANARY_BYTES / sizeof *w; i++)
+        bad |= w[i] ^ v;
+    if (TIDE__UNLIKELY(bad != 0)) {
+        report_overflow(t);
+        abort();
+    }
 }
 
 static void on_fault(int sig, siginfo_t *si, void *uctx)

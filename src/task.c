@@ -23,6 +23,7 @@
 
 #define MAX_STACK_SIZE ((size_t)1 << 30)
 #define TOP_RESERVE 16 /* the stack pool's free-list link lives above the task */
+#define SMALL_STACK_ALIGN 256 /* unguarded stacks: sizes are multiples of this */
 
 tide_task *tide__current(void)
 {
@@ -193,6 +194,11 @@ static void run_task(tide_loop *loop, tide__runnable *r)
         tide__switch_to_task(loop, t);
         tide__dbg_step_end(loop, t);
     }
+    /* Back on the loop's stack: a small unguarded stack has no guard page,
+     * so its canary and saved stack pointer are checked at every switch out
+     * and at the end (stack.c).  Guarded tasks pay this one branch. */
+    if (TIDE__UNLIKELY(t->unguarded))
+        tide__stack_check_unguarded(t);
     loop->current = NULL;
     if (loop->deferred)
         tide__run_deferred(loop); /* what t's step left for its end (writes) */
@@ -298,6 +304,7 @@ void tide_task_opts_init(tide_task_opts *o)
     if (o) {
         o->name = NULL;
         o->stack_size = 0;
+        o->flags = 0;
     }
 }
 
@@ -306,6 +313,7 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
 {
     size_t size = TIDE_DEFAULT_STACK_SIZE, page = 4096;
     tide__stack_pool *pool;
+    int unguarded = 0;
     tide_task *t;
     void *lo;
     int rc;
@@ -317,13 +325,23 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
         return -EPERM;
     if (tide__loop_thread_check(loop) < 0)
         return -EPERM;
-    if (o && o->stack_size) {
+    if (o && o->flags) {
+        if (o->flags != TIDE_STACK_UNGUARDED)
+            return -EINVAL;
+        size = o->stack_size ? o->stack_size : TIDE_SMALL_STACK_DEFAULT;
+        if (size < TIDE_SMALL_STACK_MIN || size > TIDE_SMALL_STACK_MAX)
+            return -EINVAL;
+        if (size < tide__small_stack_floor())
+            size = tide__small_stack_floor();
+        size = (size + SMALL_STACK_ALIGN - 1) & ~(size_t)(SMALL_STACK_ALIGN - 1);
+        unguarded = 1;
+    } else if (o && o->stack_size) {
         if (o->stack_size < TIDE_MIN_STACK_SIZE || o->stack_size > MAX_STACK_SIZE)
             return -EINVAL;
         page = tide__stack_guard_size() / 4;
         size = (o->stack_size + page - 1) & ~(page - 1);
     }
-    rc = tide__stack_get(loop, size, &lo, &pool);
+    rc = tide__stack_get(loop, size, unguarded, &lo, &pool);
     if (rc < 0)
         return rc;
 
@@ -340,6 +358,7 @@ int tide_create_task_ex(tide_task **out, tide_loop *loop, tide_fn fn, void *arg,
     t->wait_until = TIDE__NEVER;
     t->stack_lo = lo;
     t->stack_size = size;
+    t->unguarded = (uint8_t)unguarded;
     t->pool = pool;
     t->fn = fn;
     t->arg = arg;

@@ -135,8 +135,11 @@ enum { TIDE__CALL_FREE = 0, TIDE__CALL_TIMER, TIDE__CALL_READY };
 typedef struct tide__stack_pool tide__stack_pool;
 
 /* Pools of stacks of one size (per loop).  A stack is [lo, lo + size); a
- * guard region sits below lo. */
-int tide__stack_get(tide_loop *loop, size_t size, void **lo, tide__stack_pool **pool);
+ * guard region sits below lo, unless unguarded (TIDE_STACK_UNGUARDED): then
+ * the stack's bottom TIDE__CANARY_BYTES hold a canary and the stack of the
+ * neighbour below lies right under it. */
+int tide__stack_get(tide_loop *loop, size_t size, int unguarded, void **lo,
+                    tide__stack_pool **pool);
 void tide__stack_put(tide__stack_pool *pool, void *lo);
 size_t tide__stack_guard_size(void);
 /* Guards made from now on are mappings of their own (mprotect), so that a
@@ -145,6 +148,14 @@ void tide__stack_guards_dumpable(void);
 /* Installs the SIGSEGV handler and this thread's alternate signal stack. */
 void tide__stack_signals_init(tide_loop *loop);
 void tide__stack_signals_free(tide_loop *loop);
+#define TIDE__CANARY_BYTES 64
+/* After an unguarded task t switched out (or ended): aborts with a report
+ * if its saved stack pointer is in or below the canary or the canary was
+ * written.  run_task calls it for such tasks only. */
+void tide__stack_check_unguarded(tide_task *t);
+/* The least size an unguarded stack gets in this build or under valgrind
+ * (TIDE_SMALL_STACK_MIN otherwise). */
+size_t tide__small_stack_floor(void);
 
 /* ----------------------------------------------------------------- tasks */
 
@@ -181,6 +192,7 @@ struct tide_task {
                             TIDE__IO_BUDGET the next one yields first (io.c) */
     uint8_t wait_kind;   /* tide_wait_kind of the current suspension (TIDE__WAIT_ON),
                             TIDE_WAIT_NONE when the site named none (dump.c) */
+    uint8_t unguarded;   /* its stack is small, without a guard (TIDE_STACK_UNGUARDED) */
     int64_t io_t0;       /* raw clock at the streak's first operation (io.c) */
     int result;          /* fn's return value, once DONE */
     void *result_ptr;    /* the pointer result (tide_task_set_ptr), NULL by default */

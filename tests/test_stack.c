@@ -27,6 +27,7 @@
 
 #define OVERFLOW_FLAG "--overflow-child"
 #define CLASH_FLAG "--clash-child"
+#define UNGUARDED_FLAG "--unguarded-child"
 #define CHILD_STACK (16 * 1024)
 
 /* -------------------------------------------------------- recursion */
@@ -421,17 +422,116 @@ static void test_stacks_reused(void **state)
     free(r);
 }
 
+/* ------------------------------- lazy binding and unguarded stacks
+ *
+ * This program is linked without -z now: the first TIDE_STACK_UNGUARDED
+ * task made in it gets one warning on stderr (a lazily bound first call can
+ * overflow such a stack); run with LD_BIND_NOW it gets none. */
+
+#define LAZY_WARNING "tide: warning: TIDE_STACK_UNGUARDED tasks in a program that binds symbols lazily"
+
+static int ret5(void *arg)
+{
+    (void)arg;
+    return 5;
+}
+
+static int unguarded_main(void *arg)
+{
+    tide_task_opts o;
+    tide_task *t;
+    (void)arg;
+    tide_task_opts_init(&o);
+    o.flags = TIDE_STACK_UNGUARDED;
+    if (tide_create_task_ex(&t, NULL, ret5, NULL, &o) != 0)
+        return -1;
+    return tide_await(t);
+}
+
+static int unguarded_child(void)
+{
+    return tide_run(unguarded_main, NULL) == 5 ? 0 : 1;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_lazy_binding_warning(void **state)
+{
+    (void)state;
+    tt_capture c;
+    assert_int_equal(tt_capture_begin(&c), 0);
+    int r1 = tide_run(unguarded_main, NULL);
+    int r2 = tide_run(unguarded_main, NULL); /* a second loop: not said again */
+    char *err = tt_capture_end(&c);
+    print_message("stderr: <<%s>>\n", err);
+    assert_int_equal(r1, 5);
+    assert_int_equal(r2, 5);
+    if (getenv("LD_BIND_NOW") && *getenv("LD_BIND_NOW"))
+        assert_int_equal(count_of(err, LAZY_WARNING), 0);
+    else
+        assert_int_equal(count_of(err, LAZY_WARNING), 1);
+    free(err);
+
+    /* with LD_BIND_NOW: no warning */
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        setenv("LD_BIND_NOW", "1", 1);
+        char *argv[] = {self, (char *)UNGUARDED_FLAG, NULL};
+        execv(self, argv);
+        _exit(2);
+    }
+    close(p[1]);
+    char out[4096];
+    size_t len = 0;
+    ssize_t k;
+    while (len < sizeof out - 1 && (k = read(p[0], out + len, sizeof out - 1 - len)) != 0) {
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            break;
+        len += (size_t)k;
+    }
+    out[len] = '\0';
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    if (strstr(out, LAZY_WARNING))
+        fail_msg("warned under LD_BIND_NOW: <<%s>>", out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], OVERFLOW_FLAG) == 0)
         return overflow_child();
     if (argc > 1 && strcmp(argv[1], CLASH_FLAG) == 0)
         return clash_child();
+    if (argc > 1 && strcmp(argv[1], UNGUARDED_FLAG) == 0)
+        return unguarded_child();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_overflow_is_reported),
         cmocka_unit_test(test_stack_clash_is_reported),
         cmocka_unit_test(test_deep_recursion_within_stack),
         cmocka_unit_test(test_stacks_reused),
+        cmocka_unit_test(test_lazy_binding_warning),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
