@@ -132,7 +132,20 @@ struct tide_stream {
     void *out_arg;
     tide_stream *prev, *next; /* the live list, or (next) the free list */
     tide__deferred corked;    /* queued bytes wait for the end of the writer's step */
+    /* An asynchronous send of the queue's first snd_len bytes (transport's
+     * send_start: io_uring), in flight from the submission to its done:
+     * see "Asynchronous sends" below. */
+    uint8_t sending;  /* in flight: holds a user and an io ref */
+    uint8_t wdropped; /* the queue was dropped meanwhile: the count means nothing */
+    uint8_t wpcls;    /* pool class of wpin */
+    char *wpin;       /* the buffer the kernel reads from, when the queue left it */
+    size_t snd_len;
+    tide__uop sop;
+    struct msghdr smsg;
+    struct iovec siov[2];
 };
+
+unsigned long tide__stream_async_sends;
 
 void tide_stream_opts_init(tide_stream_opts *o)
 {
@@ -256,6 +269,21 @@ static void rbuf_release(tide_stream *s)
 
 static void wbuf_release(tide_stream *s)
 {
+    if (s->sending) {
+        /* The queue is dropped (an error, a close) while the kernel still
+         * reads from it: the buffer is kept until the send's done. */
+        if (!s->wpin) {
+            s->wpin = s->wbuf;
+            s->wpcls = s->wcls;
+        } else {
+            buf_put(s->loop, s->wbuf, s->wcls); /* the kernel reads wpin */
+        }
+        s->wdropped = 1;
+        s->wbuf = NULL;
+        s->wcap = s->wpos = s->wlen = 0;
+        s->wcls = BUF_NOCLASS;
+        return;
+    }
     buf_put(s->loop, s->wbuf, s->wcls);
     s->wbuf = NULL;
     s->wcap = s->wpos = s->wlen = 0;
@@ -268,6 +296,11 @@ static void destroy(tide_stream *s)
     struct tide__streams *ss = s->loop->streams.p;
 
     tide__defer_cancel(&s->corked);
+    /* A send is never in flight here (it holds a user), except when the
+     * loop is freed: its poller drained every operation before. */
+    s->sending = 0;
+    buf_put(s->loop, s->wpin, s->wpcls);
+    s->wpin = NULL;
     if (s->tp_closed && s->tp_closed->ops->free)
         s->tp_closed->ops->free(s->tp_closed); /* nobody is inside it now */
     rbuf_release(s);
@@ -936,15 +969,80 @@ static void write_failed(tide_stream *s, int err)
 {
     if (!s->werr)
         s->werr = err;
+    if (s->sending && s->tp)
+        s->tp->ops->send_cancel(s->tp, &s->sop); /* its done frees the bytes */
     wbuf_release(s);
 }
 
+/*
+ * Asynchronous sends.  On a transport that has them (the fd transport of a
+ * stream socket on an io_uring that takes operations: transport's async),
+ * writes are only queued, and the end of the writer's step submits the
+ * whole queue as one send (IORING_OP_SEND, or SENDMSG over the ring's two
+ * pieces) that goes to the kernel with the loop's next io_uring_enter: no
+ * syscall of its own.  The op (sop, smsg, siov) is the stream's, not a
+ * task's, so its lifetime is kept here:
+ *  - the bytes in flight stay in the queue (wlen counts them) until the
+ *    done says how many went: a short send is sent on from where it
+ *    stopped, together with what was queued meanwhile; nothing is written
+ *    around a send in flight (flush does nothing while sending), so the
+ *    peer never sees bytes out of order or twice;
+ *  - the queue's buffer never moves or goes under the kernel: a ring that
+ *    must grow while sending, or a queue dropped (write error, close,
+ *    abort), leaves its buffer in wpin, freed at the done;
+ *  - a send in flight counts as a user of the stream (the struct is not
+ *    given back to the pool before the done) and holds an io ref (the loop
+ *    runs on until it completes);
+ *  - a close in a task waits for the queue as before (wait_flushed: the
+ *    dones wake it); a close cut short (cancel, write timeout), outside a
+ *    task or an abort drops the queue and closes the transport, which
+ *    cancels the send by fd: its done frees the bytes and the struct;
+ *  - tide_loop_free drains the ring's operations (a done is then not
+ *    called) before the streams' module frees the structs and buffers.
+ * A done with -EAGAIN (or 0) goes on through the readiness path (writev and
+ * the armed callback); an error sticks as every write error does
+ * (-ECANCELED, the fd closed under the stream, is -EBADF).
+ */
+static void send_done(tide__uop *u);
+
+/* Submits the queue as one asynchronous send.  0, or < 0: not this way. */
+static int send_queue(tide_stream *s)
+{
+    size_t first = s->wcap - s->wpos < s->wlen ? s->wcap - s->wpos : s->wlen;
+    int rc;
+
+    s->siov[0].iov_base = s->wbuf + s->wpos;
+    s->siov[0].iov_len = first;
+    s->siov[1].iov_base = s->wbuf;
+    s->siov[1].iov_len = s->wlen - first;
+    memset(&s->smsg, 0, sizeof s->smsg);
+    s->smsg.msg_iov = s->siov;
+    s->smsg.msg_iovlen = s->siov[1].iov_len ? 2 : 1;
+    s->sop.done = send_done;
+    rc = s->tp->ops->send_start(s->tp, &s->sop, &s->smsg);
+    if (rc < 0)
+        return rc;
+    s->sending = 1;
+    s->snd_len = s->wlen;
+    s->users++;
+    tide__loop_io_ref(s->loop);
+    tide__stream_async_sends++;
+    return 0;
+}
+
 /* Writes from the queue until it is empty or the transport is full (then
- * arms the callback); shuts the write side once empty if write_eof asked. */
-static void flush(tide_stream *s)
+ * arms the callback); shuts the write side once empty if write_eof asked.
+ * With async, a transport that has asynchronous sends gets the queue as
+ * one (see above).  Never while a send is in flight: its done goes on. */
+static void flush(tide_stream *s, int async)
 {
     int armed = 0, again = 0;
 
+    if (s->sending)
+        return;
+    if (async && s->wlen && !s->werr && !s->flushing && s->tp->ops->send_start &&
+        send_queue(s) == 0)
+        return;
     while (!s->werr) {
         unsigned wait = 0;
         int rc;
@@ -998,13 +1096,44 @@ static void flush(tide_stream *s)
     wake_drainer(s);
 }
 
+static void send_done(tide__uop *u)
+{
+    tide_stream *s = tide__container_of(u, tide_stream, sop);
+    int res = u->res;
+
+    s->sending = 0;
+    tide__loop_io_unref(s->loop);
+    buf_put(s->loop, s->wpin, s->wpcls);
+    s->wpin = NULL;
+    if (s->wdropped) {
+        s->wdropped = 0; /* the queue is gone: its error or close says so */
+    } else if (res > 0) {
+        size_t n = (size_t)res < s->snd_len ? (size_t)res : s->snd_len;
+        s->wpos = (s->wpos + n) % s->wcap;
+        s->wlen -= n;
+        if (s->wtimeout)
+            s->wprogress = tide__loop_ns(s->loop);
+        if (!s->wlen)
+            wbuf_release(s);
+    } else if (res < 0 && res != -EAGAIN) {
+        write_failed(s, res == -ECANCELED ? -EBADF : res);
+    }
+    if (s->tp && !s->werr)
+        /* The rest (a short send, what was queued meanwhile, the shutdown
+         * of write_eof) goes on; after -EAGAIN or 0, by readiness. */
+        flush(s, res > 0);
+    wake_drainer(s); /* the queue fell to a waiter's mark, or failed */
+    if (--s->users == 0 && s->closed)
+        destroy(s);
+}
+
 /* The end of the writer's step: what it queued goes out in one write. */
 static void uncork(tide__deferred *d)
 {
     tide_stream *s = tide__container_of(d, tide_stream, corked);
 
     if (!s->flushing && s->tp)
-        flush(s);
+        flush(s, 1);
 }
 
 static void flush_cb(void *arg, int rc)
@@ -1017,7 +1146,7 @@ static void flush_cb(void *arg, int rc)
         wake_drainer(s);
         return;
     }
-    flush(s);
+    flush(s, 0);
 }
 
 /* Appends n bytes to the ring (wbuf_reserve made room). */
@@ -1055,7 +1184,12 @@ static int wbuf_reserve(tide_stream *s, size_t extra)
         memcpy(b, s->wbuf + s->wpos, first);
         memcpy(b + first, s->wbuf, s->wlen - first);
     }
-    buf_put(s->loop, s->wbuf, s->wcls);
+    if (s->sending && !s->wpin) { /* the kernel reads the old one: kept until the done */
+        s->wpin = s->wbuf;
+        s->wpcls = s->wcls;
+    } else {
+        buf_put(s->loop, s->wbuf, s->wcls);
+    }
     s->wbuf = b;
     s->wcap = cap;
     s->wcls = cls;
@@ -1085,7 +1219,7 @@ ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
 {
     ssize_t total;
     size_t done = 0, skip;
-    int i, rc;
+    int i, rc, async = 0;
 
     if (!s)
         return -EINVAL;
@@ -1108,7 +1242,9 @@ ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
      * syscalls, not eight.  Past CORK_MAX queued, bytes go at once. */
     if (!s->wlen && s->corked.pprev && (size_t)total <= CORK_MAX)
         goto queue;
-    if (!s->wlen) { /* nothing queued: try now (no syscall if known full) */
+    /* An asynchronous transport takes the queue at the end of the step. */
+    async = s->tp->ops->async && s->tp->ops->async(s->tp);
+    if (!s->wlen && !async) { /* nothing queued: try now (no syscall if known full) */
         unsigned wait = 0;
         ssize_t n = s->tp->ops->writev(s->tp, iov, iovcnt, &wait);
         if (n == total) {
@@ -1141,12 +1277,16 @@ queue:
         ring_put(s, (const char *)iov[i].iov_base + skip, len - skip);
         skip = 0;
     }
-    if (s->flushing)
-        return total; /* the armed callback takes it */
+    if (s->flushing || s->sending)
+        return total; /* the armed callback, or the send's done, takes it */
     if (s->corked.pprev && s->wlen <= CORK_MAX)
         return total; /* corked: out at the end of the step */
+    if (async && s->wlen <= CORK_MAX && s->loop->running && tide__tls_loop == s->loop) {
+        tide__defer(s->loop, &s->corked); /* one send for the whole step */
+        return total;
+    }
     tide__defer_cancel(&s->corked);
-    flush(s); /* arms the callback (or writes on, for a file) */
+    flush(s, 1); /* arms the callback (or writes on, for a file), or sends */
     return total;
 }
 
@@ -1170,7 +1310,7 @@ int tide_stream_write_eof(tide_stream *s)
     if (!s->wshut) {
         s->wshut = 1;
         if (!s->flushing)
-            flush(s); /* nothing queued: shut it now */
+            flush(s, 1); /* nothing queued: shut it now */
     }
     return s->werr;
 }
@@ -1271,7 +1411,7 @@ int tide_stream_close(tide_stream *s)
             rc = wait_flushed(s, cur, 0); /* a cancel or a timeout cuts it short */
             s->users--;
         } else {
-            flush(s); /* outside a task: what the transport takes now */
+            flush(s, 0); /* outside a task: what the transport takes now */
             if (s->wlen)
                 rc = -EAGAIN; /* the rest is dropped */
         }
