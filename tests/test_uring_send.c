@@ -49,6 +49,7 @@ static ssize_t read_pattern(int fd, size_t bufsz, int nap_every)
 {
     static uint8_t buf[1 << 16];
     size_t got = 0, reads = 0;
+    int bad = 0;
 
     if (bufsz > sizeof buf)
         bufsz = sizeof buf;
@@ -57,9 +58,9 @@ static ssize_t read_pattern(int fd, size_t bufsz, int nap_every)
         if (n < 0)
             return -1;
         if (n == 0)
-            return (ssize_t)got;
+            return bad ? -1 : (ssize_t)got;
         if (tt_pat_check(buf, got, (size_t)n) >= 0)
-            return -1;
+            bad = 1; /* read on to EOF: the writer is not left waiting */
         got += (size_t)n;
         if (nap_every && ++reads % (size_t)nap_every == 0)
             tide_sleep(1); /* slow: the writer's sends go short meanwhile */
@@ -229,6 +230,66 @@ static void test_queue_grows_in_flight(void **state)
 {
     (void)state;
     run_bulk(1);
+}
+
+/* ------------------------- a buffer the kernel reads is never reused */
+
+typedef struct pin {
+    int a[2], b[2], async;
+    size_t pending;
+    rd r;
+} pin;
+
+static int pin_main(void *arg)
+{
+    pin *x = arg;
+    static uint8_t data[160000], other[60000];
+    tide_stream *sa, *sb;
+    tide_task *r;
+
+    if (tt_socketpair(x->a, 16384) < 0 || tt_socketpair(x->b, 0) < 0 ||
+        tide_stream_open(&sa, x->a[0], NULL) < 0 || tide_stream_open(&sb, x->b[0], NULL) < 0)
+        return -1;
+    x->async = stream_async(sa);
+    tt_pat_fill(data, 0, sizeof data);
+    memset(other, 0xee, sizeof other);
+    /* A's first 60000 bytes sit in a 64 KiB buffer; its send waits in the
+     * kernel for the reader, who has not started. */
+    if (tide_stream_write(sa, data, 60000) != 60000 || tide_sleep(1) < 0)
+        return -2;
+    x->pending = tide_stream_write_pending(sa);
+    /* A's queue grows into a bigger buffer while that send is out; B then
+     * takes a 64 KiB buffer from the same pool and fills it: were A's old
+     * buffer given back already, the kernel would send B's bytes to A's
+     * peer. */
+    if (tide_stream_write(sa, data + 60000, sizeof data - 60000) != (ssize_t)(sizeof data - 60000))
+        return -3;
+    if (tide_stream_write(sb, other, sizeof other) != (ssize_t)sizeof other)
+        return -4;
+    x->r.fd = x->a[1];
+    x->r.bufsz = 4096;
+    if (tide_create_task(&r, reader_task, &x->r) < 0)
+        return -5;
+    if (tide_stream_close(sa) != 0 || tide_stream_close(sb) != 0)
+        return -6;
+    tide_await(r);
+    tide_close(x->a[1]);
+    tide_close(x->b[1]);
+    return 0;
+}
+
+static void test_pinned_buffer_not_reused(void **state)
+{
+    int fds = tt_count_fds();
+    pin x;
+
+    (void)state;
+    memset(&x, 0, sizeof x);
+    TT_RUN(pin_main, &x);
+    assert_int_equal(x.async, ops_ok);
+    assert_true(x.pending > 0 && x.pending < 60000); /* part went, the rest waits */
+    assert_int_equal(x.r.got, 160000); /* in order: none of B's bytes */
+    assert_int_equal(tt_count_fds(), fds);
 }
 
 /* ---------------------------------------- close with a send in flight */
@@ -601,6 +662,7 @@ int main(void)
         cmocka_unit_test_setup(test_one_send_per_step, force_uring),
         cmocka_unit_test_setup(test_large_writes_slow_reader, force_uring),
         cmocka_unit_test_setup(test_queue_grows_in_flight, force_uring),
+        cmocka_unit_test_setup(test_pinned_buffer_not_reused, force_uring),
         cmocka_unit_test_setup(test_close_graceful, force_uring),
         cmocka_unit_test_setup(test_close_cancelled, force_uring),
         cmocka_unit_test_setup(test_cancel_in_drain, force_uring),
