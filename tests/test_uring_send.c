@@ -292,6 +292,68 @@ static void test_pinned_buffer_not_reused(void **state)
     assert_int_equal(tt_count_fds(), fds);
 }
 
+/* ------------- a closed stream's struct is not reused before its send ends */
+
+#define NREUSE 40 /* more than a slab of stream structs (32): the closed one's is reused */
+
+typedef struct reuse {
+    int a[2], async, close_rc, bad;
+    size_t pending;
+} reuse;
+
+static int reuse_main(void *arg)
+{
+    reuse *x = arg;
+    static uint8_t data[1 << 20];
+    tide_stream *sa, *s[NREUSE];
+    int sv[NREUSE][2], i;
+    tide_scope sc;
+
+    if (tt_socketpair(x->a, 16384) < 0 || tide_stream_open(&sa, x->a[0], NULL) < 0)
+        return -1;
+    x->async = stream_async(sa);
+    if (tide_stream_write(sa, data, sizeof data) != (ssize_t)sizeof data || tide_sleep(1) < 0)
+        return -2;
+    x->pending = tide_stream_write_pending(sa);
+    /* Cut short: the queue is dropped and the fd closed; the send's
+     * completion comes with the loop's next enter. */
+    tide_timeout_begin(&sc, 5);
+    x->close_rc = tide_stream_close(sa);
+    tide_timeout_end(&sc);
+    /* In the same step, streams enough to reuse every free struct. */
+    for (i = 0; i < NREUSE; i++)
+        if (tt_socketpair(sv[i], 0) < 0 || tide_stream_open(&s[i], sv[i][0], NULL) < 0)
+            return -3;
+    if (tide_sleep(1) < 0) /* the old send's completion is reaped */
+        return -4;
+    for (i = 0; i < NREUSE; i++) {
+        char c;
+        if (tide_stream_write(s[i], "z", 1) != 1 || tide_stream_flush(s[i]) != 0 ||
+            tide_read(sv[i][1], &c, 1) != 1 || c != 'z')
+            x->bad++;
+        if (tide_stream_close(s[i]) != 0)
+            x->bad++;
+        tide_close(sv[i][1]);
+    }
+    tide_close(x->a[1]);
+    return 0;
+}
+
+static void test_struct_not_reused_in_flight(void **state)
+{
+    int fds = tt_count_fds();
+    reuse x;
+
+    (void)state;
+    memset(&x, 0, sizeof x);
+    TT_RUN(reuse_main, &x);
+    assert_int_equal(x.async, ops_ok);
+    assert_true(x.pending > 0);
+    assert_int_equal(x.close_rc, -ETIMEDOUT);
+    assert_int_equal(x.bad, 0); /* no stream got the old send's completion */
+    assert_int_equal(tt_count_fds(), fds);
+}
+
 /* ---------------------------------------- close with a send in flight */
 
 typedef struct cls {
@@ -663,6 +725,7 @@ int main(void)
         cmocka_unit_test_setup(test_large_writes_slow_reader, force_uring),
         cmocka_unit_test_setup(test_queue_grows_in_flight, force_uring),
         cmocka_unit_test_setup(test_pinned_buffer_not_reused, force_uring),
+        cmocka_unit_test_setup(test_struct_not_reused_in_flight, force_uring),
         cmocka_unit_test_setup(test_close_graceful, force_uring),
         cmocka_unit_test_setup(test_close_cancelled, force_uring),
         cmocka_unit_test_setup(test_cancel_in_drain, force_uring),
