@@ -1159,8 +1159,10 @@ static void ring_put(tide_stream *s, const char *p, size_t n)
     s->wlen += n;
 }
 
-/* Room for extra more queued bytes.  0 or -ENOMEM. */
-static int wbuf_reserve(tide_stream *s, size_t extra)
+/* Room for extra more queued bytes; small: start at the size asked (an
+ * asynchronous transport queues every write, most of them small).  0 or
+ * -ENOMEM. */
+static int wbuf_reserve(tide_stream *s, size_t extra, int small)
 {
     size_t need = s->wlen + extra, cap, want;
     uint8_t cls;
@@ -1173,7 +1175,7 @@ static int wbuf_reserve(tide_stream *s, size_t extra)
     /* Start at the cork size and double: a queue that builds up 8 KiB at a
      * time is copied into a bigger buffer once or twice, not at every
      * power of two on the way. */
-    want = need < CORK_MAX ? CORK_MAX : need;
+    want = need < CORK_MAX && !small ? CORK_MAX : need;
     if (s->wbuf && want < 2 * s->wcap)
         want = 2 * s->wcap;
     b = buf_get(s->loop, want, &cls, &cap);
@@ -1219,7 +1221,7 @@ ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
 {
     ssize_t total;
     size_t done = 0, skip;
-    int i, rc, async = 0;
+    int i, rc, async;
 
     if (!s)
         return -EINVAL;
@@ -1240,10 +1242,10 @@ ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
      * the step ends (the task suspends or yields) and go out together: an
      * echo loop that writes each 8 KiB piece of a 64 KiB read makes two
      * syscalls, not eight.  Past CORK_MAX queued, bytes go at once. */
-    if (!s->wlen && s->corked.pprev && (size_t)total <= CORK_MAX)
-        goto queue;
     /* An asynchronous transport takes the queue at the end of the step. */
     async = s->tp->ops->async && s->tp->ops->async(s->tp);
+    if (!s->wlen && s->corked.pprev && (size_t)total <= CORK_MAX)
+        goto queue;
     if (!s->wlen && !async) { /* nothing queued: try now (no syscall if known full) */
         unsigned wait = 0;
         ssize_t n = s->tp->ops->writev(s->tp, iov, iovcnt, &wait);
@@ -1260,7 +1262,7 @@ ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
     }
 queue:
     /* Queue the rest: all of it, or fail for good (no hole in the data). */
-    rc = wbuf_reserve(s, (size_t)total - done);
+    rc = wbuf_reserve(s, (size_t)total - done, async);
     if (rc < 0) {
         write_failed(s, rc);
         disarm_flush(s);
