@@ -37,7 +37,10 @@
  * into the queue and written together when the step ends (the task
  * suspends or yields: the scheduler's deferred-work list), so an echo loop
  * that writes each 8 KiB piece of a 64 KiB read makes two syscalls instead
- * of eight.  Past CORK_MAX queued bytes go at once.  What the transport
+ * of eight.  Past CORK_MAX queued bytes go at once.  On a transport with
+ * asynchronous sends (io_uring, see "Asynchronous sends" below) even the
+ * first write of a step is only queued: the step's end sends the queue as
+ * one operation, with no syscall of its own.  What the transport
  * does not take is queued in a ring (appending behind a part-written queue
  * never moves bytes) that the loop flushes from the transport's callback
  * (the fd's writable event) without any task.  The ring starts at the
