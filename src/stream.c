@@ -94,6 +94,7 @@ struct tide__streams {
     size_t nslabs;
     void *bufs[BUF_NCLASS]; /* free buffers, linked through their first word */
     uint32_t nbufs[BUF_NCLASS];
+    size_t nlive; /* streams on the live list */
 };
 
 static void uncork(tide__deferred *d);
@@ -207,6 +208,7 @@ static tide_stream *stream_alloc(tide_loop *loop)
     if (ss->live)
         ss->live->prev = s;
     ss->live = s;
+    ss->nlive++;
     return s;
 }
 
@@ -250,10 +252,19 @@ static char *buf_get(tide_loop *loop, size_t need, uint8_t *cls, size_t *cap)
 static void buf_put(tide_loop *loop, char *p, uint8_t cls)
 {
     struct tide__streams *ss = loop->streams.p;
+    size_t keep;
 
     if (!p)
         return;
-    if (cls != BUF_NOCLASS && ss->nbufs[cls] < (BUF_KEEP_BYTES >> (BUF_MIN_SHIFT + cls))) {
+    /* The smallest class keeps one per live stream if that is more: an
+     * asynchronous stream (io_uring) queues every write, so 1000 busy
+     * connections each hold a small queue buffer from a step's end to its
+     * send's completion, and past the pool every round trip would malloc
+     * one (with brk and page faults as the heap's top grows and shrinks). */
+    keep = cls == BUF_NOCLASS ? 0 : BUF_KEEP_BYTES >> (BUF_MIN_SHIFT + cls);
+    if (cls == 0 && keep < ss->nlive)
+        keep = ss->nlive;
+    if (cls != BUF_NOCLASS && ss->nbufs[cls] < keep) {
         *(void **)p = ss->bufs[cls];
         ss->bufs[cls] = p;
         ss->nbufs[cls]++;
@@ -308,6 +319,7 @@ static void destroy(tide_stream *s)
         s->tp_closed->ops->free(s->tp_closed); /* nobody is inside it now */
     rbuf_release(s);
     wbuf_release(s);
+    ss->nlive--;
     if (s->prev)
         s->prev->next = s->next;
     else
