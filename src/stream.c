@@ -20,7 +20,8 @@
  * read must wait with nothing buffered, it goes back to a per-loop pool;
  * the write queue likewise once it is flushed.  The pool (power-of-two
  * classes from 4 KiB to 1 MiB) keeps at most BUF_KEEP_BYTES per class and
- * frees the rest, so a burst does not pin memory for good.  Getting and
+ * frees the rest, so a burst does not pin memory for good (the 4 KiB class
+ * keeps up to one buffer per live stream if that is more: see buf_put).  Getting and
  * putting a pooled buffer is a pointer swap: no allocation on the steady
  * path (the last buffer freed is the next given, still warm in the cache).
  * A buffer is sized for what the stream asks (the default read size,
