@@ -724,8 +724,8 @@ TIDE_API int tide_stream_open(tide_stream **s, int fd, const tide_stream_opts *o
 TIDE_API int tide_open_connection(const char *host, int port, tide_stream **s);
 /* The stream's fd.  Errors: -EINVAL, -EBADF. */
 TIDE_API int tide_stream_fd(const tide_stream *s);
-/* Bytes read and not yet consumed; bytes queued to write (0 for a closed
- * stream). */
+/* Bytes read and not yet consumed; bytes queued to write, counting those of
+ * an io_uring send still in flight (0 for a closed stream). */
 TIDE_API size_t tide_stream_buffered(const tide_stream *s);
 TIDE_API size_t tide_stream_write_pending(const tide_stream *s);
 /* 1 if the peer finished sending and every byte was consumed (asyncio's
@@ -779,7 +779,11 @@ TIDE_API ssize_t tide_stream_readuntil_any(tide_stream *s, const tide_stream_del
 TIDE_API ssize_t tide_stream_readline(tide_stream *s, char *buf, size_t cap);
 
 /* Queues n bytes (written at once when nothing is queued and the kernel
- * takes them); never waits.  Returns n: all of them are accepted, or an
+ * takes them); never waits.  On a stream socket of a loop on the io_uring
+ * poller with completion operations (docs/io_uring.md, stage 3) nothing is
+ * written at once: what the task's step queued goes out as one send
+ * through the ring when the step ends, and an error of that send shows on
+ * the next call.  Returns n: all of them are accepted, or an
  * error is returned, which sticks (never a short count).  Follow with
  * tide_stream_drain to respect backpressure.  Errors: -EINVAL (buf NULL
  * with n > 0), -EBADF, -EPIPE (after tide_stream_write_eof), the stream's
@@ -787,7 +791,7 @@ TIDE_API ssize_t tide_stream_readline(tide_stream *s, char *buf, size_t cap);
  * sticky, since part of the bytes may have gone out). */
 TIDE_API ssize_t tide_stream_write(tide_stream *s, const void *buf, size_t n);
 /* tide_stream_write of several buffers (asyncio's writelines), in one
- * syscall when nothing is queued: their total, or an error as
+ * syscall (or ring send) when nothing is queued: their total, or an error as
  * tide_stream_write.  Errors: also -EINVAL (iov NULL with iovcnt > 0,
  * iovcnt < 0, a NULL buffer with a length, a total over SSIZE_MAX). */
 TIDE_API ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt);
@@ -810,7 +814,8 @@ TIDE_API int tide_stream_flush(tide_stream *s);
  * stale from here on (another call with it gets -EBADF).  A task blocked in
  * another call on s wakes with -EBADF.  Returns 0, or the write error / why
  * the flush was cut short (-ECANCELED, -ETIMEDOUT; -EAGAIN outside a task,
- * where only what the kernel takes at once is written); the stream is
+ * where only what the kernel takes at once is written, and an io_uring send
+ * in flight is cancelled: the peer gets a prefix); the stream is
  * closed in every case.  Errors: -EINVAL, -EBADF (closed already). */
 TIDE_API int tide_stream_close(tide_stream *s);
 

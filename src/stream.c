@@ -20,7 +20,8 @@
  * read must wait with nothing buffered, it goes back to a per-loop pool;
  * the write queue likewise once it is flushed.  The pool (power-of-two
  * classes from 4 KiB to 1 MiB) keeps at most BUF_KEEP_BYTES per class and
- * frees the rest, so a burst does not pin memory for good.  Getting and
+ * frees the rest, so a burst does not pin memory for good (the 4 KiB class
+ * keeps up to one buffer per live stream if that is more: see buf_put).  Getting and
  * putting a pooled buffer is a pointer swap: no allocation on the steady
  * path (the last buffer freed is the next given, still warm in the cache).
  * A buffer is sized for what the stream asks (the default read size,
@@ -37,7 +38,10 @@
  * into the queue and written together when the step ends (the task
  * suspends or yields: the scheduler's deferred-work list), so an echo loop
  * that writes each 8 KiB piece of a 64 KiB read makes two syscalls instead
- * of eight.  Past CORK_MAX queued bytes go at once.  What the transport
+ * of eight.  Past CORK_MAX queued bytes go at once.  On a transport with
+ * asynchronous sends (io_uring, see "Asynchronous sends" below) even the
+ * first write of a step is only queued: the step's end sends the queue as
+ * one operation, with no syscall of its own.  What the transport
  * does not take is queued in a ring (appending behind a part-written queue
  * never moves bytes) that the loop flushes from the transport's callback
  * (the fd's writable event) without any task.  The ring starts at the
@@ -91,6 +95,7 @@ struct tide__streams {
     size_t nslabs;
     void *bufs[BUF_NCLASS]; /* free buffers, linked through their first word */
     uint32_t nbufs[BUF_NCLASS];
+    size_t nlive; /* streams on the live list */
 };
 
 static void uncork(tide__deferred *d);
@@ -132,7 +137,20 @@ struct tide_stream {
     void *out_arg;
     tide_stream *prev, *next; /* the live list, or (next) the free list */
     tide__deferred corked;    /* queued bytes wait for the end of the writer's step */
+    /* An asynchronous send of the queue's first snd_len bytes (transport's
+     * send_start: io_uring), in flight from the submission to its done:
+     * see "Asynchronous sends" below. */
+    uint8_t sending;  /* in flight: holds a user and an io ref */
+    uint8_t wdropped; /* the queue was dropped meanwhile: the count means nothing */
+    uint8_t wpcls;    /* pool class of wpin */
+    char *wpin;       /* the buffer the kernel reads from, when the queue left it */
+    size_t snd_len;
+    tide__uop sop;
+    struct msghdr smsg;
+    struct iovec siov[2];
 };
+
+unsigned long tide__stream_async_sends;
 
 void tide_stream_opts_init(tide_stream_opts *o)
 {
@@ -191,6 +209,7 @@ static tide_stream *stream_alloc(tide_loop *loop)
     if (ss->live)
         ss->live->prev = s;
     ss->live = s;
+    ss->nlive++;
     return s;
 }
 
@@ -234,10 +253,19 @@ static char *buf_get(tide_loop *loop, size_t need, uint8_t *cls, size_t *cap)
 static void buf_put(tide_loop *loop, char *p, uint8_t cls)
 {
     struct tide__streams *ss = loop->streams.p;
+    size_t keep;
 
     if (!p)
         return;
-    if (cls != BUF_NOCLASS && ss->nbufs[cls] < (BUF_KEEP_BYTES >> (BUF_MIN_SHIFT + cls))) {
+    /* The smallest class keeps one per live stream if that is more: an
+     * asynchronous stream (io_uring) queues every write, so 1000 busy
+     * connections each hold a small queue buffer from a step's end to its
+     * send's completion, and past the pool every round trip would malloc
+     * one (with brk and page faults as the heap's top grows and shrinks). */
+    keep = cls == BUF_NOCLASS ? 0 : BUF_KEEP_BYTES >> (BUF_MIN_SHIFT + cls);
+    if (cls == 0 && keep < ss->nlive)
+        keep = ss->nlive;
+    if (cls != BUF_NOCLASS && ss->nbufs[cls] < keep) {
         *(void **)p = ss->bufs[cls];
         ss->bufs[cls] = p;
         ss->nbufs[cls]++;
@@ -256,6 +284,21 @@ static void rbuf_release(tide_stream *s)
 
 static void wbuf_release(tide_stream *s)
 {
+    if (s->sending) {
+        /* The queue is dropped (an error, a close) while the kernel still
+         * reads from it: the buffer is kept until the send's done. */
+        if (!s->wpin) {
+            s->wpin = s->wbuf;
+            s->wpcls = s->wcls;
+        } else {
+            buf_put(s->loop, s->wbuf, s->wcls); /* the kernel reads wpin */
+        }
+        s->wdropped = 1;
+        s->wbuf = NULL;
+        s->wcap = s->wpos = s->wlen = 0;
+        s->wcls = BUF_NOCLASS;
+        return;
+    }
     buf_put(s->loop, s->wbuf, s->wcls);
     s->wbuf = NULL;
     s->wcap = s->wpos = s->wlen = 0;
@@ -268,10 +311,16 @@ static void destroy(tide_stream *s)
     struct tide__streams *ss = s->loop->streams.p;
 
     tide__defer_cancel(&s->corked);
+    /* A send is never in flight here (it holds a user), except when the
+     * loop is freed: its poller drained every operation before. */
+    s->sending = 0;
+    buf_put(s->loop, s->wpin, s->wpcls);
+    s->wpin = NULL;
     if (s->tp_closed && s->tp_closed->ops->free)
         s->tp_closed->ops->free(s->tp_closed); /* nobody is inside it now */
     rbuf_release(s);
     wbuf_release(s);
+    ss->nlive--;
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -936,15 +985,80 @@ static void write_failed(tide_stream *s, int err)
 {
     if (!s->werr)
         s->werr = err;
+    if (s->sending && s->tp)
+        s->tp->ops->send_cancel(s->tp, &s->sop); /* its done frees the bytes */
     wbuf_release(s);
 }
 
+/*
+ * Asynchronous sends.  On a transport that has them (the fd transport of a
+ * stream socket on an io_uring that takes operations: transport's async),
+ * writes are only queued, and the end of the writer's step submits the
+ * whole queue as one send (IORING_OP_SEND, or SENDMSG over the ring's two
+ * pieces) that goes to the kernel with the loop's next io_uring_enter: no
+ * syscall of its own.  The op (sop, smsg, siov) is the stream's, not a
+ * task's, so its lifetime is kept here:
+ *  - the bytes in flight stay in the queue (wlen counts them) until the
+ *    done says how many went: a short send is sent on from where it
+ *    stopped, together with what was queued meanwhile; nothing is written
+ *    around a send in flight (flush does nothing while sending), so the
+ *    peer never sees bytes out of order or twice;
+ *  - the queue's buffer never moves or goes under the kernel: a ring that
+ *    must grow while sending, or a queue dropped (write error, close,
+ *    abort), leaves its buffer in wpin, freed at the done;
+ *  - a send in flight counts as a user of the stream (the struct is not
+ *    given back to the pool before the done) and holds an io ref (the loop
+ *    runs on until it completes);
+ *  - a close in a task waits for the queue as before (wait_flushed: the
+ *    dones wake it); a close cut short (cancel, write timeout), outside a
+ *    task or an abort drops the queue and closes the transport, which
+ *    cancels the send by fd: its done frees the bytes and the struct;
+ *  - tide_loop_free drains the ring's operations (a done is then not
+ *    called) before the streams' module frees the structs and buffers.
+ * A done with -EAGAIN (or 0) goes on through the readiness path (writev and
+ * the armed callback); an error sticks as every write error does
+ * (-ECANCELED, the fd closed under the stream, is -EBADF).
+ */
+static void send_done(tide__uop *u);
+
+/* Submits the queue as one asynchronous send.  0, or < 0: not this way. */
+static int send_queue(tide_stream *s)
+{
+    size_t first = s->wcap - s->wpos < s->wlen ? s->wcap - s->wpos : s->wlen;
+    int rc;
+
+    s->siov[0].iov_base = s->wbuf + s->wpos;
+    s->siov[0].iov_len = first;
+    s->siov[1].iov_base = s->wbuf;
+    s->siov[1].iov_len = s->wlen - first;
+    memset(&s->smsg, 0, sizeof s->smsg);
+    s->smsg.msg_iov = s->siov;
+    s->smsg.msg_iovlen = s->siov[1].iov_len ? 2 : 1;
+    s->sop.done = send_done;
+    rc = s->tp->ops->send_start(s->tp, &s->sop, &s->smsg);
+    if (rc < 0)
+        return rc;
+    s->sending = 1;
+    s->snd_len = s->wlen;
+    s->users++;
+    tide__loop_io_ref(s->loop);
+    tide__stream_async_sends++;
+    return 0;
+}
+
 /* Writes from the queue until it is empty or the transport is full (then
- * arms the callback); shuts the write side once empty if write_eof asked. */
-static void flush(tide_stream *s)
+ * arms the callback); shuts the write side once empty if write_eof asked.
+ * With async, a transport that has asynchronous sends gets the queue as
+ * one (see above).  Never while a send is in flight: its done goes on. */
+static void flush(tide_stream *s, int async)
 {
     int armed = 0, again = 0;
 
+    if (s->sending)
+        return;
+    if (async && s->wlen && !s->werr && !s->flushing && s->tp->ops->send_start &&
+        send_queue(s) == 0)
+        return;
     while (!s->werr) {
         unsigned wait = 0;
         int rc;
@@ -998,13 +1112,44 @@ static void flush(tide_stream *s)
     wake_drainer(s);
 }
 
+static void send_done(tide__uop *u)
+{
+    tide_stream *s = tide__container_of(u, tide_stream, sop);
+    int res = u->res;
+
+    s->sending = 0;
+    tide__loop_io_unref(s->loop);
+    buf_put(s->loop, s->wpin, s->wpcls);
+    s->wpin = NULL;
+    if (s->wdropped) {
+        s->wdropped = 0; /* the queue is gone: its error or close says so */
+    } else if (res > 0) {
+        size_t n = (size_t)res < s->snd_len ? (size_t)res : s->snd_len;
+        s->wpos = (s->wpos + n) % s->wcap;
+        s->wlen -= n;
+        if (s->wtimeout)
+            s->wprogress = tide__loop_ns(s->loop);
+        if (!s->wlen)
+            wbuf_release(s);
+    } else if (res < 0 && res != -EAGAIN) {
+        write_failed(s, res == -ECANCELED ? -EBADF : res);
+    }
+    if (s->tp && !s->werr)
+        /* The rest (a short send, what was queued meanwhile, the shutdown
+         * of write_eof) goes on; after -EAGAIN or 0, by readiness. */
+        flush(s, res > 0);
+    wake_drainer(s); /* the queue fell to a waiter's mark, or failed */
+    if (--s->users == 0 && s->closed)
+        destroy(s);
+}
+
 /* The end of the writer's step: what it queued goes out in one write. */
 static void uncork(tide__deferred *d)
 {
     tide_stream *s = tide__container_of(d, tide_stream, corked);
 
     if (!s->flushing && s->tp)
-        flush(s);
+        flush(s, 1);
 }
 
 static void flush_cb(void *arg, int rc)
@@ -1017,7 +1162,7 @@ static void flush_cb(void *arg, int rc)
         wake_drainer(s);
         return;
     }
-    flush(s);
+    flush(s, 0);
 }
 
 /* Appends n bytes to the ring (wbuf_reserve made room). */
@@ -1030,8 +1175,10 @@ static void ring_put(tide_stream *s, const char *p, size_t n)
     s->wlen += n;
 }
 
-/* Room for extra more queued bytes.  0 or -ENOMEM. */
-static int wbuf_reserve(tide_stream *s, size_t extra)
+/* Room for extra more queued bytes; small: start at the size asked (an
+ * asynchronous transport queues every write, most of them small).  0 or
+ * -ENOMEM. */
+static int wbuf_reserve(tide_stream *s, size_t extra, int small)
 {
     size_t need = s->wlen + extra, cap, want;
     uint8_t cls;
@@ -1044,7 +1191,7 @@ static int wbuf_reserve(tide_stream *s, size_t extra)
     /* Start at the cork size and double: a queue that builds up 8 KiB at a
      * time is copied into a bigger buffer once or twice, not at every
      * power of two on the way. */
-    want = need < CORK_MAX ? CORK_MAX : need;
+    want = need < CORK_MAX && !small ? CORK_MAX : need;
     if (s->wbuf && want < 2 * s->wcap)
         want = 2 * s->wcap;
     b = buf_get(s->loop, want, &cls, &cap);
@@ -1055,7 +1202,12 @@ static int wbuf_reserve(tide_stream *s, size_t extra)
         memcpy(b, s->wbuf + s->wpos, first);
         memcpy(b + first, s->wbuf, s->wlen - first);
     }
-    buf_put(s->loop, s->wbuf, s->wcls);
+    if (s->sending && !s->wpin) { /* the kernel reads the old one: kept until the done */
+        s->wpin = s->wbuf;
+        s->wpcls = s->wcls;
+    } else {
+        buf_put(s->loop, s->wbuf, s->wcls);
+    }
     s->wbuf = b;
     s->wcap = cap;
     s->wcls = cls;
@@ -1085,7 +1237,7 @@ ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
 {
     ssize_t total;
     size_t done = 0, skip;
-    int i, rc;
+    int i, rc, async;
 
     if (!s)
         return -EINVAL;
@@ -1106,9 +1258,11 @@ ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
      * the step ends (the task suspends or yields) and go out together: an
      * echo loop that writes each 8 KiB piece of a 64 KiB read makes two
      * syscalls, not eight.  Past CORK_MAX queued, bytes go at once. */
+    /* An asynchronous transport takes the queue at the end of the step. */
+    async = s->tp->ops->async && s->tp->ops->async(s->tp);
     if (!s->wlen && s->corked.pprev && (size_t)total <= CORK_MAX)
         goto queue;
-    if (!s->wlen) { /* nothing queued: try now (no syscall if known full) */
+    if (!s->wlen && !async) { /* nothing queued: try now (no syscall if known full) */
         unsigned wait = 0;
         ssize_t n = s->tp->ops->writev(s->tp, iov, iovcnt, &wait);
         if (n == total) {
@@ -1124,7 +1278,7 @@ ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
     }
 queue:
     /* Queue the rest: all of it, or fail for good (no hole in the data). */
-    rc = wbuf_reserve(s, (size_t)total - done);
+    rc = wbuf_reserve(s, (size_t)total - done, async);
     if (rc < 0) {
         write_failed(s, rc);
         disarm_flush(s);
@@ -1141,12 +1295,16 @@ queue:
         ring_put(s, (const char *)iov[i].iov_base + skip, len - skip);
         skip = 0;
     }
-    if (s->flushing)
-        return total; /* the armed callback takes it */
+    if (s->flushing || s->sending)
+        return total; /* the armed callback, or the send's done, takes it */
     if (s->corked.pprev && s->wlen <= CORK_MAX)
         return total; /* corked: out at the end of the step */
+    if (async && s->wlen <= CORK_MAX && s->loop->running && tide__tls_loop == s->loop) {
+        tide__defer(s->loop, &s->corked); /* one send for the whole step */
+        return total;
+    }
     tide__defer_cancel(&s->corked);
-    flush(s); /* arms the callback (or writes on, for a file) */
+    flush(s, 1); /* arms the callback (or writes on, for a file), or sends */
     return total;
 }
 
@@ -1170,7 +1328,7 @@ int tide_stream_write_eof(tide_stream *s)
     if (!s->wshut) {
         s->wshut = 1;
         if (!s->flushing)
-            flush(s); /* nothing queued: shut it now */
+            flush(s, 1); /* nothing queued: shut it now */
     }
     return s->werr;
 }
@@ -1271,7 +1429,7 @@ int tide_stream_close(tide_stream *s)
             rc = wait_flushed(s, cur, 0); /* a cancel or a timeout cuts it short */
             s->users--;
         } else {
-            flush(s); /* outside a task: what the transport takes now */
+            flush(s, 0); /* outside a task: what the transport takes now */
             if (s->wlen)
                 rc = -EAGAIN; /* the rest is dropped */
         }

@@ -263,6 +263,39 @@ static ssize_t fdt_read_wait(tide__transport *tp, tide_task *cur, void *buf, siz
     return alive(t) || n == -EAGAIN ? n : -EBADF;
 }
 
+/* A stream socket on an io_uring that takes operations (f->uring): the
+ * stream's queue goes out by IORING_OP_SEND / SENDMSG, no syscall of its
+ * own (io_uring_ops.c's send, but asynchronous: the op and the bytes are
+ * the stream's, see stream.c's "Asynchronous sends"). */
+static int fdt_async(const tide__transport *tp)
+{
+    const tide__fd_transport *t = (const tide__fd_transport *)tp;
+    return alive(t) && t->f->uring && t->is_socket;
+}
+
+static int fdt_send_start(tide__transport *tp, tide__uop *op, struct msghdr *m)
+{
+    tide__fd_transport *t = fdt(tp);
+    tide__poller *p = &t->loop->poller;
+    int rc;
+
+    if (!alive(t))
+        return -EBADF;
+    if (!t->f->uring || !t->is_socket)
+        return -EAGAIN;
+    if (m->msg_iovlen == 1)
+        rc = tide__uring_send(p, op, t->fd, m->msg_iov[0].iov_base, m->msg_iov[0].iov_len, 0);
+    else
+        rc = tide__uring_sendmsg(p, op, t->fd, m, 0);
+    return rc < 0 ? -EAGAIN : 0; /* SQ full, a forked child's ring: readiness */
+}
+
+static void fdt_send_cancel(tide__transport *tp, tide__uop *op)
+{
+    tide__fd_transport *t = fdt(tp);
+    (void)tide__uring_cancel(&t->loop->poller, op);
+}
+
 const tide__transport_ops tide__fd_transport_ops = {
     .name = "fd",
     .read = fdt_read,
@@ -275,6 +308,9 @@ const tide__transport_ops tide__fd_transport_ops = {
     .address = fdt_address,
     .fd = fdt_fd,
     .read_wait = fdt_read_wait,
+    .async = fdt_async,
+    .send_start = fdt_send_start,
+    .send_cancel = fdt_send_cancel,
 };
 
 int tide__fd_transport_open(tide__fd_transport *t, tide_loop *loop, int fd)

@@ -88,6 +88,21 @@ typedef struct tide__transport_ops {
      * takes operations reads so, with no syscall of its own
      * (io_uring_ops.c). */
     ssize_t (*read_wait)(tide__transport *t, tide_task *cur, void *buf, size_t len);
+    /* Asynchronous sends (all three NULL, or all three set).  async: send_start
+     * would take a send now (the stream then queues every write and sends
+     * its queue at the end of the step, instead of trying writev at once).
+     * send_start queues a send of m's iovecs (1 or 2) for the loop's next
+     * poll and returns at once: 0, then op->done(op) is called exactly once
+     * from the loop's poll, op->res the count sent (maybe short) or -errno,
+     * and until then m, its iovecs and their bytes must stay valid and
+     * unchanged (the kernel reads them); -EAGAIN: not this way now (use
+     * writev); -EBADF.  send_cancel asks for op's cancellation now; its
+     * done still comes (-ECANCELED, or the count if it went first).  The
+     * fd transport on an io_uring that takes operations sends so
+     * (IORING_OP_SEND / SENDMSG). */
+    int (*async)(const tide__transport *t);
+    int (*send_start)(tide__transport *t, tide__uop *op, struct msghdr *m);
+    void (*send_cancel)(tide__transport *t, tide__uop *op);
 } tide__transport_ops;
 
 /* Every transport starts with this (embed it first). */
@@ -120,6 +135,10 @@ int tide__fd_transport_open(tide__fd_transport *t, tide_loop *loop, int fd);
 extern const tide__transport_ops tide__fd_transport_ops;
 
 /* --------------------------------------------------- internal stream calls */
+
+/* Test hook: asynchronous sends a stream submitted (one per queue flush,
+ * however many writes the queue holds). */
+extern unsigned long tide__stream_async_sends;
 
 /* Closes s without flushing (what is queued is dropped, nothing waits). */
 void tide__stream_abort(tide_stream *s);

@@ -934,6 +934,10 @@ static int big_answer_handler(tide_stream *s, void *arg)
         if (tide_stream_write(s, resp, sizeof resp) < 0)
             break;
         if (w->close_mode) {
+            /* Pending counts an asynchronous send in flight (io_uring)
+             * until it completes: let it, to see what the kernel refused. */
+            if (tide_stream_write_pending(s) > 0)
+                tide_sleep(1);
             if (tide_stream_write_pending(s) > 256 * 1024)
                 return 0; /* leave it to the close */
             continue;
