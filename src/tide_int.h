@@ -205,6 +205,7 @@ struct tide_task {
     struct tide__dbg_born *born; /* debug mode: where the task was created, or NULL */
     uint64_t parent_id;  /* id of the task that created it, 0 if none */
     struct tide__watch *watchers; /* told when the task ends (tide_wait...) */
+    struct tide__watch *holders;  /* told when the task is released (as_completed) */
     tide_group *group;   /* the group the task belongs to, or NULL */
     tide_task *gprev, *gnext; /* the group's live members */
     void **locals;       /* task-local values, indexed by key id */
@@ -224,15 +225,19 @@ struct tide_task {
     char name[TIDE_TASK_NAME_MAX]; /* "" until named: "task-<id>" made on demand */
 };
 
-/* Something told when a task ends (tide_wait, as_completed). */
+/* Something told when a task ends (tide_watch_add: tide_wait, the server's
+ * connections), or when it is released (tide__hold_add: an as_completed
+ * iterator, which must not give a released task). */
 typedef struct tide__watch {
     struct tide__watch *prev, *next;
+    struct tide__watch **head; /* the task's list it is on */
     tide_task *task; /* watched; NULL once it ended or was released */
     void (*fn)(struct tide__watch *w, tide_task *t);
 } tide__watch;
 
 void tide__watch_add(tide_task *t, tide__watch *w);
-void tide__watch_remove(tide__watch *w);
+void tide__hold_add(tide_task *t, tide__watch *w);
+void tide__watch_remove(tide__watch *w); /* either kind; one removed already is fine */
 
 /* A task waiting in a tide_waitlist (sync.c, queue.c), on its own stack. */
 struct tide__waiter {
