@@ -418,6 +418,8 @@ struct tide__fd {
     uint8_t bytestream;    /* stream socket or pipe: a short read means drained */
     uint8_t uring;         /* a stream socket on an io_uring poller that takes
                               completion operations (io_uring_ops.c) */
+    uint8_t lazy;          /* registered lazily: tide__fd_watch arms its poll
+                              (uring, or an io_uring SQ full at registration) */
     uint32_t gen;          /* bumped when forgotten (closed): stale waiters see it */
     tide_task *reader;     /* the task waiting to read, or NULL */
     tide_task *writer;     /* the task waiting to write, or NULL */
