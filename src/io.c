@@ -316,11 +316,6 @@ static void unlink_writer(void *arg)
     tide__loop_io_unref(f->loop);
 }
 
-int tide__is_fd_unlink(void (*fn)(void *))
-{
-    return fn == unlink_reader || fn == unlink_writer;
-}
-
 static int coop_yield(tide_task *cur);
 
 /* Waits until the poller reports dir on f.  0, -EBUSY, -EBADF (closed
@@ -351,8 +346,8 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
         return rc;
     *slot = cur;
     tide__loop_io_ref(f->loop);
-    /* The object is f, the unlink argument (a signal wait marked f->sigwait). */
-    TIDE__WAIT_KIND(cur, dir == TIDE__EV_IN ? TIDE_WAIT_FD_READ : TIDE_WAIT_FD_WRITE);
+    /* The object is f, as on the io_uring path (a signal wait marked f->sigwait). */
+    TIDE__WAIT_ON(cur, dir == TIDE__EV_IN ? TIDE_WAIT_FD_READ : TIDE_WAIT_FD_WRITE, f);
     rc = tide__suspend(cur, TIDE__NEVER, dir == TIDE__EV_IN ? unlink_reader : unlink_writer, f,
                        0);
     /* Closed while we slept, maybe reused by now: never touch the new fd. */

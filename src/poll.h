@@ -175,7 +175,8 @@ extern int tide__uring_fail_setup;
 extern int tide__uring_no_ops;
 /* Test hook: when non-zero, the submits made outside the loop's wait fail
  * (-EBUSY, as io_uring_enter's with a CQ overflow backlog), so a full SQ
- * cannot be flushed until the loop's next wait enters with it. */
+ * cannot be flushed until the loop's next wait enters with it; at 2 the
+ * loop's wait submits nothing either (SQEs stay queued until it is reset). */
 extern int tide__uring_fail_submit;
 #endif
 

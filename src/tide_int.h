@@ -290,9 +290,9 @@ void tide__locals_release(tide_task *t);
  * function).  kind is a tide_wait_kind (include/tide/debug.h).
  * TIDE__WAIT_ON stores the kind and the awaited object (two stores);
  * TIDE__WAIT_KIND only the kind, for waits whose object the dump finds from
- * the suspension's unlink argument (tide__wait_object in dump.c: fd waits,
- * whose argument is the tide__fd, and the waitlist waits of sync.c, whose
- * waiter's list lies inside the lock / event / condition / semaphore).  The
+ * the suspension's unlink argument (tide__wait_object in dump.c: the
+ * waitlist waits of sync.c, whose waiter's list lies inside the lock /
+ * event / condition / semaphore).  The
  * time is the step's (run_task stamps wait_since with loop->now, which only
  * changes between steps).  -DTIDE__NO_WAIT_INFO compiles all of it out: for
  * measuring its cost only (bench/wait_cost.sh); dumps then show no reasons. */
@@ -309,10 +309,9 @@ void tide__locals_release(tide_task *t);
  * one its kind implies (a kind left by an earlier wait: dump.c shows no
  * reason then, rather than read a wrong object). */
 const void *tide__wait_object(const tide_task *t);
-/* Whether fn is the unlink function of an fd wait (io.c) / of a waitlist
- * wait (sync.c): what tide__wait_object checks. */
-int tide__is_fd_unlink(void (*fn)(void *));
-const void *tide__uop_fd(void (*unlink)(void *), const void *arg); /* io_uring_ops.c */
+/* Whether fn is the unlink function of a waitlist wait (sync.c): what
+ * tide__wait_object checks.  (An fd wait, readiness or io_uring, records
+ * its tide__fd with TIDE__WAIT_ON.) */
 int tide__is_wl_unlink(void (*fn)(void *));
 
 /* Flags of tide__suspend. */
