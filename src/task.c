@@ -272,6 +272,8 @@ void tide__task_release(tide_task *t)
      * once the pool is unmapped, would inherit that poison: gcc's prologues
      * poison only their redzones and trust the rest of the frame's shadow
      * to be clear.  Clear it, as ASan's swapcontext interceptor does. */
+    if (t->state != TIDE_TASK_DONE)
+        tide__asan_drop_fake(t); /* else dropped by its last switch away */
     {
         char *sp = tide__ctx_sp(&t->ctx), *lo = t->stack_lo;
         if (!sp || sp < lo || sp > (char *)t)

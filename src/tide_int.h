@@ -863,5 +863,10 @@ int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
 void tide__switch_to_task(tide_loop *loop, tide_task *t);
 /* Switches from the running task t to its loop. */
 void tide__switch_to_loop(tide_task *t);
+#ifdef TIDE__ASAN
+/* A task released while suspended never switches away for good: frees the
+ * fake stack ASan keeps for it (detect_stack_use_after_return=1). */
+void tide__asan_drop_fake(tide_task *t);
+#endif
 
 #endif
