@@ -459,9 +459,11 @@ static int em_main(void *arg)
         e->echo_rc = 6;
     tide_timeout_end(&sc);
     tide_close(c);
+    /* The server first: while its acceptor waits on the listener, virtual
+     * time stands still and the ticker's sleep would never end. */
+    tide_server_close(e->srv, TIDE_SERVER_CANCEL);
     e->stop = 1;
     tide_await(tk);
-    tide_server_close(e->srv, TIDE_SERVER_CANCEL);
     return 0;
 }
 
