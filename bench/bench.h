@@ -8,10 +8,14 @@
 #ifndef TIDE_BENCH_H
 #define TIDE_BENCH_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static inline int64_t bench_ns(void)
@@ -74,5 +78,22 @@ static inline uint64_t bench_rand(uint64_t *s)
             exit(1);                                                                      \
         }                                                                                 \
     } while (0)
+
+/* A plain blocking TCP connection to 127.0.0.1:port with TCP_NODELAY (the
+ * benchmarks' peers outside any loop); exits on failure. */
+static inline int bench_connect_loopback(int port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+    BENCH_CHECK(fd >= 0, "socket");
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BENCH_CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect");
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
 
 #endif

@@ -75,25 +75,12 @@ static int srv_main(void *arg)
 
 /* -------------------------------------------------------- blocking client */
 
-static int blocking_connect(void)
-{
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)g_port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BENCH_CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 /* n keep-alive GETs on one connection; reads each head and its
  * Content-Length body. */
 static void blocking_run(long n)
 {
     char req[128], buf[4096];
-    int fd = blocking_connect();
+    int fd = bench_connect_loopback(g_port);
     size_t rl = (size_t)snprintf(req, sizeof req, REQ_FMT, g_port);
     for (long i = 0; i < n; i++) {
         size_t have = 0, need = 0;

@@ -81,17 +81,9 @@ static int yield_main(void *arg)
 
 static int client(int port, long n)
 {
-    struct sockaddr_in a;
     char buf[64], got[64];
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    int fd = bench_connect_loopback(port);
 
-    BENCH_CHECK(fd >= 0, "socket");
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BENCH_CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     for (long i = 0; i < n; i++) {
         size_t off = 0;
         memset(buf, 'a' + (int)(i % 26), sizeof buf);

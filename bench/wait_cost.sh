@@ -11,7 +11,7 @@
 #           (a define for this measurement only: dumps then name no reasons)
 #   nofp    bookkeeping on, -DTIDE_FRAME_POINTERS=OFF
 # and, with WAIT_COST_REF=<git rev> (e.g. a commit before the bookkeeping),
-# a fourth one of that revision with this bench/wait_cost.c copied in.
+# a fourth one of that revision with this bench/wait_cost.c and bench.h copied in.
 # Then, for each build, under callgrind:
 #   switch  bench/wait_cost switch N: two tasks handing a tide_event back and
 #           forth (per round trip: two suspensions, two wakes, two steps);
@@ -104,7 +104,7 @@ if [ -n "${WAIT_COST_REF:-}" ]; then
     rm -rf "$work/ref-src"
     mkdir -p "$work/ref-src"
     git -C "$src" archive "$WAIT_COST_REF" | tar -x -C "$work/ref-src"
-    cp "$src/bench/wait_cost.c" "$work/ref-src/bench/"
+    cp "$src/bench/wait_cost.c" "$src/bench/bench.h" "$work/ref-src/bench/"
     build ref "$work/ref-src"
     configs="$configs ref"
 fi

@@ -81,11 +81,6 @@ static const void *waitlist_owner(const tide_task *t, size_t off)
 const void *tide__wait_object(const tide_task *t)
 {
     switch (t->wait_kind) {
-    case TIDE_WAIT_FD_READ:
-    case TIDE_WAIT_FD_WRITE:
-        if (tide__is_fd_unlink(t->unlink))
-            return t->unlink_arg; /* the tide__fd (io.c) */
-        return tide__uop_fd(t->unlink, t->unlink_arg); /* an io_uring recv/send */
     case TIDE_WAIT_LOCK:
         return waitlist_owner(t, offsetof(tide_lock, waiters));
     case TIDE_WAIT_EVENT:
@@ -95,7 +90,7 @@ const void *tide__wait_object(const tide_task *t)
     case TIDE_WAIT_SEM:
         return waitlist_owner(t, offsetof(tide_sem, waiters));
     default:
-        return t->wait_obj;
+        return t->wait_obj; /* fd waits: the tide__fd (io.c, io_uring_ops.c) */
     }
 }
 
@@ -530,6 +525,8 @@ static void print_wait(tide__outbuf *b, const tide_task *t, int64_t now)
         int fd = ((const tide__fd *)obj)->fd;
         tide__ob_printf(b, " fd %d", fd);
         print_addr(b, fd);
+        if (t->nocancel) /* only uop_run waits on an fd uncancellably */
+            tide__ob_printf(b, " (io_uring completion after cancel)");
         break;
     }
     case TIDE_WAIT_SLEEP:

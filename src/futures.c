@@ -231,9 +231,13 @@ int tide_gather_futures(tide_future **fs, size_t n, int *results, void **values)
 /* ------------------------------------------------------- as_completed */
 
 /* A watch that knows what the iterator gives for its future: the future
- * itself, or its task. */
+ * itself, or its task.  Over tasks, a hold on the task as well until the
+ * task is given: a task released before (awaited or detached elsewhere) is
+ * dropped, never given (its handle may be a new task's by then). */
 typedef struct iwatch {
     tide__future_watch w;
+    tide__watch hold;
+    struct tide_future_iter *it;
     void *item;
 } iwatch;
 
@@ -244,7 +248,8 @@ struct tide_future_iter {
     tide_loop *loop;
     int kind;             /* the wait kind, for dumps */
     size_t n, head, tail; /* done, not yet given: done[head, tail) */
-    void **done;
+    size_t gone;          /* tasks released before they were given */
+    iwatch **done;
     iwatch *ws;
 };
 
@@ -257,7 +262,7 @@ static void it_fn(tide__future_watch *w, tide_future *f)
     tide_future_iter *it = w->ctx;
 
     (void)f;
-    it->done[it->tail++] = ((iwatch *)w)->item;
+    it->done[it->tail++] = (iwatch *)w;
     if (it->waiter) {
         tide_task *t = it->waiter;
         it->waiter = NULL;
@@ -270,13 +275,34 @@ static void it_free(tide_future_iter *it)
 {
     size_t i;
 
-    for (i = 0; i < it->n; i++)
+    for (i = 0; i < it->n; i++) {
         tide__future_watch_remove(&it->ws[i].w);
+        tide__watch_remove(&it->ws[i].hold);
+    }
     if (it->waiter)
         tide__interrupt(it->waiter, -EBADF); /* a task waits in next(): not in freed memory */
     tide__free(it->done);
     tide__free(it->ws);
     tide__free(it);
+}
+
+/* A task not given yet is released: off done[] if it is there (the order
+ * of the others kept), and one fewer to give. */
+static void it_gone(tide__watch *h, tide_task *t)
+{
+    iwatch *iw = tide__container_of(h, iwatch, hold);
+    tide_future_iter *it = iw->it;
+    size_t i;
+
+    (void)t;
+    for (i = it->head; i < it->tail; i++) {
+        if (it->done[i] == iw) {
+            memmove(&it->done[i], &it->done[i + 1], (it->tail - i - 1) * sizeof *it->done);
+            it->tail--;
+            break;
+        }
+    }
+    it->gone++;
 }
 
 /* An iterator of size bytes (a tide_future_iter first) over the n futures
@@ -303,8 +329,13 @@ static tide_future_iter *it_new(size_t size, tide_task *cur, void *arr, size_t n
     for (i = 0; i < n; i++) {
         tide_future *f = nth(arr, i);
         it->ws[i].item = tasks ? (void *)((tide_task **)arr)[i] : (void *)f;
+        it->ws[i].it = it;
+        if (tasks) {
+            it->ws[i].hold.fn = it_gone;
+            tide__hold_add(((tide_task **)arr)[i], &it->ws[i].hold);
+        }
         if (tide_future_done(f)) {
-            it->done[it->tail++] = it->ws[i].item; /* done before: in array order */
+            it->done[it->tail++] = &it->ws[i]; /* done before: in array order */
         } else {
             it->ws[i].w.ctx = it;
             it->ws[i].w.fn = it_fn;
@@ -319,26 +350,38 @@ static void it_unlink(void *arg)
     ((tide_future_iter *)arg)->waiter = NULL;
 }
 
-/* The next item, or NULL with *rc the error. */
+/* The next item, or NULL with *rc the error; a task given is no longer
+ * held. */
 static void *it_next(tide_future_iter *it, int *rc)
 {
     tide_task *cur = tide__current();
+    iwatch *iw;
 
     *rc = 0;
-    if (!cur || cur->loop != it->loop)
+    if (!cur || cur->loop != it->loop) {
         *rc = -EPERM;
-    else if (it->head == it->n)
-        *rc = -ENOENT;
-    else if (it->waiter)
-        *rc = -EBUSY;
-    else if (it->head == it->tail) {
-        it->waiter = cur;
-        TIDE__WAIT_ON(cur, it->kind, it);
-        *rc = tide__suspend(cur, TIDE__NEVER, it_unlink, it, 0);
-    } else if (cur->cancel_req || cur->scope) {
-        *rc = tide__cancel_check(cur, NULL); /* a cancellation point either way */
+        return NULL;
     }
-    return *rc < 0 ? NULL : it->done[it->head++];
+    if (it->head < it->tail && (cur->cancel_req || cur->scope))
+        *rc = tide__cancel_check(cur, NULL); /* a cancellation point either way */
+    /* Until one is there: one that ended may be released (dropped) by
+     * another task before we run again. */
+    while (*rc == 0 && it->head == it->tail) {
+        if (it->head == it->n - it->gone)
+            *rc = -ENOENT;
+        else if (it->waiter)
+            *rc = -EBUSY;
+        else {
+            it->waiter = cur;
+            TIDE__WAIT_ON(cur, it->kind, it);
+            *rc = tide__suspend(cur, TIDE__NEVER, it_unlink, it, 0);
+        }
+    }
+    if (*rc < 0)
+        return NULL;
+    iw = it->done[it->head++];
+    tide__watch_remove(&iw->hold); /* given: the caller's to await (not held over futures) */
+    return iw->item;
 }
 
 /* The checks and the iterator of either kind's _new. */

@@ -135,7 +135,7 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
     }
     f->always_ready = 0;
     f->bytestream = 0;
-    f->uring = 0;
+    f->uring = f->lazy = 0;
     if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
         /* A file is always "ready": epoll refuses it, and kqueue's read
          * filter would never fire at its end.  Never poll it, never wait,
@@ -173,11 +173,16 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
         f->uring = f->bytestream && S_ISSOCK(st.st_mode) && tide__poller_ops(&loop->poller);
         rc = f->uring ? tide__poller_add_lazy(&loop->poller, fd, &f->p)
                       : tide__poller_add(&loop->poller, fd, &f->p);
+        f->lazy = f->uring;
+        if (rc == -EAGAIN) { /* io_uring, no SQE for the poll now: armed when waited on */
+            rc = tide__poller_add_lazy(&loop->poller, fd, &f->p);
+            f->lazy = 1;
+        }
         if (rc == -EPERM) {
             f->always_ready = 1; /* a device the poller cannot watch (/dev/null) */
             f->uring = 0;
         } else if (rc < 0) {
-            f->uring = 0;
+            f->uring = f->lazy = 0;
             *err = rc;
             return NULL;
         }
@@ -191,7 +196,7 @@ tide__fd *tide__fd_get(tide_loop *loop, int fd, int *err)
 
 int tide__fd_watch(tide__fd *f)
 {
-    return f->uring ? tide__poller_watch(&f->loop->poller, f->fd) : 0;
+    return f->lazy ? tide__poller_watch(&f->loop->poller, f->fd) : 0;
 }
 
 /* ---------------------------------------------------------------- fork */
@@ -311,10 +316,7 @@ static void unlink_writer(void *arg)
     tide__loop_io_unref(f->loop);
 }
 
-int tide__is_fd_unlink(void (*fn)(void *))
-{
-    return fn == unlink_reader || fn == unlink_writer;
-}
+static int coop_yield(tide_task *cur);
 
 /* Waits until the poller reports dir on f.  0, -EBUSY, -EBADF (closed
  * meanwhile), -ECANCELED, -ETIMEDOUT. */
@@ -324,17 +326,28 @@ int tide__fd_wait(tide_task *cur, tide__fd *f, unsigned dir)
     uint32_t gen = f->gen;
     int rc;
 
-    if (*slot || (dir == TIDE__EV_IN ? f->op_reader : f->op_writer))
-        return -EBUSY;
-    if (f->always_ready)
-        return 0;
-    rc = tide__fd_watch(f);
+    for (;;) {
+        if (*slot || (dir == TIDE__EV_IN ? f->op_reader : f->op_writer))
+            return -EBUSY;
+        if (f->always_ready)
+            return 0;
+        rc = tide__fd_watch(f);
+        if (rc != -EAGAIN)
+            break;
+        /* io_uring: no SQE for the poll (the SQ is full and cannot be
+         * flushed now); the loop's next wait submits what is queued. */
+        rc = coop_yield(cur);
+        if (rc < 0)
+            return rc;
+        if (f->gen != gen)
+            return -EBADF;
+    }
     if (rc < 0)
         return rc;
     *slot = cur;
     tide__loop_io_ref(f->loop);
-    /* The object is f, the unlink argument (a signal wait marked f->sigwait). */
-    TIDE__WAIT_KIND(cur, dir == TIDE__EV_IN ? TIDE_WAIT_FD_READ : TIDE_WAIT_FD_WRITE);
+    /* The object is f, as on the io_uring path (a signal wait marked f->sigwait). */
+    TIDE__WAIT_ON(cur, dir == TIDE__EV_IN ? TIDE_WAIT_FD_READ : TIDE_WAIT_FD_WRITE, f);
     rc = tide__suspend(cur, TIDE__NEVER, dir == TIDE__EV_IN ? unlink_reader : unlink_writer, f,
                        0);
     /* Closed while we slept, maybe reused by now: never touch the new fd. */
@@ -941,7 +954,7 @@ void tide__fd_forget(tide_loop *loop, int fd)
         (void)tide__poller_del(&loop->poller, fd);
     f->registered = 0;
     f->always_ready = 0;
-    f->uring = 0;
+    f->uring = f->lazy = 0;
     f->hup = 0;
     f->on_readable = f->on_writable = NULL;
     f->ready = 0;

@@ -95,13 +95,6 @@ static void uop_unlink(void *arg)
     (void)tide__uring_cancel(&w->f->loop->poller, &w->u);
 }
 
-/* The tide__fd a task waits on in a completion operation, for the dump
- * (dump.c): the unlink function of its wait is uop_unlink. */
-const void *tide__uop_fd(void (*unlink)(void *), const void *arg)
-{
-    return unlink == uop_unlink && arg ? ((const uop_wait *)arg)->f : NULL;
-}
-
 /* Waits for w's queued operation to complete.  Its result, or the
  * interruption's error if it transferred nothing. */
 static ssize_t uop_run(tide_task *cur, uop_wait *w)
@@ -120,6 +113,7 @@ static ssize_t uop_run(tide_task *cur, uop_wait *w)
     rc = tide__suspend(cur, TIDE__NEVER, uop_unlink, w, 0);
     while (w->u.inflight) { /* interrupted: the kernel still has the buffer */
         w->task = cur;
+        /* The same fd; the dump tells this wait by its nocancel. */
         TIDE__WAIT_ON(cur, kind, w->f);
         (void)tide__suspend(cur, TIDE__NEVER, NULL, NULL, TIDE__WAIT_NOCANCEL);
     }

@@ -173,6 +173,11 @@ extern int tide__uring_fail_setup;
  * operations (the readiness path only, as on a kernel before 5.19); so does
  * TIDE_URING_NO_OPS=1 in the environment. */
 extern int tide__uring_no_ops;
+/* Test hook: when non-zero, the submits made outside the loop's wait fail
+ * (-EBUSY, as io_uring_enter's with a CQ overflow backlog), so a full SQ
+ * cannot be flushed until the loop's next wait enters with it; at 2 the
+ * loop's wait submits nothing either (SQEs stay queued until it is reset). */
+extern int tide__uring_fail_submit;
 #endif
 
 #endif

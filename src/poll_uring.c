@@ -132,6 +132,8 @@ static unsigned sq_pending(struct tide__uring *u)
     return u->sq_tail - __atomic_load_n(u->sq_khead, __ATOMIC_ACQUIRE);
 }
 
+int tide__uring_fail_submit; /* test hook: submit() fails with -EBUSY; 2: the wait's too */
+
 /* Gives the queued SQEs to the kernel (no wait).  0 or -errno. */
 static int submit(struct tide__uring *u)
 {
@@ -139,6 +141,8 @@ static int submit(struct tide__uring *u)
     int rc;
 
     __atomic_store_n(u->sq_ktail, u->sq_tail, __ATOMIC_RELEASE);
+    if (tide__uring_fail_submit)
+        return -EBUSY; /* as a CQ overflow backlog does; the loop's next wait submits */
     while ((n = sq_pending(u)) > 0) {
         rc = sys_enter(u, n, 0, 0, NULL, 0);
         if (rc < 0) {
@@ -731,7 +735,7 @@ int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void
     /* Completions already there: take them without waiting. */
     ready = __atomic_load_n(u->cq_ktail, __ATOMIC_ACQUIRE) != *u->cq_khead;
     __atomic_store_n(u->sq_ktail, u->sq_tail, __ATOMIC_RELEASE);
-    pending = sq_pending(u);
+    pending = tide__uring_fail_submit > 1 ? 0 : sq_pending(u);
     if (ready || timeout_ns == 0) {
         /* Only when no completion waits as task work for an enter to run
          * it (COOP_TASKRUN sets IORING_SQ_TASKRUN then). */
@@ -758,6 +762,7 @@ int tide__uring_wait(tide__poller *p, int64_t timeout_ns, tide__poll_cb cb, void
 #else /* headers without what the backend needs */
 
 int tide__uring_no_ops;
+int tide__uring_fail_submit;
 int tide__poller_ops(const tide__poller *p)
 {
     (void)p;

@@ -132,14 +132,25 @@ static void task_finish(tide_task *t, int result)
 
 /* ------------------------------------------------------------- watchers */
 
-void tide__watch_add(tide_task *t, tide__watch *w)
+static void watch_push(tide_task *t, tide__watch **head, tide__watch *w)
 {
     w->task = t;
+    w->head = head;
     w->prev = NULL;
-    w->next = t->watchers;
-    if (t->watchers)
-        t->watchers->prev = w;
-    t->watchers = w;
+    w->next = *head;
+    if (*head)
+        (*head)->prev = w;
+    *head = w;
+}
+
+void tide__watch_add(tide_task *t, tide__watch *w)
+{
+    watch_push(t, &t->watchers, w);
+}
+
+void tide__hold_add(tide_task *t, tide__watch *w)
+{
+    watch_push(t, &t->holders, w);
 }
 
 void tide__watch_remove(tide__watch *w)
@@ -149,7 +160,7 @@ void tide__watch_remove(tide__watch *w)
     if (w->prev)
         w->prev->next = w->next;
     else
-        w->task->watchers = w->next;
+        *w->head = w->next;
     if (w->next)
         w->next->prev = w->prev;
     w->task = NULL;
@@ -240,6 +251,11 @@ void tide__task_release(tide_task *t)
         loop->tasks.nundone--; /* only when a loop is freed with a task it could not finish */
     while (t->watchers)
         tide__watch_remove(t->watchers);
+    while (t->holders) { /* before the future goes: they may look at it */
+        tide__watch *w = t->holders;
+        tide__watch_remove(w);
+        w->fn(w, t);
+    }
     if (t->fut) {
         tide__future_task_gone(t->fut);
         t->fut = NULL;
@@ -262,6 +278,8 @@ void tide__task_release(tide_task *t)
      * once the pool is unmapped, would inherit that poison: gcc's prologues
      * poison only their redzones and trust the rest of the frame's shadow
      * to be clear.  Clear it, as ASan's swapcontext interceptor does. */
+    if (t->state != TIDE_TASK_DONE)
+        tide__asan_drop_fake(t); /* else dropped by its last switch away */
     {
         char *sp = tide__ctx_sp(&t->ctx), *lo = t->stack_lo;
         if (!sp || sp < lo || sp > (char *)t)

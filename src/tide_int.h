@@ -217,6 +217,7 @@ struct tide_task {
     struct tide__dbg_born *born; /* debug mode: where the task was created, or NULL */
     uint64_t parent_id;  /* id of the task that created it, 0 if none */
     struct tide__watch *watchers; /* told when the task ends (tide_wait...) */
+    struct tide__watch *holders;  /* told when the task is released (as_completed) */
     tide_group *group;   /* the group the task belongs to, or NULL */
     tide_task *gprev, *gnext; /* the group's live members */
     void **locals;       /* task-local values, indexed by key id */
@@ -236,15 +237,19 @@ struct tide_task {
     char name[TIDE_TASK_NAME_MAX]; /* "" until named: "task-<id>" made on demand */
 };
 
-/* Something told when a task ends (tide_wait, as_completed). */
+/* Something told when a task ends (tide_watch_add: tide_wait, the server's
+ * connections), or when it is released (tide__hold_add: an as_completed
+ * iterator, which must not give a released task). */
 typedef struct tide__watch {
     struct tide__watch *prev, *next;
+    struct tide__watch **head; /* the task's list it is on */
     tide_task *task; /* watched; NULL once it ended or was released */
     void (*fn)(struct tide__watch *w, tide_task *t);
 } tide__watch;
 
 void tide__watch_add(tide_task *t, tide__watch *w);
-void tide__watch_remove(tide__watch *w);
+void tide__hold_add(tide_task *t, tide__watch *w);
+void tide__watch_remove(tide__watch *w); /* either kind; one removed already is fine */
 
 /* A task waiting in a tide_waitlist (sync.c, queue.c), on its own stack. */
 struct tide__waiter {
@@ -297,9 +302,9 @@ void tide__locals_release(tide_task *t);
  * function).  kind is a tide_wait_kind (include/tide/debug.h).
  * TIDE__WAIT_ON stores the kind and the awaited object (two stores);
  * TIDE__WAIT_KIND only the kind, for waits whose object the dump finds from
- * the suspension's unlink argument (tide__wait_object in dump.c: fd waits,
- * whose argument is the tide__fd, and the waitlist waits of sync.c, whose
- * waiter's list lies inside the lock / event / condition / semaphore).  The
+ * the suspension's unlink argument (tide__wait_object in dump.c: the
+ * waitlist waits of sync.c, whose waiter's list lies inside the lock /
+ * event / condition / semaphore).  The
  * time is the step's (run_task stamps wait_since with loop->now, which only
  * changes between steps).  -DTIDE__NO_WAIT_INFO compiles all of it out: for
  * measuring its cost only (bench/wait_cost.sh); dumps then show no reasons. */
@@ -316,10 +321,9 @@ void tide__locals_release(tide_task *t);
  * one its kind implies (a kind left by an earlier wait: dump.c shows no
  * reason then, rather than read a wrong object). */
 const void *tide__wait_object(const tide_task *t);
-/* Whether fn is the unlink function of an fd wait (io.c) / of a waitlist
- * wait (sync.c): what tide__wait_object checks. */
-int tide__is_fd_unlink(void (*fn)(void *));
-const void *tide__uop_fd(void (*unlink)(void *), const void *arg); /* io_uring_ops.c */
+/* Whether fn is the unlink function of a waitlist wait (sync.c): what
+ * tide__wait_object checks.  (An fd wait, readiness or io_uring, records
+ * its tide__fd with TIDE__WAIT_ON.) */
 int tide__is_wl_unlink(void (*fn)(void *));
 
 /* Flags of tide__suspend. */
@@ -425,6 +429,8 @@ struct tide__fd {
     uint8_t bytestream;    /* stream socket or pipe: a short read means drained */
     uint8_t uring;         /* a stream socket on an io_uring poller that takes
                               completion operations (io_uring_ops.c) */
+    uint8_t lazy;          /* registered lazily: tide__fd_watch arms its poll
+                              (uring, or an io_uring SQ full at registration) */
     uint32_t gen;          /* bumped when forgotten (closed): stale waiters see it */
     tide_task *reader;     /* the task waiting to read, or NULL */
     tide_task *writer;     /* the task waiting to write, or NULL */
@@ -869,5 +875,10 @@ int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
 void tide__switch_to_task(tide_loop *loop, tide_task *t);
 /* Switches from the running task t to its loop. */
 void tide__switch_to_loop(tide_task *t);
+#ifdef TIDE__ASAN
+/* A task released while suspended never switches away for good: frees the
+ * fake stack ASan keeps for it (detect_stack_use_after_return=1). */
+void tide__asan_drop_fake(tide_task *t);
+#endif
 
 #endif

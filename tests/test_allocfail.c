@@ -43,7 +43,10 @@
  * test_acceptor_backoff_without_memory is a targeted case the sweep cannot
  * reach with one program: the acceptor's accept and then its back-off sleep
  * both fail for memory.  test_shuffle_without_memory is another: the
- * seeded shuffle's array cannot grow (the sweep runs unseeded).
+ * seeded shuffle's array cannot grow (the sweep runs unseeded).  And
+ * test_ws_takeover_without_memory: tide_ws_upgrade's takeover cannot put
+ * the read-ahead back (test_ws_upgrade's sweep never gets there: a stream
+ * buffer is always cached by then).
  *
  * The sweep covers every N up to DENSE_N, then samples the rest evenly
  * (deterministically) so that no sweep makes more than MAX_RUNS runs.
@@ -70,6 +73,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1106,6 +1111,92 @@ static int backoff_main(void *arg)
     return rc;
 }
 
+/* ============================== a WebSocket upgrade's takeover out of memory */
+
+/* tide_ws_upgrade takes the connection over from the HTTP server, which
+ * puts back the bytes it read past the head (here a byte sent in the same
+ * write): the stream needs a buffer for them.  The client is a raw fd and
+ * the server's stream read the head straight into the server's buffer, so
+ * no stream buffer is cached and the put-back allocates.  When that fails
+ * the upgrade returns -ENOMEM and leaves the exchange as it was: the
+ * handler can still answer, and the client gets that answer, not a 101. */
+#define WSN_REQ                                                                                 \
+    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"             \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"         \
+    "X"
+
+typedef struct wsn {
+    int upgrade_rc, ws_null, respond_rc;
+    uint64_t failed;
+} wsn;
+
+static int wsn_handler(tide_http_exchange *x, void *arg)
+{
+    static const tide_http_header ct = {"Content-Type", 12, "text/plain", 10};
+    wsn *w = arg;
+    tide_ws *ws = (tide_ws *)(void *)w; /* must be set to NULL */
+
+    a_fail_next(1); /* the put-back's buffer: the upgrade's first allocation */
+    w->upgrade_rc = tide_ws_upgrade(x, NULL, &ws);
+    pthread_mutex_lock(&a_mu);
+    w->failed = a_failed;
+    pthread_mutex_unlock(&a_mu);
+    a_disarm();
+    w->ws_null = ws == NULL;
+    if (w->upgrade_rc == 0)
+        return tide_ws_close(ws, TIDE_WS_CLOSE_NORMAL, NULL);
+    /* Not taken over: still the server's exchange. */
+    w->respond_rc = tide_http_respond(x, 503, &ct, 1, "later", 5);
+    return 0;
+}
+
+static int wsnomem_main(void *arg)
+{
+    struct sockaddr_in a;
+    tide_http_server *srv;
+    wsn w = {1, 0, 1, 0};
+    char buf[512];
+    size_t got = 0;
+    ssize_t n;
+    int fd, rc, crc;
+
+    (void)arg;
+    CK(tide_http_serve("127.0.0.1", 0, wsn_handler, &w, NULL, &srv));
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)tide_http_server_port(srv));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    rc = fd < 0 ? -errno : tide_connect(fd, (struct sockaddr *)&a, sizeof a);
+    if (rc == 0) {
+        n = tide_write(fd, WSN_REQ, sizeof WSN_REQ - 1);
+        rc = n < 0 ? (int)n : 0;
+    }
+    while (rc == 0 && got < sizeof buf - 1) { /* until the server closes */
+        n = tide_read(fd, buf + got, sizeof buf - 1 - got);
+        if (n < 0)
+            rc = (int)n;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = 0;
+        if (strstr(buf, "\r\n\r\nlater"))
+            break;
+    }
+    buf[got] = 0;
+    if (fd >= 0)
+        tide_close(fd);
+    crc = tide_http_server_close(srv, TIDE_SERVER_CANCEL);
+    CK(rc);
+    CK(crc);
+    if (w.failed != 1 || w.upgrade_rc != -ENOMEM)
+        return -ENOENT; /* the scenario did not happen: the test needs updating */
+    if (!w.ws_null || w.respond_rc != 0 || strncmp(buf, "HTTP/1.1 503", 12) != 0 ||
+        !strstr(buf, "\r\n\r\nlater"))
+        return -EPROTO;
+    return 0;
+}
+
 /* ================================ the seeded shuffle out of memory */
 
 /* With a seed, a batch of ready nodes larger than the shuffle's array
@@ -1568,6 +1659,12 @@ static void test_shuffle_without_memory(void **state)
     run_targeted(shuffle_main, "shuffle");
 }
 
+static void test_ws_takeover_without_memory(void **state)
+{
+    (void)state;
+    run_targeted(wsnomem_main, "ws takeover");
+}
+
 static void test_sweep_one(void **state)
 {
     (void)state;
@@ -1593,6 +1690,7 @@ int main(void)
         cmocka_unit_test(test_no_failure_twice),
         cmocka_unit_test(test_acceptor_backoff_without_memory),
         cmocka_unit_test(test_shuffle_without_memory),
+        cmocka_unit_test(test_ws_takeover_without_memory),
         cmocka_unit_test(test_sweep_one),
         cmocka_unit_test(test_sweep_from),
     };

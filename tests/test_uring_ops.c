@@ -90,6 +90,8 @@ static int path_main(void *arg)
 
 static void test_path(void **state)
 {
+    int saved = ops_ok;
+
     (void)state;
     TT_RUN(path_main, NULL);
     /* The test hook turns them off: the readiness path, same results. */
@@ -97,6 +99,7 @@ static void test_path(void **state)
     ops_ok = 0;
     TT_RUN(path_main, NULL);
     tide__uring_no_ops = 0;
+    ops_ok = saved; /* for the tests after this one */
 }
 
 /* --------------------------------------------- cancel a kernel-owned recv */
@@ -427,6 +430,110 @@ static void test_many_connections(void **state)
     assert_int_equal(tt_count_fds(), fds);
 }
 
+/* ------------------------------------- a full SQ that cannot be flushed */
+
+/* More tasks start a read in one step than the SQ (256 entries) holds, and
+ * the submit that would make room fails (the hook: as io_uring_enter's
+ * -EBUSY with a CQ overflow backlog): the reads and the write past the
+ * SQ's end cannot queue their operation and take the readiness path, whose
+ * poll needs an SQE too, so they wait for the loop's next enter.  Every
+ * one still blocks and completes, no byte lost. */
+#define NFILL 300
+
+typedef struct filler {
+    int sv[2];
+    ssize_t rc;
+    char c;
+} filler;
+
+static int fill_reader(void *arg)
+{
+    filler *fl = arg;
+    fl->rc = tide_read(fl->sv[0], &fl->c, 1);
+    return 0;
+}
+
+static int bulk_writer(void *arg)
+{
+    bulk *b = arg;
+    static uint8_t data[BIG];
+
+    tt_pat_fill(data, 0, BIG);
+    b->wrc = tide_write(b->sv[0], data, BIG);
+    return 0;
+}
+
+static int sqfull_main(void *arg)
+{
+    static filler fl[NFILL];
+    static uint8_t buf[65536];
+    tide_task *t[NFILL], *w;
+    bulk b;
+    int i, fallback = 0, rc = 0;
+
+    (void)arg;
+    memset(&b, 0, sizeof b);
+    if (tt_socketpair(b.sv, 16384) < 0)
+        return -1;
+    for (i = 0; i < NFILL; i++) {
+        memset(&fl[i], 0, sizeof fl[i]);
+        if (tt_socketpair(fl[i].sv, 0) < 0)
+            return -1;
+    }
+    tide__uring_fail_submit = 1;
+    for (i = 0; i < NFILL; i++)
+        if (tide_create_task(&t[i], fill_reader, &fl[i]) < 0)
+            return -2;
+    if (tide_create_task(&w, bulk_writer, &b) < 0)
+        return -2;
+    tide_sleep(1); /* all of them start in one step */
+    for (i = 0; i < NFILL; i++) {
+        tide__fd *f = fd_state(fl[i].sv[0]);
+        if (!f || fl[i].rc != 0)
+            rc = -3; /* returned early (-EAGAIN) */
+        else if (f->op_reader != t[i])
+            fallback++; /* waiting for readiness, or yielded to wait for an SQE */
+    }
+    if (rc == 0 && ops_ok != (fallback < NFILL))
+        rc = -4; /* on the operations path the SQ never filled: the test tests nothing */
+    for (i = 0; i < NFILL && rc == 0; i++)
+        if (tide_write(fl[i].sv[1], "x", 1) != 1)
+            rc = -5;
+    while (rc == 0 && b.got < BIG) {
+        ssize_t n = tide_read(b.sv[1], buf, sizeof buf);
+        if (n <= 0 || tt_pat_check(buf, b.got, (size_t)n) >= 0)
+            rc = -6;
+        else
+            b.got += (size_t)n;
+    }
+    tide__uring_fail_submit = 0;
+    for (i = 0; i < NFILL; i++) {
+        if (rc < 0)
+            tide_cancel(t[i]);
+        tide_await(t[i]);
+        if (rc == 0 && (fl[i].rc != 1 || fl[i].c != 'x'))
+            rc = -7;
+        tide_close(fl[i].sv[0]);
+        tide_close(fl[i].sv[1]);
+    }
+    if (rc < 0)
+        tide_cancel(w);
+    tide_await(w);
+    if (rc == 0 && b.wrc != BIG)
+        rc = -8;
+    tide_close(b.sv[0]);
+    tide_close(b.sv[1]);
+    return rc;
+}
+
+static void test_sq_full(void **state)
+{
+    int fds = tt_count_fds();
+    (void)state;
+    TT_RUN(sqfull_main, NULL);
+    assert_int_equal(tt_count_fds(), fds);
+}
+
 /* ------------------------------------------- a loop freed with recvs out */
 
 static int stuck_reader(void *arg)
@@ -470,6 +577,7 @@ int main(void)
         cmocka_unit_test_setup(test_partial_sends, force_uring),
         cmocka_unit_test_setup(test_many_connections, force_uring),
         cmocka_unit_test_setup(test_loop_free_in_flight, force_uring),
+        cmocka_unit_test_setup(test_sq_full, force_uring),
     };
     tide__poller p;
 

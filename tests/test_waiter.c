@@ -312,14 +312,17 @@ static int main_released(void *arg)
     assert_int_equal(tide_create_task(&t[1], sleeper, &j2), 0);
     assert_int_equal(tide_as_completed_new(&ac, t, 2), 0);
     /* a takes t[0]'s result and releases it (with its future) as soon as
-     * it ends; the waiters watching it were told first. */
+     * it ends; the waiters watching it were told first.  tide_wait looks
+     * at no task after it wakes: it only counts. */
     assert_int_equal(tide_create_task(&a, await_fn, t[0]), 0);
     assert_int_equal(tide_wait(t, 2, TIDE_FIRST_COMPLETED), 1);
     assert_int_equal(tide_await(a), 1);
-    assert_int_equal(tide_as_completed_next(ac, &got), 0);
-    assert_ptr_equal(got, t[0]); /* the handle only: it is released */
+    /* The iterator drops the released t[0]: its handle is dead (and its
+     * memory may be a new task's already). */
     assert_int_equal(tide_as_completed_next(ac, &got), 0);
     assert_ptr_equal(got, t[1]);
+    assert_int_equal(tide_as_completed_next(ac, &got), -ENOENT);
+    assert_null(got);
     tide_as_completed_free(ac);
     assert_int_equal(tide_await(t[1]), 2);
     return 0;
@@ -331,6 +334,86 @@ static void test_released(void **state)
     assert_int_equal(tt_vrun(main_released, NULL), 0);
 }
 
+/* Waits for t to end (a watch ahead of the iterator's), then releases it:
+ * it runs before the task the iterator woke for t. */
+static int wait_then_await(void *arg)
+{
+    tide_task *t = arg;
+    int rc = tide_wait(&t, 1, TIDE_ALL_COMPLETED);
+
+    return rc < 0 ? rc : tide_await(t);
+}
+
+/* Every way a user can release a task the iterator has not given yet:
+ * another task awaits it after the iterator woke for it, it is detached,
+ * the iterating task awaits it itself.  None is given; the others are, in
+ * order, and a task given is the caller's to release (the iterator does
+ * not count it again). */
+static int main_released_ways(void *arg)
+{
+    job j[4] = {{5, 1}, {20, 2}, {10, 3}, {30, 4}};
+    tide_task *t[4], *a, *fresh, *got = NULL;
+    tide_as_completed *ac;
+    int64_t t0 = tide_now();
+    int i;
+
+    (void)arg;
+    for (i = 0; i < 4; i++)
+        assert_int_equal(tide_create_task(&t[i], sleeper, &j[i]), 0);
+    assert_int_equal(tide_create_task(&a, wait_then_await, t[0]), 0);
+    tide_sleep(0); /* a watches t[0] first */
+    assert_int_equal(tide_as_completed_new(&ac, t, 4), 0);
+    assert_int_equal(tide_detach(t[2]), 0);
+
+    /* t[0] ends at 5: the iterator is told (and wakes us), but a runs
+     * first and releases it; we wait on.  t[2] ends at 10, detached: it
+     * is released as it ends.  t[1] at 20 is the first given. */
+    assert_int_equal(tide_as_completed_next(ac, &got), 0);
+    assert_ptr_equal(got, t[1]);
+    tt_assert_elapsed(tide_now() - t0, 20);
+    assert_int_equal(tide_await(a), 1);
+    assert_int_equal(tide_await(got), 2); /* given, then released: fine */
+    /* A task made now may take a released one's stack, hence its handle. */
+    assert_int_equal(tide_create_task(&fresh, sleeper, &j[0]), 0);
+    assert_int_equal(tide_await(t[3]), 4); /* released by us before given */
+    assert_int_equal(tide_as_completed_next(ac, &got), -ENOENT);
+    assert_null(got);
+    tide_as_completed_free(ac);
+    assert_int_equal(tide_await(fresh), 1);
+    return 0;
+}
+
+static void test_released_ways(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_vrun(main_released_ways, NULL), 0);
+}
+
+/* The iterator freed after its tasks were released (and before). */
+static int main_free_after_release(void *arg)
+{
+    job j = {5, 7};
+    tide_task *t[2];
+    tide_as_completed *ac, *ac2;
+
+    (void)arg;
+    assert_int_equal(tide_create_task(&t[0], sleeper, &j), 0);
+    assert_int_equal(tide_create_task(&t[1], sleeper, &j), 0);
+    assert_int_equal(tide_as_completed_new(&ac, t, 2), 0);
+    assert_int_equal(tide_as_completed_new(&ac2, t, 2), 0); /* two iterators hold them */
+    assert_int_equal(tide_await(t[0]), 7);
+    tide_as_completed_free(ac2);
+    assert_int_equal(tide_await(t[1]), 7);
+    tide_as_completed_free(ac);
+    return 0;
+}
+
+static void test_free_after_release(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_vrun(main_free_after_release, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +421,8 @@ int main(void)
         cmocka_unit_test(test_cancelled),
         cmocka_unit_test(test_next_rules),
         cmocka_unit_test(test_released),
+        cmocka_unit_test(test_released_ways),
+        cmocka_unit_test(test_free_after_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

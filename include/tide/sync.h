@@ -103,13 +103,16 @@ TIDE_API int tide_wait(tide_task **ts, size_t n, int mode);
 typedef struct tide_as_completed tide_as_completed;
 
 /* asyncio.as_completed: an iterator over n tasks in the order they end.
+ * A task released before the iterator gives it (awaited by any task, or
+ * detached, meanwhile) is dropped: it is never given, so a handle it gives
+ * is always live.
  * Errors: -EINVAL (also for group members and detached tasks, whose
  * handles die when they end), -EPERM, -ENOMEM. */
 TIDE_API int tide_as_completed_new(tide_as_completed **it, tide_task **ts, size_t n);
 /* Waits for the next task to end and stores it in *t (not released: await
  * it for its result); a cancellation point even when one has ended already
  * (as tide_as_completed_futures_next).  Returns 0, -ENOENT once every task
- * was returned, -ECANCELED, -ETIMEDOUT, -EINVAL, -EPERM (not in a task of
+ * was returned or dropped, -ECANCELED, -ETIMEDOUT, -EINVAL, -EPERM (not in a task of
  * the iterator's loop), -EBUSY (another task waits in it), -EBADF (the
  * iterator was freed while we waited). */
 TIDE_API int tide_as_completed_next(tide_as_completed *it, tide_task **t);
