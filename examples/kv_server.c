@@ -1132,6 +1132,13 @@ static int kv_main(void *arg)
     tide_server_opts_init(&opts);
     opts.reuseport = cfg.loops != 1;
     opts.write_timeout_ms = 0; /* as Redis: a slow reader is not dropped */
+    /* The connection reads into its own buffer (IN_START and up): with the
+     * stream's limit at IN_START, a read into an empty buffer goes straight
+     * from the kernel into it, not through the stream's buffer and a copy
+     * (a stream reads directly only when the caller's room is at least its
+     * read size, 64 KiB by default).  Nothing here uses the stream's own
+     * buffering (readline...), so the limit bounds nothing else. */
+    opts.stream.limit = IN_START;
     rc = tide_start_server(cfg.host, cfg.port, kv_handler, NULL, &opts, &srv);
     if (rc < 0) {
         fprintf(stderr, "kv_server: cannot listen on %s:%d: %s\n", cfg.host, cfg.port,
