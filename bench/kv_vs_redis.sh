@@ -26,23 +26,30 @@
 # Part 1b (depth 1, the server made the bottleneck): the same, but each
 # server runs in its own CPU cgroup with a quota of CAP (default 0.3) of a
 # CPU, so that the server, not the client, saturates; the requests/s ratio
-# then measures the servers (util shows the quota is reached).  Skipped
+# then measures the servers (the capped column says whether both reached
+# their quota).  Skipped
 # when no cgroup CPU controller is writable (needs root).
 #
 # Part 2 (one loop per core, the client given the same CPU): kv_server -j 1
 # and -j 2, nothing pinned, two redis-benchmark processes (25 clients each)
 # on the same 2 cores.
-# cores = (server + client CPU) / wall at -j 1: when it is near 2 already,
-# the two cores are full and -j 2 can only win by costing less per
-# request; the bound column is the most -j 2 could then serve over -j 1:
-# (srv_us + cli_us at -j 1) / (srv_us + cli_us at -j 2) if the cores stay
-# full, 2 at most.
+# cores = (server + client CPU) / wall at -j 1.  bound = the -j 2 / -j 1
+# ratio the two cores allow when they are the server's and the client's
+# alone, from the CPU per request measured: one loop serves at most
+# 1/srv_us (one core) and the pair at most 2/(srv_us + cli_us) (two
+# cores), so when the client costs as much per request as the server
+# (cli_us >= srv_us) one loop already reaches what the cores allow and the
+# bound is about 1; 1.6x needs cli_us <= srv_us / 4.  On a loaded machine a
+# ratio above the bound is the scheduler's: two loop threads get two fair
+# shares of a busy CPU where one thread gets one.
 #
 # Part 2b (the same CPU per loop): -j 1 in a cgroup with a quota of CAP of
 # a CPU, -j 2 with 2 x CAP; the client has the rest of the 2 cores (more
 # than it needs), so the ratio says whether a second loop turns twice the
 # CPU into twice the requests (locks and shared cache lines would show
-# here).  Skipped like part 1b.
+# here).  Skipped like part 1b.  The capped column says whether both
+# servers reached their quota (85% of it or more): if not, the machine's
+# other load limited them, not the quota, and the ratio is the scheduler's.
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server,
 # redis-tools); installed with apt-get when run as root.
@@ -92,8 +99,18 @@ wait_port() {
     exit 1
 }
 
-HZ=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# CPU nanoseconds of PID, all its threads (schedstat: the scheduler's own
+# count, not 10 ms ticks; utime + stime from /proc/PID/stat if it is missing).
+cpu_ns() {
+    local f t=0 ok=0
+    for f in /proc/"$1"/task/*/schedstat; do
+        [ -r "$f" ] || continue
+        read -r ns _ <"$f" && t=$((t + ns)) && ok=1
+    done
+    [ $ok = 1 ] && { echo "$t"; return; }
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1e9 / hz }' "/proc/$1/stat"
+}
+lock_waits() { redis-cli -p "$1" info 2>/dev/null | tr -d '\r' | awk -F: '$1 == "tide_lock_waits" { print $2 }'; }
 
 # ---- CPU cgroups (v2 or v1), for the capped parts.
 CG_KIND=""
@@ -149,7 +166,7 @@ stop_all() {
 # timer's ticks and it costs 2-4x the CPU per request of one thread.
 turn() {
     local port=$1 pid=$2 depth=$3 test=$4 n=$5 k=${CLIENT_PROCS:-1} c0 c1 w0 w1 rps cli i
-    c0=$(cpu_ticks "$pid")
+    c0=$(cpu_ns "$pid")
     w0=$(date +%s%N)
     TIMEFORMAT='%3U %3S'
     {
@@ -162,15 +179,15 @@ turn() {
         }
     } 2>"$TMP/time"
     w1=$(date +%s%N)
-    c1=$(cpu_ticks "$pid")
+    c1=$(cpu_ns "$pid")
     rps=$(for ((i = 0; i < k; i++)); do
         awk -F'"' -v t="${test^^}" '$2 == t { print $4 }' "$TMP/out.$i"
     done | awk -v n=$((n / k)) '$1 > 0 { d = n / $1; if (d > max) max = d; tot += n }
         END { if (max > 0) printf "%.0f", tot / max; else print 0 }')
     cli=$(awk '{ print $1 + $2 }' "$TMP/time")
-    awk -v r="$rps" -v c0="$c0" -v c1="$c1" -v hz="$HZ" -v n="$n" -v cl="$cli" \
+    awk -v r="$rps" -v c0="$c0" -v c1="$c1" -v n="$n" -v cl="$cli" \
         -v w0="$w0" -v w1="$w1" 'BEGIN {
-            w = (w1 - w0) / 1e9; s = (c1 - c0) / hz
+            w = (w1 - w0) / 1e9; s = (c1 - c0) / 1e9
             printf "%.0f %.2f %.2f %.2f %.2f\n", r, s * 1e6 / n, cl * 1e6 / n, s / w, cl / w }'
 }
 
@@ -186,7 +203,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 # of A and B in alternation; one line of medians.
 compare() {
     local pa=$2 ida=$3 pb=$5 idb=$6 depth=$7 test=$8 n=$9 i f
-    local ra="" rb="" sa="" sb="" ca="" cb="" ua="" ub="" va="" vb=""
+    local ra="" rb="" sa="" sb="" ca="" cb="" ua="" ub="" va="" vb="" w0
+    w0=$(lock_waits "$pa")
     for ((i = 0; i < TURNS; i++)); do
         read -r -a f <<<"$(turn "$pa" "$ida" "$depth" "$test" "$n")"
         ra+="${f[0]} " sa+="${f[1]} " ca+="${f[2]} " ua+="${f[3]} " va+="${f[4]} "
@@ -202,13 +220,27 @@ compare() {
         "$msa" "$msb" "$(ratio "$msa" "$msb")" "$mca" "$mcb" \
         "$(median <<<"$ua")/$(median <<<"$va")" "$(median <<<"$ub")/$(median <<<"$vb")"
     # part 2 (A = -j 2, B = -j 1): the cores B used (server + client), and
-    # the most A could serve over B if the cores stay that full
+    # the ratio A/B the two cores would allow if they were the server's and
+    # the client's alone, from the CPU per request measured: one loop serves
+    # at most 1/srv of a core and both sides at most 2/(srv + cli); two loops
+    # at most 2/(srv + cli).
     if [ "${WANT_BOUND:-0}" = 1 ]; then
         local cores bound
         cores=$(awk -v a="$(median <<<"$ub")" -v b="$(median <<<"$vb")" 'BEGIN { printf "%.2f", a + b }')
-        bound=$(awk -v sa="$msa" -v ca="$mca" -v sb="$msb" -v cb="$mcb" \
-            'BEGIN { b = (sb + cb) / (sa + ca); if (b > 2) b = 2; printf "%.2f", b }')
+        bound=$(awk -v sa="$msa" -v ca="$mca" -v sb="$msb" -v cb="$mcb" 'BEGIN {
+            ra = 2 / (sa + ca); rb = 2 / (sb + cb); if (1 / sb < rb) rb = 1 / sb
+            printf "%.2f", ra / rb }')
         printf " | %5s %5s" "$cores" "$bound"
+    fi
+    if [ "${WANT_WAITS:-0}" = 1 ]; then
+        awk -v a="$w0" -v b="$(lock_waits "$pa")" -v n=$((n * TURNS)) \
+            'BEGIN { printf " | %.4f", (b - a) / n }'
+    fi
+    # capped parts: did each server reach its quota (else the machine's
+    # other load limited it, not the cap, and the ratio is the scheduler's)?
+    if [ -n "${CAP_A:-}" ]; then
+        awk -v ua="$(median <<<"$ua")" -v ub="$(median <<<"$ub")" -v qa="$CAP_A" -v qb="$CAP_B" \
+            'BEGIN { printf " | %s", (ua >= 0.85 * qa && ub >= 0.85 * qb) ? "yes" : "NO" }'
     fi
     echo
 }
@@ -217,6 +249,8 @@ header() {
     printf "%-4s %3s %9s %9s %6s %10s | %6s %6s %6s | %6s %6s | %9s %9s" \
         test P "rps $1" "rps $2" ratio spread srv_us srv_us ratio cli_us cli_us "util $1" "util $2"
     [ "${WANT_BOUND:-0}" = 1 ] && printf " | %5s %5s" cores bound
+    [ "${WANT_WAITS:-0}" = 1 ] && printf " | waits/req"
+    [ -n "${CAP_A:-}" ] && printf " | capped"
     echo
     printf "%-4s %3s %9s %9s %6s %10s | %6s %6s %6s | %6s %6s | %9s %9s\n" \
         "" "" "" "" "$1/$2" "" "$1" "$2" "$1/$2" "$1" "$2" srv/cli srv/cli
@@ -236,7 +270,7 @@ CLIENT_PREFIX="taskset -c 1" CLIENT_PROCS=1
 header kv rd
 for depth in 1 16; do
     for t in set get; do
-        compare kv "$KP" "$PID_kv" rd "$RP" "$PID_redis" "$depth" "$t" "$N"
+        compare kv "$KP" "$PID_kv" rd "$RP" "$PID_redis" "$depth" "$t" $((depth > 1 ? 4 * N : N))
     done
 done
 stop_all
@@ -249,10 +283,12 @@ if [ -n "$CG_KIND" ]; then
     start kv "$(cg_make kv "$CAP")" taskset -c 0 "$KV" "$KP"
     wait_port "$RP"
     wait_port "$KP"
+    CAP_A=$CAP CAP_B=$CAP
     header kv rd
     for t in set get; do
         compare kv "$KP" "$PID_kv" rd "$RP" "$PID_redis" 1 "$t" $((N / 2))
     done
+    CAP_A="" CAP_B=""
     stop_all
 else
     echo "== part 1b skipped: no writable cgroup CPU controller (run as root)"
@@ -266,11 +302,11 @@ start j2 - "$KV" -j 2 "$P2"
 wait_port "$P1"
 wait_port "$P2"
 CLIENT_PREFIX="" CLIENT_PROCS=2
-WANT_BOUND=1
+WANT_BOUND=1 WANT_WAITS=1
 header j2 j1
 for depth in 1 16; do
     for t in set get; do
-        compare j2 "$P2" "$PID_j2" j1 "$P1" "$PID_j1" "$depth" "$t" "$N"
+        compare j2 "$P2" "$PID_j2" j1 "$P1" "$PID_j1" "$depth" "$t" $((depth > 1 ? 4 * N : N))
     done
 done
 WANT_BOUND=0
@@ -285,9 +321,11 @@ if [ -n "$CG_KIND" ]; then
     start j2 "$(cg_make j2 "$CAP2")" "$KV" -j 2 "$P2"
     wait_port "$P1"
     wait_port "$P2"
+    CAP_A=$CAP2 CAP_B=$CAP
     header j2 j1
     for t in set get; do
         compare j2 "$P2" "$PID_j2" j1 "$P1" "$PID_j1" 1 "$t" $((N / 2))
     done
+    CAP_A="" CAP_B=""
     stop_all
 fi
