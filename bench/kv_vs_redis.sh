@@ -12,6 +12,8 @@
 # redis-benchmark) and prints, per request:
 #   srv_us  server CPU microseconds per request
 #   cli_us  client (redis-benchmark) CPU microseconds per request
+#   slp     times the server's threads went to sleep (voluntary context
+#           switches) per request: each costs a wake-up, several us here
 #   util    CPU seconds over wall seconds of the run, server/client: the side
 #           near its ceiling (1.00 for one pinned thread, the cgroup quota in
 #           the capped parts) is the bottleneck; when neither is, the
@@ -110,6 +112,8 @@ cpu_ns() {
     [ $ok = 1 ] && { echo "$t"; return; }
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1e9 / hz }' "/proc/$1/stat"
 }
+# Times PID's threads went to sleep (voluntary context switches).
+sleeps() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '$1 == "voluntary_ctxt_switches:" { s += $2 } END { print s + 0 }'; }
 lock_waits() { redis-cli -p "$1" info 2>/dev/null | tr -d '\r' | awk -F: '$1 == "tide_lock_waits" { print $2 }'; }
 
 # ---- CPU cgroups (v2 or v1), for the capped parts.
@@ -160,13 +164,14 @@ stop_all() {
 # turn PORT PID DEPTH TEST N: one measured run of CLIENT_PROCS redis-benchmark
 # processes (50 clients and N requests between them, started together,
 # each under CLIENT_PREFIX, e.g. "taskset -c 1"); prints "rps srv_us cli_us
-# srv_util cli_util".  With several processes, rps is all their requests
+# srv_util cli_util sleeps_per_request".  With several processes, rps is all their requests
 # over the longest one's own duration (requests / its rps).  Not
 # redis-benchmark --threads: its requests/s are rounded to its 250 ms
 # timer's ticks and it costs 2-4x the CPU per request of one thread.
 turn() {
-    local port=$1 pid=$2 depth=$3 test=$4 n=$5 k=${CLIENT_PROCS:-1} c0 c1 w0 w1 rps cli i
+    local port=$1 pid=$2 depth=$3 test=$4 n=$5 k=${CLIENT_PROCS:-1} c0 c1 w0 w1 z0 z1 rps cli i
     c0=$(cpu_ns "$pid")
+    z0=$(sleeps "$pid")
     w0=$(date +%s%N)
     TIMEFORMAT='%3U %3S'
     {
@@ -180,15 +185,16 @@ turn() {
     } 2>"$TMP/time"
     w1=$(date +%s%N)
     c1=$(cpu_ns "$pid")
+    z1=$(sleeps "$pid")
     rps=$(for ((i = 0; i < k; i++)); do
         awk -F'"' -v t="${test^^}" '$2 == t { print $4 }' "$TMP/out.$i"
     done | awk -v n=$((n / k)) '$1 > 0 { d = n / $1; if (d > max) max = d; tot += n }
         END { if (max > 0) printf "%.0f", tot / max; else print 0 }')
     cli=$(awk '{ print $1 + $2 }' "$TMP/time")
     awk -v r="$rps" -v c0="$c0" -v c1="$c1" -v n="$n" -v cl="$cli" \
-        -v w0="$w0" -v w1="$w1" 'BEGIN {
+        -v w0="$w0" -v w1="$w1" -v z="$((z1 - z0))" 'BEGIN {
             w = (w1 - w0) / 1e9; s = (c1 - c0) / 1e9
-            printf "%.0f %.2f %.2f %.2f %.2f\n", r, s * 1e6 / n, cl * 1e6 / n, s / w, cl / w }'
+            printf "%.0f %.2f %.2f %.2f %.2f %.3f\n", r, s * 1e6 / n, cl * 1e6 / n, s / w, cl / w, z / n }'
 }
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -203,22 +209,23 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 # of A and B in alternation; one line of medians.
 compare() {
     local pa=$2 ida=$3 pb=$5 idb=$6 depth=$7 test=$8 n=$9 i f
-    local ra="" rb="" sa="" sb="" ca="" cb="" ua="" ub="" va="" vb="" w0
+    local ra="" rb="" sa="" sb="" ca="" cb="" ua="" ub="" va="" vb="" za="" zb="" w0
     w0=$(lock_waits "$pa")
     for ((i = 0; i < TURNS; i++)); do
         read -r -a f <<<"$(turn "$pa" "$ida" "$depth" "$test" "$n")"
-        ra+="${f[0]} " sa+="${f[1]} " ca+="${f[2]} " ua+="${f[3]} " va+="${f[4]} "
+        ra+="${f[0]} " sa+="${f[1]} " ca+="${f[2]} " ua+="${f[3]} " va+="${f[4]} " za+="${f[5]} "
         read -r -a f <<<"$(turn "$pb" "$idb" "$depth" "$test" "$n")"
-        rb+="${f[0]} " sb+="${f[1]} " cb+="${f[2]} " ub+="${f[3]} " vb+="${f[4]} "
+        rb+="${f[0]} " sb+="${f[1]} " cb+="${f[2]} " ub+="${f[3]} " vb+="${f[4]} " zb+="${f[5]} "
     done
     local mra mrb msa msb mca mcb
     mra=$(median <<<"$ra") mrb=$(median <<<"$rb")
     msa=$(median <<<"$sa") msb=$(median <<<"$sb")
     mca=$(median <<<"$ca") mcb=$(median <<<"$cb")
-    printf "%-4s %3s %9s %9s %6s %10s | %6s %6s %6s | %6s %6s | %9s %9s" \
+    printf "%-4s %3s %9s %9s %6s %10s | %6s %6s %6s | %6s %6s | %9s %9s | %5s %5s" \
         "$test" "$depth" "$mra" "$mrb" "$(ratio "$mra" "$mrb")" "$(lo_hi "$ra" "$rb")" \
         "$msa" "$msb" "$(ratio "$msa" "$msb")" "$mca" "$mcb" \
-        "$(median <<<"$ua")/$(median <<<"$va")" "$(median <<<"$ub")/$(median <<<"$vb")"
+        "$(median <<<"$ua")/$(median <<<"$va")" "$(median <<<"$ub")/$(median <<<"$vb")" \
+        "$(median <<<"$za")" "$(median <<<"$zb")"
     # part 2 (A = -j 2, B = -j 1): the cores B used (server + client), and
     # the ratio A/B the two cores would allow if they were the server's and
     # the client's alone, from the CPU per request measured: one loop serves
@@ -246,14 +253,15 @@ compare() {
 }
 
 header() {
-    printf "%-4s %3s %9s %9s %6s %10s | %6s %6s %6s | %6s %6s | %9s %9s" \
-        test P "rps $1" "rps $2" ratio spread srv_us srv_us ratio cli_us cli_us "util $1" "util $2"
+    printf "%-4s %3s %9s %9s %6s %10s | %6s %6s %6s | %6s %6s | %9s %9s | %5s %5s" \
+        test P "rps $1" "rps $2" ratio spread srv_us srv_us ratio cli_us cli_us "util $1" "util $2" \
+        slp slp
     [ "${WANT_BOUND:-0}" = 1 ] && printf " | %5s %5s" cores bound
     [ "${WANT_WAITS:-0}" = 1 ] && printf " | waits/req"
     [ -n "${CAP_A:-}" ] && printf " | capped"
     echo
-    printf "%-4s %3s %9s %9s %6s %10s | %6s %6s %6s | %6s %6s | %9s %9s\n" \
-        "" "" "" "" "$1/$2" "" "$1" "$2" "$1/$2" "$1" "$2" srv/cli srv/cli
+    printf "%-4s %3s %9s %9s %6s %10s | %6s %6s %6s | %6s %6s | %9s %9s | %5s %5s\n" \
+        "" "" "" "" "$1/$2" "" "$1" "$2" "$1/$2" "$1" "$2" srv/cli srv/cli "$1" "$2"
 }
 
 REDIS_OPTS=(--bind 127.0.0.1 --save "" --appendonly no --protected-mode no --daemonize no
