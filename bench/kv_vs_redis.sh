@@ -3,6 +3,8 @@
 # in the same run, with the CPU each side spent.
 #
 #   bench/kv_vs_redis.sh [BUILD_DIR] [REQUESTS] [TURNS]   (defaults: build, 100000, 3)
+#   environment: KV_BENCH_CAP (the capped parts' quota, 0.15 of a CPU),
+#   KV_BENCH_PARTS (e.g. "1 2b"; default all: "1 1b 2 2b")
 #
 # Every figure is a median of TURNS turns taken in alternation (A, B, A, B...),
 # so a noisy neighbour hurts both alike; the spread column is the lowest and
@@ -26,7 +28,7 @@
 # requests/s ratio says little about the servers: compare srv_us.
 #
 # Part 1b (depth 1, the server made the bottleneck): the same, but each
-# server runs in its own CPU cgroup with a quota of CAP (default 0.3) of a
+# server runs in its own CPU cgroup with a quota of CAP (default 0.15) of a
 # CPU, so that the server, not the client, saturates; the requests/s ratio
 # then measures the servers (the capped column says whether both reached
 # their quota).  Skipped
@@ -60,7 +62,9 @@ set -eu
 BUILD=${1:-build}
 N=${2:-100000}
 TURNS=${3:-3}
-CAP=${KV_BENCH_CAP:-0.3}
+CAP=${KV_BENCH_CAP:-0.15}
+PARTS=${KV_BENCH_PARTS:-1 1b 2 2b} # which parts to run
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 KV=$BUILD/examples/kv_server
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -126,7 +130,9 @@ if [ "$(id -u)" = 0 ]; then
         CG_KIND=v1
     fi
 fi
-# cg_make NAME CPUS: a cgroup allowed CPUS (e.g. 0.3) of a CPU per 20 ms; its path.
+# cg_make NAME CPUS: a cgroup allowed CPUS (e.g. 0.3) of a CPU per 20 ms;
+# its path in CG (not printed: a $(...) subshell would lose it from
+# CGROUPS, and cleanup would leave the directory behind).
 cg_make() {
     local g quota
     quota=$(awk -v c="$2" 'BEGIN { printf "%d", c * 20000 }')
@@ -141,7 +147,7 @@ cg_make() {
         echo "$quota" >"$g/cpu.cfs_quota_us"
     fi
     CGROUPS+=("$g")
-    echo "$g"
+    CG=$g
 }
 
 # start NAME CGROUP|- CMD...: starts a server, records its pid in PID_<NAME>.
@@ -267,6 +273,7 @@ header() {
 REDIS_OPTS=(--bind 127.0.0.1 --save "" --appendonly no --protected-mode no --daemonize no
     --loglevel warning)
 
+if want 1; then
 echo "== part 1: one thread each, servers on CPU 0, redis-benchmark on CPU 1, -c 50 -n $N, $TURNS turns"
 RP=$(free_port)
 KP=$(free_port)
@@ -282,13 +289,17 @@ for depth in 1 16; do
     done
 done
 stop_all
+fi
 
-if [ -n "$CG_KIND" ]; then
+if want 1b && [ -n "$CG_KIND" ]; then
     echo "== part 1b: depth 1, each server capped at $CAP of CPU 0 (cgroup $CG_KIND), client on CPU 1"
     RP=$(free_port)
     KP=$(free_port)
-    start redis "$(cg_make redis "$CAP")" taskset -c 0 redis-server --port "$RP" "${REDIS_OPTS[@]}"
-    start kv "$(cg_make kv "$CAP")" taskset -c 0 "$KV" "$KP"
+    CLIENT_PREFIX="taskset -c 1" CLIENT_PROCS=1
+    cg_make redis "$CAP"
+    start redis "$CG" taskset -c 0 redis-server --port "$RP" "${REDIS_OPTS[@]}"
+    cg_make kv "$CAP"
+    start kv "$CG" taskset -c 0 "$KV" "$KP"
     wait_port "$RP"
     wait_port "$KP"
     CAP_A=$CAP CAP_B=$CAP
@@ -298,10 +309,11 @@ if [ -n "$CG_KIND" ]; then
     done
     CAP_A="" CAP_B=""
     stop_all
-else
+elif want 1b; then
     echo "== part 1b skipped: no writable cgroup CPU controller (run as root)"
 fi
 
+if want 2; then
 echo "== part 2: kv_server -j 2 vs -j 1, unpinned, two redis-benchmark processes (25 clients each) on the same 2 cores"
 P1=$(free_port)
 P2=$(free_port)
@@ -319,14 +331,18 @@ for depth in 1 16; do
 done
 WANT_BOUND=0
 stop_all
+fi
 
-if [ -n "$CG_KIND" ]; then
+if want 2b && [ -n "$CG_KIND" ]; then
     CAP2=$(awk -v c="$CAP" 'BEGIN { print 2 * c }')
     echo "== part 2b: depth 1, -j 1 capped at $CAP of a CPU, -j 2 at $CAP2 (cgroup $CG_KIND), two client processes unpinned"
     P1=$(free_port)
     P2=$(free_port)
-    start j1 "$(cg_make j1 "$CAP")" "$KV" -j 1 "$P1"
-    start j2 "$(cg_make j2 "$CAP2")" "$KV" -j 2 "$P2"
+    CLIENT_PREFIX="" CLIENT_PROCS=2
+    cg_make j1 "$CAP"
+    start j1 "$CG" "$KV" -j 1 "$P1"
+    cg_make j2 "$CAP2"
+    start j2 "$CG" "$KV" -j 2 "$P2"
     wait_port "$P1"
     wait_port "$P2"
     CAP_A=$CAP2 CAP_B=$CAP
