@@ -4,7 +4,8 @@
 #
 #   bench/kv_vs_redis.sh [BUILD_DIR] [REQUESTS] [TURNS]   (defaults: build, 100000, 3)
 #   environment: KV_BENCH_CAP (the capped parts' quota, 0.15 of a CPU),
-#   KV_BENCH_PARTS (e.g. "1 2b"; default all: "1 1b 2 2b")
+#   KV_BENCH_PARTS (e.g. "1 2b"; default all: "1 1b 2 2b").  Depth-16 runs take
+#   4 x REQUESTS, the capped parts REQUESTS / 4.
 #
 # Every figure is a median of TURNS turns taken in alternation (A, B, A, B...),
 # so a noisy neighbour hurts both alike; the spread column is the lowest and
@@ -305,7 +306,7 @@ if want 1b && [ -n "$CG_KIND" ]; then
     CAP_A=$CAP CAP_B=$CAP
     header kv rd
     for t in set get; do
-        compare kv "$KP" "$PID_kv" rd "$RP" "$PID_redis" 1 "$t" $((N / 2))
+        compare kv "$KP" "$PID_kv" rd "$RP" "$PID_redis" 1 "$t" $((N / 4))
     done
     CAP_A="" CAP_B=""
     stop_all
@@ -348,7 +349,7 @@ if want 2b && [ -n "$CG_KIND" ]; then
     CAP_A=$CAP2 CAP_B=$CAP
     header j2 j1
     for t in set get; do
-        compare j2 "$P2" "$PID_j2" j1 "$P1" "$PID_j1" 1 "$t" $((N / 2))
+        compare j2 "$P2" "$PID_j2" j1 "$P1" "$PID_j1" 1 "$t" $((N / 4))
     done
     CAP_A="" CAP_B=""
     stop_all
