@@ -20,7 +20,8 @@
  * sorted-set tests of redis-benchmark get "-ERR unknown command".
  *
  * How it works:
- *   - pipelining: each read takes what the kernel has; every complete
+ *   - pipelining: each read takes what the kernel has (straight into the
+ *     connection's buffer, see kv_main's stream limit); every complete
  *     command in it is parsed (tide_resp_parse_command, in place) and
  *     executed, and all the replies go out in one write;
  *   - the table is chained hashing with incremental rehash (two tables
@@ -35,7 +36,9 @@
  *     connection is closed, so no input makes the server grow past them;
  *     an idle connection stays (as Redis's timeout 0).
  *   - with several loops the table is shared under one mutex, taken once
- *     per batch of pipelined commands.
+ *     per batch of pipelined commands; INFO tells the loops (tide_loops)
+ *     and how often a loop found the mutex taken (tide_lock_waits), which
+ *     bench/kv_vs_redis.sh reports per request (docs/kv.md: why no shards).
  */
 #include <tide.h>
 
