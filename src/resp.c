@@ -87,23 +87,51 @@ static int parse_int(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
+/* The fast path for a length line ("*2\r\n", "$16\r\n"): the decimal
+ * digits from pos up to a CRLF, at most 18 of them (no overflow) and within
+ * max_line.
+ * Returns the index of the CR with *out set, or -1 for anything else (a
+ * sign, a bad byte, an incomplete line, 19 digits or more), which the caller then
+ * hands to line_end and parse_int: those give the same answer on every line
+ * this accepts, and decide the errors. */
+static ssize_t len_line(const char *buf, size_t len, size_t pos, size_t max_line, int64_t *out)
+{
+    size_t i = pos, end = len - pos > 18 ? pos + 18 : len;
+    int64_t v = 0;
+
+    while (i < end) {
+        unsigned d = (unsigned char)buf[i] - '0';
+        if (d > 9)
+            break;
+        v = v * 10 + (int64_t)d;
+        i++;
+    }
+    if (i == pos || i + 1 >= len || buf[i] != '\r' || buf[i + 1] != '\n' || i - pos > max_line)
+        return -1;
+    *out = v;
+    return (ssize_t)i;
+}
+
 /* Parses the bulk string at pos ('$' there).  Returns the index past it,
  * 0 (incomplete; *need set) or a negative errno.  *str NULL: a null bulk. */
 static ssize_t parse_bulk(const char *buf, size_t len, size_t pos, const tide_resp_limits *l,
                           const char **str, size_t *slen, size_t *need)
 {
-    ssize_t e = line_end(buf, len, pos + 1, l->max_line);
     int64_t n;
     size_t body, end;
+    ssize_t e = len_line(buf, len, pos + 1, l->max_line, &n);
 
-    if (e == -1) {
-        *need = len + 1;
-        return 0;
+    if (e < 0) {
+        e = line_end(buf, len, pos + 1, l->max_line);
+        if (e == -1) {
+            *need = len + 1;
+            return 0;
+        }
+        if (e < 0)
+            return e;
+        if (parse_int(buf + pos + 1, (size_t)e - pos - 1, &n) < 0 || n < -1)
+            return -EPROTO;
     }
-    if (e < 0)
-        return e;
-    if (parse_int(buf + pos + 1, (size_t)e - pos - 1, &n) < 0 || n < -1)
-        return -EPROTO;
     if (n == -1) {
         *str = NULL;
         *slen = 0;
@@ -263,15 +291,18 @@ ssize_t tide_resp_parse_command(const char *buf, size_t len, const char **argv, 
     }
     if (buf[0] != '*')
         return parse_inline(buf, len, argv, argl, cap, argc, &l, need);
-    e = line_end(buf, len, 1, l.max_line);
-    if (e == -1) {
-        *need = len + 1;
-        return 0;
+    e = len_line(buf, len, 1, l.max_line, &n);
+    if (e < 0) {
+        e = line_end(buf, len, 1, l.max_line);
+        if (e == -1) {
+            *need = len + 1;
+            return 0;
+        }
+        if (e < 0)
+            return e;
+        if (parse_int(buf + 1, (size_t)e - 1, &n) < 0 || n < -1)
+            return -EPROTO;
     }
-    if (e < 0)
-        return e;
-    if (parse_int(buf + 1, (size_t)e - 1, &n) < 0 || n < -1)
-        return -EPROTO;
     pos = (size_t)e + 2;
     if (n <= 0) { /* *0 and *-1: an empty command, skipped */
         *argc = 0;

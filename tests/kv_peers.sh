@@ -122,6 +122,13 @@ PIDS+=($K2PID)
 wait_port "$KP2"
 "$EX/kv_client" -p "$KP2" --check || fail "kv_client against kv_server -j 2"
 redis-benchmark -p "$KP2" -c 20 -n 20000 -P 4 -t set,get --csv >/dev/null 2>&1 || fail "bench -j 2"
+# INFO tells the loops and the table lock's contention (what the bench reads).
+info=$(redis-cli -p "$KP2" info | tr -d '\r')
+grep -qx 'tide_loops:2' <<<"$info" || fail "-j 2: INFO has no tide_loops:2: $info"
+grep -qE '^tide_lock_waits:[0-9]+$' <<<"$info" || fail "-j 2: INFO has no tide_lock_waits: $info"
+info=$(redis-cli -p "$KP" info | tr -d '\r')
+grep -qx 'tide_loops:1' <<<"$info" || fail "INFO has no tide_loops:1: $info"
+grep -qx 'tide_lock_waits:0' <<<"$info" || fail "one loop: lock waits in INFO: $info"
 kill -INT "$K2PID"
 wait "$K2PID" || fail "kv_server -j 2 did not exit cleanly on SIGINT"
 kill -INT "$KPID"

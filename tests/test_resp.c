@@ -149,6 +149,54 @@ static void test_limits(void **state)
     }
 }
 
+/* Length lines ("*N", "$N") have a fast path (digits up to CRLF, at most
+ * 18 of them, within max_line); the lines at its edges get the answers of
+ * the general one: 18 and 19 digits, overflow, a sign, a bare CR, an
+ * incomplete line, a line longer than max_line, leading zeros. */
+static void test_length_lines(void **state)
+{
+    tide_resp_limits l;
+    tide_resp_value v[4];
+    const char *argv[4];
+    size_t argl[4], argc, need = 0;
+    (void)state;
+    tide_resp_limits_init(&l);
+    /* 18 and 19 digits: numbers, refused by max_bulk (512 MiB), not errors
+     * of the syntax; 20 digits and INT64_MAX + 1: -EPROTO. */
+    assert_int_equal(tide_resp_parse("$999999999999999999\r\n", 22, v, 4, NULL, &l, NULL),
+                     -EMSGSIZE);
+    assert_int_equal(tide_resp_parse("$9223372036854775807\r\n", 23, v, 4, NULL, &l, NULL),
+                     -EMSGSIZE);
+    assert_int_equal(tide_resp_parse("$9223372036854775808\r\n", 23, v, 4, NULL, &l, NULL),
+                     -EPROTO);
+    assert_int_equal(tide_resp_parse("$99999999999999999999\r\n", 24, v, 4, NULL, &l, NULL),
+                     -EPROTO);
+    /* Leading zeros are digits like any other. */
+    assert_int_equal(tide_resp_parse("$0003\r\nabc\r\n", 12, v, 4, NULL, &l, NULL), 12);
+    assert_int_equal(v[0].len, 3);
+    /* A CR without its LF yet: incomplete; with another byte: -EPROTO. */
+    assert_int_equal(tide_resp_parse("$3\r", 3, v, 4, NULL, &l, &need), 0);
+    assert_int_equal(need, 4);
+    assert_int_equal(tide_resp_parse("$3\rx", 4, v, 4, NULL, &l, NULL), -EPROTO);
+    assert_int_equal(tide_resp_parse_command("*1\r", 3, argv, argl, 4, &argc, &l, &need), 0);
+    assert_int_equal(tide_resp_parse_command("*1\rx", 4, argv, argl, 4, &argc, &l, NULL),
+                     -EPROTO);
+    assert_int_equal(tide_resp_parse_command("*+1\r\n", 5, argv, argl, 4, &argc, &l, NULL),
+                     -EPROTO);
+    assert_int_equal(tide_resp_parse_command("*1\n", 3, argv, argl, 4, &argc, &l, NULL),
+                     -EPROTO);
+    /* Digits longer than max_line: -EMSGSIZE, as any line. */
+    l.max_line = 2;
+    assert_int_equal(tide_resp_parse_command("*12\r\n", 5, argv, argl, 4, &argc, &l, NULL),
+                     -EMSGSIZE);
+    assert_int_equal(tide_resp_parse_command("*1\r\n$123\r\n", 11, argv, argl, 4, &argc, &l,
+                                             NULL), -EMSGSIZE);
+    assert_int_equal(tide_resp_parse_command("*1\r\n$10\r\n0123456789\r\n", 21, argv, argl, 4,
+                                             &argc, &l, NULL), 21);
+    assert_int_equal(argc, 1);
+    assert_int_equal(argl[0], 10);
+}
+
 static void test_command(void **state)
 {
     const char *argv[8];
@@ -242,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_incremental),      cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_limits),           cmocka_unit_test(test_command),
         cmocka_unit_test(test_format_roundtrip), cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_length_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
