@@ -83,36 +83,70 @@ typedef struct tide__deferred {
 /* ---------------------------------------------------------------- timers */
 
 #define TIDE__NOT_IN_HEAP UINT32_MAX
+#define TIDE__IN_NEAR 0x80000000u /* idx flag: the node is in the near heap */
 
 typedef struct tide__tnode {
     int64_t deadline; /* ns on the monotonic clock */
     uint64_t seq;     /* insertion order: FIFO among equal deadlines */
-    uint32_t idx;     /* position in the heap, TIDE__NOT_IN_HEAP when out */
+    uint32_t idx;     /* its slot (radix part) or TIDE__IN_NEAR | position
+                       * (near heap); TIDE__NOT_IN_HEAP when not armed */
     void (*fire)(tide_loop *loop, struct tide__tnode *n);
 } tide__tnode;
 
-/* An entry of the heap: the key is kept beside the node pointer, so that
- * sifting compares within the array and never reads the nodes (which live
- * in task structs all over memory: a cache and TLB miss each). */
+/* An entry of the near heap: the key is kept beside the node pointer, so
+ * that sifting compares within the array and never reads the nodes (which
+ * live in task structs all over memory: a cache and TLB miss each). */
 typedef struct tide__hent {
     int64_t deadline;
     uint64_t seq;
     tide__tnode *t;
 } tide__hent;
 
-/* A 4-ary min-heap of timer nodes, ordered by (deadline, seq). */
+/* A slot of the radix part: the key (the deadline with its sign bit
+ * flipped, so unsigned order is deadline order), the node, and the links
+ * of its bucket's list.  The first TIDE__TQ_HEADS slots are the lists'
+ * heads. */
+typedef struct tide__tslot {
+    uint64_t key;
+    tide__tnode *t;
+    uint32_t next, prev;
+} tide__tslot;
+
+#define TIDE__TQ_BITS 6                      /* bits of a digit */
+#define TIDE__TQ_LEVELS 11                   /* digits of a 64-bit key */
+#define TIDE__TQ_HEADS (TIDE__TQ_LEVELS << TIDE__TQ_BITS)
+
+/* The timers of a loop, ordered by (deadline, seq) (timer.c, docs/timers.md):
+ * a radix heap on base-64 digits (bucket (L, d) holds the keys whose
+ * highest digit that differs from `last` is digit L, and whose digit L is
+ * d; at level 0 a bucket holds one key), each bucket an index-linked FIFO
+ * list of slots, plus a small 4-ary heap for the keys below `last`. */
 typedef struct tide__heap {
-    tide__hent *v;
-    uint32_t n, cap;
+    tide__tslot *s;  /* slots: TIDE__TQ_HEADS list heads, then timers, free ones */
+    uint32_t ns;     /* slots ever used (the high-water mark) */
+    uint32_t scap;
+    uint32_t free;   /* first free slot (linked by next), 0 for none */
+    uint32_t levels; /* bit L: level L has a bucket with timers */
+    uint64_t mask[TIDE__TQ_LEVELS]; /* bit d: bucket (L, d) has timers */
+    uint64_t last;   /* every key of the radix part is >= last */
+    tide__hent *v;   /* the near heap: keys < last */
+    uint32_t nv, vcap;
+    uint32_t n;      /* timers armed, in both parts */
     uint64_t seq;
 } tide__heap;
 
+/* Arms t at t->deadline: 0, or -ENOMEM (then nothing changed). */
 int tide__heap_push(tide__heap *h, tide__tnode *t);
+/* Disarms t, which must be armed. */
 void tide__heap_remove(tide__heap *h, tide__tnode *t);
 void tide__heap_free(tide__heap *h);
-static inline tide__tnode *tide__heap_min(const tide__heap *h)
+/* The earliest timer and its deadline (*deadline), or NULL when none.  It
+ * may move timers between buckets, so it takes the heap writable. */
+tide__tnode *tide__heap_first(tide__heap *h, int64_t *deadline);
+static inline tide__tnode *tide__heap_min(tide__heap *h)
 {
-    return h->n ? h->v[0].t : NULL;
+    int64_t d;
+    return tide__heap_first(h, &d);
 }
 
 /* A callback node: call_soon, call_later, call_soon_threadsafe and the

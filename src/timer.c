@@ -1,19 +1,44 @@
 /*
- * Timers: a 4-ary min-heap of intrusive nodes keyed by (deadline, seq).
+ * Timers: a radix heap with FIFO buckets, plus a small 4-ary heap for
+ * deadlines below its base (docs/timers.md).
  *
- * A 4-ary heap is shallower than a binary one (log4 n levels) and its four
- * children share a cache line or two, which pays off with the 10^5-10^6
- * timers of a busy server.  seq makes timers with equal deadlines fire in
- * the order they were added.  Every node knows its index, so cancelling is
- * O(log n) with no search.  Each entry keeps its key beside the node
- * pointer, so comparisons read the array alone; a variant that also kept
- * the index out of the nodes (a dense side table) was measured and lost:
- * more instructions, and the nodes a sift moves are the next to fire,
- * whose lines are wanted soon anyway (docs/timers.md).
+ * The radix part keeps a base, `last`, that is at most every key in it, and
+ * 65 buckets: bucket 0 holds the keys equal to last, bucket b > 0 those
+ * whose highest bit that differs from last is bit b-1.  Arming is O(1): an
+ * xor, a count of leading zeros, and an append to that bucket's list.
+ * Cancelling is O(1): an unlink.  The earliest timer is in bucket 0; when
+ * that is empty, the lowest bucket that is not is scanned for its least
+ * key, which becomes the new base, and its timers are dealt out again into
+ * lower buckets (each timer only ever moves down, so at most 64 times, in
+ * practice two or three).  The keys of the buckets above keep their
+ * buckets: the new base shares their high bits with the old one.
+ *
+ * FIFO among equal deadlines needs no comparison of insertion numbers:
+ * equal keys always share a bucket, a bucket is a list that is appended to
+ * in arming order, an unlink keeps the order of the rest, and dealing a
+ * bucket out walks it in order into buckets that were empty.  So in every
+ * bucket, timers with equal keys sit in arming order, and bucket 0 (one
+ * key) is a plain queue.
+ *
+ * The lists are linked by slot numbers through one dense array of slots
+ * {key, node, next, prev}: walking a bucket reads that array and never the
+ * nodes, which live in task structs all over memory.  A node stores its
+ * slot, which never changes while it is armed, so the node is written only
+ * when it is armed and disarmed.  Slots are recycled through a free list;
+ * the array grows (amortized, on arming only) to the peak number armed.
+ *
+ * A key below the base (a deadline already in the past of the radix part,
+ * e.g. one armed after the base moved to the next deadline) goes to the
+ * near heap: a 4-ary min-heap by (deadline, seq).  Its keys are all below
+ * last, and last moves only when the near heap is empty, so the near heap's
+ * least is the least of all whenever it has any.
  */
 #include "tide_int.h"
 
 #include <errno.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ near heap */
 
 static inline int before(const tide__hent *a, const tide__hent *b)
 {
@@ -23,7 +48,7 @@ static inline int before(const tide__hent *a, const tide__hent *b)
 static inline void place(tide__heap *h, uint32_t i, tide__hent e)
 {
     h->v[i] = e;
-    e.t->idx = i;
+    e.t->idx = TIDE__IN_NEAR | i;
 }
 
 static void sift_up(tide__heap *h, uint32_t i, tide__hent e)
@@ -48,7 +73,7 @@ static inline uint32_t least(const tide__hent *v, uint32_t a, uint32_t b)
 static void sift_down(tide__heap *h, uint32_t i, tide__hent e)
 {
     tide__hent *v = h->v;
-    uint32_t n = h->n;
+    uint32_t n = h->nv;
 
     for (;;) {
         uint32_t c = 4 * i + 1, best, k;
@@ -69,34 +94,34 @@ static void sift_down(tide__heap *h, uint32_t i, tide__hent e)
     place(h, i, e);
 }
 
-int tide__heap_push(tide__heap *h, tide__tnode *t)
+static int near_push(tide__heap *h, tide__tnode *t)
 {
     tide__hent e;
 
-    if (h->n == h->cap) {
-        uint32_t cap = h->cap ? h->cap * 2 : 64;
-        tide__hent *v = tide__realloc(h->v, (size_t)cap * sizeof *v);
+    if (h->nv == h->vcap) {
+        uint32_t cap = h->vcap ? h->vcap * 2 : 64;
+        tide__hent *v;
+        if (cap > TIDE__IN_NEAR)
+            return -ENOMEM;
+        v = tide__realloc(h->v, (size_t)cap * sizeof *v);
         if (!v)
             return -ENOMEM;
         h->v = v;
-        h->cap = cap;
+        h->vcap = cap;
     }
     t->seq = h->seq++;
     e.deadline = t->deadline;
     e.seq = t->seq;
     e.t = t;
-    sift_up(h, h->n++, e);
+    sift_up(h, h->nv++, e);
     return 0;
 }
 
-void tide__heap_remove(tide__heap *h, tide__tnode *t)
+static void near_remove(tide__heap *h, uint32_t i)
 {
-    uint32_t i = t->idx;
-    tide__hent last;
+    tide__hent last = h->v[--h->nv];
 
-    t->idx = TIDE__NOT_IN_HEAP;
-    last = h->v[--h->n];
-    if (last.t == t)
+    if (i == h->nv)
         return;
     if (i > 0 && before(&last, &h->v[(i - 1) / 4]))
         sift_up(h, i, last);
@@ -104,11 +129,188 @@ void tide__heap_remove(tide__heap *h, tide__tnode *t)
         sift_down(h, i, last);
 }
 
+/* ----------------------------------------------------------- radix part */
+
+#define SIGN (UINT64_C(1) << 63)
+
+static inline uint64_t key_of(int64_t deadline)
+{
+    return (uint64_t)deadline ^ SIGN;
+}
+
+static inline int64_t deadline_of(uint64_t key)
+{
+    return (int64_t)(key ^ SIGN);
+}
+
+#define DIGITS ((UINT64_C(1) << TIDE__TQ_BITS) - 1)
+
+/* The bucket of key (>= last): L * 64 + d. */
+static inline uint32_t bucket_of(uint64_t key, uint64_t last)
+{
+    uint64_t x = key ^ last;
+    unsigned level = x ? (unsigned)(63 - __builtin_clzll(x)) / TIDE__TQ_BITS : 0u;
+    return (level << TIDE__TQ_BITS) | (uint32_t)((key >> (level * TIDE__TQ_BITS)) & DIGITS);
+}
+
+static inline void mark(tide__heap *h, uint32_t b)
+{
+    unsigned level = b >> TIDE__TQ_BITS;
+    h->mask[level] |= UINT64_C(1) << (b & DIGITS);
+    h->levels |= 1u << level;
+}
+
+static inline void unmark(tide__heap *h, uint32_t b)
+{
+    unsigned level = b >> TIDE__TQ_BITS;
+    if (!(h->mask[level] &= ~(UINT64_C(1) << (b & DIGITS))))
+        h->levels &= ~(1u << level);
+}
+
+static inline void link_tail(tide__tslot *s, uint32_t b, uint32_t i)
+{
+    uint32_t tail = s[b].prev;
+
+    s[i].prev = tail;
+    s[i].next = b;
+    s[tail].next = i;
+    s[b].prev = i;
+}
+
+/* A free slot, growing the array when there is none: 0 on -ENOMEM. */
+static uint32_t slot_get(tide__heap *h)
+{
+    uint32_t i = h->free;
+
+    if (i) {
+        h->free = h->s[i].next;
+        return i;
+    }
+    if (TIDE__UNLIKELY(h->ns == h->scap)) {
+        uint32_t cap = h->scap ? h->scap * 2 : 2 * TIDE__TQ_HEADS, b;
+        tide__tslot *s;
+        if (cap > TIDE__IN_NEAR)
+            return 0;
+        s = tide__realloc(h->s, (size_t)cap * sizeof *s);
+        if (!s)
+            return 0;
+        if (!h->scap) { /* the bucket heads: empty lists */
+            for (b = 0; b < TIDE__TQ_HEADS; b++) {
+                s[b].next = s[b].prev = b;
+                s[b].key = 0;
+                s[b].t = NULL;
+            }
+            h->ns = TIDE__TQ_HEADS;
+        }
+        h->s = s;
+        h->scap = cap;
+    }
+    return h->ns++;
+}
+
+int tide__heap_push(tide__heap *h, tide__tnode *t)
+{
+    uint64_t key = key_of(t->deadline);
+    uint32_t i, b;
+
+    if (h->n == 0) { /* empty: the base may go down (never up: see above) */
+        if (key < h->last)
+            h->last = key;
+    } else if (TIDE__UNLIKELY(key < h->last)) {
+        int rc = near_push(h, t);
+        if (rc == 0)
+            h->n++;
+        return rc;
+    }
+    i = slot_get(h);
+    if (TIDE__UNLIKELY(!i))
+        return -ENOMEM;
+    t->seq = h->seq++;
+    t->idx = i;
+    h->s[i].key = key;
+    h->s[i].t = t;
+    b = bucket_of(key, h->last);
+    link_tail(h->s, b, i);
+    mark(h, b);
+    h->n++;
+    return 0;
+}
+
+void tide__heap_remove(tide__heap *h, tide__tnode *t)
+{
+    uint32_t i = t->idx, prev, next;
+    tide__tslot *s = h->s;
+
+    t->idx = TIDE__NOT_IN_HEAP;
+    h->n--;
+    if (TIDE__UNLIKELY(i & TIDE__IN_NEAR)) {
+        near_remove(h, i & ~TIDE__IN_NEAR);
+        return;
+    }
+    prev = s[i].prev;
+    next = s[i].next;
+    s[prev].next = next;
+    s[next].prev = prev;
+    if (prev == next && next < TIDE__TQ_HEADS)
+        unmark(h, next); /* it was the bucket's only timer */
+    s[i].t = NULL;
+    s[i].next = h->free;
+    h->free = i;
+}
+
+/* Level 0 is empty and the radix part is not: the lowest bucket that holds
+ * timers gives the new base (its least key) and is dealt out below it. */
+static void redistribute(tide__heap *h)
+{
+    tide__tslot *s = h->s;
+    uint64_t min = UINT64_MAX, last;
+    unsigned level = (unsigned)__builtin_ctz(h->levels);
+    uint32_t b = (level << TIDE__TQ_BITS) | (uint32_t)__builtin_ctzll(h->mask[level]);
+    uint32_t i, next;
+
+    for (i = s[b].next; i != b; i = s[i].next)
+        if (s[i].key < min)
+            min = s[i].key;
+    h->last = last = min;
+    for (i = s[b].next; i != b; i = next) {
+        uint32_t nb = bucket_of(s[i].key, last);
+        next = s[i].next;
+        link_tail(s, nb, i);
+        mark(h, nb);
+    }
+    s[b].next = s[b].prev = b;
+    unmark(h, b);
+}
+
+tide__tnode *tide__heap_first(tide__heap *h, int64_t *deadline)
+{
+    uint32_t i;
+
+    if (h->nv) {
+        *deadline = h->v[0].deadline;
+        return h->v[0].t;
+    }
+    if (!h->n)
+        return NULL;
+    if (!(h->levels & 1u))
+        redistribute(h);
+    /* a bucket of level 0 holds one key: its first timer was armed first */
+    i = h->s[__builtin_ctzll(h->mask[0])].next;
+    *deadline = deadline_of(h->s[i].key);
+    return h->s[i].t;
+}
+
 void tide__heap_free(tide__heap *h)
 {
+    tide__free(h->s);
     tide__free(h->v);
+    h->s = NULL;
     h->v = NULL;
-    h->n = h->cap = 0;
+    h->ns = h->scap = h->free = 0;
+    h->nv = h->vcap = 0;
+    h->n = 0;
+    h->levels = 0;
+    memset(h->mask, 0, sizeof h->mask);
 }
 
 /* An armed timer keeps its loop alive: one ref per node in the heap. */
@@ -135,10 +337,10 @@ void tide__timers_run(tide_loop *loop)
 {
     tide__heap *h = &loop->timers.heap;
     tide__tnode *tn;
+    int64_t dl;
 
-    /* The key is read from the array: the node only when it fires. */
-    while (h->n && h->v[0].deadline <= loop->now) {
-        tn = h->v[0].t;
+    /* The key is read from the slots: the node only when it fires. */
+    while ((tn = tide__heap_first(h, &dl)) && dl <= loop->now) {
         tide__heap_remove(h, tn);
         tide__loop_unref(loop);
         tn->fire(loop, tn);
@@ -147,8 +349,8 @@ void tide__timers_run(tide_loop *loop)
 
 int64_t tide__timers_next(tide_loop *loop)
 {
-    const tide__heap *h = &loop->timers.heap;
-    return h->n ? h->v[0].deadline : TIDE__NEVER;
+    int64_t dl;
+    return tide__heap_first(&loop->timers.heap, &dl) ? dl : TIDE__NEVER;
 }
 
 int tide__timers_init(tide_loop *loop)

@@ -35,22 +35,91 @@ static uint64_t rnd(void)
     return rng_state;
 }
 
-/* Every structural promise of the heap, checked in full. */
+static uint64_t key_of(int64_t d)
+{
+    return (uint64_t)d ^ (UINT64_C(1) << 63);
+}
+
+/* The bucket the structure must put key in, computed the plain way: the
+ * highest base-64 digit in which key and last differ (0 when equal), and
+ * key's digit there. */
+static unsigned bucket_of(uint64_t key, uint64_t last)
+{
+    unsigned level = 0, l;
+
+    for (l = 0; l < TIDE__TQ_LEVELS; l++)
+        if (((key >> (6 * l)) & 63) != ((last >> (6 * l)) & 63))
+            level = l;
+    return level * 64 + (unsigned)((key >> (6 * level)) & 63);
+}
+
+/* Every structural promise of the structure, checked in full: the near
+ * heap's order, positions and keys (all below the base); the radix part's
+ * lists (links both ways, each slot in the bucket its key and the base
+ * give, every key at least the base, one key per level-0 bucket, the
+ * masks set exactly for the buckets that hold timers, the node's slot and
+ * key, equal keys in arming order), the free list, and the count. */
 static void check_heap(const tide__heap *h)
 {
-    uint32_t i;
+    uint32_t i, seen = 0, nfree = 0;
+    unsigned b;
 
-    assert_true(h->n <= h->cap);
-    for (i = 0; i < h->n; i++) {
+    assert_true(h->nv <= h->vcap);
+    for (i = 0; i < h->nv; i++) {
         const tide__hent *e = &h->v[i];
-        assert_int_equal(e->t->idx, i);
+        assert_int_equal(e->t->idx, TIDE__IN_NEAR | i);
         assert_true(e->t->deadline == e->deadline);
         assert_true(e->t->seq == e->seq);
+        assert_true(key_of(e->deadline) < h->last);
         if (i > 0) {
             const tide__hent *p = &h->v[(i - 1) / 4];
             assert_true(p->deadline < e->deadline || (p->deadline == e->deadline && p->seq < e->seq));
         }
     }
+    if (!h->s) {
+        assert_int_equal(h->n, h->nv);
+        assert_int_equal(h->levels, 0);
+        return;
+    }
+    assert_true(h->ns <= h->scap);
+    for (b = 0; b < TIDE__TQ_HEADS; b++) {
+        uint32_t prev = b;
+        int64_t lastd = INT64_MIN;
+        uint64_t lastseq = 0;
+        int any = h->s[b].next != b;
+        assert_int_equal(!!(h->mask[b / 64] & (UINT64_C(1) << (b % 64))), any);
+        if (any)
+            assert_true(h->levels & (1u << (b / 64)));
+        for (i = h->s[b].next; i != b; i = h->s[i].next) {
+            const tide__tslot *e = &h->s[i];
+            assert_true(i >= TIDE__TQ_HEADS && i < h->ns);
+            assert_int_equal(e->prev, prev);
+            assert_non_null(e->t);
+            assert_int_equal(e->t->idx, i);
+            assert_true(key_of(e->t->deadline) == e->key);
+            assert_true(e->key >= h->last);
+            assert_int_equal(bucket_of(e->key, h->last), b);
+            if (b < 64 && prev != b)
+                assert_true(e->key == h->s[prev].key);
+            /* equal keys in arming order within a bucket */
+            if (e->t->deadline == lastd)
+                assert_true(e->t->seq > lastseq);
+            lastd = e->t->deadline;
+            lastseq = e->t->seq;
+            prev = i;
+            assert_true(++seen <= h->ns);
+        }
+        assert_int_equal(h->s[b].prev, prev);
+    }
+    for (b = 0; b < TIDE__TQ_LEVELS; b++)
+        assert_int_equal(!!(h->levels & (1u << b)), h->mask[b] != 0);
+    for (i = h->free; i; i = h->s[i].next) {
+        assert_true(i >= TIDE__TQ_HEADS && i < h->ns);
+        assert_null(h->s[i].t);
+        assert_true(++nfree <= h->ns);
+    }
+    assert_int_equal(seen + h->nv, h->n);
+    assert_int_equal(TIDE__TQ_HEADS + seen + nfree, h->ns);
 }
 
 /* Pops the earliest node, as tide__timers_run does. */
@@ -138,6 +207,7 @@ static void test_random_against_model(void **state)
     assert_int_equal(h.n, 0);
     tide__heap_free(&h);
     assert_null(h.v);
+    assert_null(h.s);
     free(m);
 }
 
@@ -205,7 +275,7 @@ static void test_cycles_reuse(void **state)
             ;
     }
     assert_int_equal(h.n, 0);
-    assert_true(h.cap >= N && h.cap < 2 * N);
+    assert_true(h.ns <= TIDE__TQ_HEADS + N && h.vcap <= 2 * N);
     assert_true(h.seq == (uint64_t)N * ROUNDS);
     tide__heap_free(&h);
 }
@@ -229,7 +299,7 @@ static void test_far_and_near_growth(void **state)
         push(&h, &m[i], 1000000 + (int64_t)(rnd() % 1000000000), &order);
     push(&h, &m[N + 1], 0, &order);
     check_heap(&h);
-    assert_true(h.cap >= N + 2);
+    assert_true(h.scap + h.vcap >= N + 2);
     assert_ptr_equal(tide__heap_min(&h), &m[N + 1].t);
     for (i = 0; i < N + 2; i++) {
         tide__tnode *t = heap_pop(&h);
@@ -258,7 +328,8 @@ static void *fail_realloc(void *p, size_t n)
 
 static void test_grow_enomem(void **state)
 {
-    mnode m[65];
+    enum { FIRST = TIDE__TQ_HEADS }; /* timers the first slot array holds */
+    mnode m[FIRST + 2];
     tide__heap h;
     uint64_t order = 0;
     int i;
@@ -269,23 +340,42 @@ static void test_grow_enomem(void **state)
     assert_int_equal(tide_replace_allocator(fail_malloc, fail_realloc, calloc, free), 0);
     g_fail_malloc = 1;
     m[0].t.deadline = 5;
+    m[0].t.idx = TIDE__NOT_IN_HEAP;
     assert_int_equal(tide__heap_push(&h, &m[0].t), -ENOMEM);
+    assert_int_equal(m[0].t.idx, TIDE__NOT_IN_HEAP);
     assert_int_equal(h.n, 0);
+    assert_null(tide__heap_min(&h));
     g_fail_malloc = 0;
-    for (i = 0; i < 64; i++) /* the first array holds 64 */
-        push(&h, &m[i], 64 - i, &order);
+    for (i = 0; i < FIRST; i++)
+        push(&h, &m[i], 1000 - i, &order);
+    /* the slot array is full: growing it fails */
     g_fail_malloc = 1;
-    m[64].t.deadline = 0;
-    m[64].t.idx = TIDE__NOT_IN_HEAP;
-    assert_int_equal(tide__heap_push(&h, &m[64].t), -ENOMEM);
-    assert_int_equal(m[64].t.idx, TIDE__NOT_IN_HEAP);
-    assert_int_equal(h.n, 64);
+    m[FIRST].t.deadline = 2000;
+    m[FIRST].t.idx = TIDE__NOT_IN_HEAP;
+    assert_int_equal(tide__heap_push(&h, &m[FIRST].t), -ENOMEM);
+    assert_int_equal(m[FIRST].t.idx, TIDE__NOT_IN_HEAP);
+    assert_int_equal(h.n, FIRST);
+    check_heap(&h);
+    /* the base moves to the least key; a key below it needs the near heap,
+     * whose first array cannot be had either */
+    assert_ptr_equal(tide__heap_min(&h), &m[FIRST - 1].t);
+    m[FIRST + 1].t.deadline = 0;
+    m[FIRST + 1].t.idx = TIDE__NOT_IN_HEAP;
+    assert_int_equal(tide__heap_push(&h, &m[FIRST + 1].t), -ENOMEM);
+    assert_int_equal(m[FIRST + 1].t.idx, TIDE__NOT_IN_HEAP);
+    assert_int_equal(h.n, FIRST);
+    assert_int_equal(h.nv, 0);
     check_heap(&h);
     g_fail_malloc = 0;
-    push(&h, &m[64], 0, &order);
-    assert_ptr_equal(heap_pop(&h), &m[64].t);
-    for (i = 63; i >= 0; i--)
+    push(&h, &m[FIRST], 2000, &order);
+    push(&h, &m[FIRST + 1], 0, &order);
+    assert_true(m[FIRST + 1].t.idx & TIDE__IN_NEAR);
+    check_heap(&h);
+    assert_ptr_equal(heap_pop(&h), &m[FIRST + 1].t);
+    for (i = FIRST - 1; i >= 0; i--)
         assert_ptr_equal(heap_pop(&h), &m[i].t);
+    assert_ptr_equal(heap_pop(&h), &m[FIRST].t);
+    assert_null(heap_pop(&h));
     assert_int_equal(tide_replace_allocator(malloc, realloc, calloc, free), 0);
     tide__heap_free(&h);
 }
