@@ -19,6 +19,7 @@
 #define TIDE__HIDDEN __attribute__((visibility("hidden")))
 #define TIDE__LIKELY(x) __builtin_expect(!!(x), 1)
 #define TIDE__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define TIDE__NOINLINE __attribute__((noinline))
 #define tide__container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 #define TIDE__NEVER INT64_MAX
@@ -112,12 +113,13 @@ typedef struct tide__tslot {
     uint32_t next, prev;
 } tide__tslot;
 
-#define TIDE__TQ_BITS 6                      /* bits of a digit */
-#define TIDE__TQ_LEVELS 11                   /* digits of a 64-bit key */
+#define TIDE__TQ_BITS 8 /* bits of a digit: 256 buckets a level */
+#define TIDE__TQ_LEVELS ((64 + TIDE__TQ_BITS - 1) / TIDE__TQ_BITS)
 #define TIDE__TQ_HEADS (TIDE__TQ_LEVELS << TIDE__TQ_BITS)
+#define TIDE__TQ_WORDS (TIDE__TQ_HEADS / 64) /* words of the bucket bitmap */
 
 /* The timers of a loop, ordered by (deadline, seq) (timer.c, docs/timers.md):
- * a radix heap on base-64 digits (bucket (L, d) holds the keys whose
+ * a radix heap on base-256 digits (bucket (L, d) holds the keys whose
  * highest digit that differs from `last` is digit L, and whose digit L is
  * d; at level 0 a bucket holds one key), each bucket an index-linked FIFO
  * list of slots, plus a small 4-ary heap for the keys below `last`. */
@@ -126,8 +128,9 @@ typedef struct tide__heap {
     uint32_t ns;     /* slots ever used (the high-water mark) */
     uint32_t scap;
     uint32_t free;   /* first free slot (linked by next), 0 for none */
-    uint32_t levels; /* bit L: level L has a bucket with timers */
-    uint64_t mask[TIDE__TQ_LEVELS]; /* bit d: bucket (L, d) has timers */
+    uint32_t words;  /* bit w: mask[w] is not 0 */
+    uint64_t mask[TIDE__TQ_WORDS]; /* bit b % 64 of word b / 64: bucket b
+                                    * (= L << TIDE__TQ_BITS | d) has timers */
     uint64_t last;   /* every key of the radix part is >= last */
     tide__hent *v;   /* the near heap: keys < last */
     uint32_t nv, vcap;
@@ -140,9 +143,32 @@ int tide__heap_push(tide__heap *h, tide__tnode *t);
 /* Disarms t, which must be armed. */
 void tide__heap_remove(tide__heap *h, tide__tnode *t);
 void tide__heap_free(tide__heap *h);
+/* Deals out the lowest bucket b (not on level 0); returns the lowest
+ * bucket after, which is on level 0 (timer.c). */
+uint32_t tide__heap_redistribute(tide__heap *h, uint32_t b);
+
 /* The earliest timer and its deadline (*deadline), or NULL when none.  It
  * may move timers between buckets, so it takes the heap writable. */
-tide__tnode *tide__heap_first(tide__heap *h, int64_t *deadline);
+static inline tide__tnode *tide__heap_first(tide__heap *h, int64_t *deadline)
+{
+    uint32_t w, b, i;
+
+    if (TIDE__UNLIKELY(h->nv)) { /* the near heap's keys are below the rest */
+        *deadline = h->v[0].deadline;
+        return h->v[0].t;
+    }
+    if (!h->n)
+        return NULL;
+    w = (uint32_t)__builtin_ctz(h->words);
+    b = w * 64 + (uint32_t)__builtin_ctzll(h->mask[w]);
+    if (TIDE__UNLIKELY(b >> TIDE__TQ_BITS))
+        b = tide__heap_redistribute(h, b);
+    /* a bucket of level 0 holds one key: its first timer was armed first */
+    i = h->s[b].next;
+    *deadline = (int64_t)(h->s[i].key ^ (UINT64_C(1) << 63));
+    return h->s[i].t;
+}
+
 static inline tide__tnode *tide__heap_min(tide__heap *h)
 {
     int64_t d;

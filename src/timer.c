@@ -94,7 +94,7 @@ static void sift_down(tide__heap *h, uint32_t i, tide__hent e)
     place(h, i, e);
 }
 
-static int near_push(tide__heap *h, tide__tnode *t)
+static TIDE__NOINLINE int near_push(tide__heap *h, tide__tnode *t)
 {
     tide__hent e;
 
@@ -145,26 +145,24 @@ static inline int64_t deadline_of(uint64_t key)
 
 #define DIGITS ((UINT64_C(1) << TIDE__TQ_BITS) - 1)
 
-/* The bucket of key (>= last): L * 64 + d. */
+/* The bucket of key (>= last): L << TIDE__TQ_BITS | d.  (x | 1: a key equal
+ * to the base, or differing in bit 0 only, is on level 0 too.) */
 static inline uint32_t bucket_of(uint64_t key, uint64_t last)
 {
-    uint64_t x = key ^ last;
-    unsigned level = x ? (unsigned)(63 - __builtin_clzll(x)) / TIDE__TQ_BITS : 0u;
+    unsigned level = (unsigned)(63 - __builtin_clzll((key ^ last) | 1)) / TIDE__TQ_BITS;
     return (level << TIDE__TQ_BITS) | (uint32_t)((key >> (level * TIDE__TQ_BITS)) & DIGITS);
 }
 
 static inline void mark(tide__heap *h, uint32_t b)
 {
-    unsigned level = b >> TIDE__TQ_BITS;
-    h->mask[level] |= UINT64_C(1) << (b & DIGITS);
-    h->levels |= 1u << level;
+    h->mask[b / 64] |= UINT64_C(1) << (b % 64);
+    h->words |= UINT32_C(1) << (b / 64);
 }
 
 static inline void unmark(tide__heap *h, uint32_t b)
 {
-    unsigned level = b >> TIDE__TQ_BITS;
-    if (!(h->mask[level] &= ~(UINT64_C(1) << (b & DIGITS))))
-        h->levels &= ~(1u << level);
+    if (!(h->mask[b / 64] &= ~(UINT64_C(1) << (b % 64))))
+        h->words &= ~(UINT32_C(1) << (b / 64));
 }
 
 static inline void link_tail(tide__tslot *s, uint32_t b, uint32_t i)
@@ -177,16 +175,11 @@ static inline void link_tail(tide__tslot *s, uint32_t b, uint32_t i)
     s[b].prev = i;
 }
 
-/* A free slot, growing the array when there is none: 0 on -ENOMEM. */
-static uint32_t slot_get(tide__heap *h)
+/* No free slot: a fresh one, growing the array when it is full (out of
+ * line: rare).  0 on -ENOMEM, with nothing changed. */
+static TIDE__NOINLINE uint32_t slot_new(tide__heap *h)
 {
-    uint32_t i = h->free;
-
-    if (i) {
-        h->free = h->s[i].next;
-        return i;
-    }
-    if (TIDE__UNLIKELY(h->ns == h->scap)) {
+    if (h->ns == h->scap) {
         uint32_t cap = h->scap ? h->scap * 2 : 2 * TIDE__TQ_HEADS, b;
         tide__tslot *s;
         if (cap > TIDE__IN_NEAR)
@@ -206,6 +199,16 @@ static uint32_t slot_get(tide__heap *h)
         h->scap = cap;
     }
     return h->ns++;
+}
+
+static inline uint32_t slot_get(tide__heap *h)
+{
+    uint32_t i = h->free;
+
+    if (TIDE__UNLIKELY(!i))
+        return slot_new(h);
+    h->free = h->s[i].next;
+    return i;
 }
 
 int tide__heap_push(tide__heap *h, tide__tnode *t)
@@ -259,16 +262,25 @@ void tide__heap_remove(tide__heap *h, tide__tnode *t)
 }
 
 /* Level 0 is empty and the radix part is not: the lowest bucket that holds
- * timers gives the new base (its least key) and is dealt out below it. */
-static void redistribute(tide__heap *h)
+ * timers, b, gives the new base (its least key) and is dealt out below it.
+ * Out of line: the common case of tide__heap_first stays small. */
+uint32_t tide__heap_redistribute(tide__heap *h, uint32_t b)
 {
     tide__tslot *s = h->s;
-    uint64_t min = UINT64_MAX, last;
-    unsigned level = (unsigned)__builtin_ctz(h->levels);
-    uint32_t b = (level << TIDE__TQ_BITS) | (uint32_t)__builtin_ctzll(h->mask[level]);
-    uint32_t i, next;
+    uint64_t min, last;
+    uint32_t i = s[b].next, next;
 
-    for (i = s[b].next; i != b; i = s[i].next)
+    unmark(h, b);
+    if (s[i].next == b) { /* alone: it becomes the base, on level 0 */
+        uint32_t b0 = (uint32_t)(s[i].key & DIGITS);
+        h->last = s[i].key;
+        s[b].next = s[b].prev = b;
+        s[i].next = s[i].prev = b0;
+        s[b0].next = s[b0].prev = i;
+        mark(h, b0);
+        return b0;
+    }
+    for (min = s[i].key; i != b; i = s[i].next)
         if (s[i].key < min)
             min = s[i].key;
     h->last = last = min;
@@ -279,25 +291,7 @@ static void redistribute(tide__heap *h)
         mark(h, nb);
     }
     s[b].next = s[b].prev = b;
-    unmark(h, b);
-}
-
-tide__tnode *tide__heap_first(tide__heap *h, int64_t *deadline)
-{
-    uint32_t i;
-
-    if (h->nv) {
-        *deadline = h->v[0].deadline;
-        return h->v[0].t;
-    }
-    if (!h->n)
-        return NULL;
-    if (!(h->levels & 1u))
-        redistribute(h);
-    /* a bucket of level 0 holds one key: its first timer was armed first */
-    i = h->s[__builtin_ctzll(h->mask[0])].next;
-    *deadline = deadline_of(h->s[i].key);
-    return h->s[i].t;
+    return (uint32_t)(min & DIGITS); /* the least key is on level 0 now */
 }
 
 void tide__heap_free(tide__heap *h)
@@ -309,7 +303,7 @@ void tide__heap_free(tide__heap *h)
     h->ns = h->scap = h->free = 0;
     h->nv = h->vcap = 0;
     h->n = 0;
-    h->levels = 0;
+    h->words = 0;
     memset(h->mask, 0, sizeof h->mask);
 }
 

@@ -41,16 +41,18 @@ static uint64_t key_of(int64_t d)
 }
 
 /* The bucket the structure must put key in, computed the plain way: the
- * highest base-64 digit in which key and last differ (0 when equal), and
+ * highest digit (TIDE__TQ_BITS wide) in which key and last differ (0 when equal), and
  * key's digit there. */
 static unsigned bucket_of(uint64_t key, uint64_t last)
 {
+    const unsigned bits = TIDE__TQ_BITS;
+    const uint64_t digit = (UINT64_C(1) << bits) - 1;
     unsigned level = 0, l;
 
     for (l = 0; l < TIDE__TQ_LEVELS; l++)
-        if (((key >> (6 * l)) & 63) != ((last >> (6 * l)) & 63))
+        if (((key >> (bits * l)) & digit) != ((last >> (bits * l)) & digit))
             level = l;
-    return level * 64 + (unsigned)((key >> (6 * level)) & 63);
+    return (level << bits) + (unsigned)((key >> (bits * level)) & digit);
 }
 
 /* Every structural promise of the structure, checked in full: the near
@@ -78,7 +80,7 @@ static void check_heap(const tide__heap *h)
     }
     if (!h->s) {
         assert_int_equal(h->n, h->nv);
-        assert_int_equal(h->levels, 0);
+        assert_int_equal(h->words, 0);
         return;
     }
     assert_true(h->ns <= h->scap);
@@ -89,7 +91,7 @@ static void check_heap(const tide__heap *h)
         int any = h->s[b].next != b;
         assert_int_equal(!!(h->mask[b / 64] & (UINT64_C(1) << (b % 64))), any);
         if (any)
-            assert_true(h->levels & (1u << (b / 64)));
+            assert_true(h->words & (UINT32_C(1) << (b / 64)));
         for (i = h->s[b].next; i != b; i = h->s[i].next) {
             const tide__tslot *e = &h->s[i];
             assert_true(i >= TIDE__TQ_HEADS && i < h->ns);
@@ -99,7 +101,7 @@ static void check_heap(const tide__heap *h)
             assert_true(key_of(e->t->deadline) == e->key);
             assert_true(e->key >= h->last);
             assert_int_equal(bucket_of(e->key, h->last), b);
-            if (b < 64 && prev != b)
+            if (b < (1u << TIDE__TQ_BITS) && prev != b)
                 assert_true(e->key == h->s[prev].key);
             /* equal keys in arming order within a bucket */
             if (e->t->deadline == lastd)
@@ -111,8 +113,8 @@ static void check_heap(const tide__heap *h)
         }
         assert_int_equal(h->s[b].prev, prev);
     }
-    for (b = 0; b < TIDE__TQ_LEVELS; b++)
-        assert_int_equal(!!(h->levels & (1u << b)), h->mask[b] != 0);
+    for (b = 0; b < TIDE__TQ_WORDS; b++)
+        assert_int_equal(!!(h->words & (UINT32_C(1) << b)), h->mask[b] != 0);
     for (i = h->free; i; i = h->s[i].next) {
         assert_true(i >= TIDE__TQ_HEADS && i < h->ns);
         assert_null(h->s[i].t);
@@ -347,10 +349,10 @@ static void test_grow_enomem(void **state)
     assert_null(tide__heap_min(&h));
     g_fail_malloc = 0;
     for (i = 0; i < FIRST; i++)
-        push(&h, &m[i], 1000 - i, &order);
+        push(&h, &m[i], 100000 - i, &order);
     /* the slot array is full: growing it fails */
     g_fail_malloc = 1;
-    m[FIRST].t.deadline = 2000;
+    m[FIRST].t.deadline = 200000;
     m[FIRST].t.idx = TIDE__NOT_IN_HEAP;
     assert_int_equal(tide__heap_push(&h, &m[FIRST].t), -ENOMEM);
     assert_int_equal(m[FIRST].t.idx, TIDE__NOT_IN_HEAP);
@@ -367,7 +369,7 @@ static void test_grow_enomem(void **state)
     assert_int_equal(h.nv, 0);
     check_heap(&h);
     g_fail_malloc = 0;
-    push(&h, &m[FIRST], 2000, &order);
+    push(&h, &m[FIRST], 200000, &order);
     push(&h, &m[FIRST + 1], 0, &order);
     assert_true(m[FIRST + 1].t.idx & TIDE__IN_NEAR);
     check_heap(&h);
