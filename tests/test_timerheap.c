@@ -382,6 +382,161 @@ static void test_grow_enomem(void **state)
     tide__heap_free(&h);
 }
 
+/* Pops everything and checks the order against want[] (indices into m). */
+static void pop_expect(tide__heap *h, mnode *m, const int *want, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        tide__tnode *t = heap_pop(h);
+        assert_non_null(t);
+        assert_int_equal((int)((mnode *)t - m), want[i]);
+        check_heap(h);
+    }
+    assert_null(heap_pop(h));
+}
+
+/* Keys below the radix part's base go to the near heap, which comes first;
+ * a key equal to the base or above it goes to the buckets; FIFO holds in
+ * both, and cancels in the near heap keep it ordered. */
+static void test_keys_below_base(void **state)
+{
+    static const int want[] = {6, 3, 5, 9, 0, 4, 7, 1, 2};
+    mnode m[10];
+    tide__heap h;
+    uint64_t order = 0;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    memset(m, 0, sizeof m);
+    push(&h, &m[0], 100, &order);
+    push(&h, &m[1], 200, &order);
+    push(&h, &m[2], 300, &order);
+    assert_ptr_equal(tide__heap_min(&h), &m[0].t); /* the base moves to 100 */
+    assert_true(h.last == key_of(100));
+    push(&h, &m[3], 50, &order);  /* below: near heap */
+    push(&h, &m[4], 100, &order); /* equal to the base: after m[0] */
+    push(&h, &m[5], 50, &order);  /* near, after m[3] */
+    push(&h, &m[6], -7, &order);  /* near, a negative deadline */
+    push(&h, &m[7], 150, &order);
+    push(&h, &m[8], 60, &order);
+    push(&h, &m[9], 50, &order);
+    assert_true(m[3].t.idx & TIDE__IN_NEAR);
+    assert_false(m[4].t.idx & TIDE__IN_NEAR);
+    assert_false(m[7].t.idx & TIDE__IN_NEAR);
+    check_heap(&h);
+    tide__heap_remove(&h, &m[8].t); /* cancel in the near heap */
+    check_heap(&h);
+    {
+        int64_t d;
+        assert_ptr_equal(tide__heap_first(&h, &d), &m[6].t);
+        assert_true(d == -7);
+    }
+    pop_expect(&h, m, want, 9);
+    tide__heap_free(&h);
+}
+
+/* Equal keys that reach their bucket by different roads: armed while the
+ * base was far below (a high bucket, then dealt out once or more), armed
+ * after the base moved closer (straight into a lower bucket), and armed
+ * once the key is the base itself (level 0).  They must come out in
+ * arming order, with cancels among them. */
+static void test_equal_keys_across_redistribution(void **state)
+{
+    enum { K = (1 << 30) + 12345 };
+    static const int64_t steps[] = {1, 1 << 9, (1 << 17) + 3, (1 << 25) + 77, K - 1};
+    static const int want[] = {0, 2, 3, 4, 6, 7};
+    mnode m[8], small[5];
+    tide__heap h;
+    uint64_t order = 0;
+    int i, k = 0;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    memset(m, 0, sizeof m);
+    memset(small, 0, sizeof small);
+    push(&h, &m[k++], K, &order);
+    for (i = 0; i < 5; i++) {
+        /* a smaller key moves the base up to it when popped */
+        push(&h, &small[i], steps[i], &order);
+        if (i == 2)
+            push(&h, &m[k++], K, &order); /* same key, while the base is low */
+        assert_ptr_equal(heap_pop(&h), &small[i].t);
+        assert_true(h.last == key_of(steps[i]));
+        push(&h, &m[k++], K, &order);
+        check_heap(&h);
+    }
+    /* m[0..6] armed; the base is K - 1: K sits on level 0 */
+    tide__heap_remove(&h, &m[1].t);
+    tide__heap_remove(&h, &m[5].t);
+    assert_ptr_equal(tide__heap_min(&h), &m[0].t);
+    push(&h, &m[7], K, &order); /* armed now for the key at the front */
+    check_heap(&h);
+    pop_expect(&h, m, want, 6);
+    tide__heap_free(&h);
+}
+
+/* A bucket emptied by cancels clears its bit, so the next lowest bucket is
+ * found; a bucket of one timer and one of many both deal out right. */
+static void test_buckets_emptied_by_cancels(void **state)
+{
+    enum { N = 64 };
+    mnode m[3 * N];
+    tide__heap h;
+    uint64_t order = 0;
+    int i;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    memset(m, 0, sizeof m);
+    push(&h, &m[0], 0, &order);
+    assert_ptr_equal(heap_pop(&h), &m[0].t); /* base 0 */
+    for (i = 0; i < N; i++) /* one high bucket: [2^40, 2^40 + N) */
+        push(&h, &m[i], ((int64_t)1 << 40) + i, &order);
+    for (i = 0; i < N; i++) /* a lower one: around 2^24 */
+        push(&h, &m[N + i], ((int64_t)1 << 24) + 1000 * i, &order);
+    push(&h, &m[2 * N], (int64_t)1 << 48, &order); /* alone, higher still */
+    check_heap(&h);
+    for (i = 0; i < N; i++) { /* empty the lower bucket by cancels */
+        tide__heap_remove(&h, &m[N + i].t);
+        check_heap(&h);
+    }
+    for (i = 0; i < N; i += 2) /* half of the high one too */
+        tide__heap_remove(&h, &m[i].t);
+    check_heap(&h);
+    for (i = 1; i < N; i += 2) {
+        assert_ptr_equal(heap_pop(&h), &m[i].t);
+        check_heap(&h);
+    }
+    assert_ptr_equal(heap_pop(&h), &m[2 * N].t);
+    assert_null(heap_pop(&h));
+    assert_int_equal(h.words, 0);
+    tide__heap_free(&h);
+}
+
+/* The whole range of keys: negative deadlines, INT64_MIN and INT64_MAX,
+ * each key's bucket checked against the plain computation throughout. */
+static void test_extreme_keys(void **state)
+{
+    static const int64_t d[] = {INT64_MAX, INT64_MIN, 0, -1, 1, INT64_MAX - 1, INT64_MIN + 1,
+                                (int64_t)1 << 62, -((int64_t)1 << 62), INT64_MAX, INT64_MIN};
+    enum { N = sizeof d / sizeof d[0] };
+    static const int want[N] = {1, 10, 6, 8, 3, 2, 4, 7, 5, 0, 9};
+    mnode m[N];
+    tide__heap h;
+    uint64_t order = 0;
+    int i;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    memset(m, 0, sizeof m);
+    for (i = 0; i < N; i++)
+        push(&h, &m[i], d[i], &order);
+    check_heap(&h);
+    pop_expect(&h, m, want, N);
+    tide__heap_free(&h);
+}
+
 /* Through the loop: callbacks armed on virtual time fire in (deadline,
  * arming order), each at its own virtual time, with cancels in the middle
  * and a timer armed from a callback for the current instant. */
@@ -440,6 +595,10 @@ int main(void)
         cmocka_unit_test(test_cycles_reuse),
         cmocka_unit_test(test_far_and_near_growth),
         cmocka_unit_test(test_grow_enomem),
+        cmocka_unit_test(test_keys_below_base),
+        cmocka_unit_test(test_equal_keys_across_redistribution),
+        cmocka_unit_test(test_buckets_emptied_by_cancels),
+        cmocka_unit_test(test_extreme_keys),
         cmocka_unit_test(test_loop_order_and_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
