@@ -103,12 +103,13 @@ typedef struct tide__hent {
     tide__tnode *t;
 } tide__hent;
 
-/* A slot of the radix part: the key (the deadline with its sign bit
- * flipped, so unsigned order is deadline order), the node, and the links
- * of its bucket's list.  The first TIDE__TQ_HEADS slots are the lists'
- * heads. */
+/* A slot of the far part: the key (the deadline with its sign bit
+ * flipped, so unsigned order is deadline order), the insertion number, the
+ * node, and the links of its bucket's list.  The first TIDE__TQ_HEADS slots
+ * are the lists' heads; a head's key counts the timers in its bucket. */
 typedef struct tide__tslot {
     uint64_t key;
+    uint64_t seq;
     tide__tnode *t;
     uint32_t next, prev;
 } tide__tslot;
@@ -117,12 +118,15 @@ typedef struct tide__tslot {
 #define TIDE__TQ_LEVELS ((64 + TIDE__TQ_BITS - 1) / TIDE__TQ_BITS)
 #define TIDE__TQ_HEADS (TIDE__TQ_LEVELS << TIDE__TQ_BITS)
 #define TIDE__TQ_WORDS (TIDE__TQ_HEADS / 64) /* words of the bucket bitmap */
+#define TIDE__TQ_SPLIT 64 /* a bucket of more timers is split, not heaped */
 
 /* The timers of a loop, ordered by (deadline, seq) (timer.c, docs/timers.md):
- * a radix heap on base-256 digits (bucket (L, d) holds the keys whose
- * highest digit that differs from `last` is digit L, and whose digit L is
- * d; at level 0 a bucket holds one key), each bucket an index-linked FIFO
- * list of slots, plus a small 4-ary heap for the keys below `last`. */
+ * a near heap (4-ary, by (deadline, seq)) for the keys below `w`, and a far
+ * part for the others: a radix heap on base-256 digits (bucket (L, d) holds
+ * the keys whose highest digit that differs from `last` is digit L, and
+ * whose digit L is d), each bucket an index-linked list of slots.  When the
+ * near heap is empty, the lowest bucket is moved into it (or, when it holds
+ * more than TIDE__TQ_SPLIT, split into lower buckets first). */
 typedef struct tide__heap {
     tide__tslot *s;  /* slots: TIDE__TQ_HEADS list heads, then timers, free ones */
     uint32_t ns;     /* slots ever used (the high-water mark) */
@@ -131,10 +135,12 @@ typedef struct tide__heap {
     uint32_t words;  /* bit w: mask[w] is not 0 */
     uint64_t mask[TIDE__TQ_WORDS]; /* bit b % 64 of word b / 64: bucket b
                                     * (= L << TIDE__TQ_BITS | d) has timers */
-    uint64_t last;   /* every key of the radix part is >= last */
-    tide__hent *v;   /* the near heap: keys < last */
+    uint64_t last;   /* every key of the far part is >= last */
+    uint64_t w;      /* near keys < w <= far keys; last <= w */
+    tide__hent *v;   /* the near heap; vcap >= n, so moving needs no memory */
     uint32_t nv, vcap;
     uint32_t n;      /* timers armed, in both parts */
+    uint32_t split;  /* TIDE__TQ_SPLIT, or another size (tests; 0: default) */
     uint64_t seq;
 } tide__heap;
 
@@ -143,30 +149,22 @@ int tide__heap_push(tide__heap *h, tide__tnode *t);
 /* Disarms t, which must be armed. */
 void tide__heap_remove(tide__heap *h, tide__tnode *t);
 void tide__heap_free(tide__heap *h);
-/* Deals out the lowest bucket b (not on level 0); returns the lowest
- * bucket after, which is on level 0 (timer.c). */
-uint32_t tide__heap_redistribute(tide__heap *h, uint32_t b);
+/* The near heap is empty and the far part is not: moves the lowest
+ * bucket's timers into the near heap (timer.c). */
+void tide__heap_refill(tide__heap *h);
 
 /* The earliest timer and its deadline (*deadline), or NULL when none.  It
- * may move timers between buckets, so it takes the heap writable. */
+ * may move timers from the far part to the near heap, so it takes the heap
+ * writable. */
 static inline tide__tnode *tide__heap_first(tide__heap *h, int64_t *deadline)
 {
-    uint32_t w, b, i;
-
-    if (TIDE__UNLIKELY(h->nv)) { /* the near heap's keys are below the rest */
-        *deadline = h->v[0].deadline;
-        return h->v[0].t;
+    if (TIDE__UNLIKELY(!h->nv)) {
+        if (!h->n)
+            return NULL;
+        tide__heap_refill(h);
     }
-    if (!h->n)
-        return NULL;
-    w = (uint32_t)__builtin_ctz(h->words);
-    b = w * 64 + (uint32_t)__builtin_ctzll(h->mask[w]);
-    if (TIDE__UNLIKELY(b >> TIDE__TQ_BITS))
-        b = tide__heap_redistribute(h, b);
-    /* a bucket of level 0 holds one key: its first timer was armed first */
-    i = h->s[b].next;
-    *deadline = (int64_t)(h->s[i].key ^ (UINT64_C(1) << 63));
-    return h->s[i].t;
+    *deadline = h->v[0].deadline;
+    return h->v[0].t;
 }
 
 static inline tide__tnode *tide__heap_min(tide__heap *h)

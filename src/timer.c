@@ -1,37 +1,39 @@
 /*
- * Timers: a radix heap with FIFO buckets, plus a small 4-ary heap for
- * deadlines below its base (docs/timers.md).
+ * Timers: a near heap for the next deadlines, and a radix heap for the far
+ * ones (docs/timers.md).
  *
- * The radix part keeps a base, `last`, that is at most every key in it, and
- * 65 buckets: bucket 0 holds the keys equal to last, bucket b > 0 those
- * whose highest bit that differs from last is bit b-1.  Arming is O(1): an
- * xor, a count of leading zeros, and an append to that bucket's list.
- * Cancelling is O(1): an unlink.  The earliest timer is in bucket 0; when
- * that is empty, the lowest bucket that is not is scanned for its least
- * key, which becomes the new base, and its timers are dealt out again into
- * lower buckets (each timer only ever moves down, so at most 64 times, in
- * practice two or three).  The keys of the buckets above keep their
- * buckets: the new base shares their high bits with the old one.
+ * Every armed timer is in one of two parts, split at a key `w`:
  *
- * FIFO among equal deadlines needs no comparison of insertion numbers:
- * equal keys always share a bucket, a bucket is a list that is appended to
- * in arming order, an unlink keeps the order of the rest, and dealing a
- * bucket out walks it in order into buckets that were empty.  So in every
- * bucket, timers with equal keys sit in arming order, and bucket 0 (one
- * key) is a plain queue.
+ * - the near heap, a 4-ary min-heap of {deadline, seq, node} by (deadline,
+ *   seq), holds the keys below w.  seq counts insertions, so equal
+ *   deadlines fire in the order they were armed (FIFO).  The node stores
+ *   its position there (TIDE__IN_NEAR | i), so cancelling is O(log n).
+ *   Its earliest entry is the earliest timer of all.
  *
- * The lists are linked by slot numbers through one dense array of slots
- * {key, node, next, prev}: walking a bucket reads that array and never the
- * nodes, which live in task structs all over memory.  A node stores its
- * slot, which never changes while it is armed, so the node is written only
- * when it is armed and disarmed.  Slots are recycled through a free list;
- * the array grows (amortized, on arming only) to the peak number armed.
+ * - the far part holds the keys at w and above, in a radix heap: a base
+ *   `last` (at most every key in it) and 8 levels of 256 buckets.  Bucket
+ *   (L, d) holds the keys whose highest base-256 digit that differs from
+ *   last's is digit L, and whose digit L is d.  Lower buckets hold lower
+ *   keys.  Arming is O(1): an xor, a count of leading zeros and an append
+ *   to the bucket's list.  Cancelling is O(1): an unlink.  The lists are
+ *   linked by slot numbers through one dense array of slots {key, seq,
+ *   node, next, prev}: moving timers between buckets reads that array, not
+ *   the nodes (which live in task structs all over memory).  A node stores
+ *   its slot, which does not change while it is in the far part.
  *
- * A key below the base (a deadline already in the past of the radix part,
- * e.g. one armed after the base moved to the next deadline) goes to the
- * near heap: a 4-ary min-heap by (deadline, seq).  Its keys are all below
- * last, and last moves only when the near heap is empty, so the near heap's
- * least is the least of all whenever it has any.
+ * When the near heap is empty, the lowest bucket that holds timers is moved
+ * into it, and w goes just past the greatest key moved.  A bucket of more
+ * than TIDE__TQ_SPLIT timers is first split: its least key becomes the new
+ * base and its timers are dealt out into lower buckets (each timer only
+ * moves down, and the lowest bucket is then one of the new ones).  So a
+ * timer is armed in O(1), moved at most a few times (in the dense virtual
+ * hour, once: straight from the bucket it was armed in to the heap), and
+ * the heap holds a few hundred timers at most beyond those armed below w,
+ * which keeps its sifts short and inside a few cache lines.
+ *
+ * The near heap's array always has room for every armed timer (it grows
+ * when a timer is armed, which is where -ENOMEM can come from), so moving
+ * timers into it never allocates and cannot fail.
  */
 #include "tide_int.h"
 
@@ -94,27 +96,30 @@ static void sift_down(tide__heap *h, uint32_t i, tide__hent e)
     place(h, i, e);
 }
 
-static TIDE__NOINLINE int near_push(tide__heap *h, tide__tnode *t)
+/* Room in the near heap for one more timer than are armed: 0 or -ENOMEM. */
+static TIDE__NOINLINE int near_grow(tide__heap *h)
+{
+    uint32_t cap = h->vcap ? h->vcap * 2 : 64;
+    tide__hent *v;
+
+    if (cap > TIDE__IN_NEAR)
+        return -ENOMEM;
+    v = tide__realloc(h->v, (size_t)cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    h->v = v;
+    h->vcap = cap;
+    return 0;
+}
+
+static inline void near_add(tide__heap *h, int64_t deadline, uint64_t seq, tide__tnode *t)
 {
     tide__hent e;
 
-    if (h->nv == h->vcap) {
-        uint32_t cap = h->vcap ? h->vcap * 2 : 64;
-        tide__hent *v;
-        if (cap > TIDE__IN_NEAR)
-            return -ENOMEM;
-        v = tide__realloc(h->v, (size_t)cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        h->v = v;
-        h->vcap = cap;
-    }
-    t->seq = h->seq++;
-    e.deadline = t->deadline;
-    e.seq = t->seq;
+    e.deadline = deadline;
+    e.seq = seq;
     e.t = t;
     sift_up(h, h->nv++, e);
-    return 0;
 }
 
 static void near_remove(tide__heap *h, uint32_t i)
@@ -129,7 +134,7 @@ static void near_remove(tide__heap *h, uint32_t i)
         sift_down(h, i, last);
 }
 
-/* ----------------------------------------------------------- radix part */
+/* ------------------------------------------------------------- far part */
 
 #define SIGN (UINT64_C(1) << 63)
 
@@ -173,6 +178,14 @@ static inline void link_tail(tide__tslot *s, uint32_t b, uint32_t i)
     s[i].next = b;
     s[tail].next = i;
     s[b].prev = i;
+    s[b].key++;
+}
+
+static inline void slot_put(tide__heap *h, uint32_t i)
+{
+    h->s[i].t = NULL;
+    h->s[i].next = h->free;
+    h->free = i;
 }
 
 /* No free slot: a fresh one, growing the array when it is full (out of
@@ -191,6 +204,7 @@ static TIDE__NOINLINE uint32_t slot_new(tide__heap *h)
             for (b = 0; b < TIDE__TQ_HEADS; b++) {
                 s[b].next = s[b].prev = b;
                 s[b].key = 0;
+                s[b].seq = 0;
                 s[b].t = NULL;
             }
             h->ns = TIDE__TQ_HEADS;
@@ -216,21 +230,27 @@ int tide__heap_push(tide__heap *h, tide__tnode *t)
     uint64_t key = key_of(t->deadline);
     uint32_t i, b;
 
-    if (h->n == 0) { /* empty: the base may go down (never up: see above) */
+    if (TIDE__UNLIKELY(h->n >= h->vcap) && near_grow(h) < 0)
+        return -ENOMEM;
+    if (TIDE__UNLIKELY(h->n == 0)) { /* empty: the split may go down */
         if (key < h->last)
             h->last = key;
-    } else if (TIDE__UNLIKELY(key < h->last)) {
-        int rc = near_push(h, t);
-        if (rc == 0)
-            h->n++;
-        return rc;
+        if (key < h->w)
+            h->w = key;
+    }
+    if (key < h->w) {
+        t->seq = h->seq++;
+        near_add(h, t->deadline, t->seq, t);
+        h->n++;
+        return 0;
     }
     i = slot_get(h);
     if (TIDE__UNLIKELY(!i))
         return -ENOMEM;
-    t->seq = h->seq++;
+    t->seq = h->seq;
     t->idx = i;
     h->s[i].key = key;
+    h->s[i].seq = h->seq++;
     h->s[i].t = t;
     b = bucket_of(key, h->last);
     link_tail(h->s, b, i);
@@ -246,7 +266,7 @@ void tide__heap_remove(tide__heap *h, tide__tnode *t)
 
     t->idx = TIDE__NOT_IN_HEAP;
     h->n--;
-    if (TIDE__UNLIKELY(i & TIDE__IN_NEAR)) {
+    if (TIDE__LIKELY(i & TIDE__IN_NEAR)) {
         near_remove(h, i & ~TIDE__IN_NEAR);
         return;
     }
@@ -256,34 +276,23 @@ void tide__heap_remove(tide__heap *h, tide__tnode *t)
     s[next].prev = prev;
     if (prev == next && next < TIDE__TQ_HEADS)
         unmark(h, next); /* it was the bucket's only timer */
-    s[i].t = NULL;
-    s[i].next = h->free;
-    h->free = i;
+    s[bucket_of(s[i].key, h->last)].key--; /* its bucket, by the invariant */
+    slot_put(h, i);
 }
 
-/* Level 0 is empty and the radix part is not: the lowest bucket that holds
- * timers, b, gives the new base (its least key) and is dealt out below it.
- * Out of line: the common case of tide__heap_first stays small. */
-uint32_t tide__heap_redistribute(tide__heap *h, uint32_t b)
+/* Splits bucket b (L, d), L > 0: the start of its range becomes the base,
+ * and its timers go to the buckets below (by their next digits), in list
+ * order.  The buckets above keep their timers: the new base shares last's
+ * digits above L, and d is below their digits on level L. */
+static void split(tide__heap *h, uint32_t b)
 {
     tide__tslot *s = h->s;
-    uint64_t min, last;
-    uint32_t i = s[b].next, next;
+    unsigned shift = (b >> TIDE__TQ_BITS) * TIDE__TQ_BITS;
+    uint64_t last = h->last >> shift >> TIDE__TQ_BITS << TIDE__TQ_BITS << shift;
+    uint32_t i, next;
 
-    unmark(h, b);
-    if (s[i].next == b) { /* alone: it becomes the base, on level 0 */
-        uint32_t b0 = (uint32_t)(s[i].key & DIGITS);
-        h->last = s[i].key;
-        s[b].next = s[b].prev = b;
-        s[i].next = s[i].prev = b0;
-        s[b0].next = s[b0].prev = i;
-        mark(h, b0);
-        return b0;
-    }
-    for (min = s[i].key; i != b; i = s[i].next)
-        if (s[i].key < min)
-            min = s[i].key;
-    h->last = last = min;
+    last |= (uint64_t)(b & DIGITS) << shift;
+    h->last = h->w = last;
     for (i = s[b].next; i != b; i = next) {
         uint32_t nb = bucket_of(s[i].key, last);
         next = s[i].next;
@@ -291,7 +300,40 @@ uint32_t tide__heap_redistribute(tide__heap *h, uint32_t b)
         mark(h, nb);
     }
     s[b].next = s[b].prev = b;
-    return (uint32_t)(min & DIGITS); /* the least key is on level 0 now */
+    s[b].key = 0;
+    unmark(h, b);
+}
+
+void tide__heap_refill(tide__heap *h)
+{
+    tide__tslot *s = h->s;
+    uint32_t limit = h->split ? h->split : TIDE__TQ_SPLIT, b, i, next, w;
+    uint64_t max;
+
+    for (;;) {
+        w = (uint32_t)__builtin_ctz(h->words);
+        b = w * 64 + (uint32_t)__builtin_ctzll(h->mask[w]);
+        if (s[b].key <= limit || b <= DIGITS) /* level 0: one key */
+            break;
+        split(h, b);
+    }
+    for (max = 0, i = s[b].next; i != b; i = next) {
+        next = s[i].next;
+        if (s[i].key > max)
+            max = s[i].key;
+        near_add(h, deadline_of(s[i].key), s[i].seq, s[i].t);
+        slot_put(h, i);
+    }
+    /* Every other far key is above this bucket's range, so above max: the
+     * split goes just past it, and what is armed later beyond the timers
+     * moved stays in the far part, however wide the bucket's range was.
+     * At the top of the key space w saturates at UINT64_MAX, which the near
+     * heap may then hold too; that keeps the order, since a far timer with
+     * that key was armed after every near one. */
+    h->w = max == UINT64_MAX ? max : max + 1;
+    s[b].next = s[b].prev = b;
+    s[b].key = 0;
+    unmark(h, b);
 }
 
 void tide__heap_free(tide__heap *h)
@@ -333,7 +375,7 @@ void tide__timers_run(tide_loop *loop)
     tide__tnode *tn;
     int64_t dl;
 
-    /* The key is read from the slots: the node only when it fires. */
+    /* The key is read from the heap array: the node only when it fires. */
     while ((tn = tide__heap_first(h, &dl)) && dl <= loop->now) {
         tide__heap_remove(h, tn);
         tide__loop_unref(loop);

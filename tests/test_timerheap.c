@@ -55,24 +55,63 @@ static unsigned bucket_of(uint64_t key, uint64_t last)
     return (level << bits) + (unsigned)((key >> (bits * level)) & digit);
 }
 
+/* The split size the tests run with: 0 (the default, TIDE__TQ_SPLIT) or 1,
+ * which splits every bucket of two timers or more down to level 0 before
+ * it is moved into the near heap (each test runs both ways). */
+static uint32_t g_split;
+
+static int split_default(void **state)
+{
+    (void)state;
+    g_split = 0;
+    return 0;
+}
+
+static int split_always(void **state)
+{
+    (void)state;
+    g_split = 1;
+    return 0;
+}
+
+static int g_fail_malloc;
+
+/* After each test, even a failed one: the plain allocator again. */
+static int restore_allocator(void **state)
+{
+    (void)state;
+    g_fail_malloc = 0;
+    return tide_replace_allocator(malloc, realloc, calloc, free);
+}
+
+static void heap_init(tide__heap *h)
+{
+    memset(h, 0, sizeof *h);
+    h->split = g_split;
+}
+
 /* Every structural promise of the structure, checked in full: the near
- * heap's order, positions and keys (all below the base); the radix part's
- * lists (links both ways, each slot in the bucket its key and the base
- * give, every key at least the base, one key per level-0 bucket, the
- * masks set exactly for the buckets that hold timers, the node's slot and
- * key, equal keys in arming order), the free list, and the count. */
+ * heap's order, positions and keys (all below w), and room in its array for
+ * every armed timer; the far part's lists (links both ways, each slot in
+ * the bucket its key and the base give, every key at least w and the base,
+ * one key per level-0 bucket, the counts in the heads, the masks set
+ * exactly for the buckets that hold timers, the node's slot, key and seq,
+ * equal keys in arming order), the free list, and the count. */
 static void check_heap(const tide__heap *h)
 {
     uint32_t i, seen = 0, nfree = 0;
     unsigned b;
 
     assert_true(h->nv <= h->vcap);
+    assert_true(h->n <= h->vcap);
+    assert_true(h->last <= h->w);
     for (i = 0; i < h->nv; i++) {
         const tide__hent *e = &h->v[i];
         assert_int_equal(e->t->idx, TIDE__IN_NEAR | i);
         assert_true(e->t->deadline == e->deadline);
         assert_true(e->t->seq == e->seq);
-        assert_true(key_of(e->deadline) < h->last);
+        /* below w; at the very top, w = UINT64_MAX may equal a near key */
+        assert_true(key_of(e->deadline) < h->w || h->w == UINT64_MAX);
         if (i > 0) {
             const tide__hent *p = &h->v[(i - 1) / 4];
             assert_true(p->deadline < e->deadline || (p->deadline == e->deadline && p->seq < e->seq));
@@ -85,7 +124,7 @@ static void check_heap(const tide__heap *h)
     }
     assert_true(h->ns <= h->scap);
     for (b = 0; b < TIDE__TQ_HEADS; b++) {
-        uint32_t prev = b;
+        uint32_t prev = b, count = 0;
         int64_t lastd = INT64_MIN;
         uint64_t lastseq = 0;
         int any = h->s[b].next != b;
@@ -99,7 +138,9 @@ static void check_heap(const tide__heap *h)
             assert_non_null(e->t);
             assert_int_equal(e->t->idx, i);
             assert_true(key_of(e->t->deadline) == e->key);
+            assert_true(e->t->seq == e->seq);
             assert_true(e->key >= h->last);
+            assert_true(e->key >= h->w);
             assert_int_equal(bucket_of(e->key, h->last), b);
             if (b < (1u << TIDE__TQ_BITS) && prev != b)
                 assert_true(e->key == h->s[prev].key);
@@ -109,9 +150,11 @@ static void check_heap(const tide__heap *h)
             lastd = e->t->deadline;
             lastseq = e->t->seq;
             prev = i;
+            count++;
             assert_true(++seen <= h->ns);
         }
         assert_int_equal(h->s[b].prev, prev);
+        assert_true(h->s[b].key == count);
     }
     for (b = 0; b < TIDE__TQ_WORDS; b++)
         assert_int_equal(!!(h->words & (UINT32_C(1) << b)), h->mask[b] != 0);
@@ -165,7 +208,7 @@ static void test_random_against_model(void **state)
     int op;
 
     (void)state;
-    memset(&h, 0, sizeof h);
+    heap_init(&h);
     assert_non_null(m);
     for (op = 0; op < N; op++)
         m[op].t.idx = TIDE__NOT_IN_HEAP;
@@ -224,7 +267,7 @@ static void test_equal_deadlines_fifo(void **state)
     int i, last = -1;
 
     (void)state;
-    memset(&h, 0, sizeof h);
+    heap_init(&h);
     assert_non_null(m);
     for (i = 0; i < N; i++)
         push(&h, &m[i], 42, &order);
@@ -263,7 +306,7 @@ static void test_cycles_reuse(void **state)
     int r, i;
 
     (void)state;
-    memset(&h, 0, sizeof h);
+    heap_init(&h);
     memset(m, 0, sizeof m);
     for (r = 0; r < ROUNDS; r++) {
         for (i = 0; i < N; i++)
@@ -294,7 +337,7 @@ static void test_far_and_near_growth(void **state)
     int i;
 
     (void)state;
-    memset(&h, 0, sizeof h);
+    heap_init(&h);
     assert_non_null(m);
     push(&h, &m[N], INT64_MAX, &order);
     for (i = 0; i < N; i++)
@@ -316,7 +359,6 @@ static void test_far_and_near_growth(void **state)
 
 /* Out of memory while growing: the push fails with -ENOMEM and leaves the
  * heap as it was; it works again once memory is back. */
-static int g_fail_malloc;
 
 static void *fail_malloc(size_t n)
 {
@@ -330,16 +372,17 @@ static void *fail_realloc(void *p, size_t n)
 
 static void test_grow_enomem(void **state)
 {
-    enum { FIRST = TIDE__TQ_HEADS }; /* timers the first slot array holds */
-    mnode m[FIRST + 2];
+    enum { NEAR = 100, FAR = TIDE__TQ_HEADS }; /* the first slot array holds FAR timers */
+    mnode *m = calloc(NEAR + FAR + 2, sizeof *m);
     tide__heap h;
     uint64_t order = 0;
     int i;
 
     (void)state;
-    memset(&h, 0, sizeof h);
-    memset(m, 0, sizeof m);
+    heap_init(&h);
+    assert_non_null(m);
     assert_int_equal(tide_replace_allocator(fail_malloc, fail_realloc, calloc, free), 0);
+    /* the first arming needs both arrays */
     g_fail_malloc = 1;
     m[0].t.deadline = 5;
     m[0].t.idx = TIDE__NOT_IN_HEAP;
@@ -348,36 +391,71 @@ static void test_grow_enomem(void **state)
     assert_int_equal(h.n, 0);
     assert_null(tide__heap_min(&h));
     g_fail_malloc = 0;
-    for (i = 0; i < FIRST; i++)
-        push(&h, &m[i], 100000 - i, &order);
-    /* the slot array is full: growing it fails */
-    g_fail_malloc = 1;
-    m[FIRST].t.deadline = 200000;
-    m[FIRST].t.idx = TIDE__NOT_IN_HEAP;
-    assert_int_equal(tide__heap_push(&h, &m[FIRST].t), -ENOMEM);
-    assert_int_equal(m[FIRST].t.idx, TIDE__NOT_IN_HEAP);
-    assert_int_equal(h.n, FIRST);
+    /* NEAR timers moved into the near heap, then FAR in the far part */
+    for (i = 0; i < NEAR; i++)
+        push(&h, &m[i], 10, &order);
+    assert_ptr_equal(tide__heap_min(&h), &m[0].t);
+    assert_int_equal(h.nv, NEAR);
+    for (i = NEAR; i < NEAR + FAR; i++)
+        push(&h, &m[i], 1000000000 + i, &order);
     check_heap(&h);
-    /* the base moves to the least key; a key below it needs the near heap,
-     * whose first array cannot be had either */
-    assert_ptr_equal(tide__heap_min(&h), &m[FIRST - 1].t);
-    m[FIRST + 1].t.deadline = 0;
-    m[FIRST + 1].t.idx = TIDE__NOT_IN_HEAP;
-    assert_int_equal(tide__heap_push(&h, &m[FIRST + 1].t), -ENOMEM);
-    assert_int_equal(m[FIRST + 1].t.idx, TIDE__NOT_IN_HEAP);
-    assert_int_equal(h.n, FIRST);
-    assert_int_equal(h.nv, 0);
+    /* the slot array is full (the near array has room): growing it fails */
+    assert_true(h.vcap > h.n);
+    g_fail_malloc = 1;
+    m[NEAR + FAR].t.deadline = 2000000000;
+    m[NEAR + FAR].t.idx = TIDE__NOT_IN_HEAP;
+    assert_int_equal(tide__heap_push(&h, &m[NEAR + FAR].t), -ENOMEM);
+    assert_int_equal(m[NEAR + FAR].t.idx, TIDE__NOT_IN_HEAP);
+    assert_int_equal(h.n, NEAR + FAR);
     check_heap(&h);
     g_fail_malloc = 0;
-    push(&h, &m[FIRST], 200000, &order);
-    push(&h, &m[FIRST + 1], 0, &order);
-    assert_true(m[FIRST + 1].t.idx & TIDE__IN_NEAR);
+    push(&h, &m[NEAR + FAR], 2000000000, &order);
+    push(&h, &m[NEAR + FAR + 1], 7, &order); /* below w: the near heap */
+    assert_true(m[NEAR + FAR + 1].t.idx & TIDE__IN_NEAR);
     check_heap(&h);
-    assert_ptr_equal(heap_pop(&h), &m[FIRST + 1].t);
-    for (i = FIRST - 1; i >= 0; i--)
+    assert_ptr_equal(heap_pop(&h), &m[NEAR + FAR + 1].t);
+    for (i = 0; i < NEAR + FAR + 1; i++)
         assert_ptr_equal(heap_pop(&h), &m[i].t);
-    assert_ptr_equal(heap_pop(&h), &m[FIRST].t);
     assert_null(heap_pop(&h));
+    assert_int_equal(tide_replace_allocator(malloc, realloc, calloc, free), 0);
+    tide__heap_free(&h);
+    free(m);
+}
+
+/* The near array grows with the number armed: when it cannot, arming fails
+ * with -ENOMEM and nothing changes, whichever part the timer was for. */
+static void test_near_grow_enomem(void **state)
+{
+    enum { N = 64 }; /* the first near array holds 64 */
+    mnode m[N + 1];
+    tide__heap h;
+    uint64_t order = 0;
+    int i;
+
+    (void)state;
+    heap_init(&h);
+    memset(m, 0, sizeof m);
+    assert_int_equal(tide_replace_allocator(fail_malloc, fail_realloc, calloc, free), 0);
+    for (i = 0; i < N; i++)
+        push(&h, &m[i], 1000 + i, &order);
+    assert_int_equal(h.vcap, N);
+    g_fail_malloc = 1;
+    m[N].t.deadline = 5000;
+    m[N].t.idx = TIDE__NOT_IN_HEAP;
+    assert_int_equal(tide__heap_push(&h, &m[N].t), -ENOMEM);
+    assert_int_equal(m[N].t.idx, TIDE__NOT_IN_HEAP);
+    assert_ptr_equal(tide__heap_min(&h), &m[0].t); /* moved into the near heap */
+    if (!g_split)
+        assert_int_equal(h.nv, N);
+    m[N].t.deadline = 1;
+    assert_int_equal(tide__heap_push(&h, &m[N].t), -ENOMEM);
+    assert_int_equal(h.n, N);
+    check_heap(&h);
+    g_fail_malloc = 0;
+    push(&h, &m[N], 1, &order);
+    assert_ptr_equal(heap_pop(&h), &m[N].t);
+    for (i = 0; i < N; i++)
+        assert_ptr_equal(heap_pop(&h), &m[i].t);
     assert_int_equal(tide_replace_allocator(malloc, realloc, calloc, free), 0);
     tide__heap_free(&h);
 }
@@ -396,34 +474,42 @@ static void pop_expect(tide__heap *h, mnode *m, const int *want, int n)
     assert_null(heap_pop(h));
 }
 
-/* Keys below the radix part's base go to the near heap, which comes first;
- * a key equal to the base or above it goes to the buckets; FIFO holds in
- * both, and cancels in the near heap keep it ordered. */
-static void test_keys_below_base(void **state)
+/* Keys below w go to the near heap, keys at w and above to the far part;
+ * the near heap comes first, FIFO holds in both, and cancels in the near
+ * heap keep it ordered. */
+static void test_keys_below_w(void **state)
 {
-    static const int want[] = {6, 3, 5, 9, 0, 4, 7, 1, 2};
-    mnode m[10];
+    static const int want[] = {6, 3, 5, 9, 0, 4, 7, 1, 2, 10, 11};
+    mnode m[12];
     tide__heap h;
     uint64_t order = 0;
 
     (void)state;
-    memset(&h, 0, sizeof h);
+    heap_init(&h);
     memset(m, 0, sizeof m);
     push(&h, &m[0], 100, &order);
     push(&h, &m[1], 200, &order);
     push(&h, &m[2], 300, &order);
-    assert_ptr_equal(tide__heap_min(&h), &m[0].t); /* the base moves to 100 */
-    assert_true(h.last == key_of(100));
-    push(&h, &m[3], 50, &order);  /* below: near heap */
-    push(&h, &m[4], 100, &order); /* equal to the base: after m[0] */
-    push(&h, &m[5], 50, &order);  /* near, after m[3] */
-    push(&h, &m[6], -7, &order);  /* near, a negative deadline */
+    assert_ptr_equal(tide__heap_min(&h), &m[0].t); /* moved into the near heap */
+    if (!g_split) {
+        assert_int_equal(h.nv, 3);
+        assert_true(h.w == key_of(301));
+    }
+    push(&h, &m[3], 50, &order);  /* below w: near heap */
+    push(&h, &m[4], 100, &order); /* after m[0] */
+    push(&h, &m[5], 50, &order);  /* after m[3] */
+    push(&h, &m[6], -7, &order);  /* a negative deadline */
     push(&h, &m[7], 150, &order);
     push(&h, &m[8], 60, &order);
     push(&h, &m[9], 50, &order);
+    push(&h, &m[10], 301, &order); /* at w: far */
+    push(&h, &m[11], 400, &order);
     assert_true(m[3].t.idx & TIDE__IN_NEAR);
-    assert_false(m[4].t.idx & TIDE__IN_NEAR);
-    assert_false(m[7].t.idx & TIDE__IN_NEAR);
+    if (!g_split) {
+        assert_true(m[7].t.idx & TIDE__IN_NEAR);
+        assert_false(m[10].t.idx & TIDE__IN_NEAR);
+        assert_false(m[11].t.idx & TIDE__IN_NEAR);
+    }
     check_heap(&h);
     tide__heap_remove(&h, &m[8].t); /* cancel in the near heap */
     check_heap(&h);
@@ -432,7 +518,7 @@ static void test_keys_below_base(void **state)
         assert_ptr_equal(tide__heap_first(&h, &d), &m[6].t);
         assert_true(d == -7);
     }
-    pop_expect(&h, m, want, 9);
+    pop_expect(&h, m, want, 11);
     tide__heap_free(&h);
 }
 
@@ -452,7 +538,7 @@ static void test_equal_keys_across_redistribution(void **state)
     int i, k = 0;
 
     (void)state;
-    memset(&h, 0, sizeof h);
+    heap_init(&h);
     memset(m, 0, sizeof m);
     memset(small, 0, sizeof small);
     push(&h, &m[k++], K, &order);
@@ -462,11 +548,10 @@ static void test_equal_keys_across_redistribution(void **state)
         if (i == 2)
             push(&h, &m[k++], K, &order); /* same key, while the base is low */
         assert_ptr_equal(heap_pop(&h), &small[i].t);
-        assert_true(h.last == key_of(steps[i]));
         push(&h, &m[k++], K, &order);
         check_heap(&h);
     }
-    /* m[0..6] armed; the base is K - 1: K sits on level 0 */
+    /* m[0..6] armed, some of them moved already */
     tide__heap_remove(&h, &m[1].t);
     tide__heap_remove(&h, &m[5].t);
     assert_ptr_equal(tide__heap_min(&h), &m[0].t);
@@ -487,7 +572,7 @@ static void test_buckets_emptied_by_cancels(void **state)
     int i;
 
     (void)state;
-    memset(&h, 0, sizeof h);
+    heap_init(&h);
     memset(m, 0, sizeof m);
     push(&h, &m[0], 0, &order);
     assert_ptr_equal(heap_pop(&h), &m[0].t); /* base 0 */
@@ -528,7 +613,7 @@ static void test_extreme_keys(void **state)
     int i;
 
     (void)state;
-    memset(&h, 0, sizeof h);
+    heap_init(&h);
     memset(m, 0, sizeof m);
     for (i = 0; i < N; i++)
         push(&h, &m[i], d[i], &order);
@@ -590,15 +675,26 @@ static void test_loop_order_and_cancel(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random_against_model),
-        cmocka_unit_test(test_equal_deadlines_fifo),
-        cmocka_unit_test(test_cycles_reuse),
-        cmocka_unit_test(test_far_and_near_growth),
-        cmocka_unit_test(test_grow_enomem),
-        cmocka_unit_test(test_keys_below_base),
-        cmocka_unit_test(test_equal_keys_across_redistribution),
-        cmocka_unit_test(test_buckets_emptied_by_cancels),
-        cmocka_unit_test(test_extreme_keys),
+        cmocka_unit_test_setup_teardown(test_random_against_model, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_random_against_model, split_always, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_equal_deadlines_fifo, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_equal_deadlines_fifo, split_always, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_cycles_reuse, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_cycles_reuse, split_always, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_far_and_near_growth, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_far_and_near_growth, split_always, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_grow_enomem, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_grow_enomem, split_always, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_near_grow_enomem, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_near_grow_enomem, split_always, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_keys_below_w, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_keys_below_w, split_always, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_equal_keys_across_redistribution, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_equal_keys_across_redistribution, split_always, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_buckets_emptied_by_cancels, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_buckets_emptied_by_cancels, split_always, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_extreme_keys, split_default, restore_allocator),
+        cmocka_unit_test_setup_teardown(test_extreme_keys, split_always, restore_allocator),
         cmocka_unit_test(test_loop_order_and_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
