@@ -23,13 +23,13 @@
  *
  * When the near heap is empty, the lowest bucket that holds timers is moved
  * into it, and w goes just past the greatest key moved.  A bucket of more
- * than TIDE__TQ_SPLIT timers is first split: its least key becomes the new
- * base and its timers are dealt out into lower buckets (each timer only
- * moves down, and the lowest bucket is then one of the new ones).  So a
- * timer is armed in O(1), moved at most a few times (in the dense virtual
- * hour, once: straight from the bucket it was armed in to the heap), and
- * the heap holds a few hundred timers at most beyond those armed below w,
- * which keeps its sifts short and inside a few cache lines.
+ * than TIDE__TQ_SPLIT (512) timers is first split: the start of its range
+ * becomes the new base and its timers are dealt out into the buckets below
+ * by their next digits (each timer only moves down, and the lowest bucket
+ * is then one of the new ones).  So a timer is armed in O(1) and moved
+ * about once in the dense virtual hour (from the bucket it was armed in
+ * straight into the heap), and the heap holds at most a few hundred timers
+ * beyond those armed below w, which keeps its sifts short.
  *
  * The near heap's array always has room for every armed timer (it grows
  * when a timer is armed, which is where -ENOMEM can come from), so moving
