@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define NTASKS 10000
 #define HOUR_MS (3600LL * 1000)
@@ -128,6 +129,17 @@ int main(void)
 {
     double dense = 1e30, sparse = 1e30, ref = 1e30, ref1 = 1e30;
     long waits = 0;
+    const char *once = getenv("VCLOCK_ONCE");
+
+    /* VCLOCK_ONCE=dense|sparse|ref: one pass of that run, for callgrind
+     * (ref: as many yields a task as a dense run's waits, 12). */
+    if (once) {
+        int mode = !strcmp(once, "sparse") ? 1 : !strcmp(once, "ref") ? 2 : 0;
+        g_yields = 12;
+        double ns = run(mode, mode != 2);
+        printf("%s: %ld timed waits, %.1f ms\n", once, g_waits, ns / 1e6);
+        return 0;
+    }
 
     for (int r = 0; r < 3; r++) {
         dense = bench_min(dense, run(0, 1));

@@ -1,19 +1,46 @@
 /*
- * Timers: a 4-ary min-heap of intrusive nodes keyed by (deadline, seq).
+ * Timers: a near heap for the next deadlines, and a radix heap for the far
+ * ones (docs/timers.md).
  *
- * A 4-ary heap is shallower than a binary one (log4 n levels) and its four
- * children share a cache line or two, which pays off with the 10^5-10^6
- * timers of a busy server.  seq makes timers with equal deadlines fire in
- * the order they were added.  Every node knows its index, so cancelling is
- * O(log n) with no search.  Each entry keeps its key beside the node
- * pointer, so comparisons read the array alone; a variant that also kept
- * the index out of the nodes (a dense side table) was measured and lost:
- * more instructions, and the nodes a sift moves are the next to fire,
- * whose lines are wanted soon anyway (docs/timers.md).
+ * Every armed timer is in one of two parts, split at a key `w`:
+ *
+ * - the near heap, a 4-ary min-heap of {deadline, seq, node} by (deadline,
+ *   seq), holds the keys below w.  seq counts insertions, so equal
+ *   deadlines fire in the order they were armed (FIFO).  The node stores
+ *   its position there (TIDE__IN_NEAR | i), so cancelling is O(log n).
+ *   Its earliest entry is the earliest timer of all.
+ *
+ * - the far part holds the keys at w and above, in a radix heap: a base
+ *   `last` (at most every key in it) and 8 levels of 256 buckets.  Bucket
+ *   (L, d) holds the keys whose highest base-256 digit that differs from
+ *   last's is digit L, and whose digit L is d.  Lower buckets hold lower
+ *   keys.  Arming is O(1): an xor, a count of leading zeros and an append
+ *   to the bucket's list.  Cancelling is O(1): an unlink.  The lists are
+ *   linked by slot numbers through one dense array of slots {key, seq,
+ *   node, next, prev}: moving timers between buckets reads that array, not
+ *   the nodes (which live in task structs all over memory).  A node stores
+ *   its slot, which does not change while it is in the far part.
+ *
+ * When the near heap is empty, the lowest bucket that holds timers is moved
+ * into it, and w goes just past the greatest key moved.  A bucket of more
+ * than TIDE__TQ_SPLIT (512) timers is first split: the start of its range
+ * becomes the new base and its timers are dealt out into the buckets below
+ * by their next digits (each timer only moves down, and the lowest bucket
+ * is then one of the new ones).  So a timer is armed in O(1) and moved
+ * about once in the dense virtual hour (from the bucket it was armed in
+ * straight into the heap), and the heap holds at most a few hundred timers
+ * beyond those armed below w, which keeps its sifts short.
+ *
+ * The near heap's array always has room for every armed timer (it grows
+ * when a timer is armed, which is where -ENOMEM can come from), so moving
+ * timers into it never allocates and cannot fail.
  */
 #include "tide_int.h"
 
 #include <errno.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ near heap */
 
 static inline int before(const tide__hent *a, const tide__hent *b)
 {
@@ -23,7 +50,7 @@ static inline int before(const tide__hent *a, const tide__hent *b)
 static inline void place(tide__heap *h, uint32_t i, tide__hent e)
 {
     h->v[i] = e;
-    e.t->idx = i;
+    e.t->idx = TIDE__IN_NEAR | i;
 }
 
 static void sift_up(tide__heap *h, uint32_t i, tide__hent e)
@@ -48,7 +75,7 @@ static inline uint32_t least(const tide__hent *v, uint32_t a, uint32_t b)
 static void sift_down(tide__heap *h, uint32_t i, tide__hent e)
 {
     tide__hent *v = h->v;
-    uint32_t n = h->n;
+    uint32_t n = h->nv;
 
     for (;;) {
         uint32_t c = 4 * i + 1, best, k;
@@ -69,34 +96,37 @@ static void sift_down(tide__heap *h, uint32_t i, tide__hent e)
     place(h, i, e);
 }
 
-int tide__heap_push(tide__heap *h, tide__tnode *t)
+/* Room in the near heap for one more timer than are armed: 0 or -ENOMEM. */
+static TIDE__NOINLINE int near_grow(tide__heap *h)
 {
-    tide__hent e;
+    uint32_t cap = h->vcap ? h->vcap * 2 : 64;
+    tide__hent *v;
 
-    if (h->n == h->cap) {
-        uint32_t cap = h->cap ? h->cap * 2 : 64;
-        tide__hent *v = tide__realloc(h->v, (size_t)cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        h->v = v;
-        h->cap = cap;
-    }
-    t->seq = h->seq++;
-    e.deadline = t->deadline;
-    e.seq = t->seq;
-    e.t = t;
-    sift_up(h, h->n++, e);
+    if (cap > TIDE__IN_NEAR)
+        return -ENOMEM;
+    v = tide__realloc(h->v, (size_t)cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    h->v = v;
+    h->vcap = cap;
     return 0;
 }
 
-void tide__heap_remove(tide__heap *h, tide__tnode *t)
+static inline void near_add(tide__heap *h, int64_t deadline, uint64_t seq, tide__tnode *t)
 {
-    uint32_t i = t->idx;
-    tide__hent last;
+    tide__hent e;
 
-    t->idx = TIDE__NOT_IN_HEAP;
-    last = h->v[--h->n];
-    if (last.t == t)
+    e.deadline = deadline;
+    e.seq = seq;
+    e.t = t;
+    sift_up(h, h->nv++, e);
+}
+
+static void near_remove(tide__heap *h, uint32_t i)
+{
+    tide__hent last = h->v[--h->nv];
+
+    if (i == h->nv)
         return;
     if (i > 0 && before(&last, &h->v[(i - 1) / 4]))
         sift_up(h, i, last);
@@ -104,11 +134,219 @@ void tide__heap_remove(tide__heap *h, tide__tnode *t)
         sift_down(h, i, last);
 }
 
+/* ------------------------------------------------------------- far part */
+
+#define SIGN (UINT64_C(1) << 63)
+
+static inline uint64_t key_of(int64_t deadline)
+{
+    return (uint64_t)deadline ^ SIGN;
+}
+
+static inline int64_t deadline_of(uint64_t key)
+{
+    return (int64_t)(key ^ SIGN);
+}
+
+#define DIGITS ((UINT64_C(1) << TIDE__TQ_BITS) - 1)
+
+/* The bucket of key (>= last): L << TIDE__TQ_BITS | d.  (x | 1: a key equal
+ * to the base, or differing in bit 0 only, is on level 0 too.) */
+static inline uint32_t bucket_of(uint64_t key, uint64_t last)
+{
+    unsigned level = (unsigned)(63 - __builtin_clzll((key ^ last) | 1)) / TIDE__TQ_BITS;
+    return (level << TIDE__TQ_BITS) | (uint32_t)((key >> (level * TIDE__TQ_BITS)) & DIGITS);
+}
+
+static inline void mark(tide__heap *h, uint32_t b)
+{
+    h->mask[b / 64] |= UINT64_C(1) << (b % 64);
+    h->words |= UINT32_C(1) << (b / 64);
+}
+
+static inline void unmark(tide__heap *h, uint32_t b)
+{
+    if (!(h->mask[b / 64] &= ~(UINT64_C(1) << (b % 64))))
+        h->words &= ~(UINT32_C(1) << (b / 64));
+}
+
+static inline void link_tail(tide__tslot *s, uint32_t b, uint32_t i)
+{
+    uint32_t tail = s[b].prev;
+
+    s[i].prev = tail;
+    s[i].next = b;
+    s[tail].next = i;
+    s[b].prev = i;
+    s[b].key++;
+}
+
+static inline void slot_put(tide__heap *h, uint32_t i)
+{
+    h->s[i].t = NULL;
+    h->s[i].next = h->free;
+    h->free = i;
+}
+
+/* No free slot: a fresh one, growing the array when it is full (out of
+ * line: rare).  0 on -ENOMEM, with nothing changed. */
+static TIDE__NOINLINE uint32_t slot_new(tide__heap *h)
+{
+    if (h->ns == h->scap) {
+        uint32_t cap = h->scap ? h->scap * 2 : 2 * TIDE__TQ_HEADS, b;
+        tide__tslot *s;
+        if (cap > TIDE__IN_NEAR)
+            return 0;
+        s = tide__realloc(h->s, (size_t)cap * sizeof *s);
+        if (!s)
+            return 0;
+        if (!h->scap) { /* the bucket heads: empty lists */
+            for (b = 0; b < TIDE__TQ_HEADS; b++) {
+                s[b].next = s[b].prev = b;
+                s[b].key = 0;
+                s[b].seq = 0;
+                s[b].t = NULL;
+            }
+            h->ns = TIDE__TQ_HEADS;
+        }
+        h->s = s;
+        h->scap = cap;
+    }
+    return h->ns++;
+}
+
+static inline uint32_t slot_get(tide__heap *h)
+{
+    uint32_t i = h->free;
+
+    if (TIDE__UNLIKELY(!i))
+        return slot_new(h);
+    h->free = h->s[i].next;
+    return i;
+}
+
+int tide__heap_push(tide__heap *h, tide__tnode *t)
+{
+    uint64_t key = key_of(t->deadline);
+    uint32_t i, b;
+
+    if (TIDE__UNLIKELY(h->n >= h->vcap) && near_grow(h) < 0)
+        return -ENOMEM;
+    if (TIDE__UNLIKELY(h->n == 0)) { /* empty: the split may go down */
+        if (key < h->last)
+            h->last = key;
+        if (key < h->w)
+            h->w = key;
+    }
+    if (key < h->w) {
+        t->seq = h->seq++;
+        near_add(h, t->deadline, t->seq, t);
+        h->n++;
+        return 0;
+    }
+    i = slot_get(h);
+    if (TIDE__UNLIKELY(!i))
+        return -ENOMEM;
+    t->seq = h->seq;
+    t->idx = i;
+    h->s[i].key = key;
+    h->s[i].seq = h->seq++;
+    h->s[i].t = t;
+    b = bucket_of(key, h->last);
+    link_tail(h->s, b, i);
+    mark(h, b);
+    h->n++;
+    return 0;
+}
+
+void tide__heap_remove(tide__heap *h, tide__tnode *t)
+{
+    uint32_t i = t->idx, prev, next;
+    tide__tslot *s = h->s;
+
+    t->idx = TIDE__NOT_IN_HEAP;
+    h->n--;
+    if (TIDE__LIKELY(i & TIDE__IN_NEAR)) {
+        near_remove(h, i & ~TIDE__IN_NEAR);
+        return;
+    }
+    prev = s[i].prev;
+    next = s[i].next;
+    s[prev].next = next;
+    s[next].prev = prev;
+    if (prev == next && next < TIDE__TQ_HEADS)
+        unmark(h, next); /* it was the bucket's only timer */
+    s[bucket_of(s[i].key, h->last)].key--; /* its bucket, by the invariant */
+    slot_put(h, i);
+}
+
+/* Splits bucket b (L, d), L > 0: the start of its range becomes the base,
+ * and its timers go to the buckets below (by their next digits), in list
+ * order.  The buckets above keep their timers: the new base shares last's
+ * digits above L, and d is below their digits on level L. */
+static void split(tide__heap *h, uint32_t b)
+{
+    tide__tslot *s = h->s;
+    unsigned shift = (b >> TIDE__TQ_BITS) * TIDE__TQ_BITS;
+    uint64_t last = h->last >> shift >> TIDE__TQ_BITS << TIDE__TQ_BITS << shift;
+    uint32_t i, next;
+
+    last |= (uint64_t)(b & DIGITS) << shift;
+    h->last = h->w = last;
+    for (i = s[b].next; i != b; i = next) {
+        uint32_t nb = bucket_of(s[i].key, last);
+        next = s[i].next;
+        link_tail(s, nb, i);
+        mark(h, nb);
+    }
+    s[b].next = s[b].prev = b;
+    s[b].key = 0;
+    unmark(h, b);
+}
+
+void tide__heap_refill(tide__heap *h)
+{
+    tide__tslot *s = h->s;
+    uint32_t limit = h->split ? h->split : TIDE__TQ_SPLIT, b, i, next, w;
+    uint64_t max;
+
+    for (;;) {
+        w = (uint32_t)__builtin_ctz(h->words);
+        b = w * 64 + (uint32_t)__builtin_ctzll(h->mask[w]);
+        if (s[b].key <= limit || b <= DIGITS) /* level 0: one key */
+            break;
+        split(h, b);
+    }
+    for (max = 0, i = s[b].next; i != b; i = next) {
+        next = s[i].next;
+        if (s[i].key > max)
+            max = s[i].key;
+        near_add(h, deadline_of(s[i].key), s[i].seq, s[i].t);
+        slot_put(h, i);
+    }
+    /* Every other far key is above this bucket's range, so above max: the
+     * split goes just past it, and what is armed later beyond the timers
+     * moved stays in the far part, however wide the bucket's range was.
+     * At the top of the key space w saturates at UINT64_MAX, which the near
+     * heap may then hold too; that keeps the order, since a far timer with
+     * that key was armed after every near one. */
+    h->w = max == UINT64_MAX ? max : max + 1;
+    s[b].next = s[b].prev = b;
+    s[b].key = 0;
+    unmark(h, b);
+}
+
 void tide__heap_free(tide__heap *h)
 {
+    tide__free(h->s);
     tide__free(h->v);
+    h->s = NULL;
     h->v = NULL;
-    h->n = h->cap = 0;
+    h->ns = h->scap = h->free = 0;
+    h->nv = h->vcap = 0;
+    h->n = 0;
+    h->words = 0;
+    memset(h->mask, 0, sizeof h->mask);
 }
 
 /* An armed timer keeps its loop alive: one ref per node in the heap. */
@@ -135,10 +373,10 @@ void tide__timers_run(tide_loop *loop)
 {
     tide__heap *h = &loop->timers.heap;
     tide__tnode *tn;
+    int64_t dl;
 
-    /* The key is read from the array: the node only when it fires. */
-    while (h->n && h->v[0].deadline <= loop->now) {
-        tn = h->v[0].t;
+    /* The key is read from the heap array: the node only when it fires. */
+    while ((tn = tide__heap_first(h, &dl)) && dl <= loop->now) {
         tide__heap_remove(h, tn);
         tide__loop_unref(loop);
         tn->fire(loop, tn);
@@ -147,8 +385,8 @@ void tide__timers_run(tide_loop *loop)
 
 int64_t tide__timers_next(tide_loop *loop)
 {
-    const tide__heap *h = &loop->timers.heap;
-    return h->n ? h->v[0].deadline : TIDE__NEVER;
+    int64_t dl;
+    return tide__heap_first(&loop->timers.heap, &dl) ? dl : TIDE__NEVER;
 }
 
 int tide__timers_init(tide_loop *loop)
