@@ -160,6 +160,30 @@ http)
     expect_line 3 'HTTP/1.1 400 Bad Request'
     exec 3>&-
     stop_server
+    # Two loops on one port (-j 2, SO_REUSEPORT): 20 connections answered,
+    # the totals of both loops in the summary, exit status 0 on SIGTERM.
+    "$bin/http_hello" -j 2 0 >"$tmp/server.out" 2>&1 &
+    server_pid=$!
+    port=
+    for _ in $(seq 100); do
+        port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\).*/\1/p' "$tmp/server.out")
+        [ -n "$port" ] && break
+        kill -0 "$server_pid" 2>/dev/null || fail "http_hello -j 2 exited at start"
+        sleep 0.05
+    done
+    [ -n "$port" ] || fail "http_hello -j 2 did not start listening"
+    grep -q '(2 loops' "$tmp/server.out" || fail "http_hello -j 2: $(cat "$tmp/server.out")"
+    for i in $(seq 20); do
+        exec 3<>"/dev/tcp/127.0.0.1/$port" || fail "connect ($i)"
+        printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+        resp=$(timeout 5 cat <&3) || fail "-j 2: connection $i not closed"
+        exec 3>&-
+        grep -q '^Hello, world!' <<<"$resp" || fail "-j 2: connection $i got '$resp'"
+    done
+    stop_server
+    grep -q ': 20 connections, 20 requests answered' "$tmp/server.out" ||
+        fail "-j 2: the summary does not count both loops: $(cat "$tmp/server.out")"
+    echo "  -j 2: 20 connections over two loops, totals summed"
     ;;
 
 static)
