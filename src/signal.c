@@ -688,6 +688,7 @@ int tide_signal_wait(const sigset_t *set)
     sigpipe_open(&wait_sp, p[1]);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_wait_signal;
+    sa.sa_flags = SA_ONSTACK; /* as slot_take's: not on a small unguarded stack */
     sigemptyset(&sa.sa_mask);
     for (sig = 1; sig < NSIG; sig++)
         if (sigismember(set, sig) == 1)

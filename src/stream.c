@@ -21,7 +21,8 @@
  * the write queue likewise once it is flushed.  The pool (power-of-two
  * classes from 4 KiB to 1 MiB) keeps at most BUF_KEEP_BYTES per class and
  * frees the rest, so a burst does not pin memory for good (the 4 KiB class
- * keeps up to one buffer per live stream if that is more: see buf_put).  Getting and
+ * keeps up to one buffer per live stream if that is more: see buf_put; a
+ * stream's close frees what it let the class keep).  Getting and
  * putting a pooled buffer is a pointer swap: no allocation on the steady
  * path (the last buffer freed is the next given, still warm in the cache).
  * A buffer is sized for what the stream asks (the default read size,
@@ -321,6 +322,15 @@ static void destroy(tide_stream *s)
     rbuf_release(s);
     wbuf_release(s);
     ss->nlive--;
+    /* The smallest class kept one buffer per live stream (buf_put): what
+     * that kept beyond the usual share goes with the stream, so a crowd of
+     * closed connections does not pin its buffers for the loop's life. */
+    while (ss->nbufs[0] > ss->nlive && ss->nbufs[0] > (BUF_KEEP_BYTES >> BUF_MIN_SHIFT)) {
+        void *p = ss->bufs[0];
+        ss->bufs[0] = *(void **)p;
+        ss->nbufs[0]--;
+        tide__free(p);
+    }
     if (s->prev)
         s->prev->next = s->next;
     else
