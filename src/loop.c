@@ -181,6 +181,9 @@ static void wait_jobs_blocking(tide_loop *loop)
     }
 }
 
+/* The loop this thread keeps the overflow handler's set-up for (run_enter). */
+static __thread const tide_loop *sig_kept;
+
 void tide_loop_free(tide_loop *loop)
 {
     size_t i;
@@ -212,6 +215,10 @@ void tide_loop_free(tide_loop *loop)
     /* Tasks that could not finish are released below with their stacks:
      * no io_uring operation may still write into one. */
     tide__poller_drain_ops(&loop->poller);
+    if (sig_kept == loop) { /* kept by tide_loop_run_once on this thread */
+        sig_kept = NULL;
+        tide__stack_signals_free(loop);
+    }
     for (i = NMODULES; i-- > 0;)
         modules[i].term(loop);
     tide__shuffle_term(loop);
@@ -334,27 +341,46 @@ static int iterate(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg,
     return 0;
 }
 
-static int run_enter(tide_loop *loop)
+/* The overflow handler and the alternate signal stack are set up for a run
+ * and taken down after it (a handful of syscalls).  An embedder calls
+ * tide_loop_run_once once per iteration of its own loop, so for it the
+ * thread keeps them from the first call until that loop is freed on this
+ * thread (sig_kept: the loop this thread keeps them for; one at a time).  A
+ * SIGSEGV handler the program installs after that first call is then not
+ * chained (a plain run checks at every start).  A loop freed on another
+ * thread leaves this one its 64 KiB until it exits.  sig_kept is declared
+ * above tide_loop_free. */
+
+static int run_enter(tide_loop *loop, int once)
 {
     if (loop->running || tide__tls_loop)
         return -EBUSY;
     tide__tls_loop = loop;
     loop->owner = tide__thread_self();
     loop->running = 1;
-    tide__stack_signals_init(loop);
+    if (sig_kept != loop) {
+        tide__stack_signals_init(loop);
+        if (once && !sig_kept)
+            sig_kept = loop; /* this reference stays until tide_loop_free */
+        else
+            loop->sig_run = 1; /* taken back by run_leave */
+    }
     return 0;
 }
 
 static void run_leave(tide_loop *loop)
 {
-    tide__stack_signals_free(loop);
+    if (loop->sig_run) {
+        loop->sig_run = 0;
+        tide__stack_signals_free(loop);
+    }
     loop->running = 0;
     tide__tls_loop = NULL;
 }
 
 int tide__loop_run(tide_loop *loop, int (*done)(tide_loop *, void *), void *arg)
 {
-    int rc = run_enter(loop);
+    int rc = run_enter(loop, 0);
 
     if (rc < 0)
         return rc;
@@ -396,7 +422,7 @@ int tide_loop_run_once(tide_loop *loop)
 
     if (!loop)
         return -EINVAL;
-    rc = run_enter(loop);
+    rc = run_enter(loop, 1);
     if (rc < 0)
         return rc;
     (void)iterate(loop, never_done, NULL, 0);

@@ -746,6 +746,8 @@ struct tide_loop {
                                is ignored until everything finished */
     tide_loop *next_on_thread; /* the thread's loops (tide__tls_loops) */
     unsigned fork_gen;      /* tide__fork_gen the loop was made or forked in */
+    uint8_t sig_run;        /* this run set up the overflow handler's signal
+                               stack and takes it down at its end (loop.c) */
     const void *owner;      /* the thread that made or last ran the loop
                                (tide__thread_self): loop-thread-only calls
                                from any other get -EPERM */

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <sys/poll.h> /* not <poll.h>: src/poll.h is on the include path */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -312,6 +313,70 @@ static int run_once_inside(void *arg)
     return tide_loop_run_once(arg);
 }
 
+static int tick_fn(void *arg)
+{
+    int *n = arg;
+    for (int i = 0; i < 50; i++) {
+        (*n)++;
+        tide_sleep(0);
+    }
+    return 0;
+}
+
+static void *thread_run_once(void *arg)
+{
+    tide_loop *loop = arg;
+    stack_t st;
+    int rc = tide_loop_run_once(loop); /* another thread: its own set-up, kept there */
+    if (rc < 0 || sigaltstack(NULL, &st) != 0 || (st.ss_flags & SS_DISABLE))
+        return (void *)1;
+    return NULL;
+}
+
+/* An embedder calls tide_loop_run_once once per iteration of its own loop:
+ * the overflow handler's alternate signal stack is set up at the first call
+ * and kept (not mapped and unmapped each call), then taken down when the
+ * loop is freed. */
+static void test_run_once_keeps_the_signal_stack(void **state)
+{
+    (void)state;
+    tide_loop *loop;
+    tide_task *t;
+    stack_t st, first;
+    int n = 0, calls = 0;
+
+    assert_int_equal(sigaltstack(NULL, &st), 0);
+    assert_true(st.ss_flags & SS_DISABLE); /* cmocka's thread has none */
+    assert_int_equal(tide_loop_new(&loop), 0);
+    assert_int_equal(tide_create_task_ex(&t, loop, tick_fn, &n, NULL), 0);
+    assert_int_equal(tide_loop_run_once(loop), 1);
+    assert_int_equal(sigaltstack(NULL, &first), 0);
+    assert_false(first.ss_flags & SS_DISABLE); /* kept after the call returned */
+    while (tide_loop_run_once(loop) > 0 && calls < 1000) {
+        calls++;
+        assert_int_equal(sigaltstack(NULL, &st), 0);
+        assert_false(st.ss_flags & SS_DISABLE);
+        assert_ptr_equal(st.ss_sp, first.ss_sp); /* the same one, not remapped */
+    }
+    assert_int_equal(n, 50);
+    assert_int_equal(tide_loop_run_until_complete(loop, t), 0);
+    /* A full run in between neither takes it down nor maps another. */
+    assert_int_equal(tide_loop_run(loop), 0);
+    assert_int_equal(sigaltstack(NULL, &st), 0);
+    assert_ptr_equal(st.ss_sp, first.ss_sp);
+    /* Run once from another thread: that thread sets up its own (and keeps
+     * it: the loop is not freed there); this one's stays until the loop is
+     * freed here. */
+    pthread_t th;
+    void *res = (void *)2;
+    assert_int_equal(pthread_create(&th, NULL, thread_run_once, loop), 0);
+    assert_int_equal(pthread_join(th, &res), 0);
+    assert_null(res);
+    tide_loop_free(loop);
+    assert_int_equal(sigaltstack(NULL, &st), 0);
+    assert_true(st.ss_flags & SS_DISABLE); /* freed on the thread that kept it */
+}
+
 static void test_run_once_inside_a_task_is_refused(void **state)
 {
     (void)state;
@@ -335,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_host_drives_everything),
         cmocka_unit_test(test_host_does_not_spin_while_tasks_sleep),
         cmocka_unit_test(test_run_once_inside_a_task_is_refused),
+        cmocka_unit_test(test_run_once_keeps_the_signal_stack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
