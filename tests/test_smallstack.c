@@ -750,44 +750,9 @@ static char *run_self(const char *flag, int (*child)(void))
 
 static char *run_self_status(const char *flag, int (*child)(void), int *status)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    assert_true(n > 0);
-    self[n] = '\0';
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        char *argv[] = {self, (char *)flag, NULL};
-        execv(self, argv);
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGBUS, SIG_DFL);
-        signal(SIGABRT, SIG_DFL);
-        _exit(child());
-    }
-    close(p[1]);
-    size_t cap = 16384, len = 0;
-    char *out = malloc(cap);
+    char *out = tt_run_self(flag, child, NULL, status);
+
     assert_non_null(out);
-    for (;;) { /* until the child's end closes the pipe */
-        ssize_t k = read(p[0], out + len, cap - 1 - len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        len += (size_t)k;
-        if (len == cap - 1)
-            break;
-    }
-    out[len] = '\0';
-    close(p[0]);
-    assert_int_equal(waitpid(pid, status, 0), pid);
     print_message("child stderr: <<%s>>\n", out);
     return out;
 }

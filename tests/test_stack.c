@@ -180,69 +180,14 @@ static int clash_child(void)
 }
 
 /* Runs this test program again with flag (or, without exec, child() in the
- * fork); its stderr goes to out. */
+ * fork; tt_run_self); its stderr goes to out.  The child must die of SIGABRT. */
 static void run_self(const char *flag, int (*child)(void), char *out, size_t cap, int *status)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    assert_true(n > 0);
-    self[n] = '\0';
+    char *text = tt_run_self(flag, child, NULL, status);
 
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* a fresh process: no cmocka signal handlers, no earlier loops */
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        char *argv[] = {self, (char *)flag, NULL};
-        execv(self, argv);
-        /* No exec (e.g. under qemu-user without binfmt): overflow here, with
-         * cmocka's fault handlers put back to the default; tide installs its
-         * own again when the loop starts. */
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGBUS, SIG_DFL);
-        signal(SIGABRT, SIG_DFL);
-        _exit(child());
-    }
-    close(p[1]);
-
-    size_t len = 0;
-    int64_t deadline = tide_now() + 30000;
-    for (;;) {
-        struct pollfd pf = {p[0], POLLIN, 0};
-        int64_t left = deadline - tide_now();
-        if (left <= 0)
-            break;
-        int r = poll(&pf, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        ssize_t k = read(p[0], out + len, cap - 1 - len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        len += (size_t)k;
-        if (len == cap - 1)
-            break;
-    }
-    out[len] = '\0';
-    close(p[0]);
-    pid_t w;
-    *status = 0;
-    while ((w = waitpid(pid, status, WNOHANG)) == 0 && tide_now() < deadline)
-        usleep(10000);
-    if (w == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, status, 0);
-        fail_msg("overflowing child did not end; stderr: <<%s>>", out);
-    }
+    assert_non_null(text);
+    snprintf(out, cap, "%s", text);
+    free(text);
     print_message("child stderr: <<%s>>\n", out);
     if (!WIFSIGNALED(*status))
         fail_msg("child exited with status %d instead of dying by a signal; stderr: <<%s>>",
@@ -478,51 +423,22 @@ static void test_lazy_binding_warning(void **state)
         assert_int_equal(count_of(err, LAZY_WARNING), 1);
     free(err);
 
-    /* with LD_BIND_NOW: no warning */
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    assert_true(n > 0);
-    self[n] = '\0';
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        setenv("LD_BIND_NOW", "1", 1);
-        char *argv[] = {self, (char *)UNGUARDED_FLAG, NULL};
-        execv(self, argv);
-        /* 3: the binary cannot be run again from here (qemu-user without
-         * binfmt_misc answers ENOEXEC), not a failure of tide. */
-        _exit(errno == ENOEXEC ? 3 : 2);
-    }
-    close(p[1]);
-    char out[4096];
-    size_t len = 0;
-    ssize_t k;
-    while (len < sizeof out - 1 && (k = read(p[0], out + len, sizeof out - 1 - len)) != 0) {
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            break;
-        len += (size_t)k;
-    }
-    out[len] = '\0';
-    close(p[0]);
+    /* with LD_BIND_NOW: no warning (status 3: this binary cannot exec
+     * itself here, e.g. qemu-user without binfmt_misc) */
     int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    char *out = tt_run_self(UNGUARDED_FLAG, NULL, "LD_BIND_NOW=1", &status);
+    assert_non_null(out);
     assert_true(WIFEXITED(status));
     if (WEXITSTATUS(status) == 3) {
-        print_message("cannot exec %s again here (ENOEXEC: an emulator without binfmt_misc); "
-                      "the LD_BIND_NOW half is not run\n", self);
+        print_message("cannot exec this test again here (an emulator without binfmt_misc?); "
+                      "the LD_BIND_NOW half is not run\n");
+        free(out);
         return;
     }
     assert_int_equal(WEXITSTATUS(status), 0);
     if (strstr(out, LAZY_WARNING))
         fail_msg("warned under LD_BIND_NOW: <<%s>>", out);
+    free(out);
 }
 
 int main(int argc, char **argv)

@@ -11,10 +11,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <sys/poll.h> /* not <poll.h>: src/poll.h is on the tests' include path */
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -164,6 +168,103 @@ static inline void tt_spin_ms(int64_t ms)
         if (d >= ms)
             return;
     }
+}
+
+/* Runs this test program again in a child process, with argv[1] = flag, and
+ * captures its stderr (until the child closes it; at most 64 KiB) and its
+ * wait status.  env: "NAME=VALUE" set in the child first, or NULL.  Where
+ * the binary cannot exec itself (qemu-user without binfmt_misc), child()
+ * runs in the fork instead, with the default handlers of SIGSEGV, SIGBUS
+ * and SIGABRT; with child NULL the fork then exits with status 3.  A child
+ * still alive after 30 s is killed (SIGKILL: *status says so).  Returns the
+ * text (malloc'd, NUL-terminated; free it), NULL if no child could be made. */
+static inline char *tt_run_self(const char *flag, int (*child)(void), const char *env,
+                                int *status)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    size_t cap = 65536, len = 0;
+    struct timespec ts;
+    int64_t deadline;
+    char *out;
+    int p[2];
+    pid_t pid, w;
+
+    *status = 0;
+    if (n <= 0 || pipe(p) != 0)
+        return NULL;
+    self[n] = '\0';
+    out = malloc(cap);
+    if (!out) {
+        close(p[0]);
+        close(p[1]);
+        return NULL;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        free(out);
+        close(p[0]);
+        close(p[1]);
+        return NULL;
+    }
+    if (pid == 0) { /* a fresh process: no cmocka handlers, no earlier loops */
+        char *argv[3];
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        if (env)
+            putenv((char *)env);
+        argv[0] = self;
+        argv[1] = (char *)flag;
+        argv[2] = NULL;
+        execv(self, argv);
+        if (!child)
+            _exit(3);
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        _exit(child());
+    }
+    close(p[1]);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 30000;
+    for (;;) {
+        struct pollfd pf = {p[0], POLLIN, 0};
+        int64_t left;
+        ssize_t k;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        left = deadline - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        if (left <= 0 || len == cap - 1)
+            break;
+        k = poll(&pf, 1, (int)left);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        k = read(p[0], out + len, cap - 1 - len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+    }
+    out[len] = '\0';
+    close(p[0]);
+    for (;;) {
+        w = waitpid(pid, status, WNOHANG);
+        if (w != 0)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, status, 0);
+            break;
+        }
+        usleep(10000);
+    }
+    return out;
 }
 
 #endif
