@@ -103,6 +103,13 @@ static void check_responses(const char *out, size_t n)
         if (pr.status == 101)
             return; /* what follows is the taken-over connection's */
         if (pr.body == TIDE_HTTP_BODY_LENGTH) {
+            /* A HEAD answer has the length and no body: the next response
+             * follows at once (this checker does not know which request was
+             * a HEAD, so it goes by what follows). */
+            if (pr.content_length > 0 && n - pos >= 9 && memcmp(out + pos, "HTTP/1.1 ", 9) == 0 &&
+                (pr.content_length > n - pos - 9 ||
+                 memcmp(out + pos + pr.content_length, "HTTP/1.1 ", 9) != 0))
+                continue;
             if (pr.content_length > n - pos)
                 return; /* cut short: a HEAD answer or the close */
             pos += (size_t)pr.content_length;

@@ -346,7 +346,12 @@ static void test_run_once_keeps_the_signal_stack(void **state)
     int n = 0, calls = 0;
 
     assert_int_equal(sigaltstack(NULL, &st), 0);
-    assert_true(st.ss_flags & SS_DISABLE); /* cmocka's thread has none */
+    if (!(st.ss_flags & SS_DISABLE)) {
+        /* ASan and TSan install their own: tide then uses it and maps none */
+        print_message("this thread has an alternate signal stack already (a sanitizer's): "
+                      "tide maps none, nothing to check\n");
+        return;
+    }
     assert_int_equal(tide_loop_new(&loop), 0);
     assert_int_equal(tide_create_task_ex(&t, loop, tick_fn, &n, NULL), 0);
     assert_int_equal(tide_loop_run_once(loop), 1);
