@@ -1031,6 +1031,16 @@ static void write_failed(tide_stream *s, int err)
  */
 static void send_done(tide__uop *u);
 
+/* Sends are asynchronous only while the stream's loop runs on this thread:
+ * its next io_uring_enter submits them.  Outside a run (a program writing
+ * and closing after tide_loop_run returned) nothing would submit the send
+ * and the close would drop its bytes, so those writes go out by a syscall
+ * now, as on epoll. */
+static int in_loop(const tide_stream *s)
+{
+    return s->loop->running && tide__tls_loop == s->loop;
+}
+
 /* Submits the queue as one asynchronous send.  0, or < 0: not this way. */
 static int send_queue(tide_stream *s)
 {
@@ -1067,7 +1077,7 @@ static void flush(tide_stream *s, int async)
     if (s->sending)
         return;
     if (async && s->wlen && !s->werr && !s->flushing && s->tp->ops->send_start &&
-        send_queue(s) == 0)
+        in_loop(s) && send_queue(s) == 0)
         return;
     while (!s->werr) {
         unsigned wait = 0;
@@ -1269,7 +1279,7 @@ ssize_t tide_stream_writev(tide_stream *s, const struct iovec *iov, int iovcnt)
      * echo loop that writes each 8 KiB piece of a 64 KiB read makes two
      * syscalls, not eight.  Past CORK_MAX queued, bytes go at once. */
     /* An asynchronous transport takes the queue at the end of the step. */
-    async = s->tp->ops->async && s->tp->ops->async(s->tp);
+    async = s->tp->ops->async && s->tp->ops->async(s->tp) && in_loop(s);
     if (!s->wlen && s->corked.pprev && (size_t)total <= CORK_MAX)
         goto queue;
     if (!s->wlen && !async) { /* nothing queued: try now (no syscall if known full) */
@@ -1309,7 +1319,7 @@ queue:
         return total; /* the armed callback, or the send's done, takes it */
     if (s->corked.pprev && s->wlen <= CORK_MAX)
         return total; /* corked: out at the end of the step */
-    if (async && s->wlen <= CORK_MAX && s->loop->running && tide__tls_loop == s->loop) {
+    if (async && s->wlen <= CORK_MAX) {
         tide__defer(s->loop, &s->corked); /* one send for the whole step */
         return total;
     }

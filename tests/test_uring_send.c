@@ -646,6 +646,52 @@ static void test_write_eof_after_send(void **state)
     assert_int_equal(tt_count_fds(), fds);
 }
 
+/* ------------------------------ writes and close after the loop's run */
+
+typedef struct late {
+    int sv[2], async;
+    tide_stream *s;
+} late;
+
+static int late_open(void *arg)
+{
+    late *l = arg;
+
+    if (tt_socketpair(l->sv, 16384) < 0 || tide_stream_open(&l->s, l->sv[0], NULL) < 0)
+        return -1;
+    l->async = stream_async(l->s);
+    return 0; /* the stream outlives the run */
+}
+
+/* A program that writes and closes a stream after tide_loop_run returned:
+ * nothing will submit a send then, so the bytes go out at once (as on
+ * epoll) and the close reports them gone (it dropped them, -EAGAIN, when
+ * they were queued as a send that never left). */
+static void test_write_close_after_run(void **state)
+{
+    tide_loop *loop;
+    tide_task *t;
+    unsigned long sends;
+    char buf[16];
+    late l;
+
+    (void)state;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(tide_loop_new(&loop), 0);
+    assert_int_equal(tide_create_task_ex(&t, loop, late_open, &l, NULL), 0);
+    assert_int_equal(tide_loop_run_until_complete(loop, t), 0);
+    assert_int_equal(l.async, ops_ok);
+    sends = tide__stream_async_sends;
+    assert_int_equal(tide_stream_write(l.s, "hello", 5), 5);
+    assert_int_equal(tide_stream_close(l.s), 0);
+    assert_int_equal(tide__stream_async_sends, sends); /* a syscall, not a send */
+    assert_int_equal(read(l.sv[1], buf, sizeof buf), 5);
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(read(l.sv[1], buf, sizeof buf), 0); /* then EOF */
+    close(l.sv[1]);
+    tide_loop_free(loop);
+}
+
 /* ------------------------------------- a loop freed with sends out */
 
 static int stuck_writer(void *arg)
@@ -732,6 +778,7 @@ int main(void)
         cmocka_unit_test_setup(test_peer_reset, force_uring),
         cmocka_unit_test_setup(test_fd_closed_under_stream, force_uring),
         cmocka_unit_test_setup(test_write_eof_after_send, force_uring),
+        cmocka_unit_test_setup(test_write_close_after_run, force_uring),
         cmocka_unit_test_setup(test_loop_free_in_flight, force_uring),
         cmocka_unit_test_setup(test_loop_free_under_other_loop, force_uring),
     };
