@@ -112,6 +112,29 @@ static ssize_t len_line(const char *buf, size_t len, size_t pos, size_t max_line
     return (ssize_t)i;
 }
 
+/* The length of a "*N" or "$N" header whose digits start at pos (>= 1):
+ * the fast path, else the general one, which decides every error.  Returns
+ * the index of the line's CR with *n set (>= -1), 0 (incomplete; *need
+ * set) or a negative errno. */
+static ssize_t len_field(const char *buf, size_t len, size_t pos, size_t max_line, int64_t *n,
+                         size_t *need)
+{
+    ssize_t e = len_line(buf, len, pos, max_line, n);
+
+    if (e >= 0)
+        return e;
+    e = line_end(buf, len, pos, max_line);
+    if (e == -1) {
+        *need = len + 1;
+        return 0;
+    }
+    if (e < 0)
+        return e;
+    if (parse_int(buf + pos, (size_t)e - pos, n) < 0 || *n < -1)
+        return -EPROTO;
+    return e;
+}
+
 /* Parses the bulk string at pos ('$' there).  Returns the index past it,
  * 0 (incomplete; *need set) or a negative errno.  *str NULL: a null bulk. */
 static ssize_t parse_bulk(const char *buf, size_t len, size_t pos, const tide_resp_limits *l,
@@ -119,19 +142,10 @@ static ssize_t parse_bulk(const char *buf, size_t len, size_t pos, const tide_re
 {
     int64_t n;
     size_t body, end;
-    ssize_t e = len_line(buf, len, pos + 1, l->max_line, &n);
+    ssize_t e = len_field(buf, len, pos + 1, l->max_line, &n, need);
 
-    if (e < 0) {
-        e = line_end(buf, len, pos + 1, l->max_line);
-        if (e == -1) {
-            *need = len + 1;
-            return 0;
-        }
-        if (e < 0)
-            return e;
-        if (parse_int(buf + pos + 1, (size_t)e - pos - 1, &n) < 0 || n < -1)
-            return -EPROTO;
-    }
+    if (e <= 0)
+        return e;
     if (n == -1) {
         *str = NULL;
         *slen = 0;
@@ -291,18 +305,9 @@ ssize_t tide_resp_parse_command(const char *buf, size_t len, const char **argv, 
     }
     if (buf[0] != '*')
         return parse_inline(buf, len, argv, argl, cap, argc, &l, need);
-    e = len_line(buf, len, 1, l.max_line, &n);
-    if (e < 0) {
-        e = line_end(buf, len, 1, l.max_line);
-        if (e == -1) {
-            *need = len + 1;
-            return 0;
-        }
-        if (e < 0)
-            return e;
-        if (parse_int(buf + 1, (size_t)e - 1, &n) < 0 || n < -1)
-            return -EPROTO;
-    }
+    e = len_field(buf, len, 1, l.max_line, &n, need);
+    if (e <= 0)
+        return e;
     pos = (size_t)e + 2;
     if (n <= 0) { /* *0 and *-1: an empty command, skipped */
         *argc = 0;
